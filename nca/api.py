@@ -1,0 +1,118 @@
+"""The Python API other modules (animation, analysis, selfish cells) build on.
+
+    import jax, nca
+    model = nca.load_model("distill:lizard/persistent")      # or a run directory
+    final, traj = nca.grow(model, steps=200, key=jax.random.key(0), record=("state", "hidden"))
+    traj.states        # [200, H, W, 16]; traj.hidden: [200, H, W, 128]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from . import checkpoint as ckpt
+from .config import Config, load_config
+from .errors import NCAError
+from .model import Hooks, ModelConfig, Params, Trajectory, init_params, rollout, seed_state
+from .published import PREFIX, load_published, target_of
+from .targets import load_target
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to grow. name: the spec it was loaded from; target: the target spec it
+    learned; grid_size: its training grid (the published models: 72); config: the full
+    training Config of a run directory (None for published models)."""
+
+    name: str
+    model_config: ModelConfig
+    params: Params
+    target: str
+    grid_size: int = 72
+    target_size: int = 40
+    target_padding: int = 16
+    config: Config | None = None
+
+    def target_image(self) -> np.ndarray:
+        """[grid, grid, 4] premultiplied target as trained."""
+        return load_target(self.target, self.target_size, self.target_padding)
+
+
+def load_run(run_dir: str | Path) -> LoadedModel:
+    """Load a run directory's config and the params of its latest checkpoint."""
+    from .train import init_train_state
+
+    run_dir = Path(run_dir)
+    cfg = load_config(run_dir / ckpt.CONFIG)
+    template = {"train": init_train_state(cfg), "elapsed": np.float64(0)}
+    state = ckpt.load_checkpoint(run_dir / ckpt.CHECKPOINT, template)["train"]
+    return LoadedModel(str(run_dir), cfg.model, state.params, cfg.target, cfg.grid_size,
+                       cfg.target_size, cfg.target_padding, cfg)
+
+
+def load_model(spec: str | Path) -> LoadedModel:
+    """A published model name (``distill:lizard/regenerating``) or a run directory."""
+    spec = str(spec)
+    if spec.startswith(PREFIX):
+        cfg, params = load_published(spec)
+        return LoadedModel(spec, cfg, params, target_of(spec))
+    if Path(spec).is_dir():
+        return load_run(spec)
+    raise NCAError(f"unknown model {spec!r}: give a run directory or a published name such as "
+                   "'distill:lizard/regenerating' (python scripts/grow.py --list)")
+
+
+@partial(jax.jit, static_argnames=("steps", "cfg", "record", "hooks", "every"))
+def _grow(params, x0, key, t0, steps, cfg, record, hooks, every):
+    return rollout(params, x0, key, steps, cfg, record=record, hooks=hooks, t0=t0, every=every)
+
+
+def grow(
+    model: LoadedModel,
+    steps: int,
+    key: jax.Array,
+    x0: jax.Array | None = None,
+    size: int | None = None,
+    record: tuple[str, ...] = ("state",),
+    hooks: Hooks | None = None,
+    t0: int = 0,
+    every: int = 1,
+    batch: int | None = None,
+) -> tuple[jax.Array, Trajectory]:
+    """Grow ``model`` for ``steps`` steps (jitted rollout) -> (final state, Trajectory).
+
+    x0: start state ``[..., H, W, C]`` (default: the seed on a ``size`` grid, default the
+    training grid; ``batch`` seeds if given). hooks must be hashable (a tuple of pairs is
+    converted for you) since they are static under jit.
+    """
+    if x0 is None:
+        size = size or model.grid_size
+        if size < 3:
+            raise NCAError(f"grid size must be >= 3, got {size}")
+        x0 = seed_state(size, size, model.model_config, batch=batch)
+    if x0.shape[-1] != model.model_config.channels:
+        raise NCAError(f"state has {x0.shape[-1]} channels, model expects {model.model_config.channels}")
+    hooks_static = _FrozenHooks(hooks) if hooks else None
+    return _grow(model.params, x0, key, t0, steps, model.model_config, tuple(record), hooks_static, every)
+
+
+class _FrozenHooks(dict):
+    """A read-only, hashable hooks mapping (hash by identity of the functions)."""
+
+    def __init__(self, hooks):
+        super().__init__(hooks)
+        self._key = tuple(sorted((k, id(v)) for k, v in self.items()))
+
+    def __hash__(self):
+        return hash(self._key)
+
+    def __eq__(self, other):
+        return isinstance(other, _FrozenHooks) and self._key == other._key
+
+
+__all__ = ["LoadedModel", "load_model", "load_run", "grow", "init_params"]

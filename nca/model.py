@@ -1,0 +1,339 @@
+"""The Growing Neural Cellular Automaton of Mordvintsev et al., Distill 2020.
+
+Pure functions only. A state is ``[..., H, W, C]`` (any number of leading batch axes):
+channels 0-2 are RGB premultiplied by alpha, channel 3 is alpha ("alive-ness"), the rest
+are hidden. One CA step (the article's ``CAModel.call``):
+
+1. ``pre = alive(x)``: 3x3 max-pool of alpha > 0.1;
+2. perception ``[x, Kx * x, Ky * x]`` per channel (identity, Sobel-x, Sobel-y), 3C features;
+3. per-cell MLP 3C -> hidden (ReLU) -> C gives the update ``dx``;
+4. each cell fires independently with probability ``fire_rate`` (no rescaling):
+   ``x + dx * fire``;
+5. ``post = alive(x)``; cells alive neither before nor after are zeroed: ``x * (pre & post)``.
+
+Lowering (measured on a 2-core CPU, see ``bench/``): XLA's CPU convolutions are slow for
+this shape, so perception is a pad-and-slice stencil (separable Sobel: smooth, then
+difference) followed by one matmul, and the 3x3 max-pool is a pad-and-slice max.
+
+Conventions: array axis -2 is x (image columns, W, +x to the right), axis -3 is y (image
+rows, H, +y *down* as stored). ``Sobel-x`` is d/dx, ``Sobel-y`` is d/dy in those axes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+Params = dict  # {"w1": [3C, hidden], "b1": [hidden], "w2": [hidden, C], "b2": [C]}
+
+# Hook points, in the order a step visits them. A hook is ``fn(value, t) -> value`` with
+# ``t`` the (traced) global step index; it may replace the value (zero a channel, patch
+# in another rollout's activations, ...). See ``step``.
+HOOK_POINTS = ("state", "perception", "hidden", "update", "fire")
+RECORDABLE = ("state", "perception", "hidden", "update", "fire", "alive")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the update rule. Defaults are the article's.
+
+    channels: 16 (RGBA + 12 hidden); hidden: 128 units of the per-cell MLP;
+    fire_rate: 0.5, the probability a cell applies its update in a step;
+    alive_threshold: 0.1 on the 3x3 max-pooled alpha;
+    angle_deg: rotation of the Sobel pair (the article's rotation experiment), counter-
+    clockwise as the image is viewed;
+    neighbour_gradients: False stops gradients where a cell reads its neighbours
+    (the Sobel terms), leaving only a cell's own state history differentiable --
+    the "selfish credit" variant. The forward pass is unchanged.
+    """
+
+    channels: int = 16
+    hidden: int = 128
+    fire_rate: float = 0.5
+    alive_threshold: float = 0.1
+    angle_deg: float = 0.0
+    neighbour_gradients: bool = True
+
+    def __post_init__(self):
+        if self.channels < 4:
+            raise ValueError(f"channels must be >= 4 (RGBA + hidden), got {self.channels}")
+        if self.hidden < 1:
+            raise ValueError(f"hidden must be >= 1, got {self.hidden}")
+        if not 0.0 < self.fire_rate <= 1.0:
+            raise ValueError(f"fire_rate must be in (0, 1], got {self.fire_rate}")
+
+    @property
+    def perception_dim(self) -> int:
+        return 3 * self.channels
+
+    @property
+    def hidden_channels(self) -> int:
+        return self.channels - 4
+
+    @property
+    def flop_per_cell_update(self) -> int:
+        """Useful forward FLOP per cell and step: 3x3 depthwise filters + the MLP.
+
+        17,248 for the article's model (the figure the issue and peers count with).
+        """
+        c, h = self.channels, self.hidden
+        return 2 * (9 * 3 * c + 3 * c * h + h * c)
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def init_params(key: Array, cfg: ModelConfig = ModelConfig()) -> Params:
+    """Article initialisation: Keras defaults for layer 1 (Glorot-uniform weights, zero
+    bias) and all-zero layer 2, so an untrained CA does nothing ("do-nothing" start)."""
+    fan_in, fan_out = cfg.perception_dim, cfg.hidden
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    w1 = jax.random.uniform(key, (fan_in, fan_out), jnp.float32, -limit, limit)
+    return {
+        "w1": w1,
+        "b1": jnp.zeros((cfg.hidden,), jnp.float32),
+        "w2": jnp.zeros((cfg.hidden, cfg.channels), jnp.float32),
+        "b2": jnp.zeros((cfg.channels,), jnp.float32),
+    }
+
+
+def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    c, h = cfg.channels, cfg.hidden
+    return {"w1": (3 * c, h), "b1": (h,), "w2": (h, c), "b2": (c,)}
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+IDENTITY_KERNEL = np.outer([0, 1, 0], [0, 1, 0]).astype(np.float32)
+# d/dx along W: outer([1,2,1], [-1,0,1]) / 8 (the article's ``dx``), applied as a
+# cross-correlation like tf.nn.depthwise_conv2d; d/dy is its transpose.
+SOBEL_X = np.outer([1, 2, 1], [-1, 0, 1]).astype(np.float32) / 8.0
+SOBEL_Y = SOBEL_X.T.copy()
+
+
+def perception_kernels(angle_deg: float = 0.0) -> np.ndarray:
+    """The three 3x3 filters ``[identity, kx, ky]``, ``[3, 3, 3]`` (filter, row, col).
+
+    Rotation as in the article: ``kx = c*dx - s*dy``, ``ky = s*dx + c*dy``.
+    """
+    a = np.deg2rad(angle_deg)
+    c, s = np.cos(a), np.sin(a)
+    return np.stack([IDENTITY_KERNEL, c * SOBEL_X - s * SOBEL_Y, s * SOBEL_X + c * SOBEL_Y])
+
+
+def _pad_hw(x: Array, value: float = 0.0) -> Array:
+    pad = [(0, 0)] * (x.ndim - 3) + [(1, 1), (1, 1), (0, 0)]
+    return jnp.pad(x, pad, constant_values=value)
+
+
+def sobel(x: Array) -> tuple[Array, Array]:
+    """Unrotated Sobel derivatives of every channel, zero padding ('SAME').
+
+    x: [..., H, W, C] -> (d/dx, d/dy), each [..., H, W, C]. Separable: smooth [1,2,1] one
+    way, difference [-1,0,1] the other -- 4 adds per output instead of 9 MACs.
+    """
+    p = _pad_hw(x)
+    d = p[..., :, 2:, :] - p[..., :, :-2, :]  # difference along x: [..., H+2, W, C]
+    sx = (d[..., :-2, :, :] + 2.0 * d[..., 1:-1, :, :] + d[..., 2:, :, :]) * 0.125
+    s = p[..., :, :-2, :] + 2.0 * p[..., :, 1:-1, :] + p[..., :, 2:, :]  # smooth along x
+    sy = (s[..., 2:, :, :] - s[..., :-2, :, :]) * 0.125
+    return sx, sy
+
+
+def perceive(x: Array, angle_deg: float = 0.0, neighbour_gradients: bool = True) -> Array:
+    """Perception vector of every cell. x: [..., H, W, C] -> [..., H, W, 3C].
+
+    Feature order is *band* order: ``[identity (C), kx (C), ky (C)]`` (the published
+    models' order; the TF notebook interleaved per channel instead).
+    """
+    neighbours = x if neighbour_gradients else jax.lax.stop_gradient(x)
+    sx, sy = sobel(neighbours)
+    if angle_deg:
+        a = np.deg2rad(angle_deg)
+        c, s = float(np.cos(a)), float(np.sin(a))
+        sx, sy = c * sx - s * sy, s * sx + c * sy
+    return jnp.concatenate([x, sx, sy], axis=-1)
+
+
+def max_pool3(a: Array) -> Array:
+    """3x3 max-pool, stride 1, 'SAME' (padding never wins). a: [..., H, W, 1]."""
+    p = _pad_hw(a, -jnp.inf)
+    rows = jnp.maximum(jnp.maximum(p[..., :-2, :, :], p[..., 1:-1, :, :]), p[..., 2:, :, :])
+    return jnp.maximum(jnp.maximum(rows[..., :-2, :], rows[..., 1:-1, :]), rows[..., 2:, :])
+
+
+def alive_mask(x: Array, threshold: float = 0.1) -> Array:
+    """Cells that are alive or neighbour an alive cell. x: [..., H, W, C] -> bool [..., H, W, 1]."""
+    return max_pool3(x[..., 3:4]) > threshold
+
+
+# --------------------------------------------------------------------------- step
+
+
+Hooks = Mapping[str, Callable[[Array, Array], Array]]
+
+
+def _hook(hooks: Hooks | None, name: str, value: Array, t: Array) -> Array:
+    if hooks and name in hooks:
+        return hooks[name](value, t)
+    return value
+
+
+def step(
+    params: Params,
+    x: Array,
+    key: Array,
+    cfg: ModelConfig = ModelConfig(),
+    t: Array | int = 0,
+    hooks: Hooks | None = None,
+) -> tuple[Array, dict[str, Array]]:
+    """One CA step. x: [..., H, W, C]; key: a PRNG key for the fire mask.
+
+    Returns ``(x_next, cache)``; cache holds ``perception [..., 3C]``, ``hidden
+    [..., hidden]``, ``update [..., C]`` (before the fire mask), ``fire [..., 1]`` (float
+    0/1) and ``alive [..., 1]`` (the life mask applied, float 0/1). Under jit the entries
+    nobody uses are dead code and cost nothing.
+
+    hooks: optional ``{point: fn(value, t) -> value}`` applied at the points in
+    ``HOOK_POINTS`` ("state" is the incoming state, before the alive mask is taken).
+    """
+    t = jnp.asarray(t, jnp.int32)
+    x = _hook(hooks, "state", x, t)
+    pre = alive_mask(x, cfg.alive_threshold)
+    p = _hook(hooks, "perception", perceive(x, cfg.angle_deg, cfg.neighbour_gradients), t)
+    h = _hook(hooks, "hidden", jax.nn.relu(p @ params["w1"] + params["b1"]), t)
+    dx = _hook(hooks, "update", h @ params["w2"] + params["b2"], t)
+    fire = (jax.random.uniform(key, x.shape[:-1] + (1,)) <= cfg.fire_rate).astype(x.dtype)
+    fire = _hook(hooks, "fire", fire, t)
+    x = x + dx * fire
+    life = (pre & alive_mask(x, cfg.alive_threshold)).astype(x.dtype)
+    cache = {"perception": p, "hidden": h, "update": dx, "fire": fire, "alive": life}
+    return x * life, cache
+
+
+def step_key(key: Array, t: Array | int) -> Array:
+    """The fire-mask key of global step ``t``: ``fold_in(key, t)``.
+
+    Folding in the step index (rather than splitting a chain) makes rollouts prefix-
+    consistent: growing 100 steps then 50 more from ``t0=100`` equals growing 150.
+    """
+    return jax.random.fold_in(key, t)
+
+
+class Trajectory(NamedTuple):
+    """What a rollout recorded, stacked over time: each field ``[T, ...]`` or None.
+
+    states: the state *after* each step ``[T, ..., H, W, C]``; perception ``[..., 3C]``,
+    hidden ``[..., hidden]``, update ``[..., C]``, fire/alive ``[..., 1]`` as in ``step``.
+    """
+
+    states: Array | None = None
+    perception: Array | None = None
+    hidden: Array | None = None
+    update: Array | None = None
+    fire: Array | None = None
+    alive: Array | None = None
+
+
+def rollout(
+    params: Params,
+    x0: Array,
+    key: Array,
+    steps: int,
+    cfg: ModelConfig = ModelConfig(),
+    record: tuple[str, ...] = ("state",),
+    hooks: Hooks | None = None,
+    t0: int | Array = 0,
+    every: int = 1,
+    remat: bool = False,
+    active_steps: Array | None = None,
+) -> tuple[Array, Trajectory]:
+    """Run ``steps`` CA steps with ``lax.scan`` -- the functional ``run_with_cache``.
+
+    x0: [..., H, W, C]. record: names from ``RECORDABLE`` to stack over time (every
+    ``every``-th step, so ``T = steps // every``); () records nothing. t0: global index
+    of the first step (keys and hooks see ``t0 + i``). remat: rematerialise each step in
+    the backward pass (memory ~ one state per step instead of all activations).
+
+    Returns ``(x_final, Trajectory)``. Pure; jit it with ``steps``, ``cfg``, ``record``,
+    ``hooks``, ``every``, ``remat`` static (``nca.grow`` does).
+    """
+    unknown = set(record) - set(RECORDABLE)
+    if unknown:
+        raise ValueError(f"cannot record {sorted(unknown)}; choose from {RECORDABLE}")
+    if steps % every:
+        raise ValueError(f"steps={steps} is not a multiple of every={every}")
+
+    def one(x, t):
+        return step(params, x, step_key(key, t), cfg, t, hooks)
+
+    if remat:
+        one = jax.checkpoint(one)
+
+    if active_steps is not None:
+        if record and record != ("state",):
+            raise ValueError("active_steps supports recording states only")
+        full = one
+
+        def one(x, t):
+            return jax.lax.cond(t - t0 < active_steps, lambda x: full(x, t)[0], lambda x: x, x), {}
+
+    def record_of(x, cache):
+        out = {}
+        for name in record:
+            out[name] = x if name == "state" else cache[name]
+        return out
+
+    def inner(x, t):
+        x, cache = one(x, t)
+        return x, record_of(x, cache)
+
+    t0 = jnp.asarray(t0, jnp.int32)
+    if every == 1:
+        x, rec = jax.lax.scan(inner, x0, t0 + jnp.arange(steps, dtype=jnp.int32))
+    else:
+
+        def outer(x, ts):
+            x, recs = jax.lax.scan(inner, x, ts)
+            return x, jax.tree.map(lambda r: r[-1], recs)
+
+        ts = t0 + jnp.arange(steps, dtype=jnp.int32).reshape(steps // every, every)
+        x, rec = jax.lax.scan(outer, x0, ts)
+    rec = dict(rec)
+    return x, Trajectory(
+        states=rec.get("state"),
+        perception=rec.get("perception"),
+        hidden=rec.get("hidden"),
+        update=rec.get("update"),
+        fire=rec.get("fire"),
+        alive=rec.get("alive"),
+    )
+
+
+# --------------------------------------------------------------------------- seeds
+
+
+def seed_state(height: int, width: int, cfg: ModelConfig = ModelConfig(), batch: int | None = None) -> Array:
+    """The article's seed: one cell at (H//2, W//2) with channels 3.. set to 1.
+
+    Returns [H, W, C], or [batch, H, W, C] when ``batch`` is given.
+    """
+    x = jnp.zeros((height, width, cfg.channels), jnp.float32).at[height // 2, width // 2, 3:].set(1.0)
+    return x if batch is None else jnp.broadcast_to(x, (batch, height, width, cfg.channels))
+
+
+def to_rgba(x: Array) -> Array:
+    """[..., C] -> [..., 4]: premultiplied RGB and alpha, clipped to [0, 1]."""
+    return jnp.clip(x[..., :4], 0.0, 1.0)
+
+
+def to_rgb(x: Array, background: float = 1.0) -> Array:
+    """Composite the premultiplied colour over a uniform background (white by default)."""
+    rgba = to_rgba(x)
+    return rgba[..., :3] + background * (1.0 - rgba[..., 3:4])

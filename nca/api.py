@@ -32,7 +32,7 @@ class LoadedModel:
     name: str
     model_config: ModelConfig
     params: Params
-    target: str
+    target: str | None
     grid_size: int = 72
     target_size: int = 40
     target_padding: int = 16
@@ -40,6 +40,8 @@ class LoadedModel:
 
     def target_image(self) -> np.ndarray:
         """[grid, grid, 4] premultiplied target as trained."""
+        if self.target is None:
+            raise NCAError(f"{self.name} has no bundled target image")
         return load_target(self.target, self.target_size, self.target_padding)
 
 

@@ -47,13 +47,16 @@ class TrainState(NamedTuple):
 # --------------------------------------------------------------------------- pure core
 
 
+def normalise_gradients(eps: float = 1e-8) -> optax.GradientTransformation:
+    """The article's per-variable normalisation ``g / (|g| + eps)`` (every leaf gets norm ~1)."""
+    return optax.stateless(lambda g, _: jax.tree.map(lambda v: v / (jnp.linalg.norm(v) + eps), g))
+
+
 def make_optimizer(cfg: Config) -> optax.GradientTransformation:
-    """Per-variable gradient normalisation g/(|g|+eps), then Adam with the article's
-    piecewise-constant learning rate (lr, then lr*factor after ``lr_decay_step``)."""
+    """Per-variable gradient normalisation, then Adam with the article's piecewise-constant
+    learning rate (lr, then lr*factor after ``lr_decay_step``)."""
     schedule = optax.piecewise_constant_schedule(cfg.lr, {cfg.lr_decay_step: cfg.lr_decay_factor})
-    eps = cfg.grad_norm_eps
-    normalise = optax.stateless(lambda g, _: jax.tree.map(lambda v: v / (jnp.linalg.norm(v) + eps), g))
-    return optax.chain(normalise, optax.adam(schedule))
+    return optax.chain(normalise_gradients(cfg.grad_norm_eps), optax.adam(schedule))
 
 
 def learning_rate(cfg: Config, step: int) -> float:
@@ -176,6 +179,11 @@ def save_preview(path: Path, cfg: Config, params: dict, target: np.ndarray, step
     return mse
 
 
+@jax.jit
+def _all_finite(tree) -> Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(tree)]))
+
+
 class _StopFlag:
     """SIGINT sets a flag; the loop checks it between steps, so a step is never torn."""
 
@@ -228,8 +236,15 @@ def train(cfg: Config | None, out_dir: Path, resume: bool = False, progress: boo
     end = cfg.train_steps if stop_at is None else min(stop_at, cfg.train_steps)
 
     def save(state, elapsed):
+        # A finite loss can still come with a non-finite update: never checkpoint one.
+        if not bool(_all_finite(state.params)):
+            raise NCAError(f"parameters became non-finite by step {int(state.step)}; the last good "
+                           f"checkpoint is kept in {out_dir}; try a lower --lr")
         ckpt.save_checkpoint(ckpt_path, {"train": state, "elapsed": np.float64(elapsed)})
         _write_metrics(out_dir / ckpt.METRICS, rows)
+
+    if not resume:
+        save(state, elapsed)  # step 0: a new run directory is loadable (and resumable) at once
 
     step_fn = compiled_train_step(cfg)
     bar = None

@@ -1,0 +1,62 @@
+"""The command-line scripts: they work, and bad input is one clear line, no traceback."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+def assert_clean_error(proc, pattern):
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: ") and pattern in proc.stderr, proc.stderr
+
+
+def test_train_script_runs_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    p = run("scripts/train.py", "--preset", "tiny", "--train-steps", "6", "--checkpoint-every", "3",
+            "--experiment", "growing", "--out", out, "--no-progress")
+    assert p.returncode == 0, p.stderr
+    assert {f.name for f in out.iterdir()} >= {"config.json", "checkpoint.msgpack", "metrics.csv", "preview.png"}
+    p = run("scripts/train.py", "--resume", out, "--train-steps", "8", "--no-progress")
+    assert p.returncode == 0, p.stderr
+    assert len((out / "metrics.csv").read_text().splitlines()) == 1 + 8
+    p = run("scripts/grow.py", out, "--steps", "5", "--out", tmp_path / "s.npy")
+    assert p.returncode == 0, p.stderr
+    assert np.load(tmp_path / "s.npy").shape == (20, 20, 16)
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["--preset", "huge", "--out", "x"], "unknown preset"),
+    (["--experiment", "sideways", "--out", "x"], "unknown experiment"),
+    (["--target", "/no/such/file.png", "--preset", "tiny", "--out", "{tmp}/r"], "not found"),
+    (["--resume", "{tmp}/nothing"], "no config.json"),
+])
+def test_train_script_bad_input(tmp_path, args, pattern):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert_clean_error(run("scripts/train.py", *args, "--no-progress"), pattern)
+
+
+def test_grow_script_png_and_errors(tmp_path):
+    p = run("scripts/grow.py", "distill:lizard/persistent", "--steps", "60", "--size", "48",
+            "--out", tmp_path / "l.png")
+    assert p.returncode == 0, p.stderr
+    from PIL import Image
+
+    assert Image.open(tmp_path / "l.png").size == (48 * 4, 48 * 4)
+    assert_clean_error(run("scripts/grow.py", "distill:unicorn/growing", "--out", tmp_path / "x.png"),
+                       "unknown published model")
+    assert_clean_error(run("scripts/grow.py", "distill:lizard/growing", "--out", tmp_path / "x.jpg"),
+                       ".npy or .png")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text("{not json")
+    assert_clean_error(run("scripts/grow.py", tmp_path / "bad", "--out", tmp_path / "x.png"), "cannot read")

@@ -338,6 +338,26 @@ def _temp_sibling(path: Path, folder: bool) -> Path:
         raise NCAError(f"cannot write {path}: {e.strerror or e} ({e.filename or parent})") from None
 
 
+def _palette_image(frame: np.ndarray) -> Image.Image:
+    """uint8 [h, w, 3] -> a 'P' image. Exact when the frame has <= 256 colours; otherwise
+    pure white (the background) keeps an exact entry and the other pixels go through
+    Pillow's octree quantizer (~10x faster than median cut, within a few levels)."""
+    flat = frame.reshape(-1, 3)
+    if Image.fromarray(frame).getcolors(256) is not None:
+        rgb = flat.astype(np.int32)
+        colours, index = np.unique((rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2], return_inverse=True)
+        palette = np.stack([colours >> 16, (colours >> 8) & 255, colours & 255], -1)
+    else:
+        white = (flat == 255).all(1)
+        q = Image.fromarray(np.ascontiguousarray(flat[~white])[None]).quantize(255, method=Image.Quantize.FASTOCTREE)
+        index = np.zeros(len(flat), np.int32)
+        index[~white] = np.asarray(q)[0].astype(np.int32) + 1
+        palette = np.concatenate([[[255, 255, 255]], np.reshape(q.getpalette()[: 255 * 3], (-1, 3))])
+    img = Image.fromarray(index.reshape(frame.shape[:2]).astype(np.uint8), "P")
+    img.putpalette(palette.astype(np.uint8).tobytes())
+    return img
+
+
 class GifStreamWriter:
     """Animated GIF written frame by frame (Pillow's GIF encoder, one local palette per
     frame). Pillow's ``save_all`` and imageio's pillow plugin keep every frame in memory
@@ -353,7 +373,7 @@ class GifStreamWriter:
         """frame: uint8 [h, w, 3]."""
         from PIL import GifImagePlugin
 
-        q = Image.fromarray(frame).quantize(256, method=Image.Quantize.FASTOCTREE)
+        q = _palette_image(frame)
         if self.count == 0:
             info = {"loop": 0, "duration": self.duration_ms}
             if self.comment:

@@ -324,6 +324,11 @@ def _temp_sibling(path: Path, folder: bool) -> Path:
     """A fresh temporary file/folder next to ``path`` keeping its extension (ffmpeg and
     Pillow pick the format from it); a clear error if the folder is not writable."""
     parent = path.parent
+    for p in path.parents:
+        if p.exists():
+            if not p.is_dir():
+                raise NCAError(f"cannot write {path}: {p} is a file, not a folder")
+            break
     try:
         parent.mkdir(parents=True, exist_ok=True)
         if folder:
@@ -335,7 +340,7 @@ def _temp_sibling(path: Path, folder: bool) -> Path:
         _shareable(tmp)
         return tmp
     except OSError as e:
-        raise NCAError(f"cannot write {path}: {e.strerror or e} ({e.filename or parent})") from None
+        raise NCAError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def _palette_image(frame: np.ndarray) -> Image.Image:
@@ -582,23 +587,39 @@ def export(anim: Animation, out: str | Path, progress=None, command: str | None 
     if len(channels) > 1:
         raise NCAError(f"the models have different channel counts {sorted(channels)}; animate them separately")
     n_channels = channels.pop()
-    items = parse_panels(",".join(anim.panels), n_channels) if anim.panels else parse_panels("", n_channels)
+    items = parse_panels(",".join(anim.panels), n_channels)
     size = anim.size or max(m.grid_size for m in models)
     sources = make_sources(models, anim.seeds, anim.angles)
     stream = partial(frames, sources, anim.steps, size, anim.every, anim.damage, anim.chunk_frames)
-
-    wanted = channel_items(items)
-    if anim.channel_range is not None or not wanted:
-        ranges = {c: anim.channel_range or 1.0 for c in wanted}
-    else:  # first pass: the same (deterministic) rollout, keeping only each channel's max |value|
-        bar = progress("measuring channel ranges", anim.steps)
-        ranges = channel_ranges(stream(), wanted, bar.update)
-        bar.close()
-    panels = make_panels(items, anim.background, ranges)
-    layout: Layout = make_layout(len(sources), panels, [s.label for s in sources], (size, size),
-                                 anim.scale, anim.cols, anim.counter)
-
     n_frames = anim.steps // anim.every + 1
+    comment = json.dumps({"seeds": list(anim.seeds), "models": list(anim.models), "steps": anim.steps})
+
+    # open the output first: an unwritable path fails before any compute
+    with open_writer(out, anim.fps, comment) as writer:
+        wanted = channel_items(items)
+        if anim.channel_range is not None or not wanted:
+            ranges = {c: anim.channel_range or 1.0 for c in wanted}
+        else:  # first pass: the same (deterministic) rollout, keeping each channel's max |value|
+            bar = progress("measuring channel ranges", anim.steps)
+            try:
+                ranges = channel_ranges(stream(), wanted, bar.update)
+            finally:
+                bar.close()
+        panels = make_panels(items, anim.background, ranges)
+        layout: Layout = make_layout(len(sources), panels, [s.label for s in sources], (size, size),
+                                     anim.scale, anim.cols, anim.counter)
+        bar = progress("rendering", anim.steps)
+        try:
+            last = 0
+            for t, states in stream():
+                writer.append(layout.render(t, states))
+                bar.update(t - last)
+                last = t
+        finally:
+            bar.close()
+        if writer.count != n_frames:
+            raise RuntimeError(f"wrote {writer.count} frames, expected {n_frames}")
+
     meta = {
         "command": command,
         "settings": settings_dict(anim),
@@ -610,23 +631,12 @@ def export(anim: Animation, out: str | Path, progress=None, command: str | None 
         "chunk_frames": anim.chunk_frames or default_chunk_frames(len(sources), size, size, n_channels, n_frames),
         "output": {"path": str(out), "format": output_format(out), "frames": n_frames,
                    "width": layout.width, "height": layout.height,
-                   "every": anim.every, "last_frame_step": anim.every * (n_frames - 1)},
+                   "every": anim.every, "last_frame_step": anim.every * (n_frames - 1),
+                   "tile_size": [size * anim.scale, size * anim.scale],
+                   "tiles": [{"source": s, "panel": panels[p].title, "top": top, "left": left}
+                             for s, p, top, left in layout.tiles]},
         "versions": versions(),
     }
-    comment = json.dumps({"seeds": list(anim.seeds), "models": list(anim.models), "steps": anim.steps})
-    bar = progress("rendering", anim.steps)
-    written = 0
-    try:
-        with open_writer(out, anim.fps, comment) as writer:
-            last = 0
-            for t, states in stream():
-                writer.append(layout.render(t, states))
-                bar.update(t - last)
-                last = t
-            written = writer.count
-    finally:
-        bar.close()
-    assert written == n_frames, (written, n_frames)
     atomic_write_bytes(sidecar_path(out), (json.dumps(meta, indent=2) + "\n").encode())
     _shareable(sidecar_path(out))
     return meta

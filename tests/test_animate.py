@@ -288,6 +288,37 @@ def test_channel_panels_range_is_the_measured_maximum(tmp_path, lizard):
     assert f.shape[0] == 4 and f.shape[2] > 3 * 64 and f.shape[1] > 2 * 64  # 2 rows x 3 panels
 
 
+def test_run_directory_beside_a_published_model(tmp_path, monkeypatch):
+    """A run directory (here: an untrained 'tiny' run, whose zero last layer makes the CA
+    do nothing) and a published model side by side on one grid."""
+    from nca.checkpoint import CHECKPOINT, CONFIG, save_checkpoint
+    from nca.config import preset, save_config
+    from nca.train import init_train_state
+
+    run = tmp_path / "run"
+    cfg = preset("tiny")
+    save_config(cfg, run / CONFIG)
+    save_checkpoint(run / CHECKPOINT, {"train": init_train_state(cfg), "elapsed": np.float64(0)})
+    out = tmp_path / "pair.gif"
+    args = [run, "distill:lizard/growing", "--size", 24, "--steps", 20, "--every", 10, "--scale", 1, "--quiet"]
+    assert run_script(args + ["--out", out], monkeypatch) == 0
+    meta = json.loads(sidecar_path(out).read_text())
+    assert [s["model"] for s in meta["sources"]] == [str(run), "distill:lizard/growing"]
+    assert meta["sources"][1]["label"] == "lizard/growing"
+    f = iio.imread(out)
+    (h, w), tiles = meta["output"]["tile_size"], meta["output"]["tiles"]
+    assert f.shape == (3, meta["output"]["height"], meta["output"]["width"], 3) and (h, w) == (24, 24)
+    left, right = ([fr[t["top"]:t["top"] + h, t["left"]:t["left"] + w] for fr in f] for t in tiles)
+    seed = np.full((24, 24, 3), 255)
+    seed[12, 12] = 0
+
+    def off(tile):  # frames with > 256 colours are quantized (octree): allow a few levels
+        return np.abs(tile.astype(int) - seed).max()
+
+    assert all(off(tile) <= 16 for tile in left)  # the do-nothing CA keeps its seed
+    assert off(right[0]) == 0 and off(right[2]) > 100  # the lizard grows
+
+
 # --------------------------------------------------------------------------- writers, memory
 
 

@@ -27,7 +27,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -175,7 +175,7 @@ def damage_mask(events: Sequence[Damage], height: int, width: int) -> np.ndarray
 
 @dataclass(frozen=True)
 class Source:
-    """One tile column of the animation: a model (its rotation already in
+    """One animated organism (one tile per panel): a model (its rotation already in
     ``model.model_config.angle_deg``), the PRNG seed of its stochastic updates, a label."""
 
     model: LoadedModel
@@ -262,20 +262,20 @@ def frames(
         ]
         xs = [o[0] for o in outs]
         if aligned:  # frames recorded at t + every, t + 2 every, ... <= end
-            n = (end - t) // every
-            recorded = [np.asarray(o[1].states)[:n] for o in outs]
+            times = list(range(t + every, end + 1, every))
+            recorded = [np.asarray(o[1].states)[: len(times)] for o in outs]
         else:  # only the chunk's end can be a frame time
-            n = int(end % every == 0)
-            recorded = [np.asarray(x)[None] for x in xs] if n else []
+            times = [end] if end % every == 0 else []
+            recorded = [np.asarray(x)[None] for x in xs] if times else []
         del outs
         if end in keep:
             xs = [x * keep[end] for x in xs]
-            if n and t + n * every == end:  # the frame at the damage step shows the wound
+            if times and times[-1] == end:  # the frame at the damage step shows the wound
                 recorded = [r.copy() for r in recorded]
                 for r in recorded:
-                    r[n - 1] *= keep_np[end]
-        for i in range(n):
-            yield t + (i + 1) * every if aligned else end, [r[i] for r in recorded]
+                    r[-1] *= keep_np[end]
+        for i, time in enumerate(times):
+            yield time, [r[i] for r in recorded]
         recorded = None
         t = end
 

@@ -370,7 +370,8 @@ def test_long_export_memory_is_bounded(tmp_path):
     print(f"\npeak RSS growth {growth / 2**20:.0f} MiB for {o['frames']} frames of {o['width']}x{o['height']} "
           f"({all_frames / 2**20:.0f} MiB of pixels)")
     assert all_frames > 140e6
-    assert growth < 60e6, f"peak RSS grew by {growth / 1e6:.0f} MB"
+    # keeping the frames (as imageio's pillow plugin does) grows it by ~150 MB; we allow half
+    assert growth < all_frames / 2, f"peak RSS grew by {growth / 1e6:.0f} MB"
 
 
 # --------------------------------------------------------------------------- CLI errors

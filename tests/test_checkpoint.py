@@ -30,6 +30,11 @@ def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path):
     atomic_write_bytes(p, b"new contents")
     assert p.read_bytes() == b"new contents"
     assert [f.name for f in tmp_path.iterdir()] == ["f.bin"]
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert p.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
 
 
 def test_truncated_and_corrupt_checkpoints_are_clear_errors(tmp_path):

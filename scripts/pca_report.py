@@ -57,6 +57,8 @@ def main(argv=None) -> int:
         raise NCAError("--components must be >= 1")
     if a.regrow < 0:
         raise NCAError("--regrow must be >= 0")
+    if a.steps and min(a.steps) < 1:
+        raise NCAError(f"--steps must be >= 1 (step t is the state after t steps), got {min(a.steps)}")
     rollout = a.rollout if a.rollout is not None else (max(a.steps) if a.steps else 200)
     if rollout < 1:
         raise NCAError(f"--rollout must be >= 1, got {rollout}")

@@ -12,6 +12,8 @@ from dataclasses import asdict
 
 import numpy as np
 
+from nca.errors import NCAError
+
 from .axes import AxisThresholds, alive_of, axis_angle_between, measure_maps, wrap180
 from .compare import emergence_step, loading_angles_deg, map_angles_deg, measured_rotation
 from .pca import CellPCA, fit_cell_pca, fit_per_grid, pc_maps, variance_captured
@@ -55,12 +57,10 @@ def analyse_steps(steps: list[int], features: np.ndarray, alpha: np.ndarray, n_c
     """
     alive = alive_of(alpha, threshold)
     for s, t in enumerate(steps):
-        n = int(alive[s, 0].sum())
+        n = int(alive[s].reshape(alive.shape[1], -1).sum(1).min())
         if n < 10:
-            from nca.errors import NCAError
-
-            raise NCAError(f"only {n} alive cells at step {t} (first seed): nothing to analyse "
-                           "there; choose steps where the body has grown (or a model that grows)")
+            raise NCAError(f"only {n} alive cells at step {t}: nothing to analyse there; choose "
+                           "steps where the body has grown (or a model that grows)")
     pooled = fit_cell_pca(features, alive, n_components, standardize, feature_name)
     fits = fit_per_grid(features, alive, n_components, standardize, feature_name) if per_step else None
     if fits is None:
@@ -149,7 +149,11 @@ def summarise_emergence(growth: dict, regrowth: dict | None = None) -> list[dict
             d["kind_after_regrowth"] = r["kind"][-1]
             d["kind_right_after_damage"] = r["kind"][0]
             d["persists"] = r["kind"][-1] == c["kind"][-1] and c["kind"][-1] != "none"
-            d["direction_change_deg"] = float(measured_rotation(c["direction_deg"][-1], r["direction_deg"][-1]))
+            axial = ("along-axis", "across-axis")
+            both = c["kind"][-1] in axial and r["kind"][-1] in axial
+            # a direction change only means something between two axial measurements
+            d["direction_change_deg"] = (float(measured_rotation(c["direction_deg"][-1], r["direction_deg"][-1]))
+                                         if both else None)
         out.append(d)
     return out
 

@@ -13,6 +13,8 @@ import io
 import numpy as np
 from matplotlib.figure import Figure
 
+from nca.model import to_rgb
+
 from .axes import direction_vector
 
 DIVERGING = "RdBu_r"
@@ -28,9 +30,8 @@ def png_bytes(fig: Figure, dpi: int = 90) -> bytes:
 
 
 def rgba_on_white(states: np.ndarray) -> np.ndarray:
-    """[..., H, W, C] premultiplied state -> [..., H, W, 3] RGB on white, in [0, 1]."""
-    rgba = np.clip(states[..., :4], 0.0, 1.0)
-    return np.clip(rgba[..., :3] + 1.0 - rgba[..., 3:4], 0.0, 1.0)
+    """[..., H, W, C] premultiplied state -> [..., H, W, 3] RGB on white (``nca.to_rgb``)."""
+    return np.clip(np.asarray(to_rgb(states)), 0.0, 1.0)
 
 
 def _colour(j: int) -> str:
@@ -145,6 +146,41 @@ def fig_pc_maps(states: np.ndarray, maps: np.ndarray, bodies: list[dict], row_la
     return fig
 
 
+def fig_profiles(maps: np.ndarray, alpha: np.ndarray, body: dict, threshold: float = 0.1,
+                 max_components: int = 6) -> Figure:
+    """Each component's score against position: along its found direction (axial and none;
+    x = signed distance from the centroid along direction_deg, cells) or against distance
+    from the centroid (radial). Line: the best monotone fit (isotonic), whose R^2 is
+    ``monotone_r2``. maps: [H, W, k]; alpha: [H, W]."""
+    from sklearn.isotonic import IsotonicRegression
+
+    k = min(maps.shape[-1], max_components)
+    rows, cols = np.nonzero(alpha > threshold)
+    r0, c0 = body["body_centroid_rc"]
+    u, v = cols - c0, -(rows - r0)
+    fig = Figure(figsize=(2.6 * k, 2.6))
+    for j in range(k):
+        c = body["components"][j]
+        y = maps[rows, cols, j]
+        ax = fig.add_subplot(1, k, j + 1)
+        if c["kind"] == "radial":
+            x = np.hypot(u, v)
+            ax.set_xlabel("distance from centroid (cells)", fontsize=7)
+            fit = IsotonicRegression(increasing=c["radial_association"] > 0).fit_transform(x, y)
+        else:
+            d = direction_vector(c["direction_deg"])
+            x = u * d[0] + v * d[1]
+            ax.set_xlabel(f"position along {c['direction_deg']:.0f}\u00b0 (cells)", fontsize=7)
+            fit = IsotonicRegression().fit_transform(x, y)
+        o = np.argsort(x)
+        ax.plot(x, y, ".", ms=2, color=_colour(j), alpha=0.5)
+        ax.plot(x[o], fit[o], "k-", lw=1.2)
+        ax.set_title(f"PC{j + 1}: {component_label(c)}", fontsize=6.5)
+        ax.tick_params(labelsize=6)
+    fig.tight_layout()
+    return fig
+
+
 def fig_emergence(growth: dict, regrowth: dict | None, min_association: float,
                   damage_step: int | None = None) -> Figure:
     """Over development (and regrowth after damage): each fixed component's directional
@@ -236,6 +272,10 @@ def fig_comparison(comparisons: list[dict]) -> Figure:
         ax1.plot(x, c["map_angles_deg"], "o-", color=_colour(i), label=c["label"])
         style = "o-" if c["loading_angles_meaningful"] else "x:"
         ax2.plot(x, c["loading_angles_deg"], style, color=_colour(i), label=c["label"])
+    if comparisons and "loading_angles_null_median_deg" in comparisons[0]:
+        null = comparisons[0]["loading_angles_null_median_deg"]
+        ax2.plot(np.arange(1, len(null) + 1), null, "-", color="0.6", lw=3, alpha=0.6,
+                 label="random subspaces (median)")
     ax1.set_title("PC-map subspaces (cells alive in both)")
     ax2.set_title("loading subspaces (dotted: different models)")
     for ax in (ax1, ax2):

@@ -93,7 +93,8 @@ def build_html(report: dict, figures: list[tuple[str, str, bytes]]) -> str:
              components_table(last["components"]),
              "<h3>How components are classified</h3><dl>"
              f"<dt>axial</dt><dd>directional rank association &rho; (Spearman between score and position "
-             f"projected on &theta;, maximised over &theta;) &ge; {th['min_association']} and &ge; |&rho; radial|; "
+             f"projected on the found direction &theta;: the coarse Spearman maximum, refined by monotone R&sup2;) "
+             f"&ge; {th['min_association']} and &ge; |&rho; radial|; "
              f"<b>along-axis</b> if its direction is within {th['along_max_deg']}&deg; of the body's long axis, "
              f"else <b>across-axis</b>. With body elongation &lt; {th['min_elongation']} the long axis is "
              f"ill-defined and the label is marked \"round body\".</dd>"
@@ -112,9 +113,27 @@ def build_html(report: dict, figures: list[tuple[str, str, bytes]]) -> str:
         head = "".join(f"<th>&theta;={a:.0f}&deg;</th>" for a in rot["angles_deg"])
         rows = [f"<tr><td>body axis (mod 180)</td>" + "".join(f"<td>{b:+.1f}</td>" for b in rot["body_axis_rotation_deg"]) + "</tr>"]
         for c in rot["components"]:
-            rows.append(f"<tr><td>PC{c['index'] + 1} ({_esc(c['kind'])})</td>"
+            note = "" if c["kind"] in ("along-axis", "across-axis") else "; direction not a body axis"
+            rows.append(f"<tr><td>PC{c['index'] + 1} ({_esc(c['kind'])}{note})</td>"
                         + "".join(f"<td>{m:+.1f}</td>" for m in c["measured_rotation_deg"]) + "</tr>")
         parts.append(f"<h3>Measured rotations (deg)</h3><table><tr><th></th>{head}</tr>{''.join(rows)}</table>")
+    if r.get("emergence"):
+        em = r["emergence"]
+        dmg = em.get("damage")
+        head = "<th>PC</th><th>kind at end of growth</th><th>emerges at step</th>"
+        if dmg:
+            head += "<th>right after damage</th><th>after regrowth</th><th>persists</th><th>direction change</th>"
+        rows = []
+        for c in em["summary"]:
+            row = (f"<td>{c['index'] + 1}</td><td>{_esc(c['kind_at_end_of_growth'])}</td>"
+                   f"<td>{_fmt(c['emerges_at_step'])}</td>")
+            if dmg:
+                row += (f"<td>{_esc(c['kind_right_after_damage'])}</td><td>{_esc(c['kind_after_regrowth'])}</td>"
+                        f"<td>{'yes' if c['persists'] else 'no'}</td><td>{_fmt(c['direction_change_deg'], 1)}</td>")
+            rows.append(f"<tr>{row}</tr>")
+        parts.append("<h3>Emergence and persistence</h3><p class='cap'>emerges at step: the first measured step "
+                     "from which the component keeps its end-of-growth kind.</p>"
+                     f"<table><tr>{head}</tr>{''.join(rows)}</table>")
     if r.get("comparison"):
         rows = "".join(f"<tr><td>{_esc(c['label'])}</td><td>{', '.join(f'{a:.0f}' for a in c['map_angles_deg'])}</td>"
                        f"<td>{', '.join(f'{a:.0f}' for a in c['loading_angles_deg'])}"

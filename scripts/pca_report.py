@@ -79,6 +79,7 @@ def main(argv=None) -> int:
     import nca
     from analysis import dissect, plots, report
     from analysis.axes import AxisThresholds
+    from analysis.compare import null_loading_angles_deg
     from analysis.pca import FEATURES, fit_cell_pca, pc_maps, state_features, variance_captured
     from analysis.rollouts import activations, disc_damage, grow_states, rotated
     from nca.checkpoint import atomic_write_bytes
@@ -162,6 +163,7 @@ def main(argv=None) -> int:
 
     # 4. comparison with a second seed and with other models (own PCA each, same steps)
     comparisons, cmp_rows = [], []
+    null = null_loading_angles_deg(jax.random.fold_in(key, 7), int(pooled.mean.shape[0]), a.components)
     pairs = [(f"{model.name} seed {a.seed + 1}", model, jax.random.key(a.seed + 1), True)]
     pairs += [(m.name, m, key, False) for m in others]
     for label, m, k, same in pairs:
@@ -175,7 +177,7 @@ def main(argv=None) -> int:
         mp = pc_maps(p, f[-1], alive[-1])
         c = dissect.compare_pcas(pooled, maps[-1, 0], p, mp, same)
         body = dissect.describe_body(mp, st[-1, ..., 3], p.explained_variance_ratio, thr, thresholds)
-        c.update({"label": label, "model": m.name, "components_b": body["components"],
+        c.update({"loading_angles_null_median_deg": null.tolist(), "label": label, "model": m.name, "components_b": body["components"],
                   "body_axis_deg_b": body["body_axis_deg"]})
         comparisons.append(c)
         cmp_rows.append((label, st[-1], mp, body))
@@ -200,6 +202,11 @@ def main(argv=None) -> int:
              "Each row an analysed step (first seed): the body (dashed: its long axis), then each PC's score "
              "(red +, blue -, grey: dead). Arrows: direction in which an axial component increases; rings: radial.",
              plots.fig_pc_maps(at[:, 0], maps[:, 0], res["steps"], [f"step {t}" for t in steps], thr)),
+            ("profiles", f"Profiles at step {steps[-1]}",
+             "Each component's score against position along its found direction (radial: against distance "
+             "from the centroid), one dot per cell; black: the best monotone fit. A ramp rises steadily, a "
+             "split jumps once, a component of kind none scatters.",
+             plots.fig_profiles(maps[-1, 0], at[-1, 0, ..., 3], res["steps"][-1], thr)),
             ("emergence", "Emergence over development" + (" and regrowth" if damage else ""),
              "The pooled PCA's components measured every %d steps%s. Dotted: the classification threshold."
              % (a.every, f"; vertical line: damage at step {rollout} ({damage_info['fraction_of_body_erased']:.0%} "

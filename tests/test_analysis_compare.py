@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from analysis.compare import (emergence_step, loading_angles_deg, map_angles_deg, matched_cosines,
-                              measured_rotation)
+                              measured_rotation, null_loading_angles_deg)
 from analysis.dissect import rotation_summary
 
 
@@ -52,3 +52,12 @@ def test_emergence_step():
     assert emergence_step(steps, ["none", "radial", "none", "radial", "radial"]) == 20
     assert emergence_step(steps, ["radial"] * 5) == 5
     assert emergence_step(steps, ["radial", "radial", "none", "none", "none"]) is None
+
+
+def test_null_loading_angles_grow_with_dimension():
+    import jax
+
+    small = null_loading_angles_deg(jax.random.key(0), 12, 6, samples=40)
+    big = null_loading_angles_deg(jax.random.key(0), 128, 6, samples=40)
+    assert np.all(np.diff(small) >= 0) and small[0] < 15 and small[-1] > 60
+    assert big[0] > 60  # in 128 dimensions random subspaces are nearly orthogonal

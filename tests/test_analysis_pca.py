@@ -123,3 +123,19 @@ def test_rotated_copy_of_real_trajectory_rotates_found_axes(lizard_states):
             assert c1["radial_association"] == pytest.approx(c0["radial_association"], abs=1e-6)
             assert c1["kind"] == c0["kind"]
     assert n_axial >= 2  # the test measured something
+
+
+def test_per_step_fits_match_single_step_pca_and_pooled_maps_are_shared():
+    rng = np.random.default_rng(4)
+    x0, _, _, _ = planted_states(rng, size=32, radius=13.0)
+    x1, _, _, _ = planted_states(rng, size=32, radius=13.0)
+    feats = np.stack([x0, x1])[:, None, ..., 4:]
+    alpha = np.stack([x0, x1])[:, None, ..., 3]
+    pooled, maps, res = analyse_steps([10, 20], feats, alpha, 3, per_step=True)
+    for s in range(2):
+        own = fit_cell_pca(feats[s], alpha[s] > 0.1, 3)
+        np.testing.assert_allclose(res["steps"][s]["explained_variance_ratio_fit"], own.explained_variance_ratio)
+        np.testing.assert_allclose(maps[s], pc_maps(own, feats[s], alpha[s] > 0.1))
+    _, maps_pooled, res_pooled = analyse_steps([10, 20], feats, alpha, 3)
+    np.testing.assert_allclose(maps_pooled, pc_maps(pooled, feats, alpha > 0.1))
+    assert res_pooled["pca"]["fit_steps"] == [10, 20] and "explained_variance_ratio_fit" not in res_pooled["steps"][0]

@@ -3,6 +3,7 @@
 import jax
 import numpy as np
 import pytest
+from analysis_fixtures import lizard_states_60
 
 from analysis.axes import axis_angle_between, direction_vector, wrap180
 from analysis.dissect import analyse_steps
@@ -104,10 +105,10 @@ def test_too_few_alive_cells_is_a_clear_error():
         fit_cell_pca(np.zeros((1, 8, 8, 3)), np.ones((1, 8, 8), bool), 4)
 
 
-def test_rotated_copy_of_real_trajectory_rotates_found_axes(lizard_states):
+def test_rotated_copy_of_real_trajectory_rotates_found_axes():
     """np.rot90 of a published model's states (counter-clockwise as viewed) gives the same
     PCA and rotates every found direction and the body axis by +90 deg."""
-    st = lizard_states[[40, 60], 0]  # [2, H, W, C]
+    st = lizard_states_60()[[40, 60], 0]  # [2, H, W, C]
     rot = np.rot90(st, axes=(-3, -2))
     p0, _, r0 = analyse_steps([40, 60], st[:, None, ..., 4:], st[:, None, ..., 3], 5)
     p1, _, r1 = analyse_steps([40, 60], rot[:, None, ..., 4:], rot[:, None, ..., 3], 5)

@@ -29,6 +29,8 @@ from sklearn.isotonic import isotonic_regression
 
 # Coarse search grid for the best direction, then a fine grid around the best coarse angle.
 COARSE_STEP_DEG = 5.0
+# direction_spread_deg: directions whose rank association is within this of the best.
+SPREAD_TOLERANCE = 0.05
 
 KINDS = ("along-axis", "across-axis", "radial", "none")
 
@@ -82,6 +84,7 @@ class AxisMeasures:
     step_r2: float
     profile: str
     axis_ambiguous: bool
+    direction_spread_deg: float
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -227,6 +230,20 @@ def best_direction(scores: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.n
     return direction, assoc, curve
 
 
+def direction_spreads(direction_deg: np.ndarray, association: np.ndarray, curve: np.ndarray,
+                      tolerance: float = SPREAD_TOLERANCE) -> np.ndarray:
+    """How precisely each map's direction is determined: the largest angle (deg, [0, 180])
+    between the found direction and any 5-deg-grid direction whose association is within
+    ``tolerance`` of the best. direction_deg, association: [k]; curve: [72, k] -> [k].
+    Small for a clear gradient (~15-30 deg: a ramp's Spearman falls off slowly with angle,
+    more slowly on an elongated body); large when a second direction -- a second peak or a
+    broad shoulder -- orders the cells about as well; ~180 for a flat curve (radial, none)."""
+    coarse = np.arange(0.0, 360.0, COARSE_STEP_DEG)
+    near_best = curve >= association[None, :] - tolerance
+    dist = np.abs(wrap180(coarse[:, None] - direction_deg[None, :]))
+    return np.where(near_best, dist, 0.0).max(0)
+
+
 def linear_fit(scores: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Least squares ``score ~ a + b*u + c*v`` per map. scores: [n, k]; uv: [n, 2].
 
@@ -304,7 +321,8 @@ def measure_scores(scores: np.ndarray, rows: np.ndarray, cols: np.ndarray, frame
         raise ValueError(f"scores must be [n_cells, k] with n_cells={len(rows)}, got {scores.shape}")
     uv = view_coords(rows, cols)
     centre = view_coords([frame.centroid_rc[0]], [frame.centroid_rc[1]])[0]
-    direction, assoc, _ = best_direction(scores, uv)
+    direction, assoc, curve = best_direction(scores, uv)
+    spread = direction_spreads(direction, assoc, curve)
     lin_deg, lin_r2 = linear_fit(scores, uv)
     radial = radial_association(scores, uv, centre)
     ambiguous = frame.elongation < thresholds.min_elongation
@@ -326,6 +344,7 @@ def measure_scores(scores: np.ndarray, rows: np.ndarray, cols: np.ndarray, frame
             step_r2=step,
             profile="split" if step > lin1d else "ramp",
             axis_ambiguous=bool(ambiguous and kind in ("along-axis", "across-axis")),
+            direction_spread_deg=float(spread[j]),
         ))
     return out
 

@@ -53,6 +53,7 @@ def components_table(components: list[dict]) -> str:
             ("kind", lambda c: c["kind"] + (" (round body)" if c.get("axis_ambiguous") else "")),
             ("direction", lambda c: _fmt(c["direction_deg"], 1)),
             ("\u03c1 (directional)", lambda c: _fmt(c["association"])),
+            ("\u00b1 spread", lambda c: _fmt(c["direction_spread_deg"], 0)),
             ("linear angle", lambda c: _fmt(c["linear_deg"], 1)), ("linear R\u00b2", lambda c: _fmt(c["linear_r2"])),
             ("monotone R\u00b2", lambda c: _fmt(c["monotone_r2"])), ("profile", lambda c: _fmt(c["profile"])),
             ("\u03c1 radial", lambda c: f"{c['radial_association']:+.2f}"),
@@ -103,7 +104,10 @@ def build_html(report: dict, figures: list[tuple[str, str, bytes]]) -> str:
              f"<dt>none</dt><dd>neither reaches {th['min_association']}.</dd>"
              "<dt>profile</dt><dd>axial only: <i>split</i> when a two-level step along the direction explains "
              "more variance than a straight line (a two-sided compartment), else <i>ramp</i>. Monotone R&sup2;: "
-             "variance explained by the best monotone function of the projected position.</dd></dl>",
+             "variance explained by the best monotone function of the projected position.</dd>"
+             "<dt>&plusmn; spread</dt><dd>the largest angle from the found direction to any direction whose &rho; is "
+             "within 0.05 of the best: how precisely the direction is determined (a clear gradient: ~15-30&deg;; "
+             "large: another direction orders the cells about as well).</dd></dl>",
              "<h3>Conventions</h3><ul>" + "".join(f"<li><b>{_esc(k)}</b>: {_esc(v)}</li>"
                                                   for k, v in CONVENTIONS.items()) + "</ul>"]
     for title, caption, png in figures:

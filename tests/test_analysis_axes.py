@@ -71,6 +71,9 @@ def test_planted_maps_on_elongated_body(trial):
     assert m[0].profile == "ramp" and m[1].profile == "split" and m[2].profile == "split"
     assert m[1].monotone_r2 > 0.99 and m[1].step_r2 > 0.99
     assert m[1].linear_r2 < 0.85  # why a linear R^2 alone misses a split
+    # a clear direction for the ramp and the split; none for a radial map (flat curve)
+    assert m[0].direction_spread_deg <= 40 and m[1].direction_spread_deg <= 40
+    assert m[3].direction_spread_deg >= 150
 
 
 def test_rank_association_beats_linear_on_saturating_map():

@@ -1,0 +1,14 @@
+"""Dissection of Growing NCAs: pure functions over rollout arrays.
+
+* ``analysis.pca``: cell-state PCA (samples: alive cells; features: channels or activations),
+  PC maps ``[steps, H, W, k]`` (NaN where dead).
+* ``analysis.axes``: axis-orientation measures of a map over a body (direction of monotone
+  increase, rank association, linear fit, radial association, body frame, classification).
+  Angle convention: degrees, 0 = +x (right), counter-clockwise as the image is viewed.
+* ``analysis.compare``: principal angles between PCAs (loadings or maps), rotations, emergence.
+* ``analysis.dissect``: the above combined into JSON-ready results (what pca_report writes).
+* ``analysis.rollouts``: growing the rollouts through ``nca.grow`` (the only part that runs
+  the model); ``analysis.plots`` / ``analysis.report``: figures and the HTML page.
+
+See docs/pca.md and scripts/pca_report.py.
+"""

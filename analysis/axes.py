@@ -1,0 +1,364 @@
+"""Axis-orientation measures of scalar maps over a body: is a map a body-axis gradient?
+
+Pure NumPy functions over arrays. A *map* is one value per alive cell (a PC score, a
+channel); the *body* is the set of alive cells with its alpha.
+
+Angle convention (used everywhere in ``analysis``)
+--------------------------------------------------
+Degrees, 0 = +x = to the right in the image, increasing **counter-clockwise as the image
+is viewed** (90 = up, 180 = left, 270 = down). Arrays store rows with +y *downward* (row
+index grows down the image), so the image-view coordinates of the cell at ``(row, col)``
+are ``u = col`` (right) and ``v = -row`` (up), and a direction ``theta`` is the array
+step ``(d_col, d_row) = (cos theta, -sin theta)``. A map that increases toward the top of
+the image points at 90 degrees.
+
+* ``direction_deg`` of a map, in [0, 360): the direction in which it *increases* (a signed
+  direction; flipping the map's sign adds 180).
+* An *axis* (the body's long axis) has no sign: reported in [0, 180).
+* ``angle_to_body_axis_deg``, in [0, 90]: the acute angle between a map's direction and the
+  body's long axis (0: the map changes along the body, head-tail; 90: across it, left-right).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.stats import rankdata
+from sklearn.isotonic import isotonic_regression
+
+# Coarse search grid for the best direction, then a fine grid around the best coarse angle.
+COARSE_STEP_DEG = 5.0
+# direction_spread_deg: directions whose rank association is within this of the best.
+SPREAD_TOLERANCE = 0.05
+
+KINDS = ("along-axis", "across-axis", "radial", "none")
+
+
+@dataclass(frozen=True)
+class AxisThresholds:
+    """How a component is classified (shown in the report).
+
+    min_association: a component is axial when its best directional rank association
+    (Spearman) is at least this, radial when |radial Spearman| is at least this; when both
+    pass, the larger one wins; when neither passes, the kind is "none".
+    along_max_deg: an axial component whose direction is within this angle of the body's
+    long axis is "along-axis", otherwise "across-axis".
+    min_elongation: below this ratio of the body's principal standard deviations the long
+    axis is ill-defined; the along/across label is then flagged ``axis_ambiguous``.
+    """
+
+    min_association: float = 0.5
+    along_max_deg: float = 45.0
+    min_elongation: float = 1.15
+
+
+@dataclass(frozen=True)
+class BodyFrame:
+    """The body's own frame from its alpha-weighted second moments.
+
+    centroid_rc: (row, col) of the alpha-weighted centroid (array coordinates);
+    axis_deg: long axis in [0, 180) (image-view convention above);
+    elongation: sqrt(largest / smallest eigenvalue) of the position covariance (>= 1);
+    n_alive: number of alive cells.
+    """
+
+    centroid_rc: tuple[float, float]
+    axis_deg: float
+    elongation: float
+    n_alive: int
+
+
+@dataclass(frozen=True)
+class AxisMeasures:
+    """What ``measure_maps`` finds for one map (see ``docs/pca.md`` for the exact definitions)."""
+
+    kind: str
+    direction_deg: float
+    association: float
+    linear_deg: float
+    linear_r2: float
+    radial_association: float
+    angle_to_body_axis_deg: float
+    monotone_r2: float
+    step_r2: float
+    profile: str
+    axis_ambiguous: bool
+    direction_spread_deg: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def direction_vector(theta_deg) -> np.ndarray:
+    """Unit vector(s) of direction ``theta`` in image-view coordinates (u right, v up).
+
+    theta_deg: scalar or [n] -> [2] or [n, 2]. In array terms (d_col, d_row) = (u, -v).
+    """
+    t = np.deg2rad(np.asarray(theta_deg, np.float64))
+    return np.stack([np.cos(t), np.sin(t)], axis=-1)
+
+
+def view_coords(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Array (row, col) -> image-view (u, v) = (col, -row). rows, cols: [n] -> [n, 2]."""
+    return np.stack([np.asarray(cols, np.float64), -np.asarray(rows, np.float64)], axis=-1)
+
+
+def wrap180(angle_deg):
+    """Wrap a signed angle difference into (-180, 180]."""
+    a = np.mod(np.asarray(angle_deg, np.float64) + 180.0, 360.0) - 180.0
+    return np.where(a == -180.0, 180.0, a)
+
+
+def axis_angle_between(a_deg, b_deg):
+    """Acute angle in [0, 90] between two directions taken as axes (mod 180)."""
+    d = np.mod(np.asarray(a_deg, np.float64) - np.asarray(b_deg, np.float64), 180.0)
+    return np.minimum(d, 180.0 - d)
+
+
+def alive_of(alpha: np.ndarray, threshold: float = 0.1) -> np.ndarray:
+    """Alive cells: alpha > threshold. alpha: [..., H, W] -> bool [..., H, W]."""
+    return np.asarray(alpha) > threshold
+
+
+def body_frame(alpha: np.ndarray, threshold: float = 0.1) -> BodyFrame:
+    """The body's centroid, long axis and elongation. alpha: [H, W].
+
+    Weights are alpha clipped to [0, 1] over the alive cells (alpha > threshold).
+    """
+    alpha = np.asarray(alpha, np.float64)
+    alive = alive_of(alpha, threshold)
+    n = int(alive.sum())
+    if n == 0:
+        raise ValueError("no alive cells: the body frame is undefined")
+    rows, cols = np.nonzero(alive)
+    w = np.clip(alpha[rows, cols], 0.0, 1.0)
+    w = w / w.sum()
+    uv = view_coords(rows, cols)
+    c = w @ uv
+    d = uv - c
+    cov = (d * w[:, None]).T @ d
+    evals, evecs = np.linalg.eigh(cov)  # ascending
+    major = evecs[:, 1]
+    axis = float(np.mod(np.rad2deg(np.arctan2(major[1], major[0])), 180.0))
+    elong = float(np.sqrt(evals[1] / evals[0])) if evals[0] > 1e-12 else float("inf")
+    return BodyFrame((float(-c[1]), float(c[0])), axis, elong, n)
+
+
+# --------------------------------------------------------------------------- associations
+
+
+def _standardize(a: np.ndarray, axis: int) -> np.ndarray:
+    a = a - a.mean(axis=axis, keepdims=True)
+    norm = np.sqrt((a * a).sum(axis=axis, keepdims=True))
+    return np.divide(a, norm, out=np.zeros_like(a), where=norm > 0)
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation (average ranks for ties) of two [n] vectors; 0 if constant."""
+    ra = _standardize(rankdata(a)[:, None], 0)[:, 0]
+    rb = _standardize(rankdata(b)[:, None], 0)[:, 0]
+    return float(ra @ rb)
+
+
+def directional_association(scores: np.ndarray, uv: np.ndarray, thetas_deg: np.ndarray) -> np.ndarray:
+    """Spearman between each map and the position projected on each direction.
+
+    scores: [n, k]; uv: [n, 2] image-view positions; thetas_deg: [m] -> rho [m, k].
+    Ties (cells in one grid column at theta = 0) get average ranks, so exact grid angles
+    are not favoured.
+    """
+    rs = _standardize(rankdata(scores, axis=0), 0)  # [n, k]
+    proj = direction_vector(thetas_deg) @ uv.T  # [m, n]
+    # Round away float noise so cells on one grid line tie exactly.
+    rp = _standardize(rankdata(np.round(proj, 9), axis=1), 1)  # [m, n]
+    return rp @ rs
+
+
+def monotone_r2(score: np.ndarray, proj: np.ndarray) -> float:
+    """Fraction of the variance of ``score [n]`` explained by the best non-decreasing
+    function of ``proj [n]`` (isotonic regression; cells with equal proj are pooled)."""
+    sst = float(((score - score.mean()) ** 2).sum())
+    if sst <= 0 or len(score) < 3:
+        return 0.0
+    order = np.argsort(proj, kind="stable")
+    p, y = proj[order], score[order]
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(p) > 1e-9) + 1])
+    counts = np.diff(np.append(starts, len(p))).astype(np.float64)
+    fit = isotonic_regression(np.add.reduceat(y, starts) / counts, sample_weight=counts)
+    return 1.0 - float(((y - np.repeat(fit, counts.astype(int))) ** 2).sum()) / sst
+
+
+def _plateau_argmax(angles: np.ndarray, values: np.ndarray) -> float:
+    """Mean of the angles where ``values`` reach their maximum (a plateau for step maps)."""
+    return float(angles[values >= values.max() - 1e-12].mean())
+
+
+def best_direction(scores: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The direction along which each map increases most monotonically.
+
+    scores: [n, k]; uv: [n, 2]. Two stages:
+    1. coarse: the 5-deg grid angle maximising the Spearman rank association (all maps
+       at once);
+    2. refine: within +-5 deg of it, the angle maximising the monotone R^2 (variance
+       explained by the best monotone function of the projected position), on a 0.5-deg
+       grid then a 0.05-deg grid; a plateau's mean angle is taken. Monotone R^2 is the
+       variance-weighted form of the same criterion: for a sharp two-sided split, the
+       rank order of cells *within* each flat side is set by tiny residual variation and
+       tilts the Spearman optimum by a few degrees; their variance is negligible, so the
+       split alone sets the monotone-R^2 optimum.
+    Returns (direction_deg [k] in [0, 360), Spearman at that direction [k], coarse
+    Spearman curve [72, k]).
+    """
+    coarse = np.arange(0.0, 360.0, COARSE_STEP_DEG)
+    curve = directional_association(scores, uv, coarse)
+    k = scores.shape[1]
+    direction, assoc = np.zeros(k), np.zeros(k)
+    centred = uv - uv.mean(0)
+    for j in range(k):
+        best = coarse[np.argmax(curve[:, j])]
+        for half, step in ((COARSE_STEP_DEG, 0.5), (0.5, 0.05)):
+            grid = best + np.arange(-half, half + 1e-9, step)
+            proj = np.round(centred @ direction_vector(grid).T, 9)  # [n, m]
+            r2 = np.array([monotone_r2(scores[:, j], proj[:, i]) for i in range(len(grid))])
+            best = _plateau_argmax(grid, r2)
+        direction[j] = np.mod(best, 360.0)
+        assoc[j] = directional_association(scores[:, j:j + 1], uv, [direction[j]])[0, 0]
+    return direction, assoc, curve
+
+
+def direction_spreads(direction_deg: np.ndarray, association: np.ndarray, curve: np.ndarray,
+                      tolerance: float = SPREAD_TOLERANCE) -> np.ndarray:
+    """How precisely each map's direction is determined: the largest angle (deg, [0, 180])
+    between the found direction and any 5-deg-grid direction whose association is within
+    ``tolerance`` of the best. direction_deg, association: [k]; curve: [72, k] -> [k].
+    Small for a clear gradient (~15-30 deg: a ramp's Spearman falls off slowly with angle,
+    more slowly on an elongated body); large when a second direction -- a second peak or a
+    broad shoulder -- orders the cells about as well; ~180 for a flat curve (radial, none)."""
+    coarse = np.arange(0.0, 360.0, COARSE_STEP_DEG)
+    near_best = curve >= association[None, :] - tolerance
+    dist = np.abs(wrap180(coarse[:, None] - direction_deg[None, :]))
+    return np.where(near_best, dist, 0.0).max(0)
+
+
+def linear_fit(scores: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least squares ``score ~ a + b*u + c*v`` per map. scores: [n, k]; uv: [n, 2].
+
+    Returns (angle of (b, c) in [0, 360) [k], R^2 [k]); R^2 is 0 for a constant map.
+    """
+    design = np.column_stack([np.ones(len(uv)), uv - uv.mean(0)])
+    coef, *_ = np.linalg.lstsq(design, scores, rcond=None)
+    resid = scores - design @ coef
+    sst = ((scores - scores.mean(0)) ** 2).sum(0)
+    r2 = np.where(sst > 0, 1.0 - (resid ** 2).sum(0) / np.where(sst > 0, sst, 1.0), 0.0)
+    angle = np.mod(np.rad2deg(np.arctan2(coef[2], coef[1])), 360.0)
+    return angle, r2
+
+
+def radial_association(scores: np.ndarray, uv: np.ndarray, centre_uv: np.ndarray) -> np.ndarray:
+    """Spearman of each map with distance from the centre. [n, k] -> [k].
+
+    Negative: high in the core, low at the periphery; positive: the reverse.
+    """
+    dist = np.round(np.hypot(*(uv - centre_uv).T), 9)  # equal distances tie exactly
+    rd = _standardize(rankdata(dist)[:, None], 0)
+    rs = _standardize(rankdata(scores, axis=0), 0)
+    return (rd.T @ rs)[0]
+
+
+def profile_fits(score: np.ndarray, proj: np.ndarray) -> tuple[float, float, float]:
+    """How one map varies along the projection on its direction. score, proj: [n].
+
+    Returns (monotone_r2, step_r2, linear1d_r2): the variance fraction explained by the
+    best non-decreasing function of ``proj`` (isotonic regression), by the best two-level
+    step (one threshold), and by a straight line.
+    """
+    sst = float(((score - score.mean()) ** 2).sum())
+    if sst <= 0 or len(score) < 3:
+        return 0.0, 0.0, 0.0
+    monotone = monotone_r2(score, proj)
+    order = np.argsort(proj, kind="stable")
+    s = score[order]
+    # Best split between sorted positions i-1 | i, only where proj changes (same-proj cells
+    # stay together): between-group sum of squares n1*n2/n*(m1-m2)^2.
+    n = len(s)
+    csum = np.cumsum(s)[:-1]
+    n1 = np.arange(1, n)
+    m1 = csum / n1
+    m2 = (s.sum() - csum) / (n - n1)
+    between = n1 * (n - n1) / n * (m1 - m2) ** 2
+    valid = np.diff(proj[order]) > 1e-9
+    step = float(between[valid].max() / sst) if valid.any() else 0.0
+    lin = float(np.corrcoef(score, proj)[0, 1] ** 2) if np.std(proj) > 0 else 0.0
+    return monotone, step, lin
+
+
+# --------------------------------------------------------------------------- per map
+
+
+def classify(association: float, radial: float, angle_to_axis: float,
+             thresholds: AxisThresholds = AxisThresholds()) -> str:
+    """One of ``KINDS`` from the three measures (rules in ``AxisThresholds``)."""
+    if max(association, abs(radial)) < thresholds.min_association:
+        return "none"
+    if abs(radial) > association:
+        return "radial"
+    return "along-axis" if angle_to_axis <= thresholds.along_max_deg else "across-axis"
+
+
+def measure_scores(scores: np.ndarray, rows: np.ndarray, cols: np.ndarray, frame: BodyFrame,
+                   thresholds: AxisThresholds = AxisThresholds()) -> list[AxisMeasures]:
+    """Axis measures of k maps sampled at the alive cells.
+
+    scores: [n, k] (one row per cell); rows, cols: [n] array coordinates of those cells;
+    frame: the body's frame (``body_frame``). Returns one ``AxisMeasures`` per map.
+    """
+    scores = np.asarray(scores, np.float64)
+    if scores.ndim != 2 or scores.shape[0] != len(rows):
+        raise ValueError(f"scores must be [n_cells, k] with n_cells={len(rows)}, got {scores.shape}")
+    uv = view_coords(rows, cols)
+    centre = view_coords([frame.centroid_rc[0]], [frame.centroid_rc[1]])[0]
+    direction, assoc, curve = best_direction(scores, uv)
+    spread = direction_spreads(direction, assoc, curve)
+    lin_deg, lin_r2 = linear_fit(scores, uv)
+    radial = radial_association(scores, uv, centre)
+    ambiguous = frame.elongation < thresholds.min_elongation
+    out = []
+    for j in range(scores.shape[1]):
+        proj = (uv - centre) @ direction_vector(direction[j])
+        mono, step, lin1d = profile_fits(scores[:, j], proj)
+        to_axis = float(axis_angle_between(direction[j], frame.axis_deg))
+        kind = classify(float(assoc[j]), float(radial[j]), to_axis, thresholds)
+        out.append(AxisMeasures(
+            kind=kind,
+            direction_deg=float(direction[j]),
+            association=float(assoc[j]),
+            linear_deg=float(lin_deg[j]),
+            linear_r2=float(lin_r2[j]),
+            radial_association=float(radial[j]),
+            angle_to_body_axis_deg=to_axis,
+            monotone_r2=mono,
+            step_r2=step,
+            profile="split" if step > lin1d else "ramp",
+            axis_ambiguous=bool(ambiguous and kind in ("along-axis", "across-axis")),
+            direction_spread_deg=float(spread[j]),
+        ))
+    return out
+
+
+def measure_maps(maps: np.ndarray, alpha: np.ndarray, threshold: float = 0.1,
+                 thresholds: AxisThresholds = AxisThresholds()) -> tuple[BodyFrame, list[AxisMeasures]]:
+    """Axis measures of k maps over one body.
+
+    maps: [H, W, k] (values at dead cells are ignored, NaN is fine); alpha: [H, W].
+    Returns (body frame, [AxisMeasures] * k).
+    """
+    maps = np.asarray(maps)
+    if maps.ndim == 2:
+        maps = maps[..., None]
+    frame = body_frame(alpha, threshold)
+    rows, cols = np.nonzero(alive_of(alpha, threshold))
+    return frame, measure_scores(maps[rows, cols], rows, cols, frame, thresholds)

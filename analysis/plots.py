@@ -1,0 +1,287 @@
+"""Figures of the PCA dissection (matplotlib, object API: no pyplot state, no display).
+
+Every function returns a ``matplotlib.figure.Figure``; ``png_bytes`` renders one. Maps are
+drawn as stored (row 0 at the top), so an arrow of direction theta is drawn as
+(d_col, d_row) = (cos theta, -sin theta): counter-clockwise as viewed, 0 = right.
+Signed scores use a diverging map (RdBu_r, white = 0, symmetric limits) with a colour bar.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from nca.model import to_rgb
+
+from .axes import direction_vector
+
+DIVERGING = "RdBu_r"
+KIND_SHORT = {"along-axis": "along", "across-axis": "across", "radial": "radial", "none": "none"}
+COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
+           "tab:pink", "tab:gray", "tab:olive", "tab:cyan"]
+
+
+def png_bytes(fig: Figure, dpi: int = 90) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def rgba_on_white(states: np.ndarray) -> np.ndarray:
+    """[..., H, W, C] premultiplied state -> [..., H, W, 3] RGB on white (``nca.to_rgb``)."""
+    return np.clip(np.asarray(to_rgb(states)), 0.0, 1.0)
+
+
+def _colour(j: int) -> str:
+    return COLOURS[j % len(COLOURS)]
+
+
+def component_label(c: dict) -> str:
+    """Short label: kind, angle, association, R^2 (what the map's title shows)."""
+    kind = c["kind"]
+    if kind in ("along-axis", "across-axis"):
+        return (f"{KIND_SHORT[kind]} {c['direction_deg']:.0f}\u00b0 "
+                f"\u03c1={c['association']:.2f} R\u00b2={c['linear_r2']:.2f}")
+    if kind == "radial":
+        return f"radial \u03c1r={c['radial_association']:+.2f}"
+    return f"none (\u03c1={c['association']:.2f}, \u03c1r={c['radial_association']:+.2f})"
+
+
+def _draw_direction(ax, c: dict, centroid_rc, length: float) -> None:
+    r0, c0 = centroid_rc
+    if c["kind"] in ("along-axis", "across-axis"):
+        du, dv = direction_vector(c["direction_deg"]) * length
+        ax.annotate("", xy=(c0 + du, r0 - dv), xytext=(c0 - du, r0 + dv),
+                    arrowprops=dict(arrowstyle="-|>", color="k", lw=1.8, mutation_scale=14))
+    elif c["kind"] == "radial":
+        ax.plot([c0], [r0], marker="o", ms=10, mfc="none", mec="k", mew=1.5)
+        ax.plot([c0], [r0], marker="o", ms=22, mfc="none", mec="k", mew=1.0, ls="")
+
+
+def _draw_axis(ax, body: dict, length: float) -> None:
+    r0, c0 = body["body_centroid_rc"]
+    du, dv = direction_vector(body["body_axis_deg"]) * length
+    ax.plot([c0 - du, c0 + du], [r0 + dv, r0 - dv], "k--", lw=1.2)
+
+
+def _body_length(alpha: np.ndarray, threshold: float) -> float:
+    n = float((alpha > threshold).sum())
+    return 0.45 * np.sqrt(max(n, 1.0) / np.pi) * 1.6
+
+
+def _clean(ax) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def fig_explained_variance(evr_pooled, steps=None, evr_steps=None) -> Figure:
+    """Bars: pooled explained variance ratio per PC (+ cumulative); lines: each PC's share
+    of the variance at each analysed step. evr_pooled: [k]; evr_steps: [S, k]."""
+    evr_pooled = np.asarray(evr_pooled)
+    k = len(evr_pooled)
+    ncols = 2 if evr_steps is not None else 1
+    fig = Figure(figsize=(5.0 * ncols, 3.4))
+    ax = fig.add_subplot(1, ncols, 1)
+    x = np.arange(1, k + 1)
+    ax.bar(x, evr_pooled, color=[_colour(j) for j in range(k)])
+    ax.plot(x, np.cumsum(evr_pooled), "k.-", label="cumulative")
+    for xi, v in zip(x, evr_pooled):
+        ax.text(xi, v + 0.01, f"{v:.2f}", ha="center", fontsize=8)
+    ax.set_xticks(x, [f"PC{j}" for j in x])
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("explained variance ratio")
+    ax.set_title("pooled PCA")
+    ax.legend(loc="center right", fontsize=8)
+    if evr_steps is not None:
+        ax2 = fig.add_subplot(1, 2, 2)
+        evr_steps = np.asarray(evr_steps)
+        for j in range(k):
+            ax2.plot(steps, evr_steps[:, j], "o-", color=_colour(j), label=f"PC{j + 1}")
+        ax2.set_xlabel("growth step")
+        ax2.set_ylabel("share of that step's variance")
+        ax2.set_title("per analysed step")
+        ax2.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def fig_pc_maps(states: np.ndarray, maps: np.ndarray, bodies: list[dict], row_labels: list[str],
+                threshold: float = 0.1, max_components: int = 6) -> Figure:
+    """Rows: grids (steps, models...); columns: the RGB image (dashed: body long axis), then
+    PC maps with arrows (axial: direction of increase) or rings (radial).
+
+    states: [R, H, W, C]; maps: [R, H, W, k]; bodies: R ``describe_body`` dicts.
+    Colour limits are shared per component across rows (symmetric, 99th percentile of |score|).
+    """
+    rows = len(bodies)
+    k = min(maps.shape[-1], max_components)
+    fig = Figure(figsize=(1.9 * (k + 1) + 0.4, 2.15 * rows + 0.6))
+    grid = fig.add_gridspec(rows + 1, k + 1, height_ratios=[1] * rows + [0.06], hspace=0.35, wspace=0.08)
+    rgb = rgba_on_white(states)
+    for r in range(rows):
+        length = _body_length(states[r, ..., 3], threshold)
+        ax = fig.add_subplot(grid[r, 0])
+        ax.imshow(rgb[r], interpolation="nearest")
+        _draw_axis(ax, bodies[r], length)
+        ax.set_title(f"{row_labels[r]}\naxis {bodies[r]['body_axis_deg']:.0f}\u00b0 "
+                     f"(elong. {bodies[r]['body_elongation']:.2f})", fontsize=7)
+        _clean(ax)
+    for j in range(k):
+        lim = np.nanpercentile(np.abs(maps[..., j]), 99) if np.isfinite(maps[..., j]).any() else 1.0
+        lim = float(lim) if lim > 0 else 1.0
+        im = None
+        for r in range(rows):
+            ax = fig.add_subplot(grid[r, j + 1])
+            ax.set_facecolor("#d9d9d9")  # dead cells (NaN) show grey
+            im = ax.imshow(maps[r, ..., j], cmap=DIVERGING, vmin=-lim, vmax=lim, interpolation="nearest")
+            c = bodies[r]["components"][j]
+            _draw_direction(ax, c, bodies[r]["body_centroid_rc"], _body_length(states[r, ..., 3], threshold))
+            ax.set_title(f"PC{j + 1} ({c['explained_variance_ratio']:.0%})\n{component_label(c)}", fontsize=6.5)
+            _clean(ax)
+        cax = fig.add_subplot(grid[rows, j + 1])
+        fig.colorbar(im, cax=cax, orientation="horizontal")
+        cax.tick_params(labelsize=6)
+    return fig
+
+
+def fig_profiles(maps: np.ndarray, alpha: np.ndarray, body: dict, threshold: float = 0.1,
+                 max_components: int = 6) -> Figure:
+    """Each component's score against position: along its found direction (axial and none;
+    x = signed distance from the centroid along direction_deg, cells) or against distance
+    from the centroid (radial). Line: the best monotone fit (isotonic), whose R^2 is
+    ``monotone_r2``. maps: [H, W, k]; alpha: [H, W]."""
+    from sklearn.isotonic import IsotonicRegression
+
+    k = min(maps.shape[-1], max_components)
+    rows, cols = np.nonzero(alpha > threshold)
+    r0, c0 = body["body_centroid_rc"]
+    u, v = cols - c0, -(rows - r0)
+    fig = Figure(figsize=(2.6 * k, 2.6))
+    for j in range(k):
+        c = body["components"][j]
+        y = maps[rows, cols, j]
+        ax = fig.add_subplot(1, k, j + 1)
+        if c["kind"] == "radial":
+            x = np.hypot(u, v)
+            ax.set_xlabel("distance from centroid (cells)", fontsize=7)
+            fit = IsotonicRegression(increasing=c["radial_association"] > 0).fit_transform(x, y)
+        else:
+            d = direction_vector(c["direction_deg"])
+            x = u * d[0] + v * d[1]
+            ax.set_xlabel(f"position along {c['direction_deg']:.0f}\u00b0 (cells)", fontsize=7)
+            fit = IsotonicRegression().fit_transform(x, y)
+        o = np.argsort(x)
+        ax.plot(x, y, ".", ms=2, color=_colour(j), alpha=0.5)
+        ax.plot(x[o], fit[o], "k-", lw=1.2)
+        ax.set_title(f"PC{j + 1}: {component_label(c)}", fontsize=6.5)
+        ax.tick_params(labelsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def fig_emergence(growth: dict, regrowth: dict | None, min_association: float,
+                  damage_step: int | None = None) -> Figure:
+    """Over development (and regrowth after damage): each fixed component's directional
+    association, radial association, direction and variance share."""
+    series = [growth] + ([regrowth] if regrowth is not None else [])
+    k = len(growth["components"])
+    fig = Figure(figsize=(11, 7))
+    axes = [fig.add_subplot(2, 2, i + 1) for i in range(4)]
+    for j in range(k):
+        col = _colour(j)
+        for si, s in enumerate(series):
+            c = s["components"][j]
+            lab = f"PC{j + 1}" if si == 0 else None
+            axes[0].plot(s["steps"], c["association"], "-", color=col, label=lab)
+            axes[1].plot(s["steps"], np.abs(c["radial_association"]), "-", color=col, label=lab)
+            axial = np.array([kd in ("along-axis", "across-axis") for kd in c["kind"]])
+            d = np.array(c["direction_deg"], float)
+            axes[2].plot(np.array(s["steps"])[axial], d[axial], ".", color=col, label=lab)
+            axes[3].plot(s["steps"], c["variance_fraction"], "-", color=col, label=lab)
+    axes[0].set_title("directional rank association \u03c1 (max over \u03b8)")
+    axes[1].set_title("|radial rank association|")
+    axes[2].set_title("direction of axial components (deg, 0 = right, 90 = up)")
+    axes[3].set_title("share of that step's variance")
+    for ax in axes[:2]:
+        ax.axhline(min_association, color="k", ls=":", lw=1)
+        ax.set_ylim(0, 1)
+    axes[2].set_ylim(0, 360)
+    axes[2].set_yticks([0, 90, 180, 270, 360])
+    for ax in axes:
+        ax.set_xlabel("step")
+        if damage_step is not None:
+            ax.axvline(damage_step, color="k", lw=1.5, alpha=0.6)
+    axes[0].legend(fontsize=7, ncol=2)
+    if damage_step is not None:
+        axes[0].text(damage_step, 0.02, " damage", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def fig_rotation(rotation: dict, states: np.ndarray, maps: np.ndarray, bodies: list[dict],
+                 component: int, threshold: float = 0.1) -> Figure:
+    """Left: measured rotation of each component vs the perception rotation (identity line
+    = the component rotates with the body). Right: the rotated bodies and one component's
+    map. states/maps/bodies: reference first, then one per angle."""
+    angles = [0.0] + list(rotation["angles_deg"])
+    n = len(angles)
+    fig = Figure(figsize=(4.2 + 2.0 * n, 3.6))
+    grid = fig.add_gridspec(2, n + 2, width_ratios=[2.2, 0.3] + [1] * n)
+    ax = fig.add_subplot(grid[:, 0])
+    a = np.array(rotation["angles_deg"])
+    ax.plot([0, max(a.max(), 1)], [0, max(a.max(), 1)], "k:", lw=1, label="rotates with body")
+    ax.plot(a, np.mod(rotation["body_axis_rotation_deg"], 180.0), "ks", mfc="none", label="body axis (mod 180)")
+    for c in rotation["components"]:
+        j = c["index"]
+        meas = np.mod(np.array(c["measured_rotation_deg"]), 360.0)
+        style = "o-" if c["kind"] in ("along-axis", "across-axis") else "x:"
+        ax.plot(a, meas, style, color=_colour(j), label=f"PC{j + 1} ({KIND_SHORT[c['kind']]})")
+    ax.set_xlabel("perception rotation \u03b8 (deg)")
+    ax.set_ylabel("measured rotation (deg, mod 360)")
+    ax.set_ylim(-5, 365)
+    ax.legend(fontsize=6.5)
+    rgb = rgba_on_white(states)
+    lim = float(np.nanpercentile(np.abs(maps[..., component]), 99)) or 1.0
+    for i in range(n):
+        length = _body_length(states[i, ..., 3], threshold)
+        top = fig.add_subplot(grid[0, i + 2])
+        top.imshow(rgb[i], interpolation="nearest")
+        _draw_axis(top, bodies[i], length)
+        top.set_title(f"\u03b8 = {angles[i]:.0f}\u00b0", fontsize=8)
+        _clean(top)
+        bot = fig.add_subplot(grid[1, i + 2])
+        bot.set_facecolor("#d9d9d9")
+        bot.imshow(maps[i, ..., component], cmap=DIVERGING, vmin=-lim, vmax=lim, interpolation="nearest")
+        c = bodies[i]["components"][component]
+        _draw_direction(bot, c, bodies[i]["body_centroid_rc"], length)
+        bot.set_title(f"PC{component + 1}: {c['direction_deg']:.0f}\u00b0", fontsize=7)
+        _clean(bot)
+    fig.tight_layout()
+    return fig
+
+
+def fig_comparison(comparisons: list[dict]) -> Figure:
+    """Principal angles between the reference PCA and each compared PCA (map space; loading
+    space where the features mean the same)."""
+    fig = Figure(figsize=(9, 3.4))
+    ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    for i, c in enumerate(comparisons):
+        x = np.arange(1, len(c["map_angles_deg"]) + 1)
+        ax1.plot(x, c["map_angles_deg"], "o-", color=_colour(i), label=c["label"])
+        style = "o-" if c["loading_angles_meaningful"] else "x:"
+        ax2.plot(x, c["loading_angles_deg"], style, color=_colour(i), label=c["label"])
+    if comparisons and "loading_angles_null_median_deg" in comparisons[0]:
+        null = comparisons[0]["loading_angles_null_median_deg"]
+        ax2.plot(np.arange(1, len(null) + 1), null, "-", color="0.6", lw=3, alpha=0.6,
+                 label="random subspaces (median)")
+    ax1.set_title("PC-map subspaces (cells alive in both)")
+    ax2.set_title("loading subspaces (dotted: different models)")
+    for ax in (ax1, ax2):
+        ax.set_xlabel("principal angle #")
+        ax.set_ylabel("degrees")
+        ax.set_ylim(0, 92)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,65 @@
+"""Growing the rollouts the analyses consume, through the core API only (``nca.grow``).
+
+The only module of ``analysis`` that runs the model. Arrays come back as NumPy.
+Step convention: ``states[t]`` is the state after ``t`` CA steps (``states[0]`` is the seed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+
+import nca
+from nca.api import LoadedModel
+from nca.errors import NCAError
+
+
+def grow_states(model: LoadedModel, steps: int, key: jax.Array, seeds: int = 1,
+                size: int | None = None, x0: np.ndarray | None = None, t0: int = 0) -> np.ndarray:
+    """All states of one rollout, the start state included.
+
+    Returns [steps + 1, seeds, H, W, C] float32: index t is the state after t steps
+    (from ``x0`` if given, [seeds, H, W, C], else from the seed). ``seeds`` rollouts share
+    the key but draw independent fire masks (one batched rollout).
+    """
+    if x0 is None:
+        size = size or model.grid_size
+        if size < 3:
+            raise NCAError(f"grid size must be >= 3, got {size}")
+        x0 = np.asarray(nca.seed_state(size, size, model.model_config, batch=seeds))
+    _, traj = nca.grow(model, steps, key, x0=jax.numpy.asarray(x0), t0=t0)
+    states = np.asarray(traj.states, np.float32) if steps else np.zeros((0,) + x0.shape, np.float32)
+    return np.concatenate([np.asarray(x0, np.float32)[None], states], 0)
+
+
+def activations(model: LoadedModel, states: np.ndarray, features: str) -> np.ndarray:
+    """Perception or MLP hidden-layer activations the update rule computes *from* each state.
+
+    states: [..., H, W, C] -> [..., H, W, 48] ("perception") or [..., H, W, 128] ("mlp").
+    Runs one recorded step per state (batched); the fire mask does not affect these.
+    """
+    field = {"perception": "perception", "mlp": "hidden"}.get(features)
+    if field is None:
+        raise ValueError(f"{features!r} is not an activation feature set")
+    states = np.asarray(states, np.float32)
+    flat = states.reshape((-1,) + states.shape[-3:])
+    _, traj = nca.grow(model, 1, jax.random.key(0), x0=jax.numpy.asarray(flat), record=(field,))
+    acts = np.asarray(getattr(traj, field)[0])
+    return acts.reshape(states.shape[:-1] + acts.shape[-1:])
+
+
+def rotated(model: LoadedModel, angle_deg: float) -> LoadedModel:
+    """The same model with its perception rotated by ``angle_deg`` (counter-clockwise as
+    viewed): the article's rotation experiment; the body grows rotated by that angle."""
+    cfg = dataclasses.replace(model.model_config, angle_deg=float(angle_deg))
+    return dataclasses.replace(model, model_config=cfg)
+
+
+def disc_damage(key: jax.Array, shape: tuple[int, int]) -> np.ndarray:
+    """One of the article's training damage discs (``nca.train.circle_masks``): [H, W] with
+    1 where cells are erased."""
+    from nca.train import circle_masks
+
+    return np.asarray(circle_masks(key, 1, shape[0], shape[1])[0])

@@ -1,0 +1,127 @@
+"""Axis measures on planted maps: directions, kinds, body frame, angle convention."""
+
+import numpy as np
+import pytest
+
+from analysis.axes import (AxisThresholds, axis_angle_between, body_frame, classify, direction_vector,
+                           measure_maps, profile_fits, spearman, wrap180)
+
+
+def ellipse(size, a, b, angle_deg):
+    """alpha [size, size] of an ellipse (semi-axes a along angle_deg, b across), plus
+    image-view coordinates (u, v) of every cell relative to the grid centre."""
+    r, c = np.mgrid[:size, :size].astype(float)
+    u, v = c - (size - 1) / 2, -(r - (size - 1) / 2)
+    d = direction_vector(angle_deg)
+    along, across = u * d[0] + v * d[1], -u * d[1] + v * d[0]
+    alpha = ((along / a) ** 2 + (across / b) ** 2 < 1).astype(float)
+    return alpha, u, v
+
+
+def proj(u, v, theta):
+    d = direction_vector(theta)
+    return u * d[0] + v * d[1]
+
+
+def circular_error(a, b):
+    return abs(float(wrap180(a - b)))
+
+
+def test_angle_convention_counter_clockwise_as_viewed():
+    alpha, u, v = ellipse(32, 13, 13, 0)
+    rows, cols = np.mgrid[:32, :32].astype(float)
+    cases = {90.0: -rows, 0.0: cols, 180.0: -cols, 270.0: rows, 45.0: cols - rows}
+    for expected, m in cases.items():
+        _, (meas,) = measure_maps(m, alpha)
+        assert circular_error(meas.direction_deg, expected) < 0.5, (expected, meas.direction_deg)
+        assert circular_error(meas.linear_deg, expected) < 0.5
+        assert meas.linear_r2 > 0.999 and meas.association > 0.999
+    # direction_vector in array terms: (d_col, d_row) = (cos, -sin); 90 deg points at row - 1
+    du, dv = direction_vector(90.0)
+    assert abs(du) < 1e-12 and dv == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("trial", range(4))
+def test_planted_maps_on_elongated_body(trial):
+    """A ramp along the body, a sharp two-sided split across it, a steep sigmoid across a
+    random line, a radial map and noise: directions within 2 deg, kinds right."""
+    rng = np.random.default_rng(100 + trial)
+    psi = rng.uniform(0, 180)
+    alpha, u, v = ellipse(64, 29, 14, psi)
+    flip = rng.choice([0.0, 180.0])  # which end the ramp increases toward
+    ramp_dir = psi + flip
+    split_dir = psi + 90 + rng.choice([0.0, 180.0])
+    sig_dir = rng.uniform(0, 360)
+    ramp = proj(u, v, ramp_dir) + rng.normal(0, 2.0, u.shape)
+    split = (proj(u, v, split_dir) > rng.uniform(-3, 3)).astype(float)
+    sigmoid = 1 / (1 + np.exp(-(proj(u, v, sig_dir) - rng.uniform(-3, 3)) / 0.7))
+    radial = np.hypot(u, v) + rng.normal(0, 1.0, u.shape)
+    noise = rng.normal(size=u.shape)
+    frame, m = measure_maps(np.stack([ramp, split, sigmoid, radial, noise], -1), alpha)
+    assert axis_angle_between(frame.axis_deg, psi) < 1.0
+    assert frame.elongation == pytest.approx(29 / 14, rel=0.05)
+    assert circular_error(m[0].direction_deg, np.mod(ramp_dir, 360)) < 2.0
+    assert circular_error(m[1].direction_deg, np.mod(split_dir, 360)) < 2.0
+    assert circular_error(m[2].direction_deg, np.mod(sig_dir, 360)) < 2.0
+    assert [x.kind for x in m[:2]] == ["along-axis", "across-axis"]
+    assert m[2].kind == ("along-axis" if axis_angle_between(sig_dir, psi) <= 45 else "across-axis")
+    assert m[3].kind == "radial" and m[3].radial_association > 0.9
+    assert m[4].kind == "none"
+    # a split is a split, a ramp a ramp, and both are monotone along their direction
+    assert m[0].profile == "ramp" and m[1].profile == "split" and m[2].profile == "split"
+    assert m[1].monotone_r2 > 0.99 and m[1].step_r2 > 0.99
+    assert m[1].linear_r2 < 0.85  # why a linear R^2 alone misses a split
+    # a clear direction for the ramp and the split; none for a radial map (flat curve)
+    assert m[0].direction_spread_deg <= 40 and m[1].direction_spread_deg <= 40
+    assert m[3].direction_spread_deg >= 150
+
+
+def test_rank_association_beats_linear_on_saturating_map():
+    rng = np.random.default_rng(7)
+    alpha, u, v = ellipse(48, 21, 21, 0)
+    theta = rng.uniform(0, 360)
+    sat = np.tanh(proj(u, v, theta) / 2.0) ** 3  # saturating, flat over most of the body
+    _, (m,) = measure_maps(sat, alpha)
+    assert circular_error(m.direction_deg, theta) < 2.0
+    assert m.association > 0.99 and m.linear_r2 < m.association ** 2 - 0.1
+
+
+def test_rot90_of_maps_rotates_directions_and_axis_by_90():
+    rng = np.random.default_rng(3)
+    psi = rng.uniform(0, 180)
+    alpha, u, v = ellipse(48, 20, 9, psi)
+    theta = rng.uniform(0, 360)
+    maps = np.stack([proj(u, v, theta) + rng.normal(0, 1, u.shape), np.hypot(u, v)], -1)
+    f0, m0 = measure_maps(maps, alpha)
+    f1, m1 = measure_maps(np.rot90(maps), np.rot90(alpha))  # np.rot90: counter-clockwise as viewed
+    assert circular_error(m1[0].direction_deg - m0[0].direction_deg, 90.0) < 1.0
+    assert axis_angle_between(f1.axis_deg - f0.axis_deg, 90.0) < 1.0
+    assert m1[1].radial_association == pytest.approx(m0[1].radial_association, abs=1e-6)
+
+
+def test_body_frame_centroid_is_alpha_weighted_and_in_array_coords():
+    alpha = np.zeros((10, 12))
+    alpha[2, 3] = 1.0
+    alpha[6, 9] = 0.5
+    alpha[8, 1] = 0.05  # dead: ignored
+    f = body_frame(alpha)
+    assert f.n_alive == 2
+    assert f.centroid_rc == pytest.approx(((2 + 0.5 * 6) / 1.5, (3 + 0.5 * 9) / 1.5))
+    # the two cells lie along array (d_row, d_col) = (4, 6): image-view (6, -4)
+    assert f.axis_deg == pytest.approx(np.mod(np.rad2deg(np.arctan2(-4, 6)), 180))
+    with pytest.raises(ValueError):
+        body_frame(np.zeros((5, 5)))
+
+
+def test_classify_rules_and_helpers():
+    t = AxisThresholds()
+    assert classify(0.4, 0.3, 10, t) == "none"
+    assert classify(0.7, 0.3, 10, t) == "along-axis"
+    assert classify(0.7, 0.3, 60, t) == "across-axis"
+    assert classify(0.6, -0.8, 10, t) == "radial"
+    assert float(wrap180(270)) == -90 and float(wrap180(-180)) == 180
+    assert float(axis_angle_between(10, 190)) == 0 and float(axis_angle_between(0, 100)) == 80
+    x = np.arange(20.0)
+    assert spearman(x, x ** 3) == pytest.approx(1.0) and spearman(x, np.ones(20)) == 0.0
+    mono, step, lin = profile_fits(np.where(x > 9, 1.0, 0.0), x)
+    assert mono == pytest.approx(1.0) and step == pytest.approx(1.0) and lin < 0.8

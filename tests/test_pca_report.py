@@ -1,0 +1,73 @@
+"""scripts/pca_report.py end to end on a published model (small), and its error messages."""
+
+import json
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nca.errors import NCAError
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "pca_report.py"
+
+
+@pytest.fixture(scope="module")
+def script():
+    return runpy.run_path(str(SCRIPT), run_name="pca_report")
+
+
+def test_report_on_published_model(script, tmp_path):
+    out = tmp_path / "rep"
+    argv = ["distill:lizard/persistent", "--out", str(out), "--rollout", "60", "--steps", "30", "60",
+            "--every", "15", "--regrow", "15", "--rotations", "90", "--compare", "--components", "4",
+            "--seeds", "2"]
+    assert script["main"](argv) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert [s["step"] for s in rep["steps"]] == [30, 60]
+    need = {"index", "explained_variance_ratio", "kind", "direction_deg", "association", "linear_r2",
+            "radial_association", "angle_to_body_axis_deg"}
+    for s in rep["steps"]:
+        assert "body_axis_deg" in s and len(s["components"]) == 4
+        for c in s["components"]:
+            assert need <= set(c) and c["kind"] in ("along-axis", "across-axis", "radial", "none")
+            assert 0 <= c["direction_deg"] < 360 and 0 <= c["angle_to_body_axis_deg"] <= 90
+            assert len(c["kind_seeds"]) == 2
+    assert len(rep["pca"]["explained_variance_ratio"]) == 4
+    assert rep["emergence"]["growth"]["steps"] == [15, 30, 45, 60]
+    assert rep["emergence"]["regrowth"]["steps"][0] == 60 and rep["emergence"]["damage"]["fraction_of_body_erased"] >= 0.2
+    assert rep["rotation"]["angles_deg"] == [90.0]
+    assert abs(rep["rotation"]["body_axis_rotation_deg"][0] - 90) < 10 or abs(rep["rotation"]["body_axis_rotation_deg"][0] + 90) < 10
+    assert rep["comparison"][0]["loading_angles_meaningful"] is True  # the second seed
+    html = (out / "index.html").read_text()
+    assert html.count("data:image/png;base64,") == len(rep["figures"]) >= 5
+    for f in rep["figures"]:
+        assert (out / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["distill:lizard/nope", "--out", "x"], "unknown published model"),
+    (["distill:lizard/persistent", "--out", "x", "--rollout", "50", "--steps", "80"], "outside the rollout"),
+    (["distill:lizard/persistent", "--out", "x", "--steps", "0"], "must be >= 1"),
+    (["distill:lizard/persistent", "--out", "x", "--components", "13"], "only 12 dimensions"),
+])
+def test_bad_input_messages(script, argv, message, tmp_path):
+    argv = [a if a != "x" else str(tmp_path / "x") for a in argv]
+    with pytest.raises(NCAError, match=message):
+        script["main"](argv)
+    assert not (tmp_path / "x").exists()
+
+
+def test_no_alive_cells_at_step_is_a_clear_message(script, tmp_path):
+    # at step 1 the body is the seed's neighbourhood: too few cells to analyse
+    with pytest.raises(NCAError, match="alive cells at step 1"):
+        script["main"](["distill:lizard/persistent", "--out", str(tmp_path / "x"), "--steps", "1", "50"])
+
+
+def test_cli_prints_one_line_error_without_traceback(tmp_path):
+    r = subprocess.run([sys.executable, str(SCRIPT), "distill:nothing/growing", "--out", str(tmp_path)],
+                       capture_output=True, text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: unknown published model") and "Traceback" not in r.stderr

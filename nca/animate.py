@@ -605,7 +605,8 @@ def export(anim: Animation, out: str | Path, progress=None, command: str | None 
                 ranges = channel_ranges(stream(), wanted, bar.update)
             finally:
                 bar.close()
-        panels = make_panels(items, anim.background, ranges)
+        context = {"models": models, "size": size, "steps": anim.steps, "seed": anim.seeds[0]}
+        panels = make_panels(items, anim.background, ranges, context)
         layout: Layout = make_layout(len(sources), panels, [s.label for s in sources], (size, size),
                                      anim.scale, anim.cols, anim.counter)
         bar = progress("rendering", anim.steps)

@@ -134,7 +134,8 @@ class ChannelPanel:
 
 # Panel kinds the CLI knows by name: ``--panels rgba,4,5``. An integer is a ChannelPanel of
 # that state channel. Factories take (name, context) where context is a dict with
-# "background" and "ranges" ({channel: vmax}); add entries here for new panel kinds.
+# "background" and "ranges" ({channel: vmax}) plus what ``make_panels`` gets as context;
+# add entries here for new panel kinds (``analysis.panels.register`` adds pc1..pc6).
 PanelFactory = Callable[[str, dict], Panel]
 PANEL_KINDS: dict[str, PanelFactory] = {
     "rgba": lambda name, ctx: RGBAPanel(ctx["background"]),
@@ -163,9 +164,12 @@ def channel_items(items: Sequence[str]) -> list[int]:
     return [int(i) for i in items if i.isdigit()]
 
 
-def make_panels(items: Sequence[str], background: str, ranges: dict[int, float]) -> list[Panel]:
-    """Panel objects for parsed items; ``ranges[channel]`` is the vmax of a channel panel."""
-    ctx = {"background": background, "ranges": ranges}
+def make_panels(items: Sequence[str], background: str, ranges: dict[int, float],
+                context: dict | None = None) -> list[Panel]:
+    """Panel objects for parsed items; ``ranges[channel]`` is the vmax of a channel panel.
+    context: extra entries for panel factories (``export`` passes "models", "size",
+    "steps", "seed": what a panel fitted to the animated model needs)."""
+    ctx = {"background": background, "ranges": ranges, **(context or {})}
     return [ChannelPanel(int(i), ranges[int(i)]) if i.isdigit() else PANEL_KINDS[i](i, ctx) for i in items]
 
 

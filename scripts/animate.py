@@ -7,6 +7,7 @@
         distill:lizard/regenerating --out ex123.gif          # models side by side
     python scripts/animate.py distill:lizard/regenerating --angles 0,45,90 --out angles.gif
     python scripts/animate.py runs/lizard --panels rgba,4,5,6 --seed 0,1 --out frames/
+    python scripts/animate.py distill:lizard/persistent --panels rgba,pc1,pc2 --out pcs.gif
 
 The output format follows --out: .gif, .mp4 (imageio-ffmpeg's bundled ffmpeg), or a path
 without extension = a folder of PNG frames. Settings and seeds go to <out>.json.
@@ -62,7 +63,8 @@ def main() -> int:
                     help="erase a half (left|right|top|bottom) or a central square after STEP")
     ap.add_argument("--background", choices=("white", "checker"), default="white")
     ap.add_argument("--panels", default="rgba",
-                    help="comma list: rgba and/or channel numbers (4..15 hidden), e.g. rgba,4,5")
+                    help="comma list: rgba, channel numbers (4..15 hidden) and/or principal-component "
+                         "maps pc1..pc6 of the hidden channels, e.g. rgba,4,5 or rgba,pc1,pc2")
     ap.add_argument("--range", dest="channel_range", type=float, default=None,
                     help="channel panels show [-R, R] (default: measured over the animation)")
     ap.add_argument("--cols", type=int, default=None, help="tiles per row (default: one row)")
@@ -74,9 +76,11 @@ def main() -> int:
 
     from tqdm import tqdm
 
+    from analysis.panels import register as register_pc_panels
     from nca.animate import Animation, export, parse_cut, parse_damage, sidecar_path
     from nca.errors import NCAError
 
+    register_pc_panels()
     if not a.models or a.out is None:
         raise NCAError("give MODEL(s) and --out FILE (.gif, .mp4, or a folder for PNG frames)")
     damage = tuple(parse_damage(s) for s in a.damage) + tuple(parse_cut(s) for s in a.cut)

@@ -382,7 +382,7 @@ def build_outputs(a, ccfg, results, invasions, timings, host):
         data = rep.animation_gif(*per[s0]["gif"])
         ckpt.atomic_write_bytes(anim_dir / f"{variant}_seed{s0}.gif", data)
         gifs.append(f"<figure style='display:inline-block'>{rep.img(rep.data_uri(data, 'image/gif'), variant)}"
-                    f"<figcaption>{variant}, seed {s0}, first {ccfg.gif_steps} steps</figcaption></figure>")
+                    f"<figcaption>{variant}, seed {s0}, {ccfg.persist_steps} steps</figcaption></figure>")
     for mutant, per in invasions.items():
         s0 = min(per)
         data = rep.animation_gif(*per[s0]["patch"]["frames"], scale=3)

@@ -51,7 +51,6 @@ class ComparisonConfig:
     regen_steps: int = 192
     damage_n: int = 8
     snapshot_times: tuple[int, ...] = (16, 48, 256, 1024)
-    gif_steps: int = 256
     host: str = "distill:lizard/persistent"
     host_grow: int = 200
     invasion_steps: int = 500
@@ -62,7 +61,7 @@ class ComparisonConfig:
     adversary: AdversaryConfig = field(default_factory=AdversaryConfig)
 
     def __post_init__(self):
-        for name in ("eval_at", "damage_at", "persist_steps", "regen_steps", "gif_steps", *()):
+        for name in ("eval_at", "damage_at", "persist_steps", "regen_steps"):
             if getattr(self, name) % self.every:
                 raise NCAError(f"{name}={getattr(self, name)} must be a multiple of every={self.every}")
         for t in self.snapshot_times:
@@ -85,7 +84,7 @@ def _cpu() -> ComparisonConfig:
 def _smoke() -> ComparisonConfig:
     train = preset("tiny", train_steps=4, checkpoint_every=4)
     return ComparisonConfig(train=train, persist_steps=32, every=8, eval_at=8, damage_at=16, regen_steps=16,
-                            damage_n=2, snapshot_times=(8, 32), gif_steps=16, host_grow=16,
+                            damage_n=2, snapshot_times=(8, 32), host_grow=16,
                             invasion_steps=20, adversary=AdversaryConfig(steps=2, batch=1, rollout=4))
 
 
@@ -129,8 +128,7 @@ def evaluate_variant(params: Params, model_cfg: ModelConfig, x0, ids0, target, c
     Returns numpy values: times [T], loss_curve [T], alive_curve [T], shares [T, K],
     final_loss, persist_loss, alive_end, regen_before/damaged/after [damage_n],
     regen_recovery, snapshots {t: (state [H, W, C], ids [H, W], fitness [H, W])},
-    gif (states [F, H, W, C], ids [F, H, W]) of the first gif_steps steps, every step
-    with at most 128 frames.
+    gif (states [F, H, W, C], ids [F, H, W]): the recorded rollout, at most ~96 frames.
     """
     k = params["b2"].shape[0]
     every = ccfg.every
@@ -159,10 +157,7 @@ def evaluate_variant(params: Params, model_cfg: ModelConfig, x0, ids0, target, c
     fit = cell_fitness(traj.states, target)
     snapshots = {int(t): (np.asarray(traj.states[at(t)]), np.asarray(traj.ids[at(t)]), np.asarray(fit[at(t)]))
                  for t in ccfg.snapshot_times}
-    gif_every = max(1, ccfg.gif_steps // 128)
-    while ccfg.gif_steps % gif_every:
-        gif_every += 1
-    _, _, gif = _rollout(params, x0, ids0, key, steps=ccfg.gif_steps, cfg=model_cfg, every=gif_every)
+    sub = max(1, len(times) // 96)  # at most ~96 GIF frames, taken from the recorded rollout
     return {
         "times": times, "loss_curve": loss, "alive_curve": alive, "shares": shares,
         "fitness_curve": np.asarray(jnp.mean(fit, axis=(-2, -1))),
@@ -172,7 +167,7 @@ def evaluate_variant(params: Params, model_cfg: ModelConfig, x0, ids0, target, c
         "regen_recovery": float(np.mean(recovery[hit])) if hit.any() else None,
         "regen_hits": int(hit.sum()), "regen_gap": float(np.mean(l_after) - before),
         "snapshots": snapshots,
-        "gif": (np.asarray(gif.states), np.asarray(gif.ids)),
+        "gif": (np.asarray(traj.states[::sub]), np.asarray(traj.ids[::sub])),
         "axis_components": axis_components(np.asarray(traj.states), target),
     }
 

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..model import ModelConfig, Params, alive_mask, seed_state, step, step_key
+from ..model import ModelConfig, Params, alive_mask, perceive, seed_state, step, step_key
 
 Array = jax.Array
 
@@ -111,17 +111,26 @@ def controller(x: Array, ids: Array, threshold: float = 0.1) -> Array:
     return jnp.where(own >= 0, own, parent_lineage(x, own, threshold))
 
 
-def lineage_step(params: Params, x: Array, ids: Array, key: Array, cfg: ModelConfig = ModelConfig(),
-                 t: Array | int = 0) -> tuple[Array, Array]:
-    """One CA step with K rules. params: leaves [K, ...]; x: [..., H, W, C]; ids: [..., H, W].
-
-    Returns (x_next, ids_next). Each cell gets the update of its controller's rule; fire
-    mask and life mask exactly as in ``nca.model.step``.
-    """
+def _step(params: Params, x: Array, ids: Array, key: Array, cfg: ModelConfig, t, prev_ctrl: Array | None,
+          isolate: bool) -> tuple[Array, Array, Array]:
+    """lineage_step returning also this step's controller [..., H, W]."""
+    k_rules = num_lineages(params)
     ctrl = controller(x, ids, cfg.alive_threshold)
-    caches = [step(lineage_params(params, k), x, key, cfg, t)[1] for k in range(num_lineages(params))]
+    hooks = None
+    if isolate:
+        if prev_ctrl is not None:
+            # A cell whose controller changed starts a new history: nothing of its past
+            # (grown under another lineage's rule) is credited to the new one.
+            x = jnp.where((ctrl != prev_ctrl)[..., None], jax.lax.stop_gradient(x), x)
+        p = None
+        for k in range(k_rules):
+            mine = (ctrl == k)[..., None]
+            p_k = perceive(jnp.where(mine, x, jax.lax.stop_gradient(x)), cfg.angle_deg, cfg.neighbour_gradients)
+            p = p_k if p is None else jnp.where(mine, p_k, p)
+        hooks = {"perception": lambda _, t: p}
+    caches = [step(lineage_params(params, k), x, key, cfg, t, hooks)[1] for k in range(k_rules)]
     dx = caches[0]["update"]
-    for k in range(1, len(caches)):
+    for k in range(1, k_rules):
         dx = jnp.where((ctrl == k)[..., None], caches[k]["update"], dx)
     pre = alive_mask(x, cfg.alive_threshold)
     x_next = x + dx * caches[0]["fire"]
@@ -129,7 +138,22 @@ def lineage_step(params: Params, x: Array, ids: Array, key: Array, cfg: ModelCon
     x_next = x_next * life
     # Alive after the step: keep the controller's id (own id if it was alive, the parent's
     # if it was just born).
-    return x_next, jnp.where(alive_cells(x_next, cfg.alive_threshold), ctrl, -1).astype(jnp.int32)
+    ids_next = jnp.where(alive_cells(x_next, cfg.alive_threshold), ctrl, -1).astype(jnp.int32)
+    return x_next, ids_next, ctrl
+
+
+def lineage_step(params: Params, x: Array, ids: Array, key: Array, cfg: ModelConfig = ModelConfig(),
+                 t: Array | int = 0, prev_ctrl: Array | None = None, isolate: bool = False) -> tuple[Array, Array]:
+    """One CA step with K rules. params: leaves [K, ...]; x: [..., H, W, C]; ids: [..., H, W].
+
+    Returns (x_next, ids_next). Each cell gets the update of its controller's rule; fire
+    mask and life mask exactly as in ``nca.model.step``. isolate: lineage-isolated
+    gradients (same values): stopped where a cell reads a neighbour of another lineage and,
+    given the previous step's controller ``prev_ctrl``, along a cell's own history where
+    its controller changed -- then no gradient path leads from one rule to another
+    lineage's cells (see ``nca.selfish.training``).
+    """
+    return _step(params, x, ids, key, cfg, t, prev_ctrl, isolate)[:2]
 
 
 class LineageTrajectory(NamedTuple):
@@ -141,12 +165,13 @@ class LineageTrajectory(NamedTuple):
 
 def lineage_rollout(params: Params, x0: Array, ids0: Array, key: Array, steps: int,
                     cfg: ModelConfig = ModelConfig(), record: bool = True, t0: int | Array = 0,
-                    every: int = 1, remat: bool = False,
-                    active_steps: Array | None = None) -> tuple[Array, Array, LineageTrajectory]:
+                    every: int = 1, remat: bool = False, active_steps: Array | None = None,
+                    isolate: bool = False) -> tuple[Array, Array, LineageTrajectory]:
     """``steps`` lineage steps with ``lax.scan``; fire keys ``step_key(key, t0 + i)`` as in
     ``nca.model.rollout`` (so equal rules reproduce it). Records every ``every``-th step
     (T = steps // every) when ``record``. active_steps: run only the first n steps
-    (traced), the rest are the identity (variable-length training rollouts).
+    (traced), the rest are the identity (variable-length training rollouts). isolate:
+    lineage-isolated gradients (``lineage_step``).
 
     Returns (x_final, ids_final, LineageTrajectory).
     """
@@ -155,8 +180,8 @@ def lineage_rollout(params: Params, x0: Array, ids0: Array, key: Array, steps: i
     t0 = jnp.asarray(t0, jnp.int32)
 
     def one(carry, t):
-        x, ids = carry
-        return lineage_step(params, x, ids, step_key(key, t), cfg, t)
+        x, ids, prev = carry
+        return _step(params, x, ids, step_key(key, t), cfg, t, prev, isolate)
 
     if remat:
         one = jax.checkpoint(one)
@@ -168,11 +193,12 @@ def lineage_rollout(params: Params, x0: Array, ids0: Array, key: Array, steps: i
 
     def inner(carry, t):
         carry = one(carry, t)
-        return carry, (carry if record else None)
+        return carry, (carry[:2] if record else None)
 
     ids0 = owned_ids(x0, ids0, cfg.alive_threshold)
+    carry0 = (x0, ids0, controller(x0, ids0, cfg.alive_threshold))
     if every == 1:
-        (x, ids), rec = jax.lax.scan(inner, (x0, ids0), t0 + jnp.arange(steps, dtype=jnp.int32))
+        (x, ids, _), rec = jax.lax.scan(inner, carry0, t0 + jnp.arange(steps, dtype=jnp.int32))
     else:
 
         def outer(carry, ts):
@@ -180,7 +206,7 @@ def lineage_rollout(params: Params, x0: Array, ids0: Array, key: Array, steps: i
             return carry, (jax.tree.map(lambda r: r[-1], recs) if record else None)
 
         ts = t0 + jnp.arange(steps, dtype=jnp.int32).reshape(steps // every, every)
-        (x, ids), rec = jax.lax.scan(outer, (x0, ids0), ts)
+        (x, ids, _), rec = jax.lax.scan(outer, carry0, ts)
     if not record:
         return x, ids, LineageTrajectory(None, None)
     return x, ids, LineageTrajectory(*rec)

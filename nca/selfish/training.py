@@ -8,10 +8,16 @@
   makes the switch.
 - **competing lineages**: ``lineage_train_step``. Lineage k's loss is the squared RGBA
   error summed over the cells it controls at the end of the rollout (its alive cells and
-  the empty cells next to them that its rule is growing), normalised like the MSE; each
-  lineage gets only the gradient of its own loss w.r.t. its own parameters (the other
-  rules are the environment), via one forward pass and K backward passes (``jacrev``).
-  With K = 1 this is exactly the cooperative gradient (tested).
+  the empty cells next to them that its rule is growing), normalised like the MSE. Rule k
+  is trained on loss k only, and credit stays inside the lineage: the rollout runs with
+  lineage-isolated gradients (``lineage_rollout(isolate=True)``: stop-gradients where a
+  cell reads a neighbour of another lineage, and on a cell's own history where its
+  controller changed), so the other lineages are environment, like the neighbours of a
+  selfish cell. Then d loss_j / d rule_k = 0 for j != k (tested: the off-diagonal blocks
+  of the Jacobian are exactly zero), and one backward pass of the summed losses gives
+  every rule exactly its own gradient. Within a lineage credit is cooperative (full
+  gradients between its cells). With K = 1 this is exactly the cooperative gradient
+  (tested).
 - **adversary invader**: ``adversary_train_step`` trains a mutant rule against a frozen
   host to maximise the fitness summed over the cells it controls.
 """
@@ -69,7 +75,7 @@ def init_lineage_state(cfg: Config, k: int, radius: int = 2) -> LineageTrainStat
 
 
 def lineage_losses(params: dict, x0: Array, ids0: Array, key: Array, target: Array, cfg: Config,
-                   n_steps: Array) -> tuple[Array, tuple[Array, Array]]:
+                   n_steps: Array, isolate: bool = True) -> tuple[Array, tuple[Array, Array]]:
     """Per-lineage losses [K] after an ``n_steps`` rollout (of at most rollout_max - 1).
 
     Loss k = batch mean of the squared RGBA error summed over the cells lineage k controls
@@ -77,7 +83,7 @@ def lineage_losses(params: dict, x0: Array, ids0: Array, key: Array, target: Arr
     the cells nobody controls. Returns (losses [K], (x_final, ids_final)).
     """
     x, ids, _ = lineage_rollout(params, x0, ids0, key, cfg.rollout_max - 1, cfg.model, record=False,
-                                remat=cfg.remat, active_steps=n_steps)
+                                remat=cfg.remat, active_steps=n_steps, isolate=isolate)
     ctrl = controller(x, ids, cfg.model.alive_threshold)
     err = cell_error(x, target)
     norm = x.shape[-3] * x.shape[-2] * 4
@@ -87,10 +93,12 @@ def lineage_losses(params: dict, x0: Array, ids0: Array, key: Array, target: Arr
 
 
 def own_gradients(loss_fn, params: dict, *args):
-    """Gradient of loss k w.r.t. rule k only, for every k: the diagonal of the Jacobian.
+    """Gradient of loss k w.r.t. rule k only, for every k: the diagonal of the Jacobian,
+    by brute force (one forward pass, K backward passes) -- the reference the isolated
+    single-pass gradient of ``lineage_train_step`` is tested against.
 
     loss_fn(params, *args) -> (losses [K], aux). Returns (grads with leaves [K, ...],
-    losses [K], aux). One forward pass, K backward passes.
+    losses [K], aux).
     """
     def f(p):
         losses, aux = loss_fn(p, *args)
@@ -124,7 +132,12 @@ def lineage_train_step(cfg: Config, radius: int, state: LineageTrainState,
         x0 = jnp.broadcast_to(seed_x, (cfg.batch_size,) + seed_x.shape)
         ids0 = jnp.broadcast_to(seed_ids, (cfg.batch_size,) + seed_ids.shape)
     n_steps = jax.random.randint(k_len, (), cfg.rollout_min, cfg.rollout_max)
-    grads, losses, (x, ids) = own_gradients(lineage_losses, state.params, x0, ids0, k_roll, target, cfg, n_steps)
+    def total(params):
+        losses, aux = lineage_losses(params, x0, ids0, k_roll, target, cfg, n_steps)
+        return jnp.sum(losses), (losses, aux)
+
+    # Isolated credit: the gradient of the sum is each rule's own-loss gradient.
+    (_, (losses, (x, ids))), grads = jax.value_and_grad(total, has_aux=True)(state.params)
     updates, opt_state = jax.vmap(make_optimizer(cfg).update)(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     pool, pool_ids = state.pool, state.pool_ids

@@ -310,11 +310,10 @@ def build_outputs(a, ccfg, results, invasions, timings, host):
                     if t in r["snapshots"]:
                         st, ids, _ = r["snapshots"][t]
                         cells.append((f"seed {s}, t={t}", rep.lineage_frame(st, ids)))
-                    else:
-                        st, ids = r["gif"][0][-1], r["gif"][1][-1]
             grid_rows.append((variant, cells))
         sections.append(("Grown bodies (tinted by lineage)", rep.img(rep.figure_uri(rep.image_grid_figure(grid_rows)))
-                         + "<p class='note'>Snapshots exist at the preset's snapshot_times.</p>"))
+                         + f"<p class='note'>Steps {ccfg.eval_at} (training horizon) and {ccfg.persist_steps} (persistence) "
+                           "where they are among the preset's snapshot_times.</p>"))
         panels = [("loss over time", {v: [(r["times"], r["loss_curve"]) for r in per.values()] for v, per in results.items()}),
                   ("alive fraction", {v: [(r["times"], r["alive_curve"]) for r in per.values()] for v, per in results.items()})]
         sections.append(("Persistence", rep.img(rep.figure_uri(rep.curves_figure(panels[:1], "MSE", log=True)))

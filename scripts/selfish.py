@@ -274,7 +274,7 @@ def build_outputs(a, ccfg, results, invasions, timings, host):
         per_seed = {}
         for s, r in per.items():
             per_seed[s] = {k: r[k] for k in ("final_loss", "persist_loss", "alive_end", "regen_before",
-                                             "regen_recovery", "regen_gap", "regen_hits", "times", "loss_curve", "alive_curve",
+                                             "regen_recovery", "regen_gap", "regen_hits", "regen_control", "final_loss_visible", "times", "loss_curve", "alive_curve",
                                              "fitness_curve", "shares")}
             per_seed[s]["regen_damaged"] = float(np.mean(r["regen_damaged"]))
             per_seed[s]["regen_after"] = float(np.mean(r["regen_after"]))
@@ -295,13 +295,15 @@ def build_outputs(a, ccfg, results, invasions, timings, host):
         + rep.table(["phase", "seconds"], [[k, json.dumps(_tojson(v))] for k, v in timings.items()]))))
     if rows:
         sections.append(("Summary: mean ± std over seeds", rep.table(
-            ["variant", f"loss at step {ccfg.eval_at}", f"loss at step {ccfg.persist_steps}",
+            ["variant", f"loss at step {ccfg.eval_at}", f"visible loss at step {ccfg.persist_steps}",
              f"alive fraction at {ccfg.persist_steps}", "regeneration recovery", "regeneration gap"], rows)
-            + "<p class='note'>Loss: RGBA MSE to the target (= -mean per-cell fitness / 4). Regeneration "
-              f"recovery: {ccfg.damage_n} damage discs at step {ccfg.damage_at}, {ccfg.regen_steps} steps to "
-              "regrow; recovery 1 = back to the pre-damage loss, 0 = no repair, < 0 = worse (over the discs that "
-              "raised the loss by > 5%); gap = loss after regrowth - loss before the damage. Timings: null = "
-              "reused from an earlier run of the same --out.</p>"))
+            + f"<p class='note'>Loss at step {ccfg.eval_at}: the training loss, RGBA MSE to the target "
+              "(= -mean per-cell fitness / 4). Later losses: visible MSE (RGBA clipped to [0, 1]), finite when a "
+              f"rule explodes. Regeneration: {ccfg.damage_n} of the article's damage discs at step "
+              f"{ccfg.damage_at}, {ccfg.regen_steps} steps to regrow, compared with the undamaged state run as "
+              "long; recovery 1 = as good as the undamaged control, 0 = no repair, < 0 = worse (over the discs "
+              "that raised the loss by > 5%); gap = loss after regrowth - control. Timings: null = reused from "
+              "an earlier run of the same --out.</p>"))
         grid_rows = []
         for variant, per in results.items():
             cells = []
@@ -314,16 +316,16 @@ def build_outputs(a, ccfg, results, invasions, timings, host):
         sections.append(("Grown bodies (tinted by lineage)", rep.img(rep.figure_uri(rep.image_grid_figure(grid_rows)))
                          + f"<p class='note'>Steps {ccfg.eval_at} (training horizon) and {ccfg.persist_steps} (persistence) "
                            "where they are among the preset's snapshot_times.</p>"))
-        panels = [("loss over time", {v: [(r["times"], r["loss_curve"]) for r in per.values()] for v, per in results.items()}),
+        panels = [("visible MSE over time", {v: [(r["times"], r["loss_curve"]) for r in per.values()] for v, per in results.items()}),
                   ("alive fraction", {v: [(r["times"], r["alive_curve"]) for r in per.values()] for v, per in results.items()})]
         sections.append(("Persistence", rep.img(rep.figure_uri(rep.curves_figure(panels[:1], "MSE", log=True)))
                          + rep.img(rep.figure_uri(rep.curves_figure(panels[1:], "fraction of grid")))))
         regen_rows = [[v, s, f"{r['regen_before']:.4g}", f"{np.mean(r['regen_damaged']):.4g}",
-                       f"{np.mean(r['regen_after']):.4g}", r["regen_hits"],
+                       f"{np.mean(r['regen_after']):.4g}", f"{r['regen_control']:.4g}", r["regen_hits"],
                        "n/a" if r["regen_recovery"] is None else f"{r['regen_recovery']:.3f}"]
                       for v, per in results.items() for s, r in per.items()]
         sections.append(("Regeneration", rep.table(["variant", "seed", "loss before", "after damage",
-                                                    f"after {ccfg.regen_steps} steps", "discs that hurt", "recovery"], regen_rows)))
+                                                    f"after {ccfg.regen_steps} steps", "undamaged control", "discs that hurt", "recovery"], regen_rows)))
         fit_rows = []
         for variant, per in results.items():
             s0 = min(per)

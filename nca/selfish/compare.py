@@ -4,14 +4,18 @@ Every variant is evaluated through ``lineage_rollout`` (one rule with all ids 0 
 cooperative and selfish variants -- the same numbers as the core rollout, tested), so
 all variants get the same measures:
 
-- ``loss_curve``: MSE to the target every ``every`` steps of a ``persist_steps`` rollout
-  from the variant's seed; ``final_loss`` at ``eval_at`` (the training horizon),
-  ``persist_loss`` at the end, ``alive_end``: fraction of the grid alive at the end;
+- ``loss_curve``: visible MSE (``visible_mse``: clipped RGBA, the loss while states stay
+  in [0, 1], finite when a rule explodes) every ``every`` steps of a ``persist_steps``
+  rollout from the variant's seed; ``final_loss``: the raw training loss (RGBA MSE) at
+  ``eval_at`` (the training horizon), ``final_loss_visible`` the visible one;
+  ``persist_loss``: visible MSE at the end; ``alive_end``: fraction of the grid alive;
 - regeneration: the grown state at ``damage_at`` is hit with ``damage_n`` of the article's
-  damage discs (``nca.train.circle_masks``, fixed key) and regrown ``regen_steps``;
-  ``regen_recovery`` = mean over the discs that hurt (loss up > 5%) of 1 - (loss_after -
-  loss_before) / (loss_damaged - loss_before): 1 = fully repaired, 0 = no better than just
-  after the damage (None when no disc hurt); ``regen_gap`` = mean loss_after - loss_before;
+  damage discs (``nca.train.circle_masks``, fixed key) and regrown ``regen_steps``, next to
+  the undamaged state run as long (the control: long rollouts drift even without damage);
+  ``regen_recovery`` = mean over the discs that hurt (visible MSE up > 5%) of
+  1 - (loss_after - loss_control) / (loss_damaged - loss_before): 1 = as good as the
+  undamaged control, 0 = no repair (None when no disc hurt); ``regen_gap`` = mean
+  loss_after - loss_control;
 - per-cell fitness maps (``cell_fitness``) at ``snapshot_times``; lineage shares over time.
 """
 
@@ -28,7 +32,7 @@ from ..config import Config, preset
 from ..errors import NCAError
 from ..model import ModelConfig, Params, seed_state
 from ..train import circle_masks
-from .fitness import cell_error, cell_fitness
+from .fitness import cell_error, cell_fitness, visible_mse
 from .invasion import invasion_curves, plant_ids
 from .lineages import lineage_rollout, lineage_seed, lineage_shares, stack_params
 from .training import AdversaryConfig
@@ -118,7 +122,7 @@ def start_state(variant: str, ccfg: ComparisonConfig, model_cfg: ModelConfig):
 
 
 def _mse(states, target):
-    return np.asarray(jnp.mean(cell_error(states, target), axis=(-2, -1)) / 4.0)
+    return np.asarray(visible_mse(states, target))
 
 
 def evaluate_variant(params: Params, model_cfg: ModelConfig, x0, ids0, target, ccfg: ComparisonConfig,
@@ -147,13 +151,17 @@ def evaluate_variant(params: Params, model_cfg: ModelConfig, x0, ids0, target, c
     dmg_ids = jnp.broadcast_to(grown_ids, damaged.shape[:-1])
     after, _, _ = _rollout(params, damaged, dmg_ids, key, steps=ccfg.regen_steps, cfg=model_cfg, record=False,
                            t0=ccfg.damage_at)
+    # the undamaged state rides along as the last entry: the control of the regrowth
+    after, _, _ = _rollout(params, jnp.concatenate([damaged, grown[None]]),
+                           jnp.concatenate([dmg_ids, grown_ids[None]]), key, steps=ccfg.regen_steps,
+                           cfg=model_cfg, record=False, t0=ccfg.damage_at)
     before = float(_mse(grown, target))
-    l_dmg, l_after = _mse(damaged, target), _mse(after, target)
+    l_dmg, l_after = _mse(damaged, target), _mse(after[:-1], target)
+    control = float(_mse(after[-1], target))
     # Only discs that hurt (loss up by > 5% and > 1e-4) define a recovery; a disc that
     # missed the body would divide by ~0.
     hit = (l_dmg - before) > max(1e-4, 0.05 * before)
-    recovery = 1.0 - (l_after - before) / np.where(hit, l_dmg - before, 1.0)
-
+    recovery = 1.0 - (l_after - control) / np.where(hit, l_dmg - before, 1.0)
     fit = cell_fitness(traj.states, target)
     snapshots = {int(t): (np.asarray(traj.states[at(t)]), np.asarray(traj.ids[at(t)]), np.asarray(fit[at(t)]))
                  for t in ccfg.snapshot_times}
@@ -161,11 +169,12 @@ def evaluate_variant(params: Params, model_cfg: ModelConfig, x0, ids0, target, c
     return {
         "times": times, "loss_curve": loss, "alive_curve": alive, "shares": shares,
         "fitness_curve": np.asarray(jnp.mean(fit, axis=(-2, -1))),
-        "final_loss": float(loss[at(ccfg.eval_at)]), "persist_loss": float(loss[-1]),
+        "final_loss": float(jnp.mean(cell_error(traj.states[at(ccfg.eval_at)], target)) / 4.0),
+        "final_loss_visible": float(loss[at(ccfg.eval_at)]), "persist_loss": float(loss[-1]),
         "alive_end": float(alive[-1]),
         "regen_before": before, "regen_damaged": l_dmg, "regen_after": l_after,
         "regen_recovery": float(np.mean(recovery[hit])) if hit.any() else None,
-        "regen_hits": int(hit.sum()), "regen_gap": float(np.mean(l_after) - before),
+        "regen_control": control, "regen_hits": int(hit.sum()), "regen_gap": float(np.mean(l_after) - control),
         "snapshots": snapshots,
         "gif": (np.asarray(traj.states[::sub]), np.asarray(traj.ids[::sub])),
         "axis_components": axis_components(np.asarray(traj.states), target),

@@ -25,6 +25,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from ..model import to_rgba
+
 Array = jax.Array
 
 FITNESS_KINDS = ("pixel", "gain", "territory")
@@ -56,3 +58,10 @@ def fitness_loss(x: Array, target: Array) -> Array:
     Equals ``nca.train.per_sample_loss`` (the RGBA MSE).
     """
     return -jnp.mean(cell_fitness(x, target), axis=(-2, -1)) / 4.0
+
+
+def visible_mse(states: Array, target: Array) -> Array:
+    """MSE of what one sees: RGBA clipped to [0, 1] (NaN as 0) against the target.
+    states: [..., H, W, C] -> [...]. Equals the loss while states stay in [0, 1]; unlike
+    the raw loss it stays finite and comparable when a rule explodes over long rollouts."""
+    return jnp.mean(jnp.square(to_rgba(jnp.nan_to_num(states)) - target), axis=(-3, -2, -1))

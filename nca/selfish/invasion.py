@@ -7,8 +7,8 @@ the body's centroid), ``cell`` (that one cell), ``fraction`` (each alive cell
 independently with probability ``size``).
 
 Measures over time (``invasion_curves``): mutant and host cell counts, mutant share of the
-alive cells, harm = MSE to the target minus the MSE of the uninvaded control run (same fire
-masks), and cells alive outside the target's body (overgrowth).
+alive cells, harm = visible MSE to the target minus that of the uninvaded control run (same
+fire masks), and cells alive outside the target's body (overgrowth).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from ..model import ModelConfig, Params
-from .fitness import cell_error
+from .fitness import visible_mse
 from .lineages import alive_cells, lineage_rollout, stack_params
 
 Array = jax.Array
@@ -96,13 +96,13 @@ def invasion_curves(ids: Array, states: Array, control_states: Array, target: Ar
     """Invasion measures over time. ids: [T, H, W]; states, control_states: [T, H, W, C].
 
     Returns {"mutant_cells", "host_cells", "mutant_share", "harm", "overgrowth"}, each [T]:
-    harm = MSE(states) - MSE(control_states) against the target (RGBA, as the loss);
+    harm = visible MSE(states) - visible MSE(control_states) against the target
+    (``visible_mse``: clipped RGBA, finite even when a rule explodes);
     overgrowth = alive cells where the target's alpha <= threshold.
     """
     mutant = jnp.sum(ids == 1, axis=(-2, -1))
     host = jnp.sum(ids == 0, axis=(-2, -1))
-    mse = jnp.mean(cell_error(states, target), axis=(-2, -1)) / 4.0
-    mse_control = jnp.mean(cell_error(control_states, target), axis=(-2, -1)) / 4.0
+    mse, mse_control = visible_mse(states, target), visible_mse(control_states, target)
     outside = alive_cells(states, threshold) & (target[..., 3] <= threshold)
     return {
         "mutant_cells": mutant,

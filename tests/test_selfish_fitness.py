@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nca.config import preset
-from nca.model import ModelConfig, init_params, rollout, seed_state
+from nca.model import ModelConfig, init_params, rollout
 from nca.selfish import cell_fitness, fitness_loss, selfish_config
 from nca.train import compiled_train_step, init_train_state, per_sample_loss
 

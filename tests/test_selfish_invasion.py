@@ -11,8 +11,7 @@ import nca
 from nca.model import ModelConfig, init_params
 from nca.selfish import compare as cmp
 from nca.selfish.invasion import invasion_curves, perturb_params, plant_ids, plant_mutant
-from nca.selfish.lineages import stack_params
-from nca.selfish.training import AdversaryConfig, adversary_train_step, init_adversary_state
+from nca.selfish.training import AdversaryConfig, adversary_loss, adversary_train_step, init_adversary_state
 
 CCFG = replace(cmp.comparison_preset("smoke"), host_grow=40, invasion_steps=30, invasion_every=10)
 GRID = 40  # the published host on a smaller grid than its 72: same rule, 3x fewer cells
@@ -87,7 +86,12 @@ def test_adversary_training_smoke():
         state, loss = step(state)
     assert np.isfinite(float(loss)) and float(loss) < 0  # minus the territory it holds
     assert max(np.abs(np.asarray(state.params[k]) - start[k]).max() for k in start) > 0
-    np.testing.assert_array_equal(np.asarray(host["w2"]), np.asarray(0.02 * jax.random.normal(k2, host["w2"].shape)))
+    # the host is frozen: no gradient reaches it, while the mutant gets one
+    ids0 = plant_mutant(x[0], jnp.array([5, 5]), 1.0)[None]
+    g_mut, g_host = jax.grad(adversary_loss, argnums=(0, 1))(state.params, host, x, ids0, jax.random.key(3),
+                                                             target, acfg, cfg)
+    assert all(float(jnp.abs(v).max()) == 0.0 for v in g_host.values())
+    assert max(float(jnp.abs(v).max()) for v in g_mut.values()) > 0
 
 
 def test_perturb_params_changes_every_leaf():

@@ -22,7 +22,6 @@ all variants get the same measures:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from functools import partial
 
 import jax
 import jax.numpy as jnp

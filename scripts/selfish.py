@@ -392,10 +392,18 @@ def build_outputs(a, ccfg, results, invasions, timings, host):
                     f"<figcaption>{mutant} patch in the host (red = mutant), seed {s0}</figcaption></figure>")
     if gifs:
         sections.append(("Animations (blue: lineage 0 / host, red: lineage 1 / mutant, green: lineage 2)", "".join(gifs)))
-    ax_rows = [[v, s, d.get("status"), d.get("reason", "")] for v, per in summary["axis_components"].items()
+    def pcs(d):
+        if d.get("status") != "ok":
+            return [d.get("reason", "")] + [""] * 2
+        return [f"{c['kind']} ({c['explained_variance_ratio']:.0%}, &rho;={c['association']:.2f}, "
+                f"&rho;r={c['radial_association']:+.2f})" for c in d["components"]]
+
+    ax_rows = [[v, s, d.get("step", ""), *pcs(d)] for v, per in summary["axis_components"].items()
                for s, d in per.items()]
     if ax_rows:
-        sections.append(("Body-axis components (PCA analysis)", rep.table(["variant", "seed", "status", "note"], ax_rows)))
+        sections.append(("Body-axis components (PCA analysis: scripts/pca_report.py's default, at the "
+                         "evaluation step; kind, variance, directional and radial rank association)",
+                         rep.table(["variant", "seed", "step", "PC1", "PC2", "PC3"], ax_rows)))
     return summary, rep.page("Selfish cells vs the cooperative organism", sections)
 
 

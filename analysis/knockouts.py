@@ -20,7 +20,9 @@ Three conditions (``Assay``), each a clean question:
 * **regeneration**: grow intact, cut (``nca.animate.Cut``), regrow ``regrow_steps`` with the
   knockout: needed to regenerate?
 
-Loss = MSE of RGBA to the target (``nca.train.per_sample_loss``), averaged over
+Loss = MSE of the RGBA *as seen* (clipped to [0, 1], ``nca.model.to_rgba``) to the target
+(``nca.train.per_sample_loss``; clipping keeps a knockout that makes the state explode at a
+finite, comparable value), averaged over
 ``replicates`` rollouts (independent fire masks). **Effect** = ``(L - L_ref) / (L_empty -
 L_ref)``: 0 = as the intact model, 1 = as bad as an empty grid (``L_empty = mean(target^2)``);
 above 1 when the body overgrows. Epistasis of a pair: ``effect(ij) - effect(i) - effect(j)``.
@@ -37,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nca.animate import CUTS, Cut
-from nca.model import ModelConfig, alive_mask, rollout, seed_state
+from nca.model import ModelConfig, alive_mask, rollout, seed_state, to_rgba
 from nca.train import per_sample_loss
 
 Array = jax.Array
@@ -112,7 +114,8 @@ def _ablated_rollouts(params, x0, key, t0, target, proj, fill, steps, cfg):
     def one(p, m):
         x, _ = rollout(params, x0, key, steps, cfg, record=(), t0=t0,
                        hooks={"state": knockout_hook(p, m, cfg.alive_threshold)})
-        return per_sample_loss(x, target), jnp.clip(x[0, ..., :4], 0.0, 1.0)
+        rgba = to_rgba(x)  # what is seen: an exploding body saturates instead of diverging
+        return per_sample_loss(rgba, target), rgba[0]
 
     return jax.vmap(one)(proj, fill)
 
@@ -276,4 +279,31 @@ def atlas(params, cfg: ModelConfig, target, key: Array, grid: int, channels, ass
             cond["redundant"] = redundant_pairs(single_eff, pe, th)
         out["conditions"][name] = cond
     out["images"] = images
+    return out
+
+
+ESSENTIAL = 0.5  # a knockout with effect >= 0.5 counts as "essential" in the summaries
+
+
+def summarise(atl: dict, repair: dict | None = None) -> dict:
+    """Counts one can compare across models/seeds (channel numbers are not comparable
+    between seeds, these are): per condition the number of essential channels (effect >=
+    0.5), the largest single effect and its label; per pair condition the number of
+    redundant pairs and the mean and extreme epistasis; the median repair fraction."""
+    n = len(atl["channels"])
+    out = {}
+    for name, c in atl["conditions"].items():
+        eff = np.array(c["effect"][:n], float)
+        d = {"essential_channels": int((eff >= ESSENTIAL).sum()), "max_effect": float(eff.max()),
+             "max_effect_label": c["labels"][int(eff.argmax())], "mean_effect": float(eff.mean())}
+        if "epistasis" in c:
+            e = np.array(c["epistasis"], float)
+            e = e[np.triu_indices(n, 1)]
+            d.update({"redundant_pairs": len(c["redundant"]), "mean_epistasis": float(np.nanmean(e)),
+                      "min_epistasis": float(np.nanmin(e)), "max_epistasis": float(np.nanmax(e))})
+        out[name] = d
+    if repair is not None:
+        r = np.array([s["repair"] for s in repair["summary"]], float)
+        p = np.array([s["pulse_recovery"] for s in repair["summary"]], float)
+        out["repair"] = {"median_repair": float(np.nanmedian(r)), "median_pulse_recovery": float(np.nanmedian(p))}
     return out

@@ -11,7 +11,8 @@ and Sobel pair, ablated at the "perception" hook; the channel stays in the state
   of its one-step effects ``step_ablated(x_s) - step(x_s)`` along the *intact* trajectory
   (same fire masks), ``s = t0 .. t0 + h - 1``; no step sees an earlier step's change.
 
-Deviation = RMS over cells and replicates of the RGBA difference from the intact rollout
+Deviation = RMS over cells and replicates of the difference of the RGBA as seen (clipped to
+[0, 1], ``nca.model.to_rgba``) from the intact rollout
 (same keys). All three agree at h = 1. ``repair = 1 - total(h) / direct(h)``: > 0 when the
 system compensates for part of what the channel did (self-repair), < 0 when downstream
 steps amplify it. ``pulse_recovery = 1 - pulse(h) / max(pulse)``: 1 when a one-step
@@ -26,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nca.model import ModelConfig, rollout, step, step_key
+from nca.model import ModelConfig, rollout, step, step_key, to_rgba
 
 from .interventions import ablate, perception_directions
 
@@ -52,11 +53,11 @@ def _curves(params, x0, key, t0, dirs, horizon, cfg):
 
         def one_step(args):
             x, t = args
-            return step(params, x, step_key(key, t), cfg, t, {"perception": ablate(d)})[0][..., :4]
+            return to_rgba(step(params, x, step_key(key, t), cfg, t, {"perception": ablate(d)})[0])
 
-        deltas = jax.lax.map(one_step, (incoming, ts)) - intact[..., :4]
-        return (_rms(total[..., :4] - intact[..., :4]), _rms(pulse[..., :4] - intact[..., :4]),
-                _rms(jnp.cumsum(deltas, axis=0)))
+        seen = to_rgba(intact)
+        deltas = jax.lax.map(one_step, (incoming, ts)) - seen
+        return _rms(to_rgba(total) - seen), _rms(to_rgba(pulse) - seen), _rms(jnp.cumsum(deltas, axis=0))
 
     return jax.vmap(one)(dirs)
 

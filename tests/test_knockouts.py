@@ -106,7 +106,7 @@ def test_batched_knockouts_equal_single_hooked_rollouts(lizard):
             v = v.at[..., list(chans)].set(0.0)
             return v + alive * jnp.zeros(16).at[jnp.array(chans)].set(means[list(chans)])
         x, _ = nca.grow(lizard, 30, key, x0=jnp.asarray(seed), hooks={"state": hook}, t0=5, record=())
-        expect = np.asarray(nca.train.per_sample_loss(x, jnp.asarray(target)))
+        expect = np.asarray(nca.train.per_sample_loss(nca.to_rgba(x), jnp.asarray(target)))
         np.testing.assert_allclose(loss[i], expect, rtol=1e-4, atol=1e-7)
 
 

@@ -171,8 +171,9 @@ class Assay:
 
 
 @partial(jax.jit, static_argnames=("steps", "cfg"))
-def _grow(params, x0, key, steps, cfg):
-    return rollout(params, x0, key, steps, cfg, record=())[0]
+def advance(params, x0, key, steps, cfg, t0=0):
+    """x0 [..., H, W, C] at global step t0 (traced) -> the state ``steps`` steps later."""
+    return rollout(params, x0, key, steps, cfg, record=(), t0=t0)[0]
 
 
 def assay_starts(params, cfg: ModelConfig, key: Array, grid: int, assay: Assay, x0=None) -> dict[str, Start]:
@@ -181,7 +182,7 @@ def assay_starts(params, cfg: ModelConfig, key: Array, grid: int, assay: Assay, 
     x0: growth start [B, H, W, C] (default: the article's seed, ``assay.replicates`` times)."""
     seed = (np.asarray(seed_state(grid, grid, cfg, batch=assay.replicates)) if x0 is None
             else np.asarray(x0, np.float32))
-    grown = np.asarray(_grow(params, jnp.asarray(seed), key, assay.grow_steps, cfg))
+    grown = np.asarray(advance(params, jnp.asarray(seed), key, assay.grow_steps, cfg))
     keep = 1.0 - Cut(assay.grow_steps, assay.cut).mask(grid, grid).astype(np.float32)
     return {
         "growth": Start("growth", seed, 0, assay.grow_steps),

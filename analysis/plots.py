@@ -365,12 +365,19 @@ def fig_epistasis(cond: dict, channels: list[int]) -> Figure:
     epi = np.array(cond["epistasis"], float)
     fig = Figure(figsize=(10, 4.4))
     ticks = [str(c) for c in channels]
+    # colour scales stop at 2 (and -2): an exploding knockout (effect 10) would wash out the rest
+    e_max = float(np.clip(np.nanmax(eff), 1.0, 2.0))
+    p_max = float(np.clip(np.nanmax(np.abs(epi)), 0.1, 2.0))
     for k, (mat, title, cmap, lim) in enumerate([
-            (eff, "knockout effect (diagonal: single)", "magma_r", (0, max(1.0, np.nanmax(eff)))),
-            (epi, "epistasis  e(ij) - e(i) - e(j)", DIVERGING, (-np.nanmax(np.abs(epi)) or -1, np.nanmax(np.abs(epi)) or 1))]):
+            (eff, "knockout effect (diagonal: single)", "magma_r", (0.0, e_max)),
+            (epi, "epistasis  e(ij) - e(i) - e(j)", DIVERGING, (-p_max, p_max))]):
         ax = fig.add_subplot(1, 2, k + 1)
         ax.set_facecolor("#d9d9d9")
-        im = ax.imshow(mat, cmap=cmap, vmin=lim[0], vmax=lim[1], interpolation="nearest")
+        im = ax.imshow(np.clip(mat, lim[0], lim[1]), cmap=cmap, vmin=lim[0], vmax=lim[1], interpolation="nearest")
+        for i in range(n):
+            for j in range(n):
+                if np.isfinite(mat[i, j]) and abs(mat[i, j]) > lim[1]:
+                    ax.text(j, i, f"{mat[i, j]:.0f}", ha="center", va="center", fontsize=5, color="w")
         ax.set_xticks(range(n), ticks, fontsize=7)
         ax.set_yticks(range(n), ticks, fontsize=7)
         ax.set_xlabel("channel")
@@ -460,4 +467,23 @@ def fig_curves(x, curves: np.ndarray, labels: list[str], title: str, xlabel: str
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
+    return fig
+
+
+def fig_damage_gallery(snapshots: dict, kinds: list[str], steps_shown: list[int]) -> Figure:
+    """Rows: damage kinds (and the control); columns: right after the damage, half-way,
+    end of regrowth. snapshots: kind -> RGBA [3, H, W, 4] (replicate 0)."""
+    rows = list(kinds) + ["control"]
+    fig = Figure(figsize=(1.25 * 3 + 0.6, 1.25 * len(rows) + 0.3))
+    for r, kind in enumerate(rows):
+        for j in range(3):
+            ax = fig.add_subplot(len(rows), 3, r * 3 + j + 1)
+            rgba = np.asarray(snapshots[kind][j])
+            ax.imshow(np.clip(rgba[..., :3] + 1.0 - rgba[..., 3:4], 0, 1), interpolation="nearest")
+            if r == 0:
+                ax.set_title(f"+{steps_shown[j]} steps", fontsize=7)
+            if j == 0:
+                ax.set_ylabel(kind, fontsize=7)
+            _clean(ax)
+    fig.tight_layout(pad=0.3)
     return fig

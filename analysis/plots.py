@@ -9,6 +9,7 @@ Signed scores use a diverging map (RdBu_r, white = 0, symmetric limits) with a c
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -297,8 +298,10 @@ def _spread_bars(ax, labels: list[str], values: np.ndarray, horizontal: bool = T
     """values: [models, n] -> bars of the mean, sd error bars (if > 1 model), one dot per model."""
     values = np.atleast_2d(np.asarray(values, float))
     pos = np.arange(len(labels))
-    mean = np.nanmean(values, 0)
-    sd = np.nanstd(values, 0) if len(values) > 1 else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(values, 0)
+        sd = np.nanstd(values, 0) if len(values) > 1 else None
     if horizontal:
         ax.barh(pos, mean, xerr=sd, color=colour, alpha=0.55, capsize=2)
         for row in values:
@@ -449,10 +452,12 @@ def fig_curves(x, curves: np.ndarray, labels: list[str], title: str, xlabel: str
     x = np.asarray(x)
     for s, lab in enumerate(labels):
         col = _colour(s)
-        m = np.nanmean(curves[:, s], 0)
+        with warnings.catch_warnings():  # all-NaN columns (not measurable there) stay NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            m = np.nanmean(curves[:, s], 0)
+            sd = np.nanstd(curves[:, s], 0)
         ax.plot(x, m, "-", color=col, lw=1.8, label=lab)
         if len(curves) > 1:
-            sd = np.nanstd(curves[:, s], 0)
             ax.fill_between(x, m - sd, m + sd, color=col, alpha=0.18, lw=0)
             for row in curves[:, s]:
                 ax.plot(x, row, "-", color=col, lw=0.5, alpha=0.5)

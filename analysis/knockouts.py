@@ -308,3 +308,16 @@ def summarise(atl: dict, repair: dict | None = None) -> dict:
         p = np.array([s["pulse_recovery"] for s in repair["summary"]], float)
         out["repair"] = {"median_repair": float(np.nanmedian(r)), "median_pulse_recovery": float(np.nanmedian(p))}
     return out
+
+
+def target_on_grid(target, size: int) -> np.ndarray:
+    """The target [G, G, 4] placed on a ``size`` grid so that its seed cell (G//2, G//2)
+    lands on the new seed cell (size//2, size//2): zero-padded or cropped. -> [size, size, 4]."""
+    target = np.asarray(target, np.float32)
+    g = target.shape[0]
+    out = np.zeros((size, size) + target.shape[2:], np.float32)
+    off = size // 2 - g // 2
+    src = slice(max(0, -off), min(g, size - off))
+    dst = slice(max(0, off), max(0, off) + (src.stop - src.start))
+    out[dst, dst] = target[src, src]
+    return out

@@ -54,6 +54,7 @@ def main(argv=None) -> int:
     import nca
     from analysis import damage_assays as D
     from analysis import plots, report
+    from analysis.knockouts import target_on_grid
     from nca.checkpoint import atomic_write_bytes
 
     t_start = time.time()
@@ -65,6 +66,7 @@ def main(argv=None) -> int:
     for m, target in zip(models, targets):
         bar.set_description(f"damage {m.name}")
         grid = a.size or m.grid_size
+        target = target_on_grid(target, grid)
         r = D.run_panel(m.params, m.model_config, target, jax.random.key(a.seed), grid, protocol, a.damages,
                         progress=bar.update)
         ctrl = np.array(r["control"]["loss"])[0]

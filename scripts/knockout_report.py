@@ -87,6 +87,7 @@ def main(argv=None) -> int:
     for m, target in zip(models, targets):
         bar.set_description(f"knockouts {m.name}")
         grid = a.size or m.grid_size
+        target = K.target_on_grid(target, grid)
         cfg = m.model_config
         states = grow_states(m, a.grow, key, size=grid)[:, 0]  # [T+1, H, W, C]
         fit_steps = sorted({a.grow // 2, a.grow})

@@ -1,6 +1,10 @@
 """Damage assays (panel masks, recovery rule, batched regrowth) and training dynamics
 (phase change, onsets, measures at kept checkpoints)."""
 
+import json
+import runpy
+from pathlib import Path
+
 import jax
 import numpy as np
 import pytest
@@ -9,6 +13,11 @@ import nca
 from analysis import damage_assays as D
 from analysis import dynamics as Dy
 from nca.animate import Cut
+from nca.config import preset
+from nca.errors import NCAError
+from nca.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_panel_masks():
@@ -64,19 +73,10 @@ def test_phase_change_and_onset():
 
 
 def test_dynamics_report_on_a_tiny_run(tmp_path):
-    from nca.config import preset
-    from nca.errors import NCAError
-    from nca.train import train
-    import json
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("dyn", Path(__file__).parents[1] / "scripts" / "dynamics_report.py")
-    dyn = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(dyn)
     run = tmp_path / "run"
     train(preset("tiny", train_steps=6, experiment="growing"), run, progress=False, log=lambda *_: None)
-    assert dyn.main([str(run), "--out", str(tmp_path / "rep"), "--steps", "10", "--long", "12"]) == 0
+    dyn = runpy.run_path(str(ROOT / "scripts" / "dynamics_report.py"), run_name="dynamics_report")
+    assert dyn["main"]([str(run), "--out", str(tmp_path / "rep"), "--steps", "10", "--long", "12"]) == 0
     rep = json.loads((tmp_path / "rep" / "report.json").read_text())
     s = rep["results"][0]["series"]
     assert s["steps"] == [0, 1, 2, 3, 6]
@@ -88,4 +88,22 @@ def test_dynamics_report_on_a_tiny_run(tmp_path):
     (tmp_path / "bare").mkdir()
     (tmp_path / "bare" / "config.json").write_text((run / "config.json").read_text())
     with pytest.raises(NCAError, match="kept checkpoint"):
-        dyn.main([str(tmp_path / "bare"), "--out", str(tmp_path / "x")])
+        dyn["main"]([str(tmp_path / "bare"), "--out", str(tmp_path / "x")])
+
+
+def test_damage_report_with_two_models_shows_spread(tmp_path):
+    rep = runpy.run_path(str(ROOT / "scripts" / "damage_report.py"), run_name="damage_report")
+    out = tmp_path / "d"
+    argv = ["distill:lizard/regenerating", "distill:lizard/persistent", "--out", str(out), "--grow", "60",
+            "--regrow", "20", "--every", "10", "--replicates", "2", "--damages", "square", "stripe"]
+    assert rep["main"](argv) == 0
+    r = json.loads((out / "report.json").read_text())
+    assert r["models"] == ["distill:lizard/regenerating", "distill:lizard/persistent"]
+    s = r["summary"]["square"]["success_rate"]
+    assert len(s["values"]) == 2 and s["mean"] == pytest.approx(np.mean(s["values"]))
+    assert set(r["figures"]) == {"recovery.png", "success.png", "time.png", "gallery.png"}
+    assert all((out / f).stat().st_size > 1000 for f in r["figures"])
+    with pytest.raises(NCAError, match="regrow"):
+        rep["main"](["distill:lizard/regenerating", "--out", str(out), "--regrow", "0"])
+    with pytest.raises(NCAError, match="unknown published model"):
+        rep["main"](["distill:lizard/sideways", "--out", str(out)])

@@ -114,3 +114,38 @@ def test_effect_normalisation_and_bad_cut():
     assert K.normalised_effect([0.1, 0.55, 1.0], 0.1, 1.0).tolist() == pytest.approx([0.0, 0.5, 1.0])
     with pytest.raises(ValueError):
         K.Assay(cut="diagonal")
+
+
+def test_knockout_report_end_to_end(tmp_path):
+    import json
+    import runpy
+    from pathlib import Path
+
+    from nca.errors import NCAError
+
+    script = runpy.run_path(str(Path(__file__).parents[1] / "scripts" / "knockout_report.py"), run_name="ko")
+    out = tmp_path / "ko"
+    argv = ["distill:lizard/regenerating", "--out", str(out), "--size", "40", "--grow", "30", "--persist", "10",
+            "--regrow", "10", "--pcs", "2", "--repair-horizon", "5", "--chunk", "32"]
+    assert script["main"](argv) == 0
+    rep = json.loads((out / "report.json").read_text())
+    res = rep["results"][0]
+    g = res["atlas"]["conditions"]["growth"]
+    assert g["labels"] == [str(c) for c in range(4, 16)] + ["PC1", "PC2"]
+    assert len(g["pairs"]["labels"]) == 66 and np.array(g["epistasis"], dtype=float).shape == (12, 12)
+    assert "pairs" not in res["atlas"]["conditions"]["persistence"]
+    assert len(res["repair"]["summary"]) == 12 and len(res["repair"]["h"]) == 5
+    assert {"effects.png", "gallery.png", "epistasis_growth.png", "repair.png"} <= set(rep["figures"])
+    with pytest.raises(NCAError, match="grow"):
+        script["main"](["distill:lizard/regenerating", "--out", str(out), "--grow", "0"])
+
+
+def test_target_on_grid_keeps_the_seed_cell_aligned():
+    t = np.zeros((9, 9, 4), np.float32)
+    t[4, 4] = 1.0  # the seed cell of a 9 grid
+    t[0, 0] = 0.5
+    big = K.target_on_grid(t, 13)
+    assert big[6, 6, 0] == 1.0 and big[2, 2, 0] == 0.5 and big.sum() == t.sum()
+    small = K.target_on_grid(t, 5)
+    assert small[2, 2, 0] == 1.0 and small.shape == (5, 5, 4)
+    np.testing.assert_array_equal(K.target_on_grid(t, 9), t)

@@ -169,7 +169,7 @@ def fmt_spread(s: dict, nd: int = 2) -> str:
     """"0.31 ± 0.05 (n=4)" (or just the value for one model)."""
     if s["mean"] is None:
         return "-"
-    n = len(s["values"])
+    n = sum(v is not None and math.isfinite(v) for v in s["values"])
     return f"{s['mean']:.{nd}f}" + (f" \u00b1 {s['sd']:.{nd}f} (n={n})" if n > 1 else "")
 
 
@@ -195,3 +195,24 @@ def build_page(title: str, intro_html: str, sections: list[tuple[str, str, bytes
                  "</p><details><summary>report.json (first 4000 characters)</summary>"
                  f"<pre>{_esc(json.dumps(report, indent=1)[:4000])}</pre></details></body></html>")
     return "\n".join(parts)
+
+
+def conventions_html(conventions: dict) -> str:
+    return "".join(f"<p class='cap'><b>{_esc(k)}</b>: {_esc(v)}</p>" for k, v in conventions.items())
+
+
+def report_files(title: str, intro_html: str, out: dict, pngs: list[tuple[str, str, str, bytes]]) -> dict[str, bytes]:
+    """Everything a dissection II report writes: ``{name.png: ..., "report.json": ...,
+    "index.html": ...}`` (the script writes each atomically). out: the report dict (made
+    JSON-safe here; ``figures`` is set); pngs: (name, title, caption, PNG bytes)."""
+    out["figures"] = [f"{n}.png" for n, *_ in pngs]
+    safe = json_safe(out)
+    files = {f"{n}.png": png for n, _, _, png in pngs}
+    files["report.json"] = json.dumps(safe, indent=1, allow_nan=False).encode()
+    page = build_page(title, intro_html + conventions_html(out.get("conventions", {})),
+                      [(t, cap, png) for _, t, cap, png in pngs], safe)
+    files["index.html"] = page.encode()
+    return files
+
+
+esc = _esc  # public name for scripts building pages

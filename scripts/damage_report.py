@@ -45,8 +45,6 @@ def main(argv=None) -> int:
     if a.out.exists() and not a.out.is_dir():
         raise NCAError(f"--out {a.out} exists and is not a folder")
 
-    import json
-
     import jax
     import numpy as np
     from tqdm import tqdm
@@ -118,22 +116,15 @@ def main(argv=None) -> int:
              plots.fig_damage_gallery(snapshots[0], kinds, [0, int(steps[len(steps) // 2]), int(steps[-1])]))]
     pngs = [(n, t, cap, plots.png_bytes(f)) for n, t, cap, f in figs]
     out["timing_s"] = time.time() - t_start
-    out["figures"] = [f"{n}.png" for n, *_ in pngs]
     rows = [[k + (" (unseen)" if k in D.UNSEEN else ""), report.fmt_spread(summary[k]["erased_fraction"]),
              report.fmt_spread(summary[k]["success_rate"]), report.fmt_spread(summary[k]["median_time"], 0)]
             for k in kinds]
-    intro = (f"<p><code>{report._esc(out['command'])}</code><br>{len(models)} model(s) x {a.replicates} replicates; "
+    intro = (f"<p><code>{report.esc(out['command'])}</code><br>{len(models)} model(s) x {a.replicates} replicates; "
              f"damage after {a.grow} steps, {a.regrow} steps of regrowth, loss every {a.every} steps. "
              f"Ran in {out['timing_s']:.0f} s.</p>"
-             + report.table(["damage", "fraction of body erased", "success rate", "median time to recover"], rows)
-             + "".join(f"<p class='cap'><b>{k}</b>: {report._esc(v)}</p>" for k, v in out["conventions"].items()))
-    safe = report.json_safe(out)
-    for n, _, _, png in pngs:
-        atomic_write_bytes(a.out / f"{n}.png", png)
-    atomic_write_bytes(a.out / "report.json", json.dumps(safe, indent=1, allow_nan=False).encode())
-    page = report.build_page("Damage assays: " + ", ".join(out["models"]), intro,
-                             [(t, cap, png) for _, t, cap, png in pngs], safe)
-    atomic_write_bytes(a.out / "index.html", page.encode())
+             + report.table(["damage", "fraction of body erased", "success rate", "median time to recover"], rows))
+    for name, data in report.report_files("Damage assays: " + ", ".join(out["models"]), intro, out, pngs).items():
+        atomic_write_bytes(a.out / name, data)
     for k in kinds:
         print(f"{k:9s} erased {report.fmt_spread(summary[k]['erased_fraction'])}, success "
               f"{report.fmt_spread(summary[k]['success_rate'])}, median time {report.fmt_spread(summary[k]['median_time'], 0)}",

@@ -59,8 +59,6 @@ def main(argv=None) -> int:
     if a.out.exists() and not a.out.is_dir():
         raise NCAError(f"--out {a.out} exists and is not a folder")
 
-    import json
-
     import jax
     import numpy as np
     from tqdm import tqdm
@@ -155,7 +153,6 @@ def main(argv=None) -> int:
                               "knockouts vs training step", "training step", "count", logx=True, vline=vline))]
     pngs = [(n, t, cap, plots.png_bytes(f)) for n, t, cap, f in figs]
     out["timing_s"] = time.time() - t_start
-    out["figures"] = [f"{n}.png" for n, *_ in pngs]
     rows = []
     for r in results:
         s = r["series"]
@@ -164,16 +161,11 @@ def main(argv=None) -> int:
                      f"{pcs['from_step']}->{pcs['to_step']} ({pcs['share_of_total_drop']:.0%})" if pcs and pcs["share_of_total_drop"] is not None else "-"]
                     + [s["onset"][k] for k in s["onset"]])
     head = ["run", "checkpoints", "final loss", "largest loss drop (share)"] + [f"onset: {k}" for k in results[0]["series"]["onset"]]
-    intro = (f"<p><code>{report._esc(out['command'])}</code><br>Ran in {out['timing_s']:.0f} s.</p>"
-             + report.table(head, rows)
-             + "".join(f"<p class='cap'><b>{k}</b>: {report._esc(v)}</p>" for k, v in out["conventions"].items()))
-    safe = report.json_safe(out)
-    for n, _, _, png in pngs:
-        atomic_write_bytes(a.out / f"{n}.png", png)
-    atomic_write_bytes(a.out / "report.json", json.dumps(safe, indent=1, allow_nan=False).encode())
-    page = report.build_page("Training dynamics: " + ", ".join(Path(x).name for x in out["runs"]), intro,
-                             [(t, cap, png) for _, t, cap, png in pngs], safe)
-    atomic_write_bytes(a.out / "index.html", page.encode())
+    intro = (f"<p><code>{report.esc(out['command'])}</code><br>Ran in {out['timing_s']:.0f} s.</p>"
+             + report.table(head, rows))
+    title = "Training dynamics: " + ", ".join(Path(x).name for x in out["runs"])
+    for name, data in report.report_files(title, intro, out, pngs).items():
+        atomic_write_bytes(a.out / name, data)
     for row in rows:
         print("  ".join(f"{h}: {v}" for h, v in zip(head, row)), file=sys.stderr)
     print(f"wrote {a.out}/index.html, report.json and {len(pngs)} figures in {out['timing_s']:.0f} s", file=sys.stderr)

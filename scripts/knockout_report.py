@@ -54,8 +54,6 @@ def main(argv=None) -> int:
     if a.out.exists() and not a.out.is_dir():
         raise NCAError(f"--out {a.out} exists and is not a folder")
 
-    import json
-
     import jax
     import numpy as np
     from tqdm import tqdm
@@ -186,7 +184,6 @@ def main(argv=None) -> int:
                          plots.fig_spread(list(a.pairs), vals, "redundant pairs", "count")))
     pngs = [(n, t, cap, plots.png_bytes(f)) for n, t, cap, f in figs]
     out["timing_s"] = time.time() - t_start
-    out["figures"] = [f"{n}.png" for n, *_ in pngs]
 
     # the page
     rows = []
@@ -197,7 +194,7 @@ def main(argv=None) -> int:
                     + ([s["repair"]["median_repair"]] if a.repair_horizon else []))
     head = (["model"] + [f"essential ({cn})" for cn in CONDITIONS] + [f"redundant pairs ({p})" for p in a.pairs]
             + (["median repair"] if a.repair_horizon else []))
-    intro = (f"<p><code>{report._esc(out['command'])}</code><br>knockouts of hidden channels {channels[0]}-{channels[-1]} "
+    intro = (f"<p><code>{report.esc(out['command'])}</code><br>knockouts of hidden channels {channels[0]}-{channels[-1]} "
              f"({a.mode}) and {a.pcs} PCs; growth {a.grow} steps, persistence {a.persist}, regeneration {a.regrow} "
              f"after a {a.cut} cut; {a.replicates} replicate(s). Ran in {out['timing_s']:.0f} s.</p>"
              + report.table(head, rows))
@@ -210,15 +207,8 @@ def main(argv=None) -> int:
     intro += ("<h3>Redundant (backup) pairs</h3>" + (report.table(
         ["model", "condition", "pair", "effect i", "effect j", "effect ij", "epistasis"], red) if red else
         "<p>none flagged</p>"))
-    for k, v in out["conventions"].items():
-        intro += f"<p class='cap'><b>{k}</b>: {report._esc(v)}</p>"
-    safe = report.json_safe(out)
-    for n, _, _, png in pngs:
-        atomic_write_bytes(a.out / f"{n}.png", png)
-    atomic_write_bytes(a.out / "report.json", json.dumps(safe, indent=1, allow_nan=False).encode())
-    page = report.build_page("Knockout atlas: " + ", ".join(out["models"]), intro,
-                             [(t, cap, png) for _, t, cap, png in pngs], safe)
-    atomic_write_bytes(a.out / "index.html", page.encode())
+    for name, data in report.report_files("Knockout atlas: " + ", ".join(out["models"]), intro, out, pngs).items():
+        atomic_write_bytes(a.out / name, data)
     for r in results:
         s = r["summary"]
         print(f"{r['model']}: essential channels " + ", ".join(f"{cn} {s[cn]['essential_channels']}" for cn in CONDITIONS)

@@ -126,16 +126,16 @@ def test_knockout_report_end_to_end(tmp_path):
     script = runpy.run_path(str(Path(__file__).parents[1] / "scripts" / "knockout_report.py"), run_name="ko")
     out = tmp_path / "ko"
     argv = ["distill:lizard/regenerating", "--out", str(out), "--size", "40", "--grow", "30", "--persist", "10",
-            "--regrow", "10", "--pcs", "2", "--repair-horizon", "5", "--chunk", "32"]
+            "--regrow", "10", "--pcs", "2", "--repair-horizon", "5", "--chunk", "32", "--pairs", "regeneration"]
     assert script["main"](argv) == 0
     rep = json.loads((out / "report.json").read_text())
     res = rep["results"][0]
-    g = res["atlas"]["conditions"]["growth"]
+    g = res["atlas"]["conditions"]["regeneration"]
     assert g["labels"] == [str(c) for c in range(4, 16)] + ["PC1", "PC2"]
     assert len(g["pairs"]["labels"]) == 66 and np.array(g["epistasis"], dtype=float).shape == (12, 12)
-    assert "pairs" not in res["atlas"]["conditions"]["persistence"]
+    assert "pairs" not in res["atlas"]["conditions"]["growth"]
     assert len(res["repair"]["summary"]) == 12 and len(res["repair"]["h"]) == 5
-    assert {"effects.png", "gallery.png", "epistasis_growth.png", "repair.png"} <= set(rep["figures"])
+    assert {"effects.png", "gallery.png", "epistasis_regeneration.png", "repair.png"} <= set(rep["figures"])
     with pytest.raises(NCAError, match="grow"):
         script["main"](["distill:lizard/regenerating", "--out", str(out), "--grow", "0"])
 

@@ -70,3 +70,17 @@ def test_multiseed_refuses_existing_runs_and_bad_k(tmp_path):
         train_seeds(cfg, tmp_path / "x", 0, **QUIET)
     with pytest.raises(NCAError, match="keep_checkpoints"):
         preset("tiny", keep_checkpoints="linear")
+
+
+def test_train_script_seeds_option_errors():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for args, msg in ((["--seeds", "0", "--out", "x"], "--seeds must be >= 1"),
+                      (["--resume", "x", "--seeds", "2"], "--resume continues one run")):
+        p = subprocess.run([sys.executable, "scripts/train.py", *args], cwd=root, capture_output=True, text=True,
+                           timeout=120)
+        assert p.returncode == 2 and p.stderr.startswith("error: ") and msg in p.stderr, p.stderr
+        assert "Traceback" not in p.stderr

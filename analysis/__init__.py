@@ -10,5 +10,11 @@
 * ``analysis.rollouts``: growing the rollouts through ``nca.grow`` (the only part that runs
   the model); ``analysis.plots`` / ``analysis.report``: figures and the HTML page.
 
+Dissection II (docs/dissection2.md): ``analysis.interventions`` (hook constructors: zero /
+mean / resample ablation of channels or directions, activation patching, space-time
+windows), ``analysis.knockouts`` (batched knockouts, epistasis, redundant pairs),
+``analysis.repair`` (self-repair accounting), ``analysis.damage_assays`` (wound panel,
+recovery), ``analysis.dynamics`` (measures per training checkpoint).
+
 See docs/pca.md and scripts/pca_report.py.
 """

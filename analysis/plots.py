@@ -9,9 +9,11 @@ Signed scores use a diverging map (RdBu_r, white = 0, symmetric limits) with a c
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from nca.model import to_rgb
 
@@ -284,4 +286,209 @@ def fig_comparison(comparisons: list[dict]) -> Figure:
         ax.set_ylim(0, 92)
         ax.legend(fontsize=7)
     fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- dissection II
+# Knockouts, self-repair, damage assays, training dynamics (docs/dissection2.md). Several
+# models (seeds) are drawn as a bar (mean) with an error bar (sd) and one dot per model.
+
+
+def _spread_bars(ax, labels: list[str], values: np.ndarray, horizontal: bool = True, colour="tab:blue") -> None:
+    """values: [models, n] -> bars of the mean, sd error bars (if > 1 model), one dot per model."""
+    values = np.atleast_2d(np.asarray(values, float))
+    pos = np.arange(len(labels))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(values, 0)
+        sd = np.nanstd(values, 0) if len(values) > 1 else None
+    if horizontal:
+        ax.barh(pos, mean, xerr=sd, color=colour, alpha=0.55, capsize=2)
+        for row in values:
+            ax.plot(row, pos, "k.", ms=3)
+        ax.set_yticks(pos, labels, fontsize=7)
+        ax.invert_yaxis()
+        ax.axvline(0, color="k", lw=0.6)
+    else:
+        ax.bar(pos, mean, yerr=sd, color=colour, alpha=0.55, capsize=2)
+        for row in values:
+            ax.plot(pos, row, "k.", ms=3)
+        ax.set_xticks(pos, labels, fontsize=7, rotation=45, ha="right")
+        ax.axhline(0, color="k", lw=0.6)
+
+
+def fig_knockout_effects(atlases: list[dict], conditions=("growth", "persistence", "regeneration")) -> Figure:
+    """Single-knockout effects per condition; atlases: one ``knockouts.atlas`` dict per model
+    (same labels). 0 = as intact, 1 = as an empty grid."""
+    fig = Figure(figsize=(3.3 * len(conditions), 0.22 * len(atlases[0]["conditions"]["growth"]["labels"]) + 1.4))
+    for i, name in enumerate(conditions):
+        ax = fig.add_subplot(1, len(conditions), i + 1)
+        c0 = atlases[0]["conditions"][name]
+        vals = np.array([a["conditions"][name]["effect"] for a in atlases])
+        labels = [lab if lab.startswith("PC") else f"ch {lab}" for lab in c0["labels"]]
+        _spread_bars(ax, labels, vals, colour=_colour(i))
+        ax.axvline(1.0, color="k", ls=":", lw=0.8)
+        ax.set_title(f"{name} ({c0['steps']} steps)", fontsize=9)
+        ax.set_xlabel("effect (1 = as empty)")
+    fig.tight_layout()
+    return fig
+
+
+def fig_knockout_gallery(images: dict, labels: list[str], conditions=("growth", "persistence", "regeneration")) -> Figure:
+    """Final bodies: one row per condition, first the start (for persistence/regeneration),
+    the intact reference, then each single knockout. images: ``atlas(...)["images"]``."""
+    n = len(labels) + 2
+    fig = Figure(figsize=(0.9 * n + 0.5, 1.05 * len(conditions) + 0.3))
+    for r, name in enumerate(conditions):
+        im = images[name]
+        tiles = [("start", im["start"]), ("intact", im["reference"])] + list(zip(labels, im["singles"]))
+        for j, (lab, rgba) in enumerate(tiles):
+            ax = fig.add_subplot(len(conditions), n, r * n + j + 1)
+            rgba = np.asarray(rgba)
+            ax.imshow(np.clip(rgba[..., :3] + 1.0 - rgba[..., 3:4], 0, 1), interpolation="nearest")
+            ax.set_title(lab if lab in ("start", "intact") or lab.startswith("PC") else f"ch {lab}", fontsize=6)
+            _clean(ax)
+            if j == 0:
+                ax.set_ylabel(name, fontsize=7)
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
+def fig_epistasis(cond: dict, channels: list[int]) -> Figure:
+    """Left: knockout effects (singles on the diagonal, pairs off it); right: epistasis
+    effect(ij) - effect(i) - effect(j), squares around pairs flagged redundant."""
+    n = len(channels)
+    single = np.array(cond["effect"][:n], float)
+    eff = np.full((n, n), np.nan)
+    idx = {c: i for i, c in enumerate(channels)}
+    for lab, e in zip(cond["pairs"]["labels"], cond["pairs"]["effect"]):
+        a, b = (idx[int(x)] for x in lab.split("+"))
+        eff[a, b] = eff[b, a] = e
+    eff[np.arange(n), np.arange(n)] = single
+    epi = np.array(cond["epistasis"], float)
+    fig = Figure(figsize=(10, 4.4))
+    ticks = [str(c) for c in channels]
+    # colour scales stop at 2 (and -2): an exploding knockout (effect 10) would wash out the rest
+    e_max = float(np.clip(np.nanmax(eff), 1.0, 2.0))
+    p_max = float(np.clip(np.nanmax(np.abs(epi)), 0.1, 2.0))
+    for k, (mat, title, cmap, lim) in enumerate([
+            (eff, "knockout effect (diagonal: single)", "magma_r", (0.0, e_max)),
+            (epi, "epistasis  e(ij) - e(i) - e(j)", DIVERGING, (-p_max, p_max))]):
+        ax = fig.add_subplot(1, 2, k + 1)
+        ax.set_facecolor("#d9d9d9")
+        im = ax.imshow(np.clip(mat, lim[0], lim[1]), cmap=cmap, vmin=lim[0], vmax=lim[1], interpolation="nearest")
+        for i in range(n):
+            for j in range(n):
+                if np.isfinite(mat[i, j]) and abs(mat[i, j]) > lim[1]:
+                    ax.text(j, i, f"{mat[i, j]:.0f}", ha="center", va="center", fontsize=5, color="w")
+        ax.set_xticks(range(n), ticks, fontsize=7)
+        ax.set_yticks(range(n), ticks, fontsize=7)
+        ax.set_xlabel("channel")
+        ax.set_title(title, fontsize=9)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+        if k == 1:
+            for r in cond.get("redundant", []):
+                a, b = (idx[c] for c in r["pair"])
+                for (y, x) in ((a, b), (b, a)):
+                    ax.add_patch(Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, ec="k", lw=1.6))
+    fig.tight_layout()
+    return fig
+
+
+def fig_repair(rep: dict) -> Figure:
+    """Self-repair curves per channel: total (ablated throughout), direct (sum of one-step
+    effects, nothing reacts), pulse (ablated one step); and the repair fraction."""
+    chans = rep["channels"]
+    n = len(chans)
+    cols = min(n, 6)
+    rows = (n + cols - 1) // cols
+    fig = Figure(figsize=(2.1 * cols, 1.8 * rows + 2.4))
+    grid = fig.add_gridspec(rows + 1, cols, height_ratios=[1] * rows + [1.3])
+    h = np.array(rep["h"])
+    top = max(np.max(rep["direct"]), np.max(rep["total"]), 1e-9)
+    for i, c in enumerate(chans):
+        ax = fig.add_subplot(grid[i // cols, i % cols])
+        ax.plot(h, rep["direct"][i], "k--", lw=1, label="direct")
+        ax.plot(h, rep["total"][i], "-", color="tab:red", lw=1.3, label="total")
+        ax.plot(h, rep["pulse"][i], "-", color="tab:blue", lw=1, label="pulse")
+        ax.set_ylim(0, top * 1.05)
+        ax.set_title(f"ch {c}", fontsize=8)
+        ax.tick_params(labelsize=6)
+        if i == 0:
+            ax.legend(fontsize=6)
+    ax = fig.add_subplot(grid[rows, :])
+    s = rep["summary"]
+    ax.bar(np.arange(n) - 0.2, [d["repair"] for d in s], 0.4, color="tab:red", label="repair = 1 - total/direct")
+    ax.bar(np.arange(n) + 0.2, [d["pulse_recovery"] for d in s], 0.4, color="tab:blue",
+           label="pulse recovery = 1 - pulse(end)/peak")
+    ax.set_xticks(np.arange(n), [f"ch {c}" for c in chans], fontsize=7)
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_ylabel(f"at h = {h[-1]}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def fig_spread(names: list[str], values: np.ndarray, title: str, ylabel: str = "") -> Figure:
+    """One summary measure per model: values [models, n] over ``names`` -> mean +- sd, dots."""
+    fig = Figure(figsize=(max(3.5, 0.7 * len(names) + 1.5), 3.2))
+    ax = fig.add_subplot(1, 1, 1)
+    _spread_bars(ax, names, values, horizontal=False)
+    ax.set_title(title, fontsize=9)
+    ax.set_ylabel(ylabel)
+    fig.tight_layout()
+    return fig
+
+
+def fig_curves(x, curves: np.ndarray, labels: list[str], title: str, xlabel: str, ylabel: str,
+               logx: bool = False, logy: bool = False, vline=None) -> Figure:
+    """Curves with spread: curves [models, series, len(x)] -> per series the mean line, a
+    +-sd band (several models) and thin per-model lines."""
+    curves = np.asarray(curves, float)
+    if curves.ndim == 2:
+        curves = curves[None]
+    fig = Figure(figsize=(6.4, 3.6))
+    ax = fig.add_subplot(1, 1, 1)
+    x = np.asarray(x)
+    for s, lab in enumerate(labels):
+        col = _colour(s)
+        with warnings.catch_warnings():  # all-NaN columns (not measurable there) stay NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            m = np.nanmean(curves[:, s], 0)
+            sd = np.nanstd(curves[:, s], 0)
+        ax.plot(x, m, "-", color=col, lw=1.8, label=lab)
+        if len(curves) > 1:
+            ax.fill_between(x, m - sd, m + sd, color=col, alpha=0.18, lw=0)
+            for row in curves[:, s]:
+                ax.plot(x, row, "-", color=col, lw=0.5, alpha=0.5)
+    if logx:
+        ax.set_xscale("symlog", linthresh=1)
+    if logy:
+        ax.set_yscale("log")
+    if vline is not None:
+        ax.axvline(vline, color="k", lw=1, alpha=0.6)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def fig_damage_gallery(snapshots: dict, kinds: list[str], steps_shown: list[int]) -> Figure:
+    """Rows: damage kinds (and the control); columns: right after the damage, half-way,
+    end of regrowth. snapshots: kind -> RGBA [3, H, W, 4] (replicate 0)."""
+    rows = list(kinds) + ["control"]
+    fig = Figure(figsize=(1.25 * 3 + 0.6, 1.25 * len(rows) + 0.3))
+    for r, kind in enumerate(rows):
+        for j in range(3):
+            ax = fig.add_subplot(len(rows), 3, r * 3 + j + 1)
+            rgba = np.asarray(snapshots[kind][j])
+            ax.imshow(np.clip(rgba[..., :3] + 1.0 - rgba[..., 3:4], 0, 1), interpolation="nearest")
+            if r == 0:
+                ax.set_title(f"+{steps_shown[j]} steps", fontsize=7)
+            if j == 0:
+                ax.set_ylabel(kind, fontsize=7)
+            _clean(ax)
+    fig.tight_layout(pad=0.3)
     return fig

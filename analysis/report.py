@@ -10,6 +10,8 @@ import html
 import json
 import math
 
+import numpy as np
+
 CONVENTIONS = {
     "angles": "degrees; 0 = +x (right in the image), counter-clockwise as the image is viewed "
               "(90 = up); a cell at array (row, col) sits at image-view (u, v) = (col, -row)",
@@ -149,3 +151,68 @@ def build_html(report: dict, figures: list[tuple[str, str, bytes]]) -> str:
                  "(keys documented in docs/pca.md).</p><details><summary>report.json (first 4000 characters)"
                  f"</summary><pre>{_esc(json.dumps(r, indent=1)[:4000])}</pre></details></body></html>")
     return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------- generic pages
+# The dissection II reports (knockouts, damage, dynamics) share this page layout.
+
+
+def spread(values) -> dict:
+    """Across models/seeds: ``{"mean", "sd", "values"}`` (sd 0 for one value; NaN ignored)."""
+    v = np.asarray(values, float)
+    ok = v[np.isfinite(v)]
+    return {"mean": float(ok.mean()) if ok.size else None, "sd": float(ok.std()) if ok.size else None,
+            "values": v.tolist()}
+
+
+def fmt_spread(s: dict, nd: int = 2) -> str:
+    """"0.31 ± 0.05 (n=4)" (or just the value for one model)."""
+    if s["mean"] is None:
+        return "-"
+    n = sum(v is not None and math.isfinite(v) for v in s["values"])
+    return f"{s['mean']:.{nd}f}" + (f" \u00b1 {s['sd']:.{nd}f} (n={n})" if n > 1 else "")
+
+
+def table(head: list[str], rows: list[list]) -> str:
+    """A plain HTML table; cells are escaped, floats get 3 significant decimals."""
+    def cell(v):
+        return _esc(f"{v:.3f}" if isinstance(v, float) else ("-" if v is None else v))
+
+    h = "".join(f"<th>{_esc(x)}</th>" for x in head)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
+    return f"<table><tr>{h}</tr>{body}</table>"
+
+
+def build_page(title: str, intro_html: str, sections: list[tuple[str, str, bytes | None]], report: dict,
+               docs: str = "docs/dissection2.md") -> str:
+    """A self-contained page: title, intro (HTML), sections (title, caption HTML, PNG bytes
+    or None), and the report JSON (first 4000 characters) at the end."""
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_esc(title)}</title>"
+             f"<style>{STYLE}</style></head><body><h1>{_esc(title)}</h1>", intro_html]
+    for t, caption, png in sections:
+        parts.append(f"<h2>{_esc(t)}</h2><div class='cap'>{caption}</div>" + (_img(png, t) if png else ""))
+    parts.append(f"<h2>Every number</h2><p>All numbers are in <code>report.json</code> (keys documented in {docs})."
+                 "</p><details><summary>report.json (first 4000 characters)</summary>"
+                 f"<pre>{_esc(json.dumps(report, indent=1)[:4000])}</pre></details></body></html>")
+    return "\n".join(parts)
+
+
+def conventions_html(conventions: dict) -> str:
+    return "".join(f"<p class='cap'><b>{_esc(k)}</b>: {_esc(v)}</p>" for k, v in conventions.items())
+
+
+def report_files(title: str, intro_html: str, out: dict, pngs: list[tuple[str, str, str, bytes]]) -> dict[str, bytes]:
+    """Everything a dissection II report writes: ``{name.png: ..., "report.json": ...,
+    "index.html": ...}`` (the script writes each atomically). out: the report dict (made
+    JSON-safe here; ``figures`` is set); pngs: (name, title, caption, PNG bytes)."""
+    out["figures"] = [f"{n}.png" for n, *_ in pngs]
+    safe = json_safe(out)
+    files = {f"{n}.png": png for n, _, _, png in pngs}
+    files["report.json"] = json.dumps(safe, indent=1, allow_nan=False).encode()
+    page = build_page(title, intro_html + conventions_html(out.get("conventions", {})),
+                      [(t, cap, png) for _, t, cap, png in pngs], safe)
+    files["index.html"] = page.encode()
+    return files
+
+
+esc = _esc  # public name for scripts building pages

@@ -109,3 +109,54 @@ def load_checkpoint(path: Path, template: dict) -> dict:
     flat_t, treedef = jax.tree.flatten(template, is_leaf=is_key)
     flat_r = treedef.flatten_up_to(restored)
     return jax.tree.unflatten(treedef, [back(t, r) for t, r in zip(flat_t, flat_r)])
+
+
+# --------------------------------------------------------------------------- kept checkpoints
+# Params along training (``Config.keep_checkpoints``) for training-dynamics analyses:
+# ``run_dir/checkpoints/step_000100.msgpack`` holds ``{"params": ...}`` after step 100.
+
+KEPT_DIR = "checkpoints"
+KEEP_MODES = ("log", "none")
+
+
+def log_spaced_steps(last: int, per_decade: int = 4) -> list[int]:
+    """Steps ``round(10 ** (k / per_decade))`` <= last, and ``last`` itself: 1, 2, 3, 6, 10,
+    18, 32, 56, 100, ... (4 per decade)."""
+    steps, k = set(), 0
+    while round(10 ** (k / per_decade)) <= last:
+        steps.add(int(round(10 ** (k / per_decade))))
+        k += 1
+    return sorted(steps | ({last} if last >= 1 else set()))
+
+
+def kept_steps(mode: str, last: int) -> list[int]:
+    """The training steps whose params are kept under ``mode``: "log" = step 0 (the
+    untrained init) and ``log_spaced_steps(last)``; "none" = none."""
+    if mode not in KEEP_MODES:
+        raise NCAError(f"keep_checkpoints must be one of {', '.join(KEEP_MODES)}, got {mode!r}")
+    return [0] + log_spaced_steps(last) if mode == "log" else []
+
+
+def kept_path(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / KEPT_DIR / f"step_{int(step):06d}.msgpack"
+
+
+def save_kept(run_dir: Path, step: int, params) -> None:
+    save_checkpoint(kept_path(run_dir, step), {"params": params})
+
+
+def list_kept(run_dir: Path) -> list[tuple[int, Path]]:
+    """(step, path) of the kept checkpoints of a run directory, by step."""
+    folder = Path(run_dir) / KEPT_DIR
+    out = []
+    for p in folder.glob("step_*.msgpack") if folder.is_dir() else []:
+        try:
+            out.append((int(p.stem.split("_")[1]), p))
+        except (IndexError, ValueError):
+            continue
+    return sorted(out)
+
+
+def load_kept(path: Path, params_template) -> dict:
+    """The params of one kept checkpoint (shapes checked against ``params_template``)."""
+    return load_checkpoint(path, {"params": params_template})["params"]

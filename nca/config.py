@@ -47,6 +47,7 @@ class Config:
     seed: int = 0
     checkpoint_every: int = 500
     remat: bool = True  # rematerialise CA steps in the backward pass (memory ~ states only)
+    keep_checkpoints: str = "log"  # "log": params at log-spaced steps in checkpoints/; "none"
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def __post_init__(self):
@@ -58,6 +59,8 @@ class Config:
             raise NCAError(f"batch_size {self.batch_size} exceeds pool_size {self.pool_size}")
         if self.experiment == "regenerating" and not 0 <= self.damage_n < self.batch_size:
             raise NCAError(f"damage_n must be in [0, batch_size), got {self.damage_n}")
+        if self.keep_checkpoints not in ("log", "none"):
+            raise NCAError(f"keep_checkpoints must be 'log' or 'none', got {self.keep_checkpoints!r}")
         for name in ("train_steps", "batch_size", "pool_size", "checkpoint_every", "target_size"):
             if getattr(self, name) < 1:
                 raise NCAError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -246,6 +246,9 @@ def train(cfg: Config | None, out_dir: Path, resume: bool = False, progress: boo
     if not resume:
         save(state, elapsed)  # step 0: a new run directory is loadable (and resumable) at once
 
+    keep = set(ckpt.kept_steps(cfg.keep_checkpoints, cfg.train_steps))
+    if not resume and 0 in keep:
+        ckpt.save_kept(out_dir, 0, state.params)
     step_fn = compiled_train_step(cfg)
     bar = None
     if progress:
@@ -282,6 +285,8 @@ def train(cfg: Config | None, out_dir: Path, resume: bool = False, progress: boo
                 if pending is not None:
                     drain(pending)
                 pending = (done, loss)
+                if done in keep:  # params along training, for training-dynamics analyses
+                    ckpt.save_kept(out_dir, done, state.params)
                 if done % cfg.checkpoint_every == 0 or done == end or flag.stop:
                     drain(pending)
                     pending = None

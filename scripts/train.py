@@ -3,9 +3,14 @@
     python scripts/train.py --target lizard --experiment regenerating --preset quick --out runs/lizard
     python scripts/train.py --resume runs/lizard          # continue a stopped run
     python scripts/train.py --preset quick --lr 1e-3 --hidden 64 --out runs/x   # any config field
+    python scripts/train.py --preset quick --seeds 4 --out runs/lizard4   # 4 seeds in one program
+
+With --seeds K, K models (seeds --seed .. --seed+K-1) train at once (vmapped) into
+OUT/seed_<s>/, each a normal run directory (continue one alone with --resume OUT/seed_<s>).
 
 The run directory gets config.json, checkpoint.msgpack (atomic, every --checkpoint-every
-steps and on Ctrl-C), metrics.csv and preview.png ([target | grown from the seed]).
+steps and on Ctrl-C), metrics.csv, preview.png ([target | grown from the seed]) and
+checkpoints/step_*.msgpack (params at log-spaced steps; --keep-checkpoints none: off).
 """
 
 import argparse
@@ -21,6 +26,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, help="run directory to create")
     ap.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ap.add_argument("--seeds", type=int, default=1, metavar="K",
+                    help="train K seeds at once (vmapped) into OUT/seed_<s>/ (default: 1, a plain run)")
     add_config_args(ap)
     ap.set_defaults(cfg_experiment=None)
     a = ap.parse_args()
@@ -28,7 +35,11 @@ def main() -> int:
     from nca.train import train
 
     overrides = overrides_from_args(a)
+    if a.seeds < 1:
+        raise NCAError(f"--seeds must be >= 1, got {a.seeds}")
     if a.resume:
+        if a.seeds != 1:
+            raise NCAError("--resume continues one run; resume a seed of a --seeds run with --resume OUT/seed_<s>")
         if set(overrides) - {"train_steps"}:
             raise NCAError("--resume continues a run with its saved config; only --train-steps may change")
         cfg = preset(a.preset, **overrides) if overrides else None
@@ -39,9 +50,15 @@ def main() -> int:
     if overrides.get("experiment", "regenerating") not in EXPERIMENTS:
         raise NCAError(f"unknown experiment {overrides['experiment']!r}; choose one of {', '.join(EXPERIMENTS)}")
     cfg = preset(a.preset, **overrides)
+    seeds = f"seed {cfg.seed}" if a.seeds == 1 else f"seeds {cfg.seed}..{cfg.seed + a.seeds - 1}"
     print(f"training {cfg.experiment} {cfg.target!r} on a {cfg.grid_size}x{cfg.grid_size} grid, "
-          f"{cfg.train_steps} steps, seed {cfg.seed} -> {a.out}")
-    train(cfg, a.out, progress=not a.no_progress)
+          f"{cfg.train_steps} steps, {seeds} -> {a.out}")
+    if a.seeds > 1:
+        from nca.multiseed import train_seeds
+
+        train_seeds(cfg, a.out, a.seeds, progress=not a.no_progress)
+    else:
+        train(cfg, a.out, progress=not a.no_progress)
     return 0
 
 

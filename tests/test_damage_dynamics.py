@@ -1,0 +1,109 @@
+"""Damage assays (panel masks, recovery rule, batched regrowth) and training dynamics
+(phase change, onsets, measures at kept checkpoints)."""
+
+import json
+import runpy
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+import nca
+from analysis import damage_assays as D
+from analysis import dynamics as Dy
+from nca.animate import Cut
+from nca.config import preset
+from nca.errors import NCAError
+from nca.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_panel_masks():
+    key = jax.random.key(0)
+    left = D.damage_masks("cut_left", key, 2, 30, 30)
+    np.testing.assert_array_equal(left[0], Cut(0, "left").mask(30, 30))
+    stripe = D.damage_masks("stripe", key, 1, 32, 32)[0]
+    assert stripe.any(1).sum() == 4 and stripe.all(1).sum() == 4  # full-width band, H//8 rows
+    ring = D.damage_masks("ring", key, 1, 40, 40)[0]
+    assert not ring[20, 20] and ring[20, 20 + 7] and not ring[20, 39]  # hole, band, outside
+    scatter = D.damage_masks("scatter", key, 3, 40, 40)
+    assert 0.45 < scatter.mean() < 0.55 and not np.array_equal(scatter[0], scatter[1])
+    circles = D.damage_masks("circles", key, 2, 40, 40)
+    assert circles.any((1, 2)).all() and not np.array_equal(circles[0], circles[1])
+    with pytest.raises(ValueError):
+        D.damage_masks("hexagon", key, 1, 8, 8)
+
+
+def test_recovery_rule():
+    steps = np.arange(6) * 10
+    control = np.full((6, 3), 0.01)
+    loss = control + np.array([[0.1, 0.1, 0.1], [0.05, 0.2, 0.1], [0.02, 0.2, 0.005],
+                               [0.005, 0.2, 0.02], [0.001, 0.2, 0.005], [0.0, 0.2, 0.009]])
+    r = D.recovery(loss, control, steps, empty=1.0, rel_tol=0.1, abs_tol=0.002)
+    # replicate 0 stays within 10% of the initial gap from step 30; replicate 1 never recovers;
+    # replicate 2 dips at step 20, relapses at 30, recovers for good at 40
+    assert r["time_to_recover"] == [30, None, 40]
+    assert r["success"] == [True, False, True]
+    np.testing.assert_allclose(r["recovery_fraction"][:, 0], [0, 0.5, 0.8, 0.95, 0.99, 1.0])
+
+
+def test_panel_on_the_lizard_regrows_and_the_control_has_no_gap():
+    m = nca.load_model("distill:lizard/regenerating")
+    p = D.Protocol(grow_steps=80, regrow_steps=60, replicates=2, every=20)
+    r = D.run_panel(m.params, m.model_config, m.target_image(), jax.random.key(0), 72, p, ("cut_left", "ring"))
+    assert r["steps"] == [0, 20, 40, 60]
+    left = r["damages"]["cut_left"]
+    gap = np.array(left["loss"]) - np.array(r["control"]["loss"])
+    assert np.all(gap[0] > 0.005) and np.all(gap[-1] < 0.5 * gap[0])  # damaged, then regrowing
+    assert 0.2 < np.mean(left["erased_fraction"]) < 0.9
+    assert r["damages"]["ring"]["unseen_in_training"] and not left["unseen_in_training"]
+    assert r["snapshots"]["cut_left"].shape == (3, 72, 72, 4)
+    assert r["snapshots"]["cut_left"][0, :, :36, 3].max() == 0.0  # the wound, right after the cut
+
+
+def test_phase_change_and_onset():
+    steps = [0, 1, 2, 3, 6, 10, 18]
+    loss = [0.1, 0.1, 0.09, 0.09, 0.01, 0.009, 0.008]
+    pc = Dy.phase_change(steps, loss)
+    assert (pc["from_step"], pc["to_step"]) == (3, 6) and pc["share_of_total_drop"] > 0.8
+    assert Dy.onset(steps, [False, True, False, False, True, True, True]) == 6
+    assert Dy.onset(steps, [True] * 6 + [False]) is None
+
+
+def test_dynamics_report_on_a_tiny_run(tmp_path):
+    run = tmp_path / "run"
+    train(preset("tiny", train_steps=6, experiment="growing"), run, progress=False, log=lambda *_: None)
+    dyn = runpy.run_path(str(ROOT / "scripts" / "dynamics_report.py"), run_name="dynamics_report")
+    assert dyn["main"]([str(run), "--out", str(tmp_path / "rep"), "--steps", "10", "--long", "12"]) == 0
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    s = rep["results"][0]["series"]
+    assert s["steps"] == [0, 1, 2, 3, 6]
+    # step 0 is the do-nothing init: the seed never grows, so nothing can be knocked out
+    ck0 = rep["results"][0]["checkpoints"][0]
+    assert ck0["knockouts"]["grown"] is False and all(e is None for e in ck0["knockouts"]["effect"])
+    assert {"loss", "loss_long", "n_axial", "essential_channels", "phase_change", "onset"} <= set(s)
+    assert (tmp_path / "rep" / "index.html").stat().st_size > 10_000
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "bare" / "config.json").write_text((run / "config.json").read_text())
+    with pytest.raises(NCAError, match="kept checkpoint"):
+        dyn["main"]([str(tmp_path / "bare"), "--out", str(tmp_path / "x")])
+
+
+def test_damage_report_with_two_models_shows_spread(tmp_path):
+    rep = runpy.run_path(str(ROOT / "scripts" / "damage_report.py"), run_name="damage_report")
+    out = tmp_path / "d"
+    argv = ["distill:lizard/regenerating", "distill:lizard/persistent", "--out", str(out), "--grow", "60",
+            "--regrow", "20", "--every", "10", "--replicates", "2", "--damages", "square", "stripe"]
+    assert rep["main"](argv) == 0
+    r = json.loads((out / "report.json").read_text())
+    assert r["models"] == ["distill:lizard/regenerating", "distill:lizard/persistent"]
+    s = r["summary"]["square"]["success_rate"]
+    assert len(s["values"]) == 2 and s["mean"] == pytest.approx(np.mean(s["values"]))
+    assert set(r["figures"]) == {"recovery.png", "success.png", "time.png", "gallery.png"}
+    assert all((out / f).stat().st_size > 1000 for f in r["figures"])
+    with pytest.raises(NCAError, match="regrow"):
+        rep["main"](["distill:lizard/regenerating", "--out", str(out), "--regrow", "0"])
+    with pytest.raises(NCAError, match="unknown published model"):
+        rep["main"](["distill:lizard/sideways", "--out", str(out)])

@@ -1,0 +1,151 @@
+"""Knockout atlas: unread channels have no effect, a planted backup pair shows positive
+epistasis and is flagged, the batched (vmapped) knockouts equal one-by-one hooked rollouts."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import nca
+from analysis import knockouts as K
+from nca.api import LoadedModel
+from nca.model import ModelConfig
+
+
+def or_model():
+    """A hand-built CA on 8 channels: every cell keeps alpha = 1 while channel 4 OR channel
+    5 is on and channel 6 is on; channel 7 is never read.
+
+    d alpha = relu(a) + relu(b) - relu(a + b - 1) + relu(c6) - 2 (= OR(a, b) + c6 - 2 for
+    0/1 inputs), every other update is 0; fire rate 1, so it is deterministic."""
+    cfg = ModelConfig(channels=8, hidden=4, fire_rate=1.0)
+    w1 = np.zeros((24, 4), np.float32)
+    b1 = np.zeros(4, np.float32)
+    w1[4, 0] = 1.0                      # h0 = relu(a)
+    w1[5, 1] = 1.0                      # h1 = relu(b)
+    w1[4, 2] = w1[5, 2] = 1.0           # h2 = relu(a + b - 1)
+    b1[2] = -1.0
+    w1[6, 3] = 1.0                      # h3 = relu(c6)
+    w2 = np.zeros((4, 8), np.float32)
+    w2[:, 3] = [1.0, 1.0, -1.0, 1.0]
+    b2 = np.zeros(8, np.float32)
+    b2[3] = -2.0
+    params = {k: jnp.asarray(v) for k, v in dict(w1=w1, b1=b1, w2=w2, b2=b2).items()}
+    x0 = np.zeros((1, 8, 8, 8), np.float32)
+    x0[..., 3:] = 1.0
+    target = np.zeros((8, 8, 4), np.float32)
+    target[..., 3] = 1.0
+    return cfg, params, x0, target
+
+
+def test_planted_backup_pair_has_positive_epistasis_and_unread_channel_no_effect():
+    cfg, params, x0, target = or_model()
+    start = K.Start("growth", x0, 0, 6)
+    abl = K.none_ablation(8) + K.channel_ablations(K.singles_and_pairs([4, 5, 6, 7]), 8)
+    loss, _ = K.ablation_losses(params, cfg, start, jax.random.key(0), target, abl, chunk=4)
+    mean = loss.mean(1)
+    ref, empty = float(mean[0]), K.empty_loss(target)
+    assert ref == 0.0 and empty == pytest.approx(0.25)
+    eff = dict(zip(abl.labels, K.normalised_effect(mean, ref, empty)))
+    assert eff["7"] == 0.0                          # never read: exactly no effect
+    assert eff["4"] == 0.0 and eff["5"] == 0.0      # each alone is backed up by the other
+    assert eff["6"] == pytest.approx(1.0)           # essential: the body dies
+    assert eff["4+5"] == pytest.approx(1.0)         # both gone: dies
+    single = {c: eff[str(c)] for c in (4, 5, 6, 7)}
+    pairs = {(a, b): eff[f"{a}+{b}"] for a, b in K.singles_and_pairs([4, 5, 6, 7])[4:]}
+    e = K.epistasis(np.array([single[c] for c in (4, 5, 6, 7)]), pairs, {4: 0, 5: 1, 6: 2, 7: 3})
+    assert e[0, 1] == pytest.approx(1.0) and e[1, 0] == e[0, 1]
+    assert abs(e[2, 3]) < 1e-6 and abs(e[0, 2]) < 1e-6  # 6 already kills alone
+    flagged = K.redundant_pairs(single, pairs)
+    assert [f["pair"] for f in flagged] == [[4, 5]]
+
+
+def test_atlas_on_the_hand_built_model_reports_the_backup_pair():
+    cfg, params, x0, target = or_model()
+    # this model only keeps cells alive (it cannot grow from the seed): start from x0
+    a = K.atlas(params, cfg, target, jax.random.key(0), 8, [4, 5, 6, 7],
+                K.Assay(grow_steps=3, persist_steps=3, regrow_steps=3, replicates=1), chunk=8, x0=x0)
+    g = a["conditions"]["growth"]
+    assert g["labels"] == ["4", "5", "6", "7"]
+    e = np.array(g["epistasis"], float)
+    assert e[0, 1] > 0.0 and [r["pair"] for r in g["redundant"]] == [[4, 5]]
+    assert "pairs" not in a["conditions"]["regeneration"]
+
+
+@pytest.fixture(scope="module")
+def lizard():
+    return nca.load_model("distill:lizard/regenerating")
+
+
+def test_unread_channel_of_a_real_model_has_exactly_zero_effect(lizard):
+    c = 9
+    w1 = np.array(lizard.params["w1"])
+    w1[[c, 16 + c, 32 + c]] = 0.0  # the update rule never reads channel 9
+    params = {**lizard.params, "w1": jnp.asarray(w1)}
+    seed = np.asarray(nca.seed_state(40, 40, lizard.model_config, batch=1))
+    start = K.Start("growth", seed, 0, 40)
+    abl = K.none_ablation(16) + K.channel_ablations([(c,), (5,)], 16)
+    loss, img = K.ablation_losses(params, lizard.model_config, start, jax.random.key(3),
+                                  np.zeros((40, 40, 4), np.float32) + 0.5, abl)
+    assert loss[1, 0] == loss[0, 0]
+    np.testing.assert_array_equal(img[1], img[0])
+    assert abs(loss[2, 0] - loss[0, 0]) > 1e-4  # a channel it reads does change the body
+
+
+def test_batched_knockouts_equal_single_hooked_rollouts(lizard):
+    cfg = lizard.model_config
+    seed = np.asarray(nca.seed_state(32, 32, cfg, batch=2))
+    key = jax.random.key(1)
+    target = np.asarray(jax.random.uniform(jax.random.key(2), (32, 32, 4)))
+    means = np.linspace(-0.3, 0.3, 16).astype(np.float32)
+    abl = K.channel_ablations([(6,), (4, 11)], 16, channel_means=means)
+    loss, _ = K.ablation_losses(lizard.params, cfg, K.Start("growth", seed, 5, 30), key, target, abl, chunk=2)
+    for i, chans in enumerate([(6,), (4, 11)]):
+        def hook(v, t, chans=chans):
+            alive = nca.model.alive_mask(v, 0.1)
+            v = v.at[..., list(chans)].set(0.0)
+            return v + alive * jnp.zeros(16).at[jnp.array(chans)].set(means[list(chans)])
+        x, _ = nca.grow(lizard, 30, key, x0=jnp.asarray(seed), hooks={"state": hook}, t0=5, record=())
+        expect = np.asarray(nca.train.per_sample_loss(nca.to_rgba(x), jnp.asarray(target)))
+        np.testing.assert_allclose(loss[i], expect, rtol=1e-4, atol=1e-7)
+
+
+def test_effect_normalisation_and_bad_cut():
+    assert K.normalised_effect([0.1, 0.55, 1.0], 0.1, 1.0).tolist() == pytest.approx([0.0, 0.5, 1.0])
+    with pytest.raises(ValueError):
+        K.Assay(cut="diagonal")
+
+
+def test_knockout_report_end_to_end(tmp_path):
+    import json
+    import runpy
+    from pathlib import Path
+
+    from nca.errors import NCAError
+
+    script = runpy.run_path(str(Path(__file__).parents[1] / "scripts" / "knockout_report.py"), run_name="ko")
+    out = tmp_path / "ko"
+    argv = ["distill:lizard/regenerating", "--out", str(out), "--size", "40", "--grow", "30", "--persist", "10",
+            "--regrow", "10", "--pcs", "2", "--repair-horizon", "5", "--chunk", "32", "--pairs", "regeneration"]
+    assert script["main"](argv) == 0
+    rep = json.loads((out / "report.json").read_text())
+    res = rep["results"][0]
+    g = res["atlas"]["conditions"]["regeneration"]
+    assert g["labels"] == [str(c) for c in range(4, 16)] + ["PC1", "PC2"]
+    assert len(g["pairs"]["labels"]) == 66 and np.array(g["epistasis"], dtype=float).shape == (12, 12)
+    assert "pairs" not in res["atlas"]["conditions"]["growth"]
+    assert len(res["repair"]["summary"]) == 12 and len(res["repair"]["h"]) == 5
+    assert {"effects.png", "gallery.png", "epistasis_regeneration.png", "repair.png"} <= set(rep["figures"])
+    with pytest.raises(NCAError, match="grow"):
+        script["main"](["distill:lizard/regenerating", "--out", str(out), "--grow", "0"])
+
+
+def test_target_on_grid_keeps_the_seed_cell_aligned():
+    t = np.zeros((9, 9, 4), np.float32)
+    t[4, 4] = 1.0  # the seed cell of a 9 grid
+    t[0, 0] = 0.5
+    big = K.target_on_grid(t, 13)
+    assert big[6, 6, 0] == 1.0 and big[2, 2, 0] == 0.5 and big.sum() == t.sum()
+    small = K.target_on_grid(t, 5)
+    assert small[2, 2, 0] == 1.0 and small.shape == (5, 5, 4)
+    np.testing.assert_array_equal(K.target_on_grid(t, 9), t)

@@ -41,8 +41,8 @@ def test_fast_step_equals_step(cfg, shape, radius, chunk):
     params = random_params(jax.random.key(1), cfg)
     x = blob_state(jax.random.key(2), shape, radius)
     key = jax.random.key(3)
-    ref, _ = step(params, x, key, cfg)
-    out = fast_step(params, x, key, cfg, chunk=chunk)
+    ref, _ = jax.jit(partial(step, cfg=cfg))(params, x, key)
+    out = jax.jit(partial(fast_step, cfg=cfg, chunk=chunk))(params, x, key)
     np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-5, atol=1e-6)
     if radius:
         assert float(jnp.abs(ref - x).max()) > 1e-3, "the step changed nothing: the test would be vacuous"

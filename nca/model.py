@@ -27,6 +27,7 @@ from typing import Callable, Mapping, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.ad_checkpoint import checkpoint_name
 
 Array = jax.Array
 Params = dict  # {"w1": [3C, hidden], "b1": [hidden], "w2": [hidden, C], "b2": [C]}
@@ -217,6 +218,10 @@ def step(
     return x * life, cache
 
 
+# What ``rollout(remat=True, fast=True)`` keeps per step for the backward pass: the masks
+# and the cell permutation of ``fast_step`` (~10 bytes per cell), everything else recomputed.
+FAST_REMAT_POLICY = jax.checkpoint_policies.save_only_these_names("nca_pre", "nca_fire", "nca_dest", "nca_perm")
+
 # Rows of the per-cell MLP evaluated together by ``fast_step``: the hidden activations of a
 # chunk ([1024, 128] float32 = 512 KiB) stay in a core's L2 cache. Measured in bench/.
 FAST_CHUNK = 1024
@@ -265,8 +270,10 @@ def fast_step(
     same cells firing; ``tests/test_speed_paths.py`` checks states and gradients against
     ``step``. Worth it on CPU; on GPU/TPU the dense ``step`` is faster (no branching).
     """
-    pre = alive_mask(x, cfg.alive_threshold)
-    fire = jax.random.uniform(key, x.shape[:-1] + (1,)) <= cfg.fire_rate
+    # The masks and the permutation are tagged so a rematerialising backward pass can keep
+    # them (a few bytes per cell, ``FAST_REMAT_POLICY``) instead of redrawing and re-sorting.
+    pre = checkpoint_name(alive_mask(x, cfg.alive_threshold), "nca_pre")
+    fire = checkpoint_name(jax.random.uniform(key, x.shape[:-1] + (1,)) <= cfg.fire_rate, "nca_fire")
     p = perceive(x, cfg.angle_deg, cfg.neighbour_gradients)
     need = (pre & fire).reshape(-1)  # [N] over all cells of all samples
     n = need.shape[0]
@@ -277,6 +284,7 @@ def fast_step(
     count = need_i.sum()
     dest = jnp.where(need, jnp.cumsum(need_i) - 1, count + jnp.cumsum(1 - need_i) - 1)  # cell -> slot
     perm = jnp.zeros((n,), jnp.int32).at[dest].set(jnp.arange(n, dtype=jnp.int32), unique_indices=True)
+    dest, perm = checkpoint_name(dest, "nca_dest"), checkpoint_name(perm, "nca_perm")
     packed = _permute_rows(p.reshape(n, -1), perm, dest)
     packed = jnp.pad(packed, ((0, n_chunks * chunk - n), (0, 0))).reshape(n_chunks, chunk, -1)
 
@@ -363,7 +371,9 @@ def rollout(
         def one(x, t):
             return fast_step(params, x, step_key(key, t), cfg), {}
 
-    if remat:
+        if remat:
+            one = jax.checkpoint(one, policy=FAST_REMAT_POLICY)
+    elif remat:
         one = jax.checkpoint(one)
 
     if active_steps is not None:

@@ -298,6 +298,7 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=3, help="timed calls per measurement (min is reported)")
     ap.add_argument("--only", default=",".join(MEASUREMENTS), help=f"comma list of {', '.join(MEASUREMENTS)}")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    ap.add_argument("--save", type=Path, help="also write the JSON object to this file")
     ap.add_argument("--no-peers", action="store_true", help="skip the peer implementations")
     ap.add_argument("--peers-dir", type=Path, default=None, help="folder of the peer scripts (default ../shared/peers)")
     ap.add_argument("--torch-python", help="python of a venv with torch (or $NCA_BENCH_TORCH_PYTHON)")
@@ -355,6 +356,10 @@ def main() -> int:
     for key in ("train_step", "rollout_1000"):  # the headline figures, flat
         if key in res:
             res[f"{key}_ms"] = res[key]["ms_min"]
+    if a.save:
+        from nca.checkpoint import atomic_write_bytes
+
+        atomic_write_bytes(a.save, (json.dumps(res, indent=1) + "\n").encode())
     if a.json:
         print(json.dumps(res, indent=1))
     else:

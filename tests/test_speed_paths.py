@@ -102,3 +102,15 @@ def test_fast_train_step_equals_the_reference_train_step():
     for a, b in zip(jax.tree.leaves(ref.params), jax.tree.leaves(out.params)):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-3, atol=1e-5)
     np.testing.assert_allclose(np.asarray(out.pool), np.asarray(ref.pool), rtol=1e-3, atol=1e-4)
+
+
+def test_bench_rejects_an_unknown_measurement_cleanly():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    run = Path(__file__).resolve().parents[1] / "bench" / "run.py"
+    proc = subprocess.run([sys.executable, str(run), "--only", "trian", "--no-peers"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "error: unknown measurement(s) ['trian']" in proc.stderr and "Traceback" not in proc.stderr

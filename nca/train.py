@@ -111,16 +111,31 @@ def sample_batch(cfg: Config, pool: Array, target: Array, key: Array) -> tuple[A
     return idx, batch
 
 
-def train_step(cfg: Config, state: TrainState, target: Array) -> tuple[TrainState, Array]:
-    """One optimisation step (pure). target: [H, W, 4]. Returns (new state, loss)."""
+def default_fast() -> bool:
+    """Whether training uses ``nca.model.fast_step``: on CPU yes (it skips the MLP where
+    it cannot matter, several times faster); on GPU/TPU the dense reference step wins."""
+    return jax.default_backend() == "cpu"
+
+
+def train_step(cfg: Config, state: TrainState, target: Array, fast: bool | None = None,
+               batch_sharding=None) -> tuple[TrainState, Array]:
+    """One optimisation step (pure). target: [H, W, 4]. Returns (new state, loss).
+
+    fast: roll out with ``fast_step`` (equal to the reference step to float rounding);
+    None = ``default_fast()``. batch_sharding: optional ``jax.sharding.Sharding`` for the
+    sampled batch [B, H, W, C] (data parallelism, see ``nca.parallel``).
+    """
+    fast = default_fast() if fast is None else fast
     key = step_key(state.key, state.step)
     k_batch, k_len, k_roll = jax.random.split(key, 3)
     idx, x0 = sample_batch(cfg, state.pool, target, k_batch)
+    if batch_sharding is not None:
+        x0 = jax.lax.with_sharding_constraint(x0, batch_sharding)
     n_steps = jax.random.randint(k_len, (), cfg.rollout_min, cfg.rollout_max)
 
     def loss_fn(params):
         x, _ = rollout(params, x0, k_roll, cfg.rollout_max - 1, cfg.model, record=(),
-                       remat=cfg.remat, active_steps=n_steps)
+                       remat=cfg.remat, active_steps=n_steps, fast=fast)
         return jnp.mean(per_sample_loss(x, target)), x
 
     (loss, x), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -130,9 +145,9 @@ def train_step(cfg: Config, state: TrainState, target: Array) -> tuple[TrainStat
     return TrainState(params, opt_state, pool, state.key, state.step + 1), loss
 
 
-def compiled_train_step(cfg: Config):
+def compiled_train_step(cfg: Config, fast: bool | None = None):
     """``train_step`` jitted with the config static and the state donated."""
-    return jax.jit(partial(train_step, cfg), donate_argnums=(0,))
+    return jax.jit(partial(train_step, cfg, fast=fast), donate_argnums=(0,))
 
 
 # --------------------------------------------------------------------------- imperative shell

@@ -1,0 +1,376 @@
+"""Benchmark nca-lens on this machine, side by side with the peer implementations.
+
+    python bench/run.py                                   # our numbers + plain-JAX peer
+    python bench/run.py --torch-python /tmp/tvenv/bin/python --cax-python /tmp/cvenv/bin/python
+    python bench/run.py --json                            # one JSON object on stdout
+    python bench/run.py --only train,rollout --no-peers   # a subset, quickly
+
+Measured (min over --reps timed calls after one warm-up; "useful" GFLOP/s count 17,248
+FLOP per cell update forward and 3x that per cell update of a training step, as the
+peers do, whether or not the FLOP are actually executed):
+
+- train: the canonical Distill training step (batch 8, 72x72, exactly 96 CA steps,
+  remat on) on a pool of grown lizards (the published ``distill:lizard/regenerating``
+  parameters and states), with the fast path (the default on CPU) and the dense
+  reference path; plus the fast path's worst case, a grid where every cell stays alive.
+- compile: seconds to lower and compile the canonical training step.
+- rollout: one 72x72 organism from the seed for 1000 steps; 64 organisms for 100 steps.
+- rss: peak resident memory of a process running canonical training steps.
+- seeds: K=8 models trained in one program (``vmap`` of ``train_step`` over a stacked
+  TrainState) against one, on the quick preset (fixed 63-step rollouts).
+- peers (subprocesses, from their own virtual environments): ../shared/peers scripts.
+
+Timings on a shared or busy machine are noisy; compare ratios from one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's nca/, also when run as `python bench/run.py`
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from nca.cli import run_cli  # noqa: E402
+
+MEASUREMENTS = ("train", "compile", "rollout", "rss", "seeds")
+CANONICAL_STEPS = 96
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+def canonical_config(**overrides):
+    """The Distill training config with exactly 96 CA steps per training step."""
+    from nca.config import preset
+
+    return preset("distill", rollout_min=CANONICAL_STEPS, rollout_max=CANONICAL_STEPS + 1, **overrides)
+
+
+def lizard():
+    """(params, grown states [8, 72, 72, 16] at ages 125..1000, target [72, 72, 4])."""
+    import jax
+    import jax.numpy as jnp
+
+    from nca.api import load_model
+    from nca.model import rollout, seed_state
+
+    m = load_model("distill:lizard/regenerating")
+    params = {k: jnp.asarray(v) for k, v in m.params.items()}
+    g = m.grid_size
+    _, traj = jax.jit(partial(rollout, steps=1000, cfg=m.model_config, every=125, fast=True))(
+        params, seed_state(g, g, m.model_config), jax.random.key(0))
+    return params, traj.states, jnp.asarray(m.target_image())
+
+
+def bench_state(cfg, params, states):
+    """A TrainState whose params are ``params`` and whose pool repeats ``states``."""
+    import jax
+    import jax.numpy as jnp
+
+    from nca.train import init_train_state, make_optimizer
+
+    st = init_train_state(cfg)
+    params = jax.tree.map(jnp.array, params)  # copies: the compiled step donates its state
+    pool = jnp.tile(states, (cfg.pool_size // states.shape[0] + 1, 1, 1, 1))[: cfg.pool_size]
+    return st._replace(params=params, opt_state=make_optimizer(cfg).init(params), pool=pool)
+
+
+def time_calls(fn, reps: int) -> dict:
+    """Call ``fn`` once to warm up, then ``reps`` timed calls. -> ms_min, ms_median."""
+    import jax
+
+    jax.block_until_ready(fn())
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        ts.append(time.perf_counter() - t0)
+    return {"ms_min": round(min(ts) * 1e3, 1), "ms_median": round(statistics.median(ts) * 1e3, 1), "reps": reps}
+
+
+def stateful(step_fn, state, target):
+    """A no-argument callable that advances ``state`` one training step per call."""
+    box = [state]
+
+    def call():
+        box[0], loss = step_fn(box[0], target)
+        return loss
+
+    return call
+
+
+def with_gflops(r: dict, cell_updates: int, flop_per_cell: int) -> dict:
+    return {**r, "gflops_useful": round(cell_updates * flop_per_cell / (r["ms_min"] / 1e3) / 1e9, 1)}
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+def measure_train(reps: int) -> dict:
+    import jax.numpy as jnp
+
+    from nca.model import ModelConfig, alive_mask
+    from nca.train import compiled_train_step
+
+    cfg = canonical_config()
+    params, states, target = lizard()
+    cells = cfg.batch_size * cfg.grid_size**2 * CANONICAL_STEPS
+    flop = 3 * ModelConfig().flop_per_cell_update
+    out = {"alive_fraction_of_pool": round(float(alive_mask(states).mean()), 3)}
+    for name, fast in (("train_step", True), ("train_step_dense", False)):
+        call = stateful(compiled_train_step(cfg, fast=fast), bench_state(cfg, params, states), target)
+        out[name] = with_gflops(time_calls(call, reps), cells, flop)
+    # Worst case for the fast path: alpha pushed up everywhere, so every cell stays alive
+    # and only the fire mask (half the cells) is skipped.
+    full = {**params, "b2": params["b2"].at[3].add(1.0)}
+    full_states = states.at[..., 3].set(1.0)
+    call = stateful(compiled_train_step(cfg, fast=True), bench_state(cfg, full, full_states), target)
+    out["train_step_full_grid"] = with_gflops(time_calls(call, reps), cells, flop)
+    return out
+
+
+def measure_compile() -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    from nca.train import init_train_state, train_step
+
+    cfg = canonical_config()
+    st = init_train_state(cfg)
+    target = jnp.zeros((cfg.grid_size, cfg.grid_size, 4))
+    t0 = time.perf_counter()
+    jax.jit(partial(train_step, cfg, fast=True)).lower(st, target).compile()
+    return {"compile_s": round(time.perf_counter() - t0, 2)}
+
+
+def measure_rollout(reps: int) -> dict:
+    import jax
+
+    from nca.api import load_model
+    from nca.model import rollout, seed_state
+
+    m = load_model("distill:lizard/regenerating")
+    g, mc = m.grid_size, m.model_config
+    flop = mc.flop_per_cell_update
+    out = {}
+    for name, batch, steps in (("rollout_1000", None, 1000), ("batch64_100", 64, 100)):
+        x0 = seed_state(g, g, mc, batch=batch) + 0.0
+        cells = (batch or 1) * g * g * steps
+        for suffix, fast in (("", True), ("_dense", False)):
+            f = jax.jit(partial(rollout, steps=steps, cfg=mc, record=(), fast=fast))
+            r = time_calls(lambda: f(m.params, x0, jax.random.key(1))[0], reps)
+            out[name + suffix] = with_gflops(r, cells, flop)
+    return out
+
+
+def measure_rss(steps: int = 3) -> dict:
+    """Peak RSS of a fresh process doing canonical training steps (fast path)."""
+    proc = subprocess.run([sys.executable, __file__, "--rss-child", str(steps)], capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"rss child failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def rss_child(steps: int) -> None:
+    import jax
+
+    from nca.train import compiled_train_step
+
+    cfg = canonical_config()
+    params, states, target = lizard()
+    call = stateful(compiled_train_step(cfg), bench_state(cfg, params, states), target)
+    for _ in range(steps):
+        jax.block_until_ready(call())
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(json.dumps({"peak_rss_mb": round(kib / 1024, 1), "train_steps_run": steps}))
+
+
+def measure_seeds(reps: int, k: int = 8) -> dict:
+    """vmap of train_step over K stacked TrainStates vs one, quick preset."""
+    import jax
+    import jax.numpy as jnp
+
+    from nca.api import load_model
+    from nca.config import preset
+    from nca.train import init_train_state, make_optimizer, train_step
+
+    cfg = preset("quick", rollout_min=63, rollout_max=64)
+    m = load_model("distill:lizard/regenerating")
+    g = cfg.grid_size
+    target = jnp.asarray(m.target_image())[12:12 + g, 12:12 + g]  # central crop: same shape
+
+    def state(seed):
+        st = init_train_state(preset("quick", rollout_min=63, rollout_max=64, seed=seed))
+        noise = jax.random.normal(jax.random.key(seed), m.params["w1"].shape) * 0.01
+        params = {**{n: jnp.asarray(v) for n, v in m.params.items()}, "w1": m.params["w1"] + noise}
+        return st._replace(params=params, opt_state=make_optimizer(cfg).init(params))
+
+    one = state(0)
+    many = jax.tree.map(lambda *xs: jnp.stack(xs), *[state(s) for s in range(k)])
+    out = {}
+    for suffix, fast in (("", True), ("_dense", False)):
+        f1 = jax.jit(partial(train_step, cfg, fast=fast))
+        fk = jax.jit(jax.vmap(partial(train_step, cfg, fast=fast), in_axes=(0, None)))
+        r1 = time_calls(stateful(f1, one, target), reps)
+        rk = time_calls(stateful(fk, many, target), reps)
+        out[f"seeds1{suffix}"] = r1
+        out[f"seeds{k}{suffix}"] = rk
+        out[f"seeds{k}_over_1{suffix}"] = round(rk["ms_min"] / r1["ms_min"], 2)
+    return out
+
+
+# --------------------------------------------------------------------------- report
+
+
+def machine() -> dict:
+    import jax
+
+    cpu = platform.processor()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "jax": jax.__version__, "backend": jax.default_backend(),
+            "devices": len(jax.devices()), "python": platform.python_version()}
+
+
+def table(res: dict) -> str:
+    rows = [("measurement", "ms (min)", "useful GFLOP/s", "note")]
+
+    def add(label, key, note=""):
+        r = res.get(key)
+        if r:
+            rows.append((label, f"{r['ms_min']:,.0f}", f"{r.get('gflops_useful', ''):}", note))
+
+    add("train step, fast path (default on CPU)", "train_step", f"pool alive {res.get('alive_fraction_of_pool', '?')}")
+    add("train step, dense reference path", "train_step_dense")
+    add("train step, fast path, all cells alive", "train_step_full_grid", "worst case")
+    add("rollout 1 x 1000 steps, fast", "rollout_1000")
+    add("rollout 1 x 1000 steps, dense", "rollout_1000_dense")
+    add("rollout 64 x 100 steps, fast", "batch64_100")
+    add("rollout 64 x 100 steps, dense", "batch64_100_dense")
+    for name, p in res.get("peers", {}).items():
+        for what, key in (("train step", "train"), ("rollout 1 x 1000", "rollout_1000"), ("rollout 64 x 100", "batch64")):
+            r = p.get(key)
+            if r:
+                rows.append((f"{p['label']}: {what}", f"{r['ms_min']:,.0f}", f"{r.get('gflops_useful', r.get('gflops_min_time', '')):}", "peer"))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(4)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    extra = []
+    for k in ("compile_s", "peak_rss_mb"):
+        if k in res:
+            extra.append(f"{k} = {res[k]}")
+    for k in sorted(res):
+        if k.startswith("ratio_") or k.startswith("seeds8_over"):
+            extra.append(f"{k} = {res[k]}")
+    return "\n".join(lines + [""] + extra)
+
+
+def ratios(res: dict) -> dict:
+    out = {}
+    ours = {"train": res.get("train_step"), "rollout_1000": res.get("rollout_1000"), "batch64": res.get("batch64_100")}
+    for name, p in res.get("peers", {}).items():
+        for key, r in ours.items():
+            if r and p.get(key):
+                out[f"ratio_{key}_{name}_over_ours"] = round(p[key]["ms_min"] / r["ms_min"], 2)
+    if res.get("train_step") and res.get("train_step_dense"):
+        out["ratio_train_dense_over_fast"] = round(res["train_step_dense"]["ms_min"] / res["train_step"]["ms_min"], 2)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=3, help="timed calls per measurement (min is reported)")
+    ap.add_argument("--only", default=",".join(MEASUREMENTS), help=f"comma list of {', '.join(MEASUREMENTS)}")
+    ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    ap.add_argument("--save", type=Path, help="also write the JSON object to this file")
+    ap.add_argument("--no-peers", action="store_true", help="skip the peer implementations")
+    ap.add_argument("--peers-dir", type=Path, default=None, help="folder of the peer scripts (default ../shared/peers)")
+    ap.add_argument("--torch-python", help="python of a venv with torch (or $NCA_BENCH_TORCH_PYTHON)")
+    ap.add_argument("--cax-python", help="python of a venv with cax (or $NCA_BENCH_CAX_PYTHON); ~2 min")
+    ap.add_argument("--peer-timeout", type=float, default=900, help="seconds per peer before giving up")
+    a = ap.parse_args()
+
+    from tqdm.auto import tqdm
+
+    from nca.errors import NCAError
+    from peers import DEFAULT_PEERS_DIR, PEERS, peer_python, run_peer
+
+    only = [s for s in a.only.split(",") if s]
+    bad = set(only) - set(MEASUREMENTS)
+    if bad:
+        raise NCAError(f"unknown measurement(s) {sorted(bad)}; choose from {', '.join(MEASUREMENTS)}")
+    if a.reps < 1:
+        raise NCAError("--reps must be >= 1")
+    peers_dir = a.peers_dir or Path(os.environ.get("NCA_BENCH_PEERS_DIR", DEFAULT_PEERS_DIR))
+    if a.peers_dir and not a.peers_dir.is_dir():
+        raise NCAError(f"--peers-dir {a.peers_dir} is not a folder")
+
+    res: dict = {"machine": machine(), "reps": a.reps}
+    jobs = [m for m in MEASUREMENTS if m in only]
+    peer_jobs = []
+    if not a.no_peers and peers_dir.is_dir():
+        given = {"torch": a.torch_python, "cax": a.cax_python, "jax": None}
+        peer_jobs = [(n, py) for n in ("jax", "torch", "cax") if (py := peer_python(n, given[n]))]
+    bar = tqdm(total=len(jobs) + len(peer_jobs), desc="bench", unit="part", file=sys.stderr)
+    for m in jobs:
+        bar.set_postfix_str(m)
+        if m == "train":
+            res.update(measure_train(a.reps))
+        elif m == "compile":
+            res.update(measure_compile())
+        elif m == "rollout":
+            res.update(measure_rollout(a.reps))
+        elif m == "rss":
+            res.update(measure_rss())
+        elif m == "seeds":
+            res.update(measure_seeds(max(1, a.reps - 1)))
+        bar.update(1)
+    res["peers"] = {}
+    for name, py in peer_jobs:
+        bar.set_postfix_str(f"peer {name}")
+        peer = PEERS[name]
+        lines = run_peer(peer, py, peers_dir, a.reps, a.peer_timeout)
+        if lines:
+            res["peers"][name] = {"label": peer.label, "train": lines.get(peer.train),
+                                  "rollout_1000": lines.get(peer.rollout_1000 or ""),
+                                  "batch64": lines.get(peer.batch64 or "")}
+        bar.update(1)
+    bar.close()
+    res.update(ratios(res))
+    for key in ("train_step", "rollout_1000"):  # the headline figures, flat
+        if key in res:
+            res[f"{key}_ms"] = res[key]["ms_min"]
+    if a.save:
+        from nca.checkpoint import atomic_write_bytes
+
+        atomic_write_bytes(a.save, (json.dumps(res, indent=1) + "\n").encode())
+    if a.json:
+        print(json.dumps(res, indent=1))
+    else:
+        m = res["machine"]
+        print(f"machine: {m['cpu']}, {m['cores']} cores, jax {m['jax']} ({m['backend']}, {m['devices']} device(s))")
+        print(table(res))
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--rss-child":
+        rss_child(int(sys.argv[2]))
+    else:
+        run_cli(main)

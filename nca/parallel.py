@@ -1,0 +1,99 @@
+"""Data parallelism over devices with ``jax.sharding`` -- the same code on CPU, GPU and TPU.
+
+One 1-D mesh (axis ``"data"``) over whatever devices exist. Two kinds of parallelism:
+
+- the batch of one model: ``sharded_train_step`` splits the sampled batch [B, H, W, C]
+  and the sample pool [P, H, W, C] along their first axis; parameters and optimiser
+  state are replicated; XLA inserts the gradient all-reduce (GSPMD).
+- a population of models (seeds, variants): ``population_train_step`` trains K models
+  stacked along a leading axis (``stack_states``) with ``vmap`` and splits K.
+
+Results equal single-device training to float rounding (``tests/test_parallel.py`` runs
+both on 2 forced host devices). The fast CA step (``nca.model.fast_step``) is off by
+default here: its cell compaction runs over the whole batch, which would make devices
+exchange the batch every CA step. Multi-host: call ``jax.distributed.initialize()`` in
+every process first; ``jax.devices()`` then lists all hosts' devices and the same mesh
+spans them (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from .config import Config
+from .errors import NCAError
+from .train import TrainState, train_step
+
+AXIS = "data"
+
+
+def make_mesh(devices=None) -> Mesh:
+    """A 1-D mesh named ``"data"`` over ``devices`` (default: all of ``jax.devices()``)."""
+    devices = jax.devices() if devices is None else list(devices)
+    if not devices:
+        raise NCAError("no devices to build a mesh over")
+    return Mesh(np.asarray(devices), (AXIS,))
+
+
+def _check_divisible(what: str, n: int, mesh: Mesh) -> None:
+    d = mesh.devices.size
+    if n % d:
+        raise NCAError(f"{what} {n} is not divisible by the {d} devices of the mesh; "
+                       f"choose a multiple of {d} (or fewer devices)")
+
+
+def state_shardings(cfg: Config, mesh: Mesh) -> TrainState:
+    """Shardings of a TrainState: pool split along its first axis, the rest replicated."""
+    replicated = NamedSharding(mesh, P())
+    pool = NamedSharding(mesh, P(AXIS)) if cfg.uses_pool else replicated
+    return TrainState(params=replicated, opt_state=replicated, pool=pool, key=replicated, step=replicated)
+
+
+def shard_train_state(cfg: Config, state: TrainState, mesh: Mesh) -> TrainState:
+    """Place a TrainState on the mesh (see ``state_shardings``)."""
+    _check_divisible("batch_size", cfg.batch_size, mesh)
+    if cfg.uses_pool:
+        _check_divisible("pool_size", cfg.pool_size, mesh)
+    sh = state_shardings(cfg, mesh)
+    return TrainState(*(jax.device_put(v, s) for v, s in zip(state, sh)))
+
+
+def sharded_train_step(cfg: Config, mesh: Mesh, fast: bool = False):
+    """``train_step`` data-parallel over the batch: ``(state, target) -> (state, loss)``.
+
+    state: as returned by ``shard_train_state``; donated like ``compiled_train_step``.
+    """
+    _check_divisible("batch_size", cfg.batch_size, mesh)
+    sh = state_shardings(cfg, mesh)
+    replicated = NamedSharding(mesh, P())
+    fn = partial(train_step, cfg, fast=fast, batch_sharding=NamedSharding(mesh, P(AXIS)))
+    return jax.jit(fn, in_shardings=(sh, replicated), out_shardings=(sh, replicated), donate_argnums=(0,))
+
+
+def stack_states(states: list[TrainState]) -> TrainState:
+    """K TrainStates (same config, e.g. different seeds) -> one with a leading K axis."""
+    if not states:
+        raise NCAError("need at least one TrainState to stack")
+    return jax.tree.map(lambda *xs: jax.numpy.stack(xs), *states)
+
+
+def shard_population(states: TrainState, mesh: Mesh) -> TrainState:
+    """Split a stacked TrainState (leading K axis) over the mesh, K/devices models each."""
+    k = jax.tree.leaves(states)[0].shape[0]
+    _check_divisible("number of models", k, mesh)
+    return jax.device_put(states, NamedSharding(mesh, P(AXIS)))
+
+
+def population_train_step(cfg: Config, mesh: Mesh, fast: bool = False):
+    """``vmap(train_step)`` over a stacked TrainState split across the mesh.
+
+    ``(states [K, ...], target [H, W, 4]) -> (states, losses [K])``; the target is shared.
+    """
+    split = NamedSharding(mesh, P(AXIS))
+    replicated = NamedSharding(mesh, P())
+    fn = jax.vmap(partial(train_step, cfg, fast=fast), in_axes=(0, None))
+    return jax.jit(fn, in_shardings=(split, replicated), out_shardings=(split, split), donate_argnums=(0,))

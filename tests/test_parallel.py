@@ -1,0 +1,73 @@
+"""Sharded training equals single-device training (2 forced host devices, in a subprocess
+so the device count does not leak into the other tests)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHILD = r"""
+import jax, jax.numpy as jnp, numpy as np
+from nca.config import preset
+from nca.train import init_train_state, compiled_train_step
+from nca import parallel
+
+assert len(jax.devices()) == 2, jax.devices()
+cfg = preset("tiny")
+g = cfg.grid_size
+target = jnp.zeros((g, g, 4)).at[4:12, 5:14].set(1.0)
+
+def run(step_fn, state, n=3):
+    losses = []
+    for _ in range(n):
+        state, loss = step_fn(state, target)
+        losses.append(float(loss))
+    return state, losses
+
+single, l1 = run(compiled_train_step(cfg, fast=False), init_train_state(cfg))
+mesh = parallel.make_mesh()
+sharded = parallel.shard_train_state(cfg, init_train_state(cfg), mesh)
+assert len(sharded.pool.sharding.device_set) == 2
+sharded, l2 = run(parallel.sharded_train_step(cfg, mesh), sharded)
+assert len(sharded.pool.sharding.device_set) == 2, "pool stayed split"
+assert sharded.pool.addressable_shards[0].data.shape[0] == cfg.pool_size // 2
+np.testing.assert_allclose(l1, l2, rtol=1e-5)
+for a, b in zip(jax.tree.leaves(single.params), jax.tree.leaves(sharded.params)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+np.testing.assert_allclose(np.asarray(single.pool), np.asarray(sharded.pool), rtol=1e-4, atol=1e-5)
+
+# Population: 2 seeds, vmapped and split over the devices == each trained alone.
+cfgs = [preset("tiny", seed=s) for s in (0, 1)]
+alone = [run(compiled_train_step(cfg, fast=False), init_train_state(c), 2)[0] for c in cfgs]
+pop = parallel.shard_population(parallel.stack_states([init_train_state(c) for c in cfgs]), mesh)
+step = parallel.population_train_step(cfg, mesh)
+for _ in range(2):
+    pop, losses = step(pop, target)
+assert losses.shape == (2,)
+assert len(pop.params["w1"].sharding.device_set) == 2
+for k in range(2):
+    for a, b in zip(jax.tree.leaves(alone[k].params), jax.tree.leaves(pop.params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b[k]), rtol=1e-4, atol=1e-6)
+
+# A batch the devices cannot split evenly is a clear error, before anything runs.
+from nca.errors import NCAError
+try:
+    parallel.sharded_train_step(preset("tiny", batch_size=3), mesh)
+except NCAError as e:
+    assert "not divisible" in str(e), e
+else:
+    raise AssertionError("batch 3 on 2 devices was accepted")
+print("OK")
+"""
+
+
+def test_sharded_training_equals_single_device_training():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu",
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-3000:]
+

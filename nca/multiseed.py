@@ -30,7 +30,7 @@ from . import checkpoint as ckpt
 from .config import Config, save_config
 from .errors import NCAError
 from .targets import load_target
-from .train import (TrainState, _all_finite, _StopFlag, _write_metrics, init_train_state, learning_rate,
+from .train import (TrainState, _all_finite, _training_ui, _write_metrics, init_train_state, metric_row,
                     save_preview, train_step)
 
 
@@ -102,42 +102,32 @@ def train_seeds(cfg: Config, out_dir: Path, k: int, progress: bool = True, stop_
 
     step_fn = compiled_multi_step(cfg)
     end = cfg.train_steps if stop_at is None else min(stop_at, cfg.train_steps)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=end, desc=f"train {k} seeds", unit="step", dynamic_ncols=True)
     t_last = time.perf_counter()
     interrupted = False
-    with _StopFlag() as flag:
-        try:
-            for done in range(1, end + 1):
-                states, loss = step_fn(states, target)
-                losses = np.asarray(loss, np.float64)
-                now = time.perf_counter()
-                elapsed += now - t_last
-                t_last = now
-                bad = [cfgs[i].seed for i in range(k) if not math.isfinite(losses[i])]
-                if bad:
-                    raise NCAError(f"loss became non-finite at step {done} for seed(s) {bad}; the last good "
-                                   f"checkpoints are kept in {out_dir}; try a lower --lr")
-                for i in range(k):
-                    rows[i].append({"step": done, "loss": f"{losses[i]:.6g}", "lr": f"{learning_rate(cfg, done):.3g}",
-                                    "elapsed_s": f"{elapsed:.2f}"})
-                if done in keep:
-                    for i, d in enumerate(dirs):
-                        ckpt.save_kept(d, done, unstack_state(states, i).params)
-                if done % cfg.checkpoint_every == 0 or done == end or flag.stop:
-                    save(states)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{losses.mean():.4g}")
-                if flag.stop:
-                    interrupted = True
-                    break
-        finally:
+    with _training_ui(progress, end, 0, f"train {k} seeds") as (bar, flag):
+        for done in range(1, end + 1):
+            states, loss = step_fn(states, target)
+            losses = np.asarray(loss, np.float64)
+            now = time.perf_counter()
+            elapsed += now - t_last
+            t_last = now
+            bad = [cfgs[i].seed for i in range(k) if not math.isfinite(losses[i])]
+            if bad:
+                raise NCAError(f"loss became non-finite at step {done} for seed(s) {bad}; the last good "
+                               f"checkpoints are kept in {out_dir}; try a lower --lr")
+            for i in range(k):
+                rows[i].append(metric_row(cfg, done, float(losses[i]), elapsed))
+            if done in keep:
+                for i, d in enumerate(dirs):
+                    ckpt.save_kept(d, done, unstack_state(states, i).params)
+            if done % cfg.checkpoint_every == 0 or done == end or flag.stop:
+                save(states)
             if bar is not None:
-                bar.close()
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses.mean():.4g}")
+            if flag.stop:
+                interrupted = True
+                break
     if interrupted:
         log(f"interrupted; checkpoints saved. Continue a seed alone with: python scripts/train.py --resume {dirs[0]}")
         return states

@@ -11,6 +11,7 @@ import io
 import math
 import signal
 import time
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -218,6 +219,29 @@ class _StopFlag:
         signal.signal(signal.SIGINT, self._old)
 
 
+@contextmanager
+def _training_ui(progress: bool, total: int, initial: int, desc: str):
+    """The imperative shell of a training loop: a tqdm bar (or None) and a ``_StopFlag``,
+    both torn down however the loop ends. Yields ``(bar, flag)``."""
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True)
+    with _StopFlag() as flag:
+        try:
+            yield bar, flag
+        finally:
+            if bar is not None:
+                bar.close()
+
+
+def metric_row(cfg: Config, step: int, loss: float, elapsed: float) -> dict:
+    """One ``metrics.csv`` row (the columns of ``METRIC_FIELDS``)."""
+    return {"step": step, "loss": f"{loss:.6g}", "lr": f"{learning_rate(cfg, step):.3g}",
+            "elapsed_s": f"{elapsed:.2f}"}
+
+
 def train(cfg: Config | None, out_dir: Path, resume: bool = False, progress: bool = True,
           stop_at: int | None = None, log=print) -> TrainState:
     """Train into ``out_dir`` (a run directory), or continue it with ``resume=True``.
@@ -265,11 +289,7 @@ def train(cfg: Config | None, out_dir: Path, resume: bool = False, progress: boo
     if not resume and 0 in keep:
         ckpt.save_kept(out_dir, 0, state.params)
     step_fn = compiled_train_step(cfg)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=cfg.train_steps, initial=start, desc="train", unit="step", dynamic_ncols=True)
+    bar = None  # set by _training_ui below; drain() reports to it
     pending = None  # (step, loss array): read one step late so the host never stalls the device
     t_last = time.perf_counter()
     interrupted = False
@@ -285,33 +305,28 @@ def train(cfg: Config | None, out_dir: Path, resume: bool = False, progress: boo
             raise NCAError(f"loss became {loss} at step {s}; the last good checkpoint "
                            f"(step {rows[-1]['step'] if rows else 0} or earlier) is kept in {out_dir}; "
                            "try a lower --lr")
-        rows.append({"step": s, "loss": f"{loss:.6g}", "lr": f"{learning_rate(cfg, s):.3g}",
-                     "elapsed_s": f"{elapsed:.2f}"})
+        rows.append(metric_row(cfg, s, loss, elapsed))
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4g}")
 
-    with _StopFlag() as flag:
-        try:
-            done = start  # counted on the host: reading state.step would wait for the device
-            while done < end:
-                state, loss = step_fn(state, target)
-                done += 1
-                if pending is not None:
-                    drain(pending)
-                pending = (done, loss)
-                if done in keep:  # params along training, for training-dynamics analyses
-                    ckpt.save_kept(out_dir, done, state.params)
-                if done % cfg.checkpoint_every == 0 or done == end or flag.stop:
-                    drain(pending)
-                    pending = None
-                    save(state, elapsed)
-                if flag.stop:
-                    interrupted = True
-                    break
-        finally:
-            if bar is not None:
-                bar.close()
+    with _training_ui(progress, cfg.train_steps, start, "train") as (bar, flag):
+        done = start  # counted on the host: reading state.step would wait for the device
+        while done < end:
+            state, loss = step_fn(state, target)
+            done += 1
+            if pending is not None:
+                drain(pending)
+            pending = (done, loss)
+            if done in keep:  # params along training, for training-dynamics analyses
+                ckpt.save_kept(out_dir, done, state.params)
+            if done % cfg.checkpoint_every == 0 or done == end or flag.stop:
+                drain(pending)
+                pending = None
+                save(state, elapsed)
+            if flag.stop:
+                interrupted = True
+                break
     if interrupted:
         log(f"interrupted at step {int(state.step)}; checkpoint saved. Continue with: "
             f"python scripts/train.py --resume {out_dir}")

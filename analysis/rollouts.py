@@ -6,7 +6,6 @@ Step convention: ``states[t]`` is the state after ``t`` CA steps (``states[0]`` 
 
 from __future__ import annotations
 
-import dataclasses
 
 import jax
 import numpy as np
@@ -48,13 +47,6 @@ def activations(model: LoadedModel, states: np.ndarray, features: str) -> np.nda
     _, traj = nca.grow(model, 1, jax.random.key(0), x0=jax.numpy.asarray(flat), record=(field,))
     acts = np.asarray(getattr(traj, field)[0])
     return acts.reshape(states.shape[:-1] + acts.shape[-1:])
-
-
-def rotated(model: LoadedModel, angle_deg: float) -> LoadedModel:
-    """The same model with its perception rotated by ``angle_deg`` (counter-clockwise as
-    viewed): the article's rotation experiment; the body grows rotated by that angle."""
-    cfg = dataclasses.replace(model.model_config, angle_deg=float(angle_deg))
-    return dataclasses.replace(model, model_config=cfg)
 
 
 def disc_damage(key: jax.Array, shape: tuple[int, int]) -> np.ndarray:

@@ -27,7 +27,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image
 
 from .api import LoadedModel, load_model
-from .checkpoint import atomic_write_bytes
+from .checkpoint import atomic_write_bytes, file_mode
 from .errors import NCAError
 from .model import rollout, seed_state
 from .render import (
@@ -190,7 +190,7 @@ def make_sources(models: Sequence[LoadedModel], seeds: Sequence[int], angles: Se
     out = []
     for m in models:
         for a in angle_list:
-            mm = m if a is None else replace(m, model_config=replace(m.model_config, angle_deg=float(a)))
+            mm = m if a is None else m.rotated(a)
             for s in seeds:
                 parts = []
                 if len(models) > 1:
@@ -315,9 +315,7 @@ def sidecar_path(path: Path) -> Path:
 
 def _shareable(path: Path) -> None:
     """Give a file made by mkstemp/mkdtemp (private, 0600/0700) the usual umask permissions."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+    os.chmod(path, file_mode(path.is_dir()))
 
 
 def _temp_sibling(path: Path, folder: bool) -> Path:
@@ -639,7 +637,6 @@ def export(anim: Animation, out: str | Path, progress=None, command: str | None 
         "versions": versions(),
     }
     atomic_write_bytes(sidecar_path(out), (json.dumps(meta, indent=2) + "\n").encode())
-    _shareable(sidecar_path(out))
     return meta
 
 

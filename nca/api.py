@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -37,6 +38,12 @@ class LoadedModel:
     target_size: int = 40
     target_padding: int = 16
     config: Config | None = None
+
+    def rotated(self, angle_deg: float) -> "LoadedModel":
+        """The same model with its perception rotated by ``angle_deg`` (counter-clockwise as
+        viewed): the article's rotation experiment -- the body grows rotated by that angle."""
+        cfg = dataclasses.replace(self.model_config, angle_deg=float(angle_deg))
+        return dataclasses.replace(self, model_config=cfg)
 
     def target_image(self) -> np.ndarray:
         """[grid, grid, 4] premultiplied target as trained."""

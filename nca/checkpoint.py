@@ -34,13 +34,19 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
+def file_mode(directory: bool = False) -> int:
+    """The permissions a new file (or folder) normally gets under the process's umask;
+    what files made by mkstemp/mkdtemp (0600/0700) are given before they replace a target."""
+    return (0o777 if directory else 0o666) & ~_UMASK
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temp file in the same folder + rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
+        os.fchmod(fd, file_mode())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -81,7 +81,7 @@ def main(argv=None) -> int:
     from analysis.axes import AxisThresholds
     from analysis.compare import null_loading_angles_deg
     from analysis.pca import FEATURES, fit_cell_pca, pc_maps, state_features, variance_captured
-    from analysis.rollouts import activations, disc_damage, grow_states, rotated
+    from analysis.rollouts import activations, disc_damage, grow_states
     from nca.checkpoint import atomic_write_bytes
 
     t_start = time.time()
@@ -148,7 +148,7 @@ def main(argv=None) -> int:
     rot_bodies, rot_states, rot_maps = [ref_body], [states[t_last, 0]], [maps[-1, 0]]
     for theta in a.rotations:
         stage(f"rotation {theta:g}")
-        m_rot = rotated(model, theta)
+        m_rot = model.rotated(theta)
         x = grow_states(m_rot, t_last, key, size=a.size)[t_last, 0]
         alive = x[..., 3] > thr
         if alive.sum() < 10:

@@ -7,7 +7,7 @@ from analysis_fixtures import lizard_states_60
 
 import nca
 from analysis.axes import axis_angle_between, body_frame
-from analysis.rollouts import activations, disc_damage, grow_states, rotated
+from analysis.rollouts import activations, disc_damage, grow_states
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +34,8 @@ def test_activations_are_computed_from_the_given_state(lizard):
 def test_rotated_perception_grows_body_rotated_counter_clockwise(lizard):
     lizard_states = lizard_states_60()
     ref = body_frame(lizard_states[60, 0, ..., 3])
-    x = grow_states(rotated(lizard, 90.0), 60, jax.random.key(0))[60, 0]
-    assert rotated(lizard, 90.0).model_config.angle_deg == 90.0 and lizard.model_config.angle_deg == 0.0
+    x = grow_states(lizard.rotated(90.0), 60, jax.random.key(0))[60, 0]
+    assert lizard.rotated(90.0).model_config.angle_deg == 90.0 and lizard.model_config.angle_deg == 0.0
     rot = body_frame(x[..., 3])
     assert axis_angle_between(rot.axis_deg - ref.axis_deg, 90.0) < 5.0
     # counter-clockwise as viewed = np.rot90: the rotated body overlaps rot90 of the reference

@@ -90,10 +90,8 @@ def test_persistent_models_grow_their_silhouette_upright(emoji):
 
 
 def test_rotation_experiment_rotates_the_body_counter_clockwise():
-    import dataclasses
-
     m = nca.load_model("distill:lizard/persistent")
-    rotated = dataclasses.replace(m, model_config=dataclasses.replace(m.model_config, angle_deg=90.0))
+    rotated = m.rotated(90.0)
     x, _ = nca.grow(rotated, 300, jax.random.key(0), record=())
     rgba = np.clip(np.asarray(x[..., :4]), 0, 1)
     target = m.target_image()

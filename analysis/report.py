@@ -117,7 +117,7 @@ def build_html(report: dict, figures: list[tuple[str, str, bytes]]) -> str:
     if r.get("rotation"):
         rot = r["rotation"]
         head = "".join(f"<th>&theta;={a:.0f}&deg;</th>" for a in rot["angles_deg"])
-        rows = [f"<tr><td>body axis (mod 180)</td>" + "".join(f"<td>{b:+.1f}</td>" for b in rot["body_axis_rotation_deg"]) + "</tr>"]
+        rows = ["<tr><td>body axis (mod 180)</td>" + "".join(f"<td>{b:+.1f}</td>" for b in rot["body_axis_rotation_deg"]) + "</tr>"]
         for c in rot["components"]:
             note = "" if c["kind"] in ("along-axis", "across-axis") else "; direction not a body axis"
             rows.append(f"<tr><td>PC{c['index'] + 1} ({_esc(c['kind'])}{note})</td>"

@@ -118,8 +118,6 @@ def with_gflops(r: dict, cell_updates: int, flop_per_cell: int) -> dict:
 
 
 def measure_train(reps: int) -> dict:
-    import jax.numpy as jnp
-
     from nca.model import ModelConfig, alive_mask
     from nca.train import compiled_train_step
 

@@ -363,9 +363,6 @@ def rollout(
     if steps % every:
         raise ValueError(f"steps={steps} is not a multiple of every={every}")
 
-    def one(x, t):
-        return step(params, x, step_key(key, t), cfg, t, hooks)
-
     if fast and not hooks and set(record) <= {"state"}:
 
         def one(x, t):
@@ -373,8 +370,13 @@ def rollout(
 
         if remat:
             one = jax.checkpoint(one, policy=FAST_REMAT_POLICY)
-    elif remat:
-        one = jax.checkpoint(one)
+    else:
+
+        def one(x, t):
+            return step(params, x, step_key(key, t), cfg, t, hooks)
+
+        if remat:
+            one = jax.checkpoint(one)
 
     if active_steps is not None:
         if record and record != ("state",):

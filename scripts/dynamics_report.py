@@ -146,7 +146,7 @@ def main(argv=None) -> int:
                               ["max directional \u03c1", "max |radial \u03c1|", "PC1 variance share"],
                               "axis measures vs training step", "training step", "", logx=True, vline=vline)),
             ("knockouts", "Knockout effects along training",
-             f"Number of hidden channels whose knockout (growth) has effect >= 0.5"
+             "Number of hidden channels whose knockout (growth) has effect >= 0.5"
              + (", and redundant pairs" if a.pairs else "") + f"; NaN before a body grows.{band}",
              plots.fig_curves(all_steps, grid_of(["essential_channels"] + (["redundant_pairs"] if a.pairs else [])),
                               ["essential channels"] + (["redundant pairs"] if a.pairs else []),

@@ -163,7 +163,6 @@ def main() -> int:
 
     import jax
     import jax.numpy as jnp
-    import numpy as np
 
     import nca
     from nca import checkpoint as ckpt

@@ -1,6 +1,5 @@
 """Cell-state PCA: planted ground truth end to end, maps, signs, options, real-model rotation."""
 
-import jax
 import numpy as np
 import pytest
 from analysis_fixtures import lizard_states_60

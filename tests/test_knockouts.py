@@ -8,7 +8,6 @@ import pytest
 
 import nca
 from analysis import knockouts as K
-from nca.api import LoadedModel
 from nca.model import ModelConfig
 
 

@@ -22,6 +22,7 @@ rows, H, +y *down* as stored). ``Sobel-x`` is d/dx, ``Sobel-y`` is d/dy in those
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Mapping, NamedTuple
 
 import jax
@@ -219,34 +220,77 @@ def step(
 
 
 # What ``rollout(remat=True, fast=True)`` keeps per step for the backward pass: the masks
-# and the cell permutation of ``fast_step`` (~10 bytes per cell), everything else recomputed.
-FAST_REMAT_POLICY = jax.checkpoint_policies.save_only_these_names("nca_pre", "nca_fire", "nca_dest", "nca_perm")
+# and the list of updated cells of ``fast_step`` (~7 bytes per cell), everything else
+# recomputed. Keeping the life mask lets the backward pass skip re-running the MLP.
+FAST_REMAT_POLICY = jax.checkpoint_policies.save_only_these_names("nca_pre", "nca_fire", "nca_rows", "nca_life")
 
 # Rows of the per-cell MLP evaluated together by ``fast_step``: the hidden activations of a
 # chunk ([1024, 128] float32 = 512 KiB) stay in a core's L2 cache. Measured in bench/.
 FAST_CHUNK = 1024
 
 
-@jax.custom_vjp
-def _permute_rows(a: Array, perm: Array, inverse: Array) -> Array:
-    """``a[perm]`` for a permutation ``perm`` of the rows of a [N, F] array.
+def _mlp(w1: Array, b1: Array, w2: Array, b2: Array, q: Array) -> Array:
+    """The per-cell update network. q: [N, 3C] -> [N, C]."""
+    return jax.nn.relu(q @ w1 + b1) @ w2 + b2
 
-    The backward pass is the gather ``g[inverse]`` (XLA's default, a scatter-add that
-    cannot know the indices are unique, is several times slower on CPU).
+
+def _n_chunks(rows: Array, n: int, chunk: int) -> Array:
+    """How many chunks of ``rows`` hold a real cell index (indices >= n are padding)."""
+    count = (rows < n).sum()
+    return (count + chunk - 1) // chunk
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(6,))
+def sparse_mlp(w1: Array, b1: Array, w2: Array, b2: Array, p: Array, rows: Array, chunk: int) -> Array:
+    """The MLP applied to the rows ``rows`` of ``p`` only; every other row's output is 0.
+
+    p: [N, 3C] perceptions; rows: int32 [R] (R a multiple of ``chunk``) -- the row indices
+    to update, first, then padding indices >= N. Returns [N, C].
+
+    A ``while`` loop over the chunks that hold real rows: gather ``chunk`` rows, run the
+    MLP, scatter the result. The loop's trip count depends on the data, which reverse-mode
+    autodiff cannot handle, hence the hand-written VJP: the same loop backwards, which
+    recomputes the hidden layer per chunk (cheaper than storing it) and accumulates the
+    parameter gradients in the loop carry. Padding rows gather 0 and scatter nowhere.
     """
-    return a[perm]
+    return _sparse_mlp_fwd(w1, b1, w2, b2, p, rows, chunk)[0]
 
 
-def _permute_rows_fwd(a, perm, inverse):
-    return a[perm], (perm, inverse)
+def _gather_rows(a: Array, idx: Array) -> Array:
+    return a.at[idx].get(mode="fill", fill_value=0.0, unique_indices=True)
 
 
-def _permute_rows_bwd(res, g):
-    perm, inverse = res
-    return g[inverse], None, None
+def _sparse_mlp_fwd(w1, b1, w2, b2, p, rows, chunk):
+    n = p.shape[0]
+
+    def body(i, out):
+        idx = jax.lax.dynamic_slice_in_dim(rows, i * chunk, chunk)
+        dx = _mlp(w1, b1, w2, b2, _gather_rows(p, idx))
+        return out.at[idx].set(dx, mode="drop", unique_indices=True)
+
+    out = jax.lax.fori_loop(0, _n_chunks(rows, n, chunk), body, jnp.zeros((n, w2.shape[1]), p.dtype))
+    return out, (w1, b1, w2, b2, p, rows)
 
 
-_permute_rows.defvjp(_permute_rows_fwd, _permute_rows_bwd)
+def _sparse_mlp_bwd(chunk, res, g):
+    w1, b1, w2, b2, p, rows = res
+    n = p.shape[0]
+
+    def body(i, carry):
+        dp, dw1, db1, dw2, db2 = carry
+        idx = jax.lax.dynamic_slice_in_dim(rows, i * chunk, chunk)
+        q, gq = _gather_rows(p, idx), _gather_rows(g, idx)
+        pre = q @ w1 + b1
+        dpre = (gq @ w2.T) * (pre > 0)
+        dp = dp.at[idx].set(dpre @ w1.T, mode="drop", unique_indices=True)
+        return dp, dw1 + q.T @ dpre, db1 + dpre.sum(0), dw2 + jax.nn.relu(pre).T @ gq, db2 + gq.sum(0)
+
+    zeros = tuple(jnp.zeros_like(a) for a in (p, w1, b1, w2, b2))
+    dp, dw1, db1, dw2, db2 = jax.lax.fori_loop(0, _n_chunks(rows, n, chunk), body, zeros)
+    return dw1, db1, dw2, db2, dp, None
+
+
+sparse_mlp.defvjp(_sparse_mlp_fwd, _sparse_mlp_bwd)
 
 
 def fast_step(
@@ -263,46 +307,26 @@ def fast_step(
     A cell's update ``dx`` reaches the next state only if the cell fires and was alive
     before the step (otherwise it is multiplied by 0), so the MLP is evaluated only for
     those cells -- typically 10-25% of a 72x72 training grid (half the cells do not fire,
-    most of the grid is empty). Exactly, with static shapes: the needed cells are moved
-    to the front by a stable partition (a permutation), the MLP runs over cache-sized
-    chunks of ``chunk`` rows, and chunks past the count are skipped with ``lax.cond``.
-    The fire mask is drawn from ``key`` exactly as in ``step``, so the same key gives the
-    same cells firing; ``tests/test_speed_paths.py`` checks states and gradients against
-    ``step``. Worth it on CPU; on GPU/TPU the dense ``step`` is faster (no branching).
+    most of the grid is empty). The needed cells' indices are listed in grid order
+    (``jnp.nonzero`` with a static size) and ``sparse_mlp`` loops over only as many chunks
+    of ``chunk`` rows as hold them. The fire mask is drawn from ``key`` exactly as in
+    ``step``, so the same key gives the same cells firing; ``tests/test_speed_paths.py``
+    checks states and gradients against ``step``. Worth it on CPU; on GPU/TPU the dense
+    ``step`` is faster (no data-dependent loop).
     """
-    # The masks and the permutation are tagged so a rematerialising backward pass can keep
-    # them (a few bytes per cell, ``FAST_REMAT_POLICY``) instead of redrawing and re-sorting.
+    # The masks and the row list are tagged so a rematerialising backward pass can keep
+    # them (a few bytes per cell, ``FAST_REMAT_POLICY``) instead of redrawing and re-listing.
     pre = checkpoint_name(alive_mask(x, cfg.alive_threshold), "nca_pre")
     fire = checkpoint_name(jax.random.uniform(key, x.shape[:-1] + (1,)) <= cfg.fire_rate, "nca_fire")
     p = perceive(x, cfg.angle_deg, cfg.neighbour_gradients)
     need = (pre & fire).reshape(-1)  # [N] over all cells of all samples
     n = need.shape[0]
-    n_chunks = -(-n // chunk)
-
-    # Stable partition: needed cells first (in grid order), then the rest.
-    need_i = need.astype(jnp.int32)
-    count = need_i.sum()
-    dest = jnp.where(need, jnp.cumsum(need_i) - 1, count + jnp.cumsum(1 - need_i) - 1)  # cell -> slot
-    perm = jnp.zeros((n,), jnp.int32).at[dest].set(jnp.arange(n, dtype=jnp.int32), unique_indices=True)
-    dest, perm = checkpoint_name(dest, "nca_dest"), checkpoint_name(perm, "nca_perm")
-    packed = _permute_rows(p.reshape(n, -1), perm, dest)
-    packed = jnp.pad(packed, ((0, n_chunks * chunk - n), (0, 0))).reshape(n_chunks, chunk, -1)
-
-    def mlp(q):
-        return jax.nn.relu(q @ params["w1"] + params["b1"]) @ params["w2"] + params["b2"]
-
-    def skip(q):
-        return jnp.zeros((chunk, cfg.channels), q.dtype)
-
-    def one_chunk(_, args):
-        i, q = args
-        return None, jax.lax.cond(i * chunk < count, mlp, skip, q)
-
-    _, dx = jax.lax.scan(one_chunk, None, (jnp.arange(n_chunks), packed))
-    dx = dx.reshape(n_chunks * chunk, -1)[:n] * (jnp.arange(n) < count)[:, None].astype(x.dtype)
-    x = x + _permute_rows(dx, dest, perm).reshape(x.shape)  # dx is 0 where not needed
-    life = (pre & alive_mask(x, cfg.alive_threshold)).astype(x.dtype)
-    return x * life
+    rows = jnp.nonzero(need, size=-(-n // chunk) * chunk, fill_value=n)[0].astype(jnp.int32)
+    rows = checkpoint_name(rows, "nca_rows")
+    dx = sparse_mlp(params["w1"], params["b1"], params["w2"], params["b2"], p.reshape(n, -1), rows, chunk)
+    x = x + dx.reshape(x.shape)  # dx is 0 where not needed
+    life = checkpoint_name(pre & alive_mask(x, cfg.alive_threshold), "nca_life")
+    return x * life.astype(x.dtype)
 
 
 def step_key(key: Array, t: Array | int) -> Array:

@@ -304,10 +304,12 @@ def fast_step(
 
     x: [..., H, W, C] -> x_next [..., H, W, C] (no cache, no hooks).
 
-    A cell's update ``dx`` reaches the next state only if the cell fires and was alive
-    before the step (otherwise it is multiplied by 0), so the MLP is evaluated only for
-    those cells -- typically 10-25% of a 72x72 training grid (half the cells do not fire,
-    most of the grid is empty). The needed cells' indices are listed in grid order
+    A cell's update ``dx`` can change the next state only if the cell fires and is alive
+    or next to an alive cell before the step: the cell's own value is kept only if it was
+    alive, and its new alpha enters its neighbours' post-update life mask. Everywhere else
+    the reference multiplies the update by 0, so the MLP is evaluated only for those cells
+    -- typically 10-25% of a 72x72 training grid (half the cells do not fire, most of the
+    grid is empty). The needed cells' indices are listed in grid order
     (``jnp.nonzero`` with a static size) and ``sparse_mlp`` loops over only as many chunks
     of ``chunk`` rows as hold them. The fire mask is drawn from ``key`` exactly as in
     ``step``, so the same key gives the same cells firing; ``tests/test_speed_paths.py``
@@ -319,7 +321,11 @@ def fast_step(
     pre = checkpoint_name(alive_mask(x, cfg.alive_threshold), "nca_pre")
     fire = checkpoint_name(jax.random.uniform(key, x.shape[:-1] + (1,)) <= cfg.fire_rate, "nca_fire")
     p = perceive(x, cfg.angle_deg, cfg.neighbour_gradients)
-    need = (pre & fire).reshape(-1)  # [N] over all cells of all samples
+    # A cell's update matters if it fires and is alive or next to an alive cell: its own
+    # value survives only if it was alive, but its new alpha also decides whether an alive
+    # neighbour survives the step (``step``'s post-update life mask sees every update).
+    near = max_pool3(pre.astype(x.dtype)) > 0
+    need = (near & fire).reshape(-1)  # [N] over all cells of all samples
     n = need.shape[0]
     rows = jnp.nonzero(need, size=-(-n // chunk) * chunk, fill_value=n)[0].astype(jnp.int32)
     rows = checkpoint_name(rows, "nca_rows")

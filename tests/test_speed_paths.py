@@ -48,6 +48,27 @@ def test_fast_step_equals_step(cfg, shape, radius, chunk):
         assert float(jnp.abs(ref - x).max()) > 1e-3, "the step changed nothing: the test would be vacuous"
 
 
+def test_fast_step_keeps_updates_that_decide_a_neighbours_life():
+    # A dead cell next to an alive one: its own update is discarded, but its new alpha
+    # enters the alive neighbour's post-update life mask. Sparse speckles of faint cells
+    # and strong random weights make that happen; an earlier fast path (MLP only where
+    # the cell itself was alive) differed from ``step`` on 1 of the first 7 keys here.
+    cfg = ModelConfig()
+
+    def one(k):
+        k1, k2, k3, k4, k5 = jax.random.split(k, 5)
+        p = init_params(k1, cfg)
+        p["w1"] = jax.random.normal(k1, p["w1"].shape) * 0.5
+        p["w2"] = jax.random.normal(k2, p["w2"].shape) * 0.1
+        p["b2"] = jax.random.normal(k3, p["b2"].shape) * 0.1
+        x = jax.random.uniform(k4, (12, 12, 16)) * (jax.random.uniform(k5, (12, 12, 1)) < 0.15)
+        ref, _ = step(p, x, k5, cfg)
+        return ref, fast_step(p, x, k5, cfg, chunk=32)
+
+    ref, out = jax.jit(jax.vmap(lambda i: one(jax.random.key(i))))(jnp.arange(16))
+    np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-5, atol=1e-6)
+
+
 def test_fast_rollout_and_its_gradient_equal_the_reference():
     cfg = ModelConfig()
     params = random_params(jax.random.key(4), cfg, scale=0.1)

@@ -234,59 +234,108 @@ def _mlp(w1: Array, b1: Array, w2: Array, b2: Array, q: Array) -> Array:
     return jax.nn.relu(q @ w1 + b1) @ w2 + b2
 
 
-def _n_chunks(rows: Array, n: int, chunk: int) -> Array:
-    """How many chunks of ``rows`` hold a real cell index (indices >= n are padding)."""
-    count = (rows < n).sum()
-    return (count + chunk - 1) // chunk
-
-
-@partial(jax.custom_vjp, nondiff_argnums=(6,))
-def sparse_mlp(w1: Array, b1: Array, w2: Array, b2: Array, p: Array, rows: Array, chunk: int) -> Array:
-    """The MLP applied to the rows ``rows`` of ``p`` only; every other row's output is 0.
-
-    p: [N, 3C] perceptions; rows: int32 [R] (R a multiple of ``chunk``) -- the row indices
-    to update, first, then padding indices >= N. Returns [N, C].
-
-    A ``while`` loop over the chunks that hold real rows: gather ``chunk`` rows, run the
-    MLP, scatter the result. The loop's trip count depends on the data, which reverse-mode
-    autodiff cannot handle, hence the hand-written VJP: the same loop backwards, which
-    recomputes the hidden layer per chunk (cheaper than storing it) and accumulates the
-    parameter gradients in the loop carry. Padding rows gather 0 and scatter nowhere.
-    """
-    return _sparse_mlp_fwd(w1, b1, w2, b2, p, rows, chunk)[0]
-
-
 def _gather_rows(a: Array, idx: Array) -> Array:
+    """a[idx] for unique row indices; indices past the end read zeros."""
     return a.at[idx].get(mode="fill", fill_value=0.0, unique_indices=True)
 
 
-def _sparse_mlp_fwd(w1, b1, w2, b2, p, rows, chunk):
-    n = p.shape[0]
-
-    def body(i, out):
-        idx = jax.lax.dynamic_slice_in_dim(rows, i * chunk, chunk)
-        dx = _mlp(w1, b1, w2, b2, _gather_rows(p, idx))
-        return out.at[idx].set(dx, mode="drop", unique_indices=True)
-
-    out = jax.lax.fori_loop(0, _n_chunks(rows, n, chunk), body, jnp.zeros((n, w2.shape[1]), p.dtype))
-    return out, (w1, b1, w2, b2, p, rows)
+def _chunks_in_use(p: Array, rows: Array) -> Array:
+    """How many chunks (rows of ``rows``) hold a real row index of ``p`` (>= len(p) is padding)."""
+    count = (rows < p.shape[0]).sum()
+    return (count + rows.shape[1] - 1) // rows.shape[1]
 
 
-def _sparse_mlp_bwd(chunk, res, g):
-    w1, b1, w2, b2, p, rows = res
-    n = p.shape[0]
+def _forward_chunk(i, w1, b1, w2, b2, p, rows, out):
+    idx = rows[i]
+    return out.at[idx].set(_mlp(w1, b1, w2, b2, _gather_rows(p, idx)), mode="drop", unique_indices=True)
 
-    def body(i, carry):
-        dp, dw1, db1, dw2, db2 = carry
-        idx = jax.lax.dynamic_slice_in_dim(rows, i * chunk, chunk)
-        q, gq = _gather_rows(p, idx), _gather_rows(g, idx)
-        pre = q @ w1 + b1
-        dpre = (gq @ w2.T) * (pre > 0)
-        dp = dp.at[idx].set(dpre @ w1.T, mode="drop", unique_indices=True)
-        return dp, dw1 + q.T @ dpre, db1 + dpre.sum(0), dw2 + jax.nn.relu(pre).T @ gq, db2 + gq.sum(0)
 
-    zeros = tuple(jnp.zeros_like(a) for a in (p, w1, b1, w2, b2))
-    dp, dw1, db1, dw2, db2 = jax.lax.fori_loop(0, _n_chunks(rows, n, chunk), body, zeros)
+def _backward_chunk(i, w1, b1, w2, b2, p, rows, g, carry):
+    # The hidden layer is recomputed per chunk (cheaper than storing it); padding rows
+    # gather a zero cotangent and so add nothing to any gradient.
+    dp, dw1, db1, dw2, db2 = carry
+    idx = rows[i]
+    q, gq = _gather_rows(p, idx), _gather_rows(g, idx)
+    pre = q @ w1 + b1
+    dpre = (gq @ w2.T) * (pre > 0)
+    dp = dp.at[idx].set(dpre @ w1.T, mode="drop", unique_indices=True)
+    return dp, dw1 + q.T @ dpre, db1 + dpre.sum(0), dw2 + jax.nn.relu(pre).T @ gq, db2 + gq.sum(0)
+
+
+def _zeros_out(w1, b1, w2, b2, p):
+    return jnp.zeros((p.shape[0], w2.shape[1]), p.dtype)
+
+
+def _zeros_grads(w1, b1, w2, b2, p):
+    return tuple(jnp.zeros_like(a) for a in (p, w1, b1, w2, b2))
+
+
+def _chunk_loop(chunk_fn, args, init, n_chunks, batched=None):
+    """``fori_loop`` of ``chunk_fn(i, *args, carry)`` over the chunks in use.
+
+    batched: None for one problem; else one flag per arg, and each iteration runs
+    ``vmap(chunk_fn)`` over the batch, for as many chunks as the *largest* member uses --
+    the others' extra chunks hold only padding and change nothing. (Plain ``vmap`` of a
+    data-dependent loop would select between old and new carry in every iteration.)
+    """
+    if batched is not None:
+        chunk_fn = jax.vmap(chunk_fn, in_axes=(None, *(0 if b else None for b in batched), 0))
+    return jax.lax.fori_loop(0, n_chunks, lambda i, c: chunk_fn(i, *args, c), init)
+
+
+def _batch_rule(chunk_fn, zeros):
+    """The ``custom_vmap`` rule of a chunk loop: one loop for the whole batch."""
+
+    def rule(axis_size, in_batched, *args):
+        p, rows = args[4], args[5]
+        axes = (0 if in_batched[4] else None, 0 if in_batched[5] else None)
+        n_chunks = jax.vmap(_chunks_in_use, in_axes=axes, axis_size=axis_size)(p, rows)
+        one = [a[0] if b else a for a, b in zip(args[:5], in_batched[:5])]
+        init = jax.tree.map(lambda z: jnp.broadcast_to(z, (axis_size, *z.shape)), zeros(*one))
+        out = _chunk_loop(chunk_fn, args, init, jnp.max(n_chunks), batched=tuple(in_batched))
+        return out, jax.tree.map(lambda _: True, out)
+
+    return rule
+
+
+@jax.custom_batching.custom_vmap
+def _sparse_forward(w1, b1, w2, b2, p, rows):
+    return _chunk_loop(_forward_chunk, (w1, b1, w2, b2, p, rows), _zeros_out(w1, b1, w2, b2, p),
+                       _chunks_in_use(p, rows))
+
+
+@jax.custom_batching.custom_vmap
+def _sparse_backward(w1, b1, w2, b2, p, rows, g):
+    return _chunk_loop(_backward_chunk, (w1, b1, w2, b2, p, rows, g), _zeros_grads(w1, b1, w2, b2, p),
+                       _chunks_in_use(p, rows))
+
+
+_sparse_forward.def_vmap(_batch_rule(_forward_chunk, _zeros_out))
+_sparse_backward.def_vmap(_batch_rule(_backward_chunk, _zeros_grads))
+
+
+@jax.custom_vjp
+def sparse_mlp(w1: Array, b1: Array, w2: Array, b2: Array, p: Array, rows: Array) -> Array:
+    """The MLP applied to the listed rows of ``p`` only; every other row's output is 0.
+
+    p: [N, 3C] perceptions; rows: int32 [K, chunk] -- the row indices to update, first,
+    then padding indices >= N. Returns [N, C].
+
+    A loop over only the chunks (rows of ``rows``) that hold real indices: gather
+    ``chunk`` rows, run the MLP, scatter the result. The trip count depends on the data,
+    which reverse-mode autodiff cannot handle, hence the hand-written VJP: the same loop
+    again, accumulating the parameter gradients in its carry. Under ``vmap`` (several
+    models or organisms) one loop serves the whole batch (``custom_vmap``).
+    """
+    return _sparse_forward(w1, b1, w2, b2, p, rows)
+
+
+def _sparse_mlp_fwd(w1, b1, w2, b2, p, rows):
+    return _sparse_forward(w1, b1, w2, b2, p, rows), (w1, b1, w2, b2, p, rows)
+
+
+def _sparse_mlp_bwd(res, g):
+    dp, dw1, db1, dw2, db2 = _sparse_backward(*res, g)
     return dw1, db1, dw2, db2, dp, None
 
 
@@ -328,8 +377,8 @@ def fast_step(
     need = (near & fire).reshape(-1)  # [N] over all cells of all samples
     n = need.shape[0]
     rows = jnp.nonzero(need, size=-(-n // chunk) * chunk, fill_value=n)[0].astype(jnp.int32)
-    rows = checkpoint_name(rows, "nca_rows")
-    dx = sparse_mlp(params["w1"], params["b1"], params["w2"], params["b2"], p.reshape(n, -1), rows, chunk)
+    rows = checkpoint_name(rows.reshape(-1, chunk), "nca_rows")
+    dx = sparse_mlp(params["w1"], params["b1"], params["w2"], params["b2"], p.reshape(n, -1), rows)
     x = x + dx.reshape(x.shape)  # dx is 0 where not needed
     life = checkpoint_name(pre & alive_mask(x, cfg.alive_threshold), "nca_life")
     return x * life.astype(x.dtype)

@@ -91,6 +91,35 @@ def test_fast_rollout_and_its_gradient_equal_the_reference():
             np.testing.assert_allclose(np.asarray(g[name]), np.asarray(g_ref[name]), atol=1e-4 * scale)
 
 
+@pytest.mark.parametrize("batch_params, batch_states", [(True, False), (False, True), (True, True)])
+def test_vmapped_fast_gradients_equal_one_by_one(batch_params, batch_states):
+    # Under vmap, fast_step's chunk loops run once for the whole batch (custom_vmap),
+    # as many chunks as the largest member needs; members needing fewer must not change.
+    cfg = ModelConfig()
+    k = 3
+    params = [random_params(jax.random.key(20 + i), cfg, scale=0.1) for i in range(k if batch_params else 1)]
+    radii = (2, 6, 9)  # very different numbers of live cells -> different chunk counts
+    states = [blob_state(jax.random.key(30 + i), (16, 16), radii[i]) for i in range(k if batch_states else 1)]
+
+    def loss(p, x0):  # chunks of 16 cells: the members need ~1, ~8 and ~16 chunks per step
+        def one(x, t):
+            return fast_step(p, x, jax.random.fold_in(jax.random.key(40), t), cfg, chunk=16), None
+        x, _ = jax.lax.scan(jax.checkpoint(one), x0, jnp.arange(6))
+        return jnp.mean(jnp.square(x[..., :4] - 0.5))
+
+    grad = jax.jit(jax.value_and_grad(loss))
+    stack = lambda xs: jax.tree.map(lambda *a: jnp.stack(a), *xs)  # noqa: E731
+    in_axes = (0 if batch_params else None, 0 if batch_states else None)
+    args = (stack(params) if batch_params else params[0], stack(states) if batch_states else states[0])
+    losses, grads = jax.jit(jax.vmap(jax.value_and_grad(loss), in_axes=in_axes))(*args)
+    for i in range(k):
+        l_i, g_i = grad(params[i if batch_params else 0], states[i if batch_states else 0])
+        np.testing.assert_allclose(float(losses[i]), float(l_i), rtol=1e-5)
+        for name in g_i:
+            np.testing.assert_allclose(np.asarray(grads[name][i]), np.asarray(g_i[name]), rtol=1e-4,
+                                       atol=1e-5 * float(jnp.abs(g_i[name]).max()))
+
+
 def test_fast_rollout_falls_back_to_the_reference_when_recording_or_hooked():
     cfg = ModelConfig()
     params = random_params(jax.random.key(8), cfg)

@@ -21,6 +21,7 @@ rows, H, +y *down* as stored). ``Sobel-x`` is d/dx, ``Sobel-y`` is d/dy in those
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Mapping, NamedTuple
@@ -187,6 +188,24 @@ def _hook(hooks: Hooks | None, name: str, value: Array, t: Array) -> Array:
     return value
 
 
+def fire_mask(key: Array, shape: tuple[int, ...], rate: float) -> Array:
+    """Which cells update this step: bool [..., H, W, 1] for a state of ``shape`` [..., H, W, C].
+
+    Each cell fires independently with probability ``rate`` (the article's stochastic
+    update, ``uniform <= fire_rate``).
+    """
+    return jax.random.uniform(key, tuple(shape[:-1]) + (1,)) <= rate
+
+
+def fire_masks(key: Array, ts: Array, shape: tuple[int, ...], rate: float) -> Array:
+    """The fire masks of global steps ``ts`` [T] at once: bool [T, ..., H, W, 1].
+
+    Equal to ``fire_mask(step_key(key, t), shape, rate)`` for each t (one vectorised call
+    of the generator instead of T small ones; tested).
+    """
+    return jax.vmap(lambda t: fire_mask(step_key(key, t), shape, rate))(ts)
+
+
 def step(
     params: Params,
     x: Array,
@@ -194,8 +213,12 @@ def step(
     cfg: ModelConfig = ModelConfig(),
     t: Array | int = 0,
     hooks: Hooks | None = None,
+    fire: Array | None = None,
 ) -> tuple[Array, dict[str, Array]]:
     """One CA step. x: [..., H, W, C]; key: a PRNG key for the fire mask.
+
+    fire: the fire mask bool [..., H, W, 1] if already drawn (``fire_mask(key, x.shape,
+    cfg.fire_rate)`` -- ``rollout`` draws many steps' masks at once); else drawn from key.
 
     Returns ``(x_next, cache)``; cache holds ``perception [..., 3C]``, ``hidden
     [..., hidden]``, ``update [..., C]`` (before the fire mask), ``fire [..., 1]`` (float
@@ -211,8 +234,8 @@ def step(
     p = _hook(hooks, "perception", perceive(x, cfg.angle_deg, cfg.neighbour_gradients), t)
     h = _hook(hooks, "hidden", jax.nn.relu(p @ params["w1"] + params["b1"]), t)
     dx = _hook(hooks, "update", h @ params["w2"] + params["b2"], t)
-    fire = (jax.random.uniform(key, x.shape[:-1] + (1,)) <= cfg.fire_rate).astype(x.dtype)
-    fire = _hook(hooks, "fire", fire, t)
+    fire = fire_mask(key, x.shape, cfg.fire_rate) if fire is None else fire
+    fire = _hook(hooks, "fire", fire.astype(x.dtype), t)
     x = x + dx * fire
     life = (pre & alive_mask(x, cfg.alive_threshold)).astype(x.dtype)
     cache = {"perception": p, "hidden": h, "update": dx, "fire": fire, "alive": life}
@@ -239,22 +262,21 @@ def _gather_rows(a: Array, idx: Array) -> Array:
     return a.at[idx].get(mode="fill", fill_value=0.0, unique_indices=True)
 
 
-def _chunks_in_use(p: Array, rows: Array) -> Array:
-    """How many chunks (rows of ``rows``) hold a real row index of ``p`` (>= len(p) is padding)."""
-    count = (rows < p.shape[0]).sum()
-    return (count + rows.shape[1] - 1) // rows.shape[1]
+def _count_rows(p: Array, rows: Array) -> Array:
+    """How many entries of ``rows`` are real row indices of ``p`` (>= len(p) is padding)."""
+    return (rows < p.shape[0]).sum()
 
 
-def _forward_chunk(i, w1, b1, w2, b2, p, rows, out):
-    idx = rows[i]
+def _forward_chunk(start, size, w1, b1, w2, b2, p, rows, out):
+    idx = jax.lax.dynamic_slice_in_dim(rows.reshape(-1), start, size)
     return out.at[idx].set(_mlp(w1, b1, w2, b2, _gather_rows(p, idx)), mode="drop", unique_indices=True)
 
 
-def _backward_chunk(i, w1, b1, w2, b2, p, rows, g, carry):
+def _backward_chunk(start, size, w1, b1, w2, b2, p, rows, g, carry):
     # The hidden layer is recomputed per chunk (cheaper than storing it); padding rows
     # gather a zero cotangent and so add nothing to any gradient.
     dp, dw1, db1, dw2, db2 = carry
-    idx = rows[i]
+    idx = jax.lax.dynamic_slice_in_dim(rows.reshape(-1), start, size)
     q, gq = _gather_rows(p, idx), _gather_rows(g, idx)
     pre = q @ w1 + b1
     dpre = (gq @ w2.T) * (pre > 0)
@@ -270,17 +292,29 @@ def _zeros_grads(w1, b1, w2, b2, p):
     return tuple(jnp.zeros_like(a) for a in (p, w1, b1, w2, b2))
 
 
-def _chunk_loop(chunk_fn, args, init, n_chunks, batched=None):
-    """``fori_loop`` of ``chunk_fn(i, *args, carry)`` over the chunks in use.
+# The rows left after the last full chunk run in chunks this many times smaller, so at most
+# chunk/4 rows of padding are computed (a 72x72 organism needs ~550 rows per step).
+TAIL_SPLIT = 4
 
-    batched: None for one problem; else one flag per arg, and each iteration runs
-    ``vmap(chunk_fn)`` over the batch, for as many chunks as the *largest* member uses --
-    the others' extra chunks hold only padding and change nothing. (Plain ``vmap`` of a
-    data-dependent loop would select between old and new carry in every iteration.)
+
+def _chunk_loop(chunk_fn, args, init, count, batched=None):
+    """Loop ``chunk_fn(start, size, *args, carry)`` over the first ``count`` listed rows.
+
+    Full chunks first (``rows.shape[-1]`` rows each), then the rest in chunks
+    ``TAIL_SPLIT`` times smaller. batched: None for one problem; else one flag per arg,
+    and each iteration runs ``vmap(chunk_fn)`` over the batch, with ``count`` the
+    *largest* member's -- the others' extra rows are padding and change nothing. (Plain
+    ``vmap`` of a data-dependent loop would select between old and new carry in every
+    iteration.)
     """
     if batched is not None:
-        chunk_fn = jax.vmap(chunk_fn, in_axes=(None, *(0 if b else None for b in batched), 0))
-    return jax.lax.fori_loop(0, n_chunks, lambda i, c: chunk_fn(i, *args, c), init)
+        chunk_fn = jax.vmap(chunk_fn, in_axes=(None, None, *(0 if b else None for b in batched), 0))
+    chunk = args[5].shape[-1]
+    sub = chunk // TAIL_SPLIT if chunk % TAIL_SPLIT == 0 else chunk
+    full = count // chunk
+    carry = jax.lax.fori_loop(0, full, lambda i, c: chunk_fn(i * chunk, chunk, *args, c), init)
+    first_sub = full * (chunk // sub)
+    return jax.lax.fori_loop(first_sub, (count + sub - 1) // sub, lambda j, c: chunk_fn(j * sub, sub, *args, c), carry)
 
 
 def _batch_rule(chunk_fn, zeros):
@@ -289,10 +323,10 @@ def _batch_rule(chunk_fn, zeros):
     def rule(axis_size, in_batched, *args):
         p, rows = args[4], args[5]
         axes = (0 if in_batched[4] else None, 0 if in_batched[5] else None)
-        n_chunks = jax.vmap(_chunks_in_use, in_axes=axes, axis_size=axis_size)(p, rows)
+        count = jax.vmap(_count_rows, in_axes=axes, axis_size=axis_size)(p, rows)
         one = [a[0] if b else a for a, b in zip(args[:5], in_batched[:5])]
         init = jax.tree.map(lambda z: jnp.broadcast_to(z, (axis_size, *z.shape)), zeros(*one))
-        out = _chunk_loop(chunk_fn, args, init, jnp.max(n_chunks), batched=tuple(in_batched))
+        out = _chunk_loop(chunk_fn, args, init, jnp.max(count), batched=tuple(in_batched))
         return out, jax.tree.map(lambda _: True, out)
 
     return rule
@@ -301,13 +335,13 @@ def _batch_rule(chunk_fn, zeros):
 @jax.custom_batching.custom_vmap
 def _sparse_forward(w1, b1, w2, b2, p, rows):
     return _chunk_loop(_forward_chunk, (w1, b1, w2, b2, p, rows), _zeros_out(w1, b1, w2, b2, p),
-                       _chunks_in_use(p, rows))
+                       _count_rows(p, rows))
 
 
 @jax.custom_batching.custom_vmap
 def _sparse_backward(w1, b1, w2, b2, p, rows, g):
     return _chunk_loop(_backward_chunk, (w1, b1, w2, b2, p, rows, g), _zeros_grads(w1, b1, w2, b2, p),
-                       _chunks_in_use(p, rows))
+                       _count_rows(p, rows))
 
 
 _sparse_forward.def_vmap(_batch_rule(_forward_chunk, _zeros_out))
@@ -342,16 +376,53 @@ def _sparse_mlp_bwd(res, g):
 sparse_mlp.defvjp(_sparse_mlp_fwd, _sparse_mlp_bwd)
 
 
+def prefix_count(a: Array) -> Array:
+    """Inclusive running count of a bool [N] array: int32 [N] (``cumsum``).
+
+    As matmuls with triangular ones (``_running_sum``), which XLA's CPU backend runs
+    several times faster than its ``cumsum`` of a few thousand elements. Exact: every
+    partial sum is an integer below 2**24.
+    """
+    if a.shape[0] >= 2**24:
+        raise ValueError(f"prefix_count of {a.shape[0]} >= 2**24 elements would not be exact in float32")
+    return _running_sum(a.astype(jnp.float32)).astype(jnp.int32)
+
+
+def _running_sum(x: Array, block: int = 64) -> Array:
+    """Inclusive cumulative sum of x [N]: within blocks of ``block``, then over block totals."""
+    n = x.shape[0]
+    m = -(-n // block)
+    within = jnp.pad(x, (0, m * block - n)).reshape(m, block) @ jnp.triu(jnp.ones((block, block), x.dtype))
+    totals = within[:, -1]
+    if m <= 1024:  # earlier blocks' total: one more triangular matmul ([m, m] is small)
+        before = totals @ jnp.triu(jnp.ones((m, m), x.dtype), k=1)
+    else:
+        before = _running_sum(totals, block) - totals
+    return (within + before[:, None]).reshape(-1)[:n]
+
+
+def compact(need: Array, chunk: int) -> Array:
+    """The indices of the True entries of ``need`` [N], in order, padded with N to whole
+    chunks: int32 [ceil(N / chunk), chunk]. (``jnp.nonzero(size=...)`` computes the same
+    with more passes over the array.)"""
+    n = need.shape[0]
+    slots = -(-n // chunk) * chunk
+    dest = jnp.where(need, prefix_count(need) - 1, slots)  # slot of each needed cell
+    rows = jnp.full((slots,), n, jnp.int32).at[dest].set(jnp.arange(n, dtype=jnp.int32), mode="drop")
+    return rows.reshape(-1, chunk)
+
+
 def fast_step(
     params: Params,
     x: Array,
     key: Array,
     cfg: ModelConfig = ModelConfig(),
     chunk: int = FAST_CHUNK,
+    fire: Array | None = None,
 ) -> Array:
     """``step`` computed only where it can matter; same result to float rounding.
 
-    x: [..., H, W, C] -> x_next [..., H, W, C] (no cache, no hooks).
+    x: [..., H, W, C] -> x_next [..., H, W, C] (no cache, no hooks); fire: as in ``step``.
 
     A cell's update ``dx`` can change the next state only if the cell fires and is alive
     or next to an alive cell before the step: the cell's own value is kept only if it was
@@ -368,7 +439,8 @@ def fast_step(
     # The masks and the row list are tagged so a rematerialising backward pass can keep
     # them (a few bytes per cell, ``FAST_REMAT_POLICY``) instead of redrawing and re-listing.
     pre = checkpoint_name(alive_mask(x, cfg.alive_threshold), "nca_pre")
-    fire = checkpoint_name(jax.random.uniform(key, x.shape[:-1] + (1,)) <= cfg.fire_rate, "nca_fire")
+    if fire is None:
+        fire = checkpoint_name(fire_mask(key, x.shape, cfg.fire_rate), "nca_fire")
     p = perceive(x, cfg.angle_deg, cfg.neighbour_gradients)
     # A cell's update matters if it fires and is alive or next to an alive cell: its own
     # value survives only if it was alive, but its new alpha also decides whether an alive
@@ -376,8 +448,7 @@ def fast_step(
     near = max_pool3(pre.astype(x.dtype)) > 0
     need = (near & fire).reshape(-1)  # [N] over all cells of all samples
     n = need.shape[0]
-    rows = jnp.nonzero(need, size=-(-n // chunk) * chunk, fill_value=n)[0].astype(jnp.int32)
-    rows = checkpoint_name(rows.reshape(-1, chunk), "nca_rows")
+    rows = checkpoint_name(compact(need, chunk), "nca_rows")
     dx = sparse_mlp(params["w1"], params["b1"], params["w2"], params["b2"], p.reshape(n, -1), rows)
     x = x + dx.reshape(x.shape)  # dx is 0 where not needed
     life = checkpoint_name(pre & alive_mask(x, cfg.alive_threshold), "nca_life")
@@ -406,6 +477,19 @@ class Trajectory(NamedTuple):
     update: Array | None = None
     fire: Array | None = None
     alive: Array | None = None
+
+
+# Fire masks for up to this many cell-steps (bool: 4 MiB) are drawn in one vectorised call:
+# drawn step by step, the generator's fixed cost per call (~20 us on CPU) dominates small
+# grids -- 15% of a 72x72 rollout.
+FIRE_BLOCK_CELLS = 1 << 22
+
+
+def _fire_block(steps: int, every: int, cells: int) -> int:
+    """Steps per block of pre-drawn fire masks: the largest multiple of ``every`` that
+    divides ``steps`` and fits ``FIRE_BLOCK_CELLS``; 0 if even ``every`` steps do not fit."""
+    fits = [d for d in range(every, steps + 1, every) if steps % d == 0 and d * cells <= FIRE_BLOCK_CELLS]
+    return max(fits, default=0)
 
 
 def rollout(
@@ -444,15 +528,15 @@ def rollout(
 
     if fast and not hooks and set(record) <= {"state"}:
 
-        def one(x, t):
-            return fast_step(params, x, step_key(key, t), cfg), {}
+        def one(x, t, fire):
+            return fast_step(params, x, step_key(key, t), cfg, fire=fire), {}
 
         if remat:
             one = jax.checkpoint(one, policy=FAST_REMAT_POLICY)
     else:
 
-        def one(x, t):
-            return step(params, x, step_key(key, t), cfg, t, hooks)
+        def one(x, t, fire):
+            return step(params, x, step_key(key, t), cfg, t, hooks, fire)
 
         if remat:
             one = jax.checkpoint(one)
@@ -462,8 +546,8 @@ def rollout(
             raise ValueError("active_steps supports recording states only")
         full = one
 
-        def one(x, t):
-            return jax.lax.cond(t - t0 < active_steps, lambda x: full(x, t)[0], lambda x: x, x), {}
+        def one(x, t, fire):
+            return jax.lax.cond(t - t0 < active_steps, lambda x: full(x, t, fire)[0], lambda x: x, x), {}
 
     def record_of(x, cache):
         out = {}
@@ -471,21 +555,32 @@ def rollout(
             out[name] = x if name == "state" else cache[name]
         return out
 
-    def inner(x, t):
-        x, cache = one(x, t)
+    def inner(x, t_fire):
+        x, cache = one(x, *t_fire)
         return x, record_of(x, cache)
 
+    def group(x, ts_fires):  # ``every`` steps, recording the last
+        x, recs = jax.lax.scan(inner, x, ts_fires)
+        return x, jax.tree.map(lambda r: r[-1], recs)
+
+    body = inner if every == 1 else group
+
+    def split(a):  # [n] -> [n // every, every]
+        return a if every == 1 else a.reshape(a.shape[0] // every, every, *a.shape[1:])
+
     t0 = jnp.asarray(t0, jnp.int32)
-    if every == 1:
-        x, rec = jax.lax.scan(inner, x0, t0 + jnp.arange(steps, dtype=jnp.int32))
-    else:
+    ts = t0 + jnp.arange(steps, dtype=jnp.int32)
+    block = _fire_block(steps, every, math.prod(x0.shape[:-1]))
+    if block:
 
-        def outer(x, ts):
-            x, recs = jax.lax.scan(inner, x, ts)
-            return x, jax.tree.map(lambda r: r[-1], recs)
+        def run_block(x, ts_block):
+            fires = fire_masks(key, ts_block, x0.shape, cfg.fire_rate)
+            return jax.lax.scan(body, x, (split(ts_block), split(fires)))
 
-        ts = t0 + jnp.arange(steps, dtype=jnp.int32).reshape(steps // every, every)
-        x, rec = jax.lax.scan(outer, x0, ts)
+        x, rec = jax.lax.scan(run_block, x0, ts.reshape(steps // block, block))
+        rec = jax.tree.map(lambda r: r.reshape(-1, *r.shape[2:]), rec)
+    else:  # too many cells to hold even ``every`` steps' masks: draw them step by step
+        x, rec = jax.lax.scan(body, x0, (split(ts), None))
     rec = dict(rec)
     return x, Trajectory(
         states=rec.get("state"),

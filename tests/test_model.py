@@ -140,6 +140,31 @@ def test_rollout_is_prefix_consistent_and_records():
     np.testing.assert_array_equal(sub.states, tr.states[9::10])
 
 
+@pytest.mark.parametrize("budget_steps", [0, 1, 3, 10_000])
+def test_rollout_draws_fire_masks_in_blocks_exactly_as_step_by_step(monkeypatch, budget_steps):
+    # rollout draws many steps' fire masks in one call (blocks that fit FIRE_BLOCK_CELLS);
+    # every block size -- 0 (step by step), 1, 3 steps, all at once -- gives the masks
+    # ``step`` would draw from step_key(key, t), and so the same trajectory.
+    import nca.model as model
+
+    params = random_params(jax.random.key(13))
+    x0 = seed_state(12, 12, batch=2)
+    key = jax.random.key(14)
+    monkeypatch.setattr(model, "FIRE_BLOCK_CELLS", budget_steps * 2 * 12 * 12)
+    _, tr = rollout(params, x0, key, 12, record=("state", "fire"), t0=5)
+    ts = 5 + jnp.arange(12)
+    manual = jnp.stack([model.fire_mask(model.step_key(key, t), x0.shape, CFG.fire_rate) for t in ts])
+    np.testing.assert_array_equal(tr.fire, manual.astype(jnp.float32))
+    np.testing.assert_array_equal(model.fire_masks(key, ts, x0.shape, CFG.fire_rate), manual)
+    x, states = x0, []
+    for t in ts:
+        x, _ = step(params, x, model.step_key(key, t))
+        states.append(x)
+    np.testing.assert_allclose(tr.states, jnp.stack(states), atol=1e-6)
+    _, sub = rollout(params, x0, key, 12, record=("state",), t0=5, every=3, fast=True)
+    np.testing.assert_allclose(sub.states, tr.states[2::3], atol=1e-5)
+
+
 def test_active_steps_stops_early_and_matches_short_rollout():
     params = random_params(jax.random.key(11))
     x0 = seed_state(16, 16)

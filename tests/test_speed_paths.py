@@ -69,6 +69,19 @@ def test_fast_step_keeps_updates_that_decide_a_neighbours_life():
     np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("n", [1, 63, 64, 65, 5184, 70_001])  # 70,001: > 1024 blocks, recursion
+def test_prefix_count_and_compact_match_numpy(n):
+    from nca.model import compact, prefix_count
+
+    need = jax.random.uniform(jax.random.key(n), (n,)) < 0.3
+    np.testing.assert_array_equal(np.asarray(prefix_count(need)), np.cumsum(np.asarray(need)))
+    rows = np.asarray(compact(need, 64))
+    listed = np.flatnonzero(np.asarray(need))
+    assert rows.shape == (-(-n // 64), 64)
+    np.testing.assert_array_equal(rows.reshape(-1)[: len(listed)], listed)
+    assert (rows.reshape(-1)[len(listed):] == n).all()
+
+
 def test_fast_rollout_and_its_gradient_equal_the_reference():
     cfg = ModelConfig()
     params = random_params(jax.random.key(4), cfg, scale=0.1)

@@ -211,15 +211,16 @@ def measure_seeds(reps: int, k: int = 8) -> dict:
     def state(seed):
         st = init_train_state(preset("quick", rollout_min=63, rollout_max=64, seed=seed))
         noise = jax.random.normal(jax.random.key(seed), m.params["w1"].shape) * 0.01
-        params = {**{n: jnp.asarray(v) for n, v in m.params.items()}, "w1": m.params["w1"] + noise}
+        params = {**{n: jnp.array(v) for n, v in m.params.items()}, "w1": m.params["w1"] + noise}  # copies: donated
         return st._replace(params=params, opt_state=make_optimizer(cfg).init(params))
 
-    one = state(0)
-    many = jax.tree.map(lambda *xs: jnp.stack(xs), *[state(s) for s in range(k)])
     out = {}
     for suffix, fast in (("", True), ("_dense", False)):
-        f1 = jax.jit(partial(train_step, cfg, fast=fast))
-        fk = jax.jit(jax.vmap(partial(train_step, cfg, fast=fast), in_axes=(0, None)))
+        one = state(0)  # fresh states each time: the compiled steps donate (consume) them
+        many = jax.tree.map(lambda *xs: jnp.stack(xs), *[state(s) for s in range(k)])
+        # State donated, as in nca.train.compiled_train_step / nca.multiseed.compiled_multi_step.
+        f1 = jax.jit(partial(train_step, cfg, fast=fast), donate_argnums=(0,))
+        fk = jax.jit(jax.vmap(partial(train_step, cfg, fast=fast), in_axes=(0, None)), donate_argnums=(0,))
         r1 = time_calls(stateful(f1, one, target), reps)
         rk = time_calls(stateful(fk, many, target), reps)
         out[f"seeds1{suffix}"] = r1

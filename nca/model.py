@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache
 from typing import Callable, Mapping, NamedTuple
 
 import jax
@@ -257,41 +257,6 @@ def _mlp(w1: Array, b1: Array, w2: Array, b2: Array, q: Array) -> Array:
     return jax.nn.relu(q @ w1 + b1) @ w2 + b2
 
 
-def _gather_rows(a: Array, idx: Array) -> Array:
-    """a[idx] for unique row indices; indices past the end read zeros."""
-    return a.at[idx].get(mode="fill", fill_value=0.0, unique_indices=True)
-
-
-def _count_rows(p: Array, rows: Array) -> Array:
-    """How many entries of ``rows`` are real row indices of ``p`` (>= len(p) is padding)."""
-    return (rows < p.shape[0]).sum()
-
-
-def _forward_chunk(start, size, w1, b1, w2, b2, p, rows, out):
-    idx = jax.lax.dynamic_slice_in_dim(rows.reshape(-1), start, size)
-    return out.at[idx].set(_mlp(w1, b1, w2, b2, _gather_rows(p, idx)), mode="drop", unique_indices=True)
-
-
-def _backward_chunk(start, size, w1, b1, w2, b2, p, rows, g, carry):
-    # The hidden layer is recomputed per chunk (cheaper than storing it); padding rows
-    # gather a zero cotangent and so add nothing to any gradient.
-    dp, dw1, db1, dw2, db2 = carry
-    idx = jax.lax.dynamic_slice_in_dim(rows.reshape(-1), start, size)
-    q, gq = _gather_rows(p, idx), _gather_rows(g, idx)
-    pre = q @ w1 + b1
-    dpre = (gq @ w2.T) * (pre > 0)
-    dp = dp.at[idx].set(dpre @ w1.T, mode="drop", unique_indices=True)
-    return dp, dw1 + q.T @ dpre, db1 + dpre.sum(0), dw2 + jax.nn.relu(pre).T @ gq, db2 + gq.sum(0)
-
-
-def _zeros_out(w1, b1, w2, b2, p):
-    return jnp.zeros((p.shape[0], w2.shape[1]), p.dtype)
-
-
-def _zeros_grads(w1, b1, w2, b2, p):
-    return tuple(jnp.zeros_like(a) for a in (p, w1, b1, w2, b2))
-
-
 # The rows left after the last full chunk run in chunks this many times smaller, so at most
 # chunk/4 rows of padding are computed (a 72x72 organism needs ~550 rows per step).
 TAIL_SPLIT = 4
@@ -300,7 +265,7 @@ TAIL_SPLIT = 4
 def _chunk_loop(chunk_fn, args, init, count, batched=None):
     """Loop ``chunk_fn(start, size, *args, carry)`` over the first ``count`` listed rows.
 
-    Full chunks first (``rows.shape[-1]`` rows each), then the rest in chunks
+    ``args[5]`` is the row list [K, chunk]. Full chunks first, then the rest in chunks
     ``TAIL_SPLIT`` times smaller. batched: None for one problem; else one flag per arg,
     and each iteration runs ``vmap(chunk_fn)`` over the batch, with ``count`` the
     *largest* member's -- the others' extra rows are padding and change nothing. (Plain
@@ -317,63 +282,103 @@ def _chunk_loop(chunk_fn, args, init, count, batched=None):
     return jax.lax.fori_loop(first_sub, (count + sub - 1) // sub, lambda j, c: chunk_fn(j * sub, sub, *args, c), carry)
 
 
-def _batch_rule(chunk_fn, zeros):
-    """The ``custom_vmap`` rule of a chunk loop: one loop for the whole batch."""
+def _with_batch_rule(loop, chunk_fn, zeros, n):
+    """``loop`` as a ``custom_vmap`` function whose batching rule runs one chunk loop for
+    the whole batch (``_chunk_loop(batched=...)``). n: real row indices are < n."""
+    loop = jax.custom_batching.custom_vmap(loop)
 
     def rule(axis_size, in_batched, *args):
-        p, rows = args[4], args[5]
-        axes = (0 if in_batched[4] else None, 0 if in_batched[5] else None)
-        count = jax.vmap(_count_rows, in_axes=axes, axis_size=axis_size)(p, rows)
+        count = jnp.max(jnp.sum(args[5] < n, axis=(-2, -1)))
         one = [a[0] if b else a for a, b in zip(args[:5], in_batched[:5])]
         init = jax.tree.map(lambda z: jnp.broadcast_to(z, (axis_size, *z.shape)), zeros(*one))
-        out = _chunk_loop(chunk_fn, args, init, jnp.max(count), batched=tuple(in_batched))
+        out = _chunk_loop(chunk_fn, args, init, count, batched=tuple(in_batched))
         return out, jax.tree.map(lambda _: True, out)
 
-    return rule
+    loop.def_vmap(rule)
+    return loop
 
 
-@jax.custom_batching.custom_vmap
-def _sparse_forward(w1, b1, w2, b2, p, rows):
-    return _chunk_loop(_forward_chunk, (w1, b1, w2, b2, p, rows), _zeros_out(w1, b1, w2, b2, p),
-                       _count_rows(p, rows))
+def _padded_cells(x: Array) -> Array:
+    """x [..., H, W, C] -> its grids zero-padded by one cell and flattened: [B*(H+2)*(W+2), C]."""
+    h, w, c = x.shape[-3:]
+    return _pad_hw(x.reshape(-1, h, w, c)).reshape(-1, c)
 
 
-@jax.custom_batching.custom_vmap
-def _sparse_backward(w1, b1, w2, b2, p, rows, g):
-    return _chunk_loop(_backward_chunk, (w1, b1, w2, b2, p, rows, g), _zeros_grads(w1, b1, w2, b2, p),
-                       _count_rows(p, rows))
+@lru_cache(maxsize=None)
+def _sparse_update(shape: tuple[int, ...], angle_deg: float, neighbour_gradients: bool):
+    """The per-cell update for listed cells only, for states of ``shape`` [..., H, W, C].
 
+    Returns ``update(w1, b1, w2, b2, x, rows) -> dx`` [N, C] (N = cells in x): the MLP
+    output of each listed cell, 0 for every other cell. rows: int32 [K, chunk], the flat
+    indices of the cells to update first, then padding indices >= N.
 
-_sparse_forward.def_vmap(_batch_rule(_forward_chunk, _zeros_out))
-_sparse_backward.def_vmap(_batch_rule(_backward_chunk, _zeros_grads))
-
-
-@jax.custom_vjp
-def sparse_mlp(w1: Array, b1: Array, w2: Array, b2: Array, p: Array, rows: Array) -> Array:
-    """The MLP applied to the listed rows of ``p`` only; every other row's output is 0.
-
-    p: [N, 3C] perceptions; rows: int32 [K, chunk] -- the row indices to update, first,
-    then padding indices >= N. Returns [N, C].
-
-    A loop over only the chunks (rows of ``rows``) that hold real indices: gather
-    ``chunk`` rows, run the MLP, scatter the result. The trip count depends on the data,
-    which reverse-mode autodiff cannot handle, hence the hand-written VJP: the same loop
-    again, accumulating the parameter gradients in its carry. Under ``vmap`` (several
-    models or organisms) one loop serves the whole batch (``custom_vmap``).
+    Each chunk gathers its cells' 3x3 neighbourhoods from the padded state and computes
+    their perception there -- the whole grid's perception (48 floats per cell, most never
+    used) is not written. The loop's trip count depends on the data, which reverse-mode
+    autodiff cannot handle, hence the hand-written VJP: the same loop again, recomputing
+    each chunk's hidden layer (cheaper than storing it), accumulating the parameter
+    gradients in its carry and scattering the perception gradient, which the transpose
+    of ``perceive`` takes back to the state. Under ``vmap`` (several models or organisms)
+    one loop serves the whole batch (``custom_vmap``).
     """
-    return _sparse_forward(w1, b1, w2, b2, p, rows)
+    h, w, c = shape[-3:]
+    n = math.prod(shape[:-1])
+    kernels = perception_kernels(angle_deg).reshape(3, 9)  # [band, neighbour]
+    offsets = np.array([dy * (w + 2) + dx for dy in (-1, 0, 1) for dx in (-1, 0, 1)], np.int32)
 
+    def perception(xp, idx):  # [size] cell indices -> [size, 3C], band order like perceive
+        sample, cell = idx // (h * w), idx % (h * w)
+        centre = sample * (h + 2) * (w + 2) + (cell // w + 1) * (w + 2) + cell % w + 1
+        centre = jnp.where(idx < n, centre, 2**30)  # padding reads zeros
+        hood = xp.at[centre[:, None] + offsets].get(mode="fill", fill_value=0.0)  # [size, 9, C]
+        bands = [sum(float(k[d]) * hood[:, d] for d in range(9) if k[d]) for k in kernels]
+        return jnp.concatenate(bands, axis=-1)
 
-def _sparse_mlp_fwd(w1, b1, w2, b2, p, rows):
-    return _sparse_forward(w1, b1, w2, b2, p, rows), (w1, b1, w2, b2, p, rows)
+    def forward_chunk(start, size, w1, b1, w2, b2, xp, rows, out):
+        idx = jax.lax.dynamic_slice_in_dim(rows.reshape(-1), start, size)
+        return out.at[idx].set(_mlp(w1, b1, w2, b2, perception(xp, idx)), mode="drop", unique_indices=True)
 
+    def backward_chunk(start, size, w1, b1, w2, b2, xp, rows, g, carry):
+        # Padding rows gather a zero cotangent and so add nothing to any gradient.
+        dp, dw1, db1, dw2, db2 = carry
+        idx = jax.lax.dynamic_slice_in_dim(rows.reshape(-1), start, size)
+        q = perception(xp, idx)
+        gq = g.at[idx].get(mode="fill", fill_value=0.0, unique_indices=True)
+        pre = q @ w1 + b1
+        dpre = (gq @ w2.T) * (pre > 0)
+        dp = dp.at[idx].set(dpre @ w1.T, mode="drop", unique_indices=True)
+        return dp, dw1 + q.T @ dpre, db1 + dpre.sum(0), dw2 + jax.nn.relu(pre).T @ gq, db2 + gq.sum(0)
 
-def _sparse_mlp_bwd(res, g):
-    dp, dw1, db1, dw2, db2 = _sparse_backward(*res, g)
-    return dw1, db1, dw2, db2, dp, None
+    def zeros_out(w1, b1, w2, b2, xp):
+        return jnp.zeros((n, c), xp.dtype)
 
+    def zeros_grads(w1, b1, w2, b2, xp):
+        return (jnp.zeros((n, 3 * c), xp.dtype), *(jnp.zeros_like(a) for a in (w1, b1, w2, b2)))
 
-sparse_mlp.defvjp(_sparse_mlp_fwd, _sparse_mlp_bwd)
+    def count(rows):
+        return jnp.sum(rows < n)
+
+    forward = _with_batch_rule(
+        lambda *a: _chunk_loop(forward_chunk, a, zeros_out(*a[:5]), count(a[5])), forward_chunk, zeros_out, n)
+    backward = _with_batch_rule(
+        lambda *a: _chunk_loop(backward_chunk, a, zeros_grads(*a[:5]), count(a[5])), backward_chunk, zeros_grads, n)
+
+    @jax.custom_vjp
+    def update(w1, b1, w2, b2, x, rows):
+        return forward(w1, b1, w2, b2, _padded_cells(x), rows)
+
+    def update_fwd(w1, b1, w2, b2, x, rows):
+        return update(w1, b1, w2, b2, x, rows), (w1, b1, w2, b2, x, rows)
+
+    def update_bwd(res, g):
+        w1, b1, w2, b2, x, rows = res
+        dp, dw1, db1, dw2, db2 = backward(w1, b1, w2, b2, _padded_cells(x), rows, g)
+        _, perceive_vjp = jax.vjp(lambda x: perceive(x, angle_deg, neighbour_gradients), x)
+        (dx,) = perceive_vjp(dp.reshape(*x.shape[:-1], 3 * c))
+        return dw1, db1, dw2, db2, dx, None
+
+    update.defvjp(update_fwd, update_bwd)
+    return update
 
 
 def prefix_count(a: Array) -> Array:
@@ -429,9 +434,9 @@ def fast_step(
     alive, and its new alpha enters its neighbours' post-update life mask. Everywhere else
     the reference multiplies the update by 0, so the MLP is evaluated only for those cells
     -- typically 10-25% of a 72x72 training grid (half the cells do not fire, most of the
-    grid is empty). The needed cells' indices are listed in grid order
-    (``jnp.nonzero`` with a static size) and ``sparse_mlp`` loops over only as many chunks
-    of ``chunk`` rows as hold them. The fire mask is drawn from ``key`` exactly as in
+    grid is empty). The needed cells' indices are listed in grid order (``compact``) and
+    ``_sparse_update`` computes perception and MLP for them only, in chunks of ``chunk``
+    cells, for as many chunks as hold them. The fire mask is drawn from ``key`` exactly as in
     ``step``, so the same key gives the same cells firing; ``tests/test_speed_paths.py``
     checks states and gradients against ``step``. Worth it on CPU; on GPU/TPU the dense
     ``step`` is faster (no data-dependent loop).
@@ -441,15 +446,14 @@ def fast_step(
     pre = checkpoint_name(alive_mask(x, cfg.alive_threshold), "nca_pre")
     if fire is None:
         fire = checkpoint_name(fire_mask(key, x.shape, cfg.fire_rate), "nca_fire")
-    p = perceive(x, cfg.angle_deg, cfg.neighbour_gradients)
     # A cell's update matters if it fires and is alive or next to an alive cell: its own
     # value survives only if it was alive, but its new alpha also decides whether an alive
     # neighbour survives the step (``step``'s post-update life mask sees every update).
     near = max_pool3(pre.astype(x.dtype)) > 0
     need = (near & fire).reshape(-1)  # [N] over all cells of all samples
-    n = need.shape[0]
     rows = checkpoint_name(compact(need, chunk), "nca_rows")
-    dx = sparse_mlp(params["w1"], params["b1"], params["w2"], params["b2"], p.reshape(n, -1), rows)
+    update = _sparse_update(x.shape, cfg.angle_deg, cfg.neighbour_gradients)
+    dx = update(params["w1"], params["b1"], params["w2"], params["b2"], x, rows)
     x = x + dx.reshape(x.shape)  # dx is 0 where not needed
     life = checkpoint_name(pre & alive_mask(x, cfg.alive_threshold), "nca_life")
     return x * life.astype(x.dtype)

@@ -162,7 +162,7 @@ def test_rollout_draws_fire_masks_in_blocks_exactly_as_step_by_step(monkeypatch,
         states.append(x)
     np.testing.assert_allclose(tr.states, jnp.stack(states), atol=1e-6)
     _, sub = rollout(params, x0, key, 12, record=("state",), t0=5, every=3, fast=True)
-    np.testing.assert_allclose(sub.states, tr.states[2::3], atol=1e-5)
+    np.testing.assert_allclose(sub.states, tr.states[2::3], rtol=1e-5, atol=1e-5)  # fast path: rounding
 
 
 def test_active_steps_stops_early_and_matches_short_rollout():

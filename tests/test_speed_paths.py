@@ -82,8 +82,11 @@ def test_prefix_count_and_compact_match_numpy(n):
     assert (rows.reshape(-1)[len(listed):] == n).all()
 
 
-def test_fast_rollout_and_its_gradient_equal_the_reference():
-    cfg = ModelConfig()
+@pytest.mark.parametrize("cfg", [ModelConfig(), ModelConfig(angle_deg=30.0),
+                                 ModelConfig(neighbour_gradients=False)], ids=["plain", "rotated", "selfish"])
+def test_fast_rollout_and_its_gradient_equal_the_reference(cfg):
+    # The fast path's VJP is hand-written (perception of gathered neighbourhoods, then
+    # perceive's transpose): rotated kernels and stopped neighbour gradients must carry over.
     params = random_params(jax.random.key(4), cfg, scale=0.1)
     x0 = blob_state(jax.random.key(5), (2, 24, 24), 5)
     target = blob_state(jax.random.key(6), (24, 24), 7)[..., :4]

@@ -298,6 +298,48 @@ def _with_batch_rule(loop, chunk_fn, zeros, n):
     return loop
 
 
+# Row gathers and scatters with batching rules of their own: under vmap, XLA's batched
+# gather/scatter (a batch index concatenated to every index) ran ~10x slower on CPU than
+# the same rows gathered from the batch flattened into one array, which these rules do.
+
+
+def _flat_index(idx: Array, rows: int, batch: int) -> Array:
+    """Per-member row indices [K, ...] into [K * rows] flattened rows; out-of-range stays out."""
+    member = jnp.arange(batch, dtype=idx.dtype).reshape((batch,) + (1,) * (idx.ndim - 1))
+    return jnp.where((idx >= 0) & (idx < rows), idx + member * rows, batch * rows)
+
+
+@jax.custom_batching.custom_vmap
+def _take_rows(a: Array, idx: Array) -> Array:
+    """a[idx] along the first axis; indices out of range read zeros. a: [M, ...]."""
+    return a.at[idx].get(mode="fill", fill_value=0.0)
+
+
+@_take_rows.def_vmap
+def _take_rows_batched(axis_size, in_batched, a, idx):
+    a_b, idx_b = in_batched
+    if not a_b:
+        return a.at[idx].get(mode="fill", fill_value=0.0), True
+    if not idx_b:
+        idx = jnp.broadcast_to(idx, (axis_size, *idx.shape))
+    flat = a.reshape(axis_size * a.shape[1], *a.shape[2:])
+    return _take_rows(flat, _flat_index(idx, a.shape[1], axis_size)), True
+
+
+@jax.custom_batching.custom_vmap
+def _put_rows(a: Array, idx: Array, values: Array) -> Array:
+    """a with rows idx set to values (unique indices; out of range dropped). a: [M, ...]."""
+    return a.at[idx].set(values, mode="drop", unique_indices=True)
+
+
+@_put_rows.def_vmap
+def _put_rows_batched(axis_size, in_batched, a, idx, values):
+    a, idx, values = (x if b else jnp.broadcast_to(x, (axis_size, *x.shape)) for x, b in zip((a, idx, values), in_batched))
+    m = a.shape[1]
+    flat = a.reshape(axis_size * m, *a.shape[2:])
+    return _put_rows(flat, _flat_index(idx, m, axis_size), values).reshape(a.shape), True
+
+
 def _padded_cells(x: Array) -> Array:
     """x [..., H, W, C] -> its grids zero-padded by one cell and flattened: [B*(H+2)*(W+2), C]."""
     h, w, c = x.shape[-3:]
@@ -330,23 +372,23 @@ def _sparse_update(shape: tuple[int, ...], angle_deg: float, neighbour_gradients
         sample, cell = idx // (h * w), idx % (h * w)
         centre = sample * (h + 2) * (w + 2) + (cell // w + 1) * (w + 2) + cell % w + 1
         centre = jnp.where(idx < n, centre, 2**30)  # padding reads zeros
-        hood = xp.at[centre[:, None] + offsets].get(mode="fill", fill_value=0.0)  # [size, 9, C]
+        hood = _take_rows(xp, centre[:, None] + offsets)  # [size, 9, C]
         bands = [sum(float(k[d]) * hood[:, d] for d in range(9) if k[d]) for k in kernels]
         return jnp.concatenate(bands, axis=-1)
 
     def forward_chunk(start, size, w1, b1, w2, b2, xp, rows, out):
         idx = jax.lax.dynamic_slice_in_dim(rows.reshape(-1), start, size)
-        return out.at[idx].set(_mlp(w1, b1, w2, b2, perception(xp, idx)), mode="drop", unique_indices=True)
+        return _put_rows(out, idx, _mlp(w1, b1, w2, b2, perception(xp, idx)))
 
     def backward_chunk(start, size, w1, b1, w2, b2, xp, rows, g, carry):
         # Padding rows gather a zero cotangent and so add nothing to any gradient.
         dp, dw1, db1, dw2, db2 = carry
         idx = jax.lax.dynamic_slice_in_dim(rows.reshape(-1), start, size)
         q = perception(xp, idx)
-        gq = g.at[idx].get(mode="fill", fill_value=0.0, unique_indices=True)
+        gq = _take_rows(g, idx)
         pre = q @ w1 + b1
         dpre = (gq @ w2.T) * (pre > 0)
-        dp = dp.at[idx].set(dpre @ w1.T, mode="drop", unique_indices=True)
+        dp = _put_rows(dp, idx, dpre @ w1.T)
         return dp, dw1 + q.T @ dpre, db1 + dpre.sum(0), dw2 + jax.nn.relu(pre).T @ gq, db2 + gq.sum(0)
 
     def zeros_out(w1, b1, w2, b2, xp):

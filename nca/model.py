@@ -282,19 +282,25 @@ def _chunk_loop(chunk_fn, args, init, count, batched=None):
     return jax.lax.fori_loop(first_sub, (count + sub - 1) // sub, lambda j, c: chunk_fn(j * sub, sub, *args, c), carry)
 
 
-def _with_batch_rule(loop, chunk_fn, zeros, n):
-    """``loop`` as a ``custom_vmap`` function whose batching rule runs one chunk loop for
-    the whole batch (``_chunk_loop(batched=...)``). n: real row indices are < n."""
-    loop = jax.custom_batching.custom_vmap(loop)
+def _chunk_loop_fn(chunk_fn, zeros, count):
+    """``(*args) -> _chunk_loop(chunk_fn, ...)`` as a ``custom_vmap`` function whose
+    batching rule runs one chunk loop for the whole batch (``_chunk_loop(batched=...)``).
 
+    zeros(*args[:5]): the loop's initial carry; count(rows): the real rows listed in
+    ``rows`` [..., K, chunk] (one count per batch member).
+    """
+
+    @jax.custom_batching.custom_vmap
+    def loop(*args):
+        return _chunk_loop(chunk_fn, args, zeros(*args[:5]), count(args[5]))
+
+    @loop.def_vmap
     def rule(axis_size, in_batched, *args):
-        count = jnp.max(jnp.sum(args[5] < n, axis=(-2, -1)))
         one = [a[0] if b else a for a, b in zip(args[:5], in_batched[:5])]
         init = jax.tree.map(lambda z: jnp.broadcast_to(z, (axis_size, *z.shape)), zeros(*one))
-        out = _chunk_loop(chunk_fn, args, init, count, batched=tuple(in_batched))
+        out = _chunk_loop(chunk_fn, args, init, jnp.max(count(args[5])), batched=tuple(in_batched))
         return out, jax.tree.map(lambda _: True, out)
 
-    loop.def_vmap(rule)
     return loop
 
 
@@ -397,13 +403,11 @@ def _sparse_update(shape: tuple[int, ...], angle_deg: float, neighbour_gradients
     def zeros_grads(w1, b1, w2, b2, xp):
         return (jnp.zeros((n, 3 * c), xp.dtype), *(jnp.zeros_like(a) for a in (w1, b1, w2, b2)))
 
-    def count(rows):
-        return jnp.sum(rows < n)
+    def count(rows):  # rows [..., K, chunk] -> real entries per member
+        return jnp.sum(rows < n, axis=(-2, -1))
 
-    forward = _with_batch_rule(
-        lambda *a: _chunk_loop(forward_chunk, a, zeros_out(*a[:5]), count(a[5])), forward_chunk, zeros_out, n)
-    backward = _with_batch_rule(
-        lambda *a: _chunk_loop(backward_chunk, a, zeros_grads(*a[:5]), count(a[5])), backward_chunk, zeros_grads, n)
+    forward = _chunk_loop_fn(forward_chunk, zeros_out, count)
+    backward = _chunk_loop_fn(backward_chunk, zeros_grads, count)
 
     @jax.custom_vjp
     def update(w1, b1, w2, b2, x, rows):
@@ -478,10 +482,10 @@ def fast_step(
     -- typically 10-25% of a 72x72 training grid (half the cells do not fire, most of the
     grid is empty). The needed cells' indices are listed in grid order (``compact``) and
     ``_sparse_update`` computes perception and MLP for them only, in chunks of ``chunk``
-    cells, for as many chunks as hold them. The fire mask is drawn from ``key`` exactly as in
-    ``step``, so the same key gives the same cells firing; ``tests/test_speed_paths.py``
-    checks states and gradients against ``step``. Worth it on CPU; on GPU/TPU the dense
-    ``step`` is faster (no data-dependent loop).
+    cells, for as many chunks as hold them. The fire mask is drawn from ``key`` exactly
+    as in ``step``, so the same key gives the same cells firing;
+    ``tests/test_speed_paths.py`` checks states and gradients against ``step``. Worth it
+    on CPU; on GPU/TPU the dense ``step`` is faster (no data-dependent loop).
     """
     # The masks and the row list are tagged so a rematerialising backward pass can keep
     # them (a few bytes per cell, ``FAST_REMAT_POLICY``) instead of redrawing and re-listing.

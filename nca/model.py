@@ -282,23 +282,22 @@ def _chunk_loop(chunk_fn, args, init, count, batched=None):
     return jax.lax.fori_loop(first_sub, (count + sub - 1) // sub, lambda j, c: chunk_fn(j * sub, sub, *args, c), carry)
 
 
-def _chunk_loop_fn(chunk_fn, zeros, count):
+def _chunk_loop_fn(chunk_fn, init, count):
     """``(*args) -> _chunk_loop(chunk_fn, ...)`` as a ``custom_vmap`` function whose
     batching rule runs one chunk loop for the whole batch (``_chunk_loop(batched=...)``).
 
-    zeros(*args[:5]): the loop's initial carry; count(rows): the real rows listed in
-    ``rows`` [..., K, chunk] (one count per batch member).
+    init(*args): the loop's initial carry; count(rows): the real rows listed in ``rows``
+    [..., K, chunk] (one count per batch member).
     """
 
     @jax.custom_batching.custom_vmap
     def loop(*args):
-        return _chunk_loop(chunk_fn, args, zeros(*args[:5]), count(args[5]))
+        return _chunk_loop(chunk_fn, args, init(*args), count(args[5]))
 
     @loop.def_vmap
     def rule(axis_size, in_batched, *args):
-        one = [a[0] if b else a for a, b in zip(args[:5], in_batched[:5])]
-        init = jax.tree.map(lambda z: jnp.broadcast_to(z, (axis_size, *z.shape)), zeros(*one))
-        out = _chunk_loop(chunk_fn, args, init, jnp.max(count(args[5])), batched=tuple(in_batched))
+        carry = jax.vmap(init, in_axes=tuple(0 if b else None for b in in_batched), axis_size=axis_size)(*args)
+        out = _chunk_loop(chunk_fn, args, carry, jnp.max(count(args[5])), batched=tuple(in_batched))
         return out, jax.tree.map(lambda _: True, out)
 
     return loop
@@ -315,6 +314,10 @@ def _flat_index(idx: Array, rows: int, batch: int) -> Array:
     return jnp.where((idx >= 0) & (idx < rows), idx + member * rows, batch * rows)
 
 
+def _broadcast_unbatched(axis_size, in_batched, *xs):
+    return [x if b else jnp.broadcast_to(x, (axis_size, *x.shape)) for x, b in zip(xs, in_batched)]
+
+
 @jax.custom_batching.custom_vmap
 def _take_rows(a: Array, idx: Array) -> Array:
     """a[idx] along the first axis; indices out of range read zeros. a: [M, ...]."""
@@ -323,105 +326,120 @@ def _take_rows(a: Array, idx: Array) -> Array:
 
 @_take_rows.def_vmap
 def _take_rows_batched(axis_size, in_batched, a, idx):
-    a_b, idx_b = in_batched
-    if not a_b:
+    if not in_batched[0]:
         return a.at[idx].get(mode="fill", fill_value=0.0), True
-    if not idx_b:
-        idx = jnp.broadcast_to(idx, (axis_size, *idx.shape))
+    a, idx = _broadcast_unbatched(axis_size, in_batched, a, idx)
     flat = a.reshape(axis_size * a.shape[1], *a.shape[2:])
     return _take_rows(flat, _flat_index(idx, a.shape[1], axis_size)), True
 
 
+def _add_rows_rule(unique: bool):
+    def rule(axis_size, in_batched, a, idx, values):
+        a, idx, values = _broadcast_unbatched(axis_size, in_batched, a, idx, values)
+        m = a.shape[1]
+        flat = a.reshape(axis_size * m, *a.shape[2:])
+        add = _add_unique_rows if unique else _add_rows
+        return add(flat, _flat_index(idx, m, axis_size), values).reshape(a.shape), True
+
+    return rule
+
+
 @jax.custom_batching.custom_vmap
-def _put_rows(a: Array, idx: Array, values: Array) -> Array:
-    """a with rows idx set to values (unique indices; out of range dropped). a: [M, ...]."""
-    return a.at[idx].set(values, mode="drop", unique_indices=True)
+def _add_unique_rows(a: Array, idx: Array, values: Array) -> Array:
+    """a with values added to rows idx, which are all different; out of range dropped."""
+    return a.at[idx].add(values, mode="drop", unique_indices=True)
 
 
-@_put_rows.def_vmap
-def _put_rows_batched(axis_size, in_batched, a, idx, values):
-    a, idx, values = (x if b else jnp.broadcast_to(x, (axis_size, *x.shape)) for x, b in zip((a, idx, values), in_batched))
-    m = a.shape[1]
-    flat = a.reshape(axis_size * m, *a.shape[2:])
-    return _put_rows(flat, _flat_index(idx, m, axis_size), values).reshape(a.shape), True
+@jax.custom_batching.custom_vmap
+def _add_rows(a: Array, idx: Array, values: Array) -> Array:
+    """a with values added to rows idx (repeats accumulate); out of range dropped."""
+    return a.at[idx].add(values, mode="drop")
 
 
-def _padded_cells(x: Array) -> Array:
-    """x [..., H, W, C] -> its grids zero-padded by one cell and flattened: [B*(H+2)*(W+2), C]."""
-    h, w, c = x.shape[-3:]
-    return _pad_hw(x.reshape(-1, h, w, c)).reshape(-1, c)
+_add_unique_rows.def_vmap(_add_rows_rule(unique=True))
+_add_rows.def_vmap(_add_rows_rule(unique=False))
 
 
 @lru_cache(maxsize=None)
 def _sparse_update(shape: tuple[int, ...], angle_deg: float, neighbour_gradients: bool):
-    """The per-cell update for listed cells only, for states of ``shape`` [..., H, W, C].
+    """The per-cell update applied to listed cells only, for states of ``shape`` [..., H, W, C].
 
-    Returns ``update(w1, b1, w2, b2, x, rows) -> dx`` [N, C] (N = cells in x): the MLP
-    output of each listed cell, 0 for every other cell. rows: int32 [K, chunk], the flat
-    indices of the cells to update first, then padding indices >= N.
+    Returns ``update(w1, b1, w2, b2, x, rows) -> x + dx`` [..., H, W, C]: each listed
+    cell plus its MLP output, every other cell unchanged. rows: int32 [K, chunk], the
+    flat indices of the cells to update first, then padding indices >= N (N = cells in x).
 
-    Each chunk gathers its cells' 3x3 neighbourhoods from the padded state and computes
-    their perception there -- the whole grid's perception (48 floats per cell, most never
-    used) is not written. The loop's trip count depends on the data, which reverse-mode
-    autodiff cannot handle, hence the hand-written VJP: the same loop again, recomputing
-    each chunk's hidden layer (cheaper than storing it), accumulating the parameter
-    gradients in its carry and scattering the perception gradient, which the transpose
-    of ``perceive`` takes back to the state. Under ``vmap`` (several models or organisms)
-    one loop serves the whole batch (``custom_vmap``).
+    Each chunk gathers its cells' 3x3 neighbourhoods (indices outside the grid read
+    zeros, the 'SAME' padding of ``perceive``), computes their perception there, runs the
+    MLP and adds the update to its cells -- no whole-grid perception or update is written.
+    The loop's trip count depends on the data, which reverse-mode autodiff cannot
+    handle, hence the hand-written VJP: the same loop again, recomputing each chunk's
+    hidden layer (cheaper than storing it), accumulating the parameter gradients in its
+    carry and adding each cell's perception gradient back onto the neighbourhood it was
+    read from (the transpose of the 3x3 filters, for the listed cells only). Under
+    ``vmap`` (several models or organisms) one loop serves the whole batch (``custom_vmap``).
     """
     h, w, c = shape[-3:]
     n = math.prod(shape[:-1])
-    kernels = perception_kernels(angle_deg).reshape(3, 9)  # [band, neighbour]
-    offsets = np.array([dy * (w + 2) + dx for dy in (-1, 0, 1) for dx in (-1, 0, 1)], np.int32)
+    kernels = perception_kernels(angle_deg).reshape(3, 9)  # [band, tap]; taps row-major over (dy, dx)
+    taps = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
 
-    def perception(xp, idx):  # [size] cell indices -> [size, 3C], band order like perceive
-        sample, cell = idx // (h * w), idx % (h * w)
-        centre = sample * (h + 2) * (w + 2) + (cell // w + 1) * (w + 2) + cell % w + 1
-        centre = jnp.where(idx < n, centre, 2**30)  # padding reads zeros
-        hood = _take_rows(xp, centre[:, None] + offsets)  # [size, 9, C]
-        bands = [sum(float(k[d]) * hood[:, d] for d in range(9) if k[d]) for k in kernels]
+    def neighbourhood(idx):  # [size] cell indices -> [size, 9] neighbour indices; n = outside
+        row, col = idx % (h * w) // w, idx % w
+        hood = [jnp.where((idx < n) & (0 <= row + dy) & (row + dy < h) & (0 <= col + dx) & (col + dx < w),
+                          idx + dy * w + dx, n) for dy, dx in taps]
+        return jnp.stack(hood, axis=-1)
+
+    def perception(x, hood):  # [size, 9] -> [size, 3C], band order like perceive
+        cells = _take_rows(x, hood)  # [size, 9, C]
+        bands = [sum(float(k[d]) * cells[:, d] for d in range(9) if k[d]) for k in kernels]
         return jnp.concatenate(bands, axis=-1)
 
-    def forward_chunk(start, size, w1, b1, w2, b2, xp, rows, out):
+    def forward_chunk(start, size, w1, b1, w2, b2, x, rows, out):
         idx = jax.lax.dynamic_slice_in_dim(rows.reshape(-1), start, size)
-        return _put_rows(out, idx, _mlp(w1, b1, w2, b2, perception(xp, idx)))
+        return _add_unique_rows(out, idx, _mlp(w1, b1, w2, b2, perception(x, neighbourhood(idx))))
 
-    def backward_chunk(start, size, w1, b1, w2, b2, xp, rows, g, carry):
+    def backward_chunk(start, size, w1, b1, w2, b2, x, rows, g, carry):
         # Padding rows gather a zero cotangent and so add nothing to any gradient.
-        dp, dw1, db1, dw2, db2 = carry
+        dx, dw1, db1, dw2, db2 = carry
         idx = jax.lax.dynamic_slice_in_dim(rows.reshape(-1), start, size)
-        q = perception(xp, idx)
+        hood = neighbourhood(idx)
+        q = perception(x, hood)
         gq = _take_rows(g, idx)
         pre = q @ w1 + b1
         dpre = (gq @ w2.T) * (pre > 0)
-        dp = _put_rows(dp, idx, dpre @ w1.T)
-        return dp, dw1 + q.T @ dpre, db1 + dpre.sum(0), dw2 + jax.nn.relu(pre).T @ gq, db2 + gq.sum(0)
+        dq = dpre @ w1.T  # [size, 3C]: gradient of each listed cell's perception
+        if neighbour_gradients:  # back through the 3x3 filters onto the neighbourhood
+            bands = [dq[:, b * c:(b + 1) * c] for b in range(3)]
+            dcells = jnp.stack([sum(float(kernels[b, d]) * bands[b] for b in range(3) if kernels[b, d])
+                                for d in range(9)], axis=1)  # [size, 9, C]
+            dx = _add_rows(dx, hood, dcells)
+        else:  # the Sobel terms read stop_gradient(x): only the identity band reaches x
+            dx = _add_unique_rows(dx, idx, dq[:, :c])
+        return dx, dw1 + q.T @ dpre, db1 + dpre.sum(0), dw2 + jax.nn.relu(pre).T @ gq, db2 + gq.sum(0)
 
-    def zeros_out(w1, b1, w2, b2, xp):
-        return jnp.zeros((n, c), xp.dtype)
+    def init_out(w1, b1, w2, b2, x, rows):
+        return x
 
-    def zeros_grads(w1, b1, w2, b2, xp):
-        return (jnp.zeros((n, 3 * c), xp.dtype), *(jnp.zeros_like(a) for a in (w1, b1, w2, b2)))
+    def init_grads(w1, b1, w2, b2, x, rows, g):  # g: the gradient through "x +"
+        return (g, *(jnp.zeros_like(a) for a in (w1, b1, w2, b2)))
 
     def count(rows):  # rows [..., K, chunk] -> real entries per member
         return jnp.sum(rows < n, axis=(-2, -1))
 
-    forward = _chunk_loop_fn(forward_chunk, zeros_out, count)
-    backward = _chunk_loop_fn(backward_chunk, zeros_grads, count)
+    forward = _chunk_loop_fn(forward_chunk, init_out, count)
+    backward = _chunk_loop_fn(backward_chunk, init_grads, count)
 
     @jax.custom_vjp
     def update(w1, b1, w2, b2, x, rows):
-        return forward(w1, b1, w2, b2, _padded_cells(x), rows)
+        return forward(w1, b1, w2, b2, x.reshape(n, c), rows).reshape(x.shape)
 
     def update_fwd(w1, b1, w2, b2, x, rows):
         return update(w1, b1, w2, b2, x, rows), (w1, b1, w2, b2, x, rows)
 
     def update_bwd(res, g):
         w1, b1, w2, b2, x, rows = res
-        dp, dw1, db1, dw2, db2 = backward(w1, b1, w2, b2, _padded_cells(x), rows, g)
-        _, perceive_vjp = jax.vjp(lambda x: perceive(x, angle_deg, neighbour_gradients), x)
-        (dx,) = perceive_vjp(dp.reshape(*x.shape[:-1], 3 * c))
-        return dw1, db1, dw2, db2, dx, None
+        dx, dw1, db1, dw2, db2 = backward(w1, b1, w2, b2, x.reshape(n, c), rows, g.reshape(n, c))
+        return dw1, db1, dw2, db2, dx.reshape(x.shape), None
 
     update.defvjp(update_fwd, update_bwd)
     return update
@@ -470,10 +488,14 @@ def fast_step(
     cfg: ModelConfig = ModelConfig(),
     chunk: int = FAST_CHUNK,
     fire: Array | None = None,
+    active: Array | None = None,
 ) -> Array:
     """``step`` computed only where it can matter; same result to float rounding.
 
     x: [..., H, W, C] -> x_next [..., H, W, C] (no cache, no hooks); fire: as in ``step``.
+    active: optional bool scalar; False returns x unchanged (``rollout``'s
+    ``active_steps`` without a ``lax.cond``, which ``vmap`` would turn into a select of
+    both branches over the whole state).
 
     A cell's update ``dx`` can change the next state only if the cell fires and is alive
     or next to an alive cell before the step: the cell's own value is kept only if it was
@@ -495,14 +517,16 @@ def fast_step(
     # A cell's update matters if it fires and is alive or next to an alive cell: its own
     # value survives only if it was alive, but its new alpha also decides whether an alive
     # neighbour survives the step (``step``'s post-update life mask sees every update).
-    near = max_pool3(pre.astype(x.dtype)) > 0
-    need = (near & fire).reshape(-1)  # [N] over all cells of all samples
-    rows = checkpoint_name(compact(need, chunk), "nca_rows")
+    need = (max_pool3(pre.astype(x.dtype)) > 0) & fire
+    if active is not None:
+        need = need & active
+    rows = checkpoint_name(compact(need.reshape(-1), chunk), "nca_rows")  # over all cells of all samples
     update = _sparse_update(x.shape, cfg.angle_deg, cfg.neighbour_gradients)
-    dx = update(params["w1"], params["b1"], params["w2"], params["b2"], x, rows)
-    x = x + dx.reshape(x.shape)  # dx is 0 where not needed
-    life = checkpoint_name(pre & alive_mask(x, cfg.alive_threshold), "nca_life")
-    return x * life.astype(x.dtype)
+    x = update(params["w1"], params["b1"], params["w2"], params["b2"], x, rows)
+    life = pre & alive_mask(x, cfg.alive_threshold)
+    if active is not None:  # an inactive step listed no cells; keep x exactly (x * 1)
+        life = life | ~active
+    return x * checkpoint_name(life, "nca_life").astype(x.dtype)
 
 
 def step_key(key: Array, t: Array | int) -> Array:
@@ -576,10 +600,15 @@ def rollout(
     if steps % every:
         raise ValueError(f"steps={steps} is not a multiple of every={every}")
 
+    if active_steps is not None and record and record != ("state",):
+        raise ValueError("active_steps supports recording states only")
+    t0 = jnp.asarray(t0, jnp.int32)
+
     if fast and not hooks and set(record) <= {"state"}:
 
         def one(x, t, fire):
-            return fast_step(params, x, step_key(key, t), cfg, fire=fire), {}
+            active = None if active_steps is None else t - t0 < active_steps
+            return fast_step(params, x, step_key(key, t), cfg, fire=fire, active=active), {}
 
         if remat:
             one = jax.checkpoint(one, policy=FAST_REMAT_POLICY)
@@ -591,13 +620,11 @@ def rollout(
         if remat:
             one = jax.checkpoint(one)
 
-    if active_steps is not None:
-        if record and record != ("state",):
-            raise ValueError("active_steps supports recording states only")
-        full = one
+        if active_steps is not None:
+            full = one
 
-        def one(x, t, fire):
-            return jax.lax.cond(t - t0 < active_steps, lambda x: full(x, t, fire)[0], lambda x: x, x), {}
+            def one(x, t, fire):
+                return jax.lax.cond(t - t0 < active_steps, lambda x: full(x, t, fire)[0], lambda x: x, x), {}
 
     def record_of(x, cache):
         out = {}
@@ -618,10 +645,12 @@ def rollout(
     def split(a):  # [n] -> [n // every, every]
         return a if every == 1 else a.reshape(a.shape[0] // every, every, *a.shape[1:])
 
-    t0 = jnp.asarray(t0, jnp.int32)
     ts = t0 + jnp.arange(steps, dtype=jnp.int32)
     block = _fire_block(steps, every, math.prod(x0.shape[:-1]))
-    if block:
+    if block == steps:  # every step's mask at once, one scan
+        fires = fire_masks(key, ts, x0.shape, cfg.fire_rate)
+        x, rec = jax.lax.scan(body, x0, (split(ts), split(fires)))
+    elif block:  # a scan over blocks of steps, each drawing its masks first
 
         def run_block(x, ts_block):
             fires = fire_masks(key, ts_block, x0.shape, cfg.fire_rate)

@@ -17,7 +17,8 @@ peers do, whether or not the FLOP are actually executed):
 - rollout: one 72x72 organism from the seed for 1000 steps; 64 organisms for 100 steps.
 - rss: peak resident memory of a process running canonical training steps.
 - seeds: K=8 models trained in one program (``vmap`` of ``train_step`` over a stacked
-  TrainState) against one, on the quick preset (fixed 63-step rollouts).
+  TrainState) against one, on the quick preset (fixed 63-step rollouts); and the same
+  program on groups of seeds, one per CPU core (``nca.multiseed``), timed in turns.
 - peers (subprocesses, from their own virtual environments): ../shared/peers scripts.
 
 Timings on a shared or busy machine are noisy; compare ratios from one run.
@@ -222,19 +223,53 @@ def rss_child(steps: int) -> None:
     print(json.dumps(out))
 
 
-def measure_seeds(reps: int, k: int = 8) -> dict:
-    """vmap of train_step over K stacked TrainStates vs one, quick preset."""
+def measure_seeds(reps: int) -> dict:
+    """K=8 seeds against one, in a fresh process (it exposes the CPU cores as devices)."""
+    proc = subprocess.run([sys.executable, __file__, "--seeds-child", str(reps)], capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"seeds child failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def interleaved(calls: dict, reps: int) -> dict:
+    """Time several no-argument callables in turns (one call of each per round, after a
+    warm-up round), so that a noisy machine slows them alike. -> {name: time_calls-like}."""
+    import jax
+
+    for c in calls.values():
+        jax.block_until_ready(c())
+    ts = {name: [] for name in calls}
+    for _ in range(reps):
+        for name, c in calls.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(c())
+            ts[name].append(time.perf_counter() - t0)
+    return {name: {"ms_min": round(min(v) * 1e3, 1), "ms_median": round(statistics.median(v) * 1e3, 1), "reps": reps}
+            for name, v in ts.items()}
+
+
+def seeds_child(reps: int, k: int = 8) -> None:
+    """K seeds vs one on the quick preset (fixed 63-step rollouts), timed in turns:
+    ``vmap(train_step)`` over K stacked TrainStates on one device; the same program on
+    groups of seeds, one group per CPU core exposed as a device (``nca.multiseed``); and
+    one seed. Fast and dense paths. Prints one JSON line."""
+    from nca.parallel import use_cpu_cores
+
+    use_cpu_cores()  # before anything starts JAX
     import jax
     import jax.numpy as jnp
 
     from nca.api import load_model
     from nca.config import preset
+    from nca.multiseed import seed_groups
+    from nca.parallel import stack_states
     from nca.train import init_train_state, make_optimizer, train_step
 
     cfg = preset("quick", rollout_min=63, rollout_max=64)
     m = load_model("distill:lizard/regenerating")
     g = cfg.grid_size
     target = jnp.asarray(m.target_image())[12:12 + g, 12:12 + g]  # central crop: same shape
+    devices = jax.devices()
 
     def state(seed):
         st = init_train_state(preset("quick", rollout_min=63, rollout_max=64, seed=seed))
@@ -242,19 +277,30 @@ def measure_seeds(reps: int, k: int = 8) -> dict:
         params = {**{n: jnp.array(v) for n, v in m.params.items()}, "w1": m.params["w1"] + noise}  # copies: donated
         return st._replace(params=params, opt_state=make_optimizer(cfg).init(params))
 
-    out = {}
+    out = {"cpu_devices": len(devices)}
     for suffix, fast in (("", True), ("_dense", False)):
-        one = state(0)  # fresh states each time: the compiled steps donate (consume) them
-        many = jax.tree.map(lambda *xs: jnp.stack(xs), *[state(s) for s in range(k)])
         # State donated, as in nca.train.compiled_train_step / nca.multiseed.compiled_multi_step.
         f1 = jax.jit(partial(train_step, cfg, fast=fast), donate_argnums=(0,))
         fk = jax.jit(jax.vmap(partial(train_step, cfg, fast=fast), in_axes=(0, None)), donate_argnums=(0,))
-        r1 = time_calls(stateful(f1, one, target), reps)
-        rk = time_calls(stateful(fk, many, target), reps)
-        out[f"seeds1{suffix}"] = r1
-        out[f"seeds{k}{suffix}"] = rk
-        out[f"seeds{k}_over_1{suffix}"] = round(rk["ms_min"] / r1["ms_min"], 2)
-    return out
+        calls = {f"seeds1{suffix}": stateful(f1, state(0), target),
+                 f"seeds{k}{suffix}": stateful(fk, stack_states([state(s) for s in range(k)]), target)}
+        if fast and len(devices) > 1:
+            groups = [[jax.device_put(stack_states([state(s) for s in grp]), d), jax.device_put(target, d)]
+                      for grp, d in zip(seed_groups(k, len(devices)), devices)]
+
+            def all_groups():
+                outs = [fk(st, tg) for st, tg in groups]  # every group dispatched before any is read
+                for grp, o in zip(groups, outs):
+                    grp[0] = o[0]
+                return [o[1] for o in outs]
+
+            calls[f"seeds{k}_cores"] = all_groups
+        r = interleaved(calls, reps)
+        out.update(r)
+        for name in r:
+            if name != f"seeds1{suffix}":
+                out[f"{name}_over_1"] = round(r[name]["ms_min"] / r[f"seeds1{suffix}"]["ms_min"], 2)
+    print(json.dumps(out))
 
 
 # --------------------------------------------------------------------------- report
@@ -290,6 +336,9 @@ def table(res: dict) -> str:
     add("rollout 1 x 1000 steps, dense", "rollout_1000_dense")
     add("rollout 64 x 100 steps, fast", "batch64_100")
     add("rollout 64 x 100 steps, dense", "batch64_100_dense")
+    add("quick preset, 1 seed", "seeds1")
+    add("quick preset, 8 seeds, one vmapped program", "seeds8")
+    add("quick preset, 8 seeds, one group per core", "seeds8_cores", f"{res.get('cpu_devices', '?')} CPU devices")
     for name, p in res.get("peers", {}).items():
         for what, key in (("train step", "train"), ("rollout 1 x 1000", "rollout_1000"), ("rollout 64 x 100", "batch64")):
             r = p.get(key)
@@ -303,7 +352,7 @@ def table(res: dict) -> str:
         if k in res:
             extra.append(f"{k} = {res[k]}")
     for k in sorted(res):
-        if k.startswith("ratio_") or k.startswith("seeds8_over"):
+        if k.startswith("ratio_") or (k.startswith("seeds8") and k.endswith("_over_1")):
             extra.append(f"{k} = {res[k]}")
     return "\n".join(lines + [""] + extra)
 
@@ -366,7 +415,7 @@ def main() -> int:
         elif m == "rss":
             res.update(measure_rss())
         elif m == "seeds":
-            res.update(measure_seeds(max(1, a.reps - 1)))
+            res.update(measure_seeds(a.reps + 2))
         bar.update(1)
     res["peers"] = {}
     for name, py in peer_jobs:
@@ -399,5 +448,7 @@ def main() -> int:
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--rss-child":
         rss_child(int(sys.argv[2]))
+    elif len(sys.argv) == 3 and sys.argv[1] == "--seeds-child":
+        seeds_child(int(sys.argv[2]))
     else:
         run_cli(main)

@@ -14,10 +14,14 @@ default here: its cell compaction runs over the whole batch, which would make de
 exchange the batch every CA step. Multi-host: call ``jax.distributed.initialize()`` in
 every process first; ``jax.devices()`` then lists all hosts' devices and the same mesh
 spans them (docs/performance.md).
+
+On a CPU, ``use_cpu_cores`` exposes the cores as devices before JAX starts, so that
+independent programs -- ``nca.multiseed``'s groups of seeds -- run at the same time.
 """
 
 from __future__ import annotations
 
+import os
 from functools import partial
 
 import jax
@@ -29,6 +33,28 @@ from .errors import NCAError
 from .train import TrainState, train_step
 
 AXIS = "data"
+
+
+def use_cpu_cores(n: int | None = None) -> bool:
+    """Make JAX's CPU backend expose ``n`` devices (default: one per core).
+
+    One XLA program on a CPU uses the cores poorly when its operations are small (a
+    training step of a 48x48 NCA ran 1.25x faster on two cores than on one); separate
+    programs dispatched to separate devices run side by side (``nca.multiseed``). Only
+    possible before JAX has started its backends, and never overrides a count the user
+    chose ($JAX_NUM_CPU_DEVICES, or ``--xla_force_host_platform_device_count`` in
+    $XLA_FLAGS). Returns whether the setting took effect; otherwise nothing changes.
+    """
+    n = (os.cpu_count() or 1) if n is None else n
+    if n < 1:
+        raise NCAError(f"need at least one CPU device, got {n}")
+    if jax.config.jax_num_cpu_devices != -1 or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return False
+    try:
+        jax.config.update("jax_num_cpu_devices", n)
+    except RuntimeError:  # the backends are running already
+        return False
+    return True
 
 
 def make_mesh(devices=None) -> Mesh:

@@ -7,6 +7,8 @@
 
 With --seeds K, K models (seeds --seed .. --seed+K-1) train at once (vmapped) into
 OUT/seed_<s>/, each a normal run directory (continue one alone with --resume OUT/seed_<s>).
+On a CPU the seeds are split into one group per core, the groups running side by side
+(nca.multiseed; $JAX_NUM_CPU_DEVICES=1 keeps them in one program).
 
 The run directory gets config.json, checkpoint.msgpack (atomic, every --checkpoint-every
 steps and on Ctrl-C), metrics.csv, preview.png ([target | grown from the seed]) and
@@ -31,6 +33,10 @@ def main() -> int:
     add_config_args(ap)
     ap.set_defaults(cfg_experiment=None)
     a = ap.parse_args()
+    if a.seeds > 1 and not a.resume:  # before anything starts JAX (nca.multiseed)
+        from nca.parallel import use_cpu_cores
+
+        use_cpu_cores()
     from nca.errors import NCAError
     from nca.train import train
 

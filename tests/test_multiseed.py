@@ -84,3 +84,53 @@ def test_train_script_seeds_option_errors():
                            timeout=120)
         assert p.returncode == 2 and p.stderr.startswith("error: ") and msg in p.stderr, p.stderr
         assert "Traceback" not in p.stderr
+
+
+def test_seed_groups_split_evenly_and_in_order():
+    from nca.multiseed import seed_groups
+
+    assert seed_groups(8, 2) == [range(0, 4), range(4, 8)]
+    assert seed_groups(5, 2) == [range(0, 3), range(3, 5)]
+    assert seed_groups(2, 4) == [range(0, 1), range(1, 2)]  # never an empty group
+    assert seed_groups(3, 1) == [range(0, 3)]
+
+
+SPLIT_CHILD = r"""
+import csv, sys
+from pathlib import Path
+from nca.parallel import use_cpu_cores
+assert use_cpu_cores(2), "a fresh process takes the setting"
+import jax, numpy as np
+from nca.config import preset
+from nca.multiseed import train_seeds
+assert len(jax.devices()) == 2, jax.devices()
+assert not use_cpu_cores(3), "JAX is running: nothing changes"
+out = Path(sys.argv[1])
+cfg = preset("tiny", train_steps=4, checkpoint_every=2)
+quiet = dict(progress=False, log=lambda *_: None)
+split = train_seeds(cfg, out / "split", 3, devices=jax.devices(), **quiet)  # groups of 2 and 1
+one = train_seeds(cfg, out / "one", 3, devices=jax.devices()[:1], **quiet)
+for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(split.params)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-7)
+for s in range(3):
+    la, lb = ([float(r["loss"]) for r in csv.DictReader(open(out / d / f"seed_{s}" / "metrics.csv"))] for d in ("one", "split"))
+    np.testing.assert_allclose(la, lb, rtol=1e-5)
+    assert len(la) == 4
+print("OK")
+"""
+
+
+def test_seeds_split_over_devices_equal_one_program(tmp_path):
+    # use_cpu_cores(2) in a fresh process: 3 seeds run as groups of 2 and 1 on two CPU
+    # devices, side by side; results equal the same seeds in one program on one device.
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+    env.update(JAX_PLATFORMS="cpu", PYTHONPATH=str(root) + os.pathsep + env.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", SPLIT_CHILD, str(tmp_path)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-3000:]

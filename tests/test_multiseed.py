@@ -106,8 +106,8 @@ from nca.multiseed import train_seeds
 assert len(jax.devices()) == 2, jax.devices()
 assert not use_cpu_cores(3), "JAX is running: nothing changes"
 out = Path(sys.argv[1])
-cfg = preset("tiny", train_steps=4, checkpoint_every=2)
-quiet = dict(progress=False, log=lambda *_: None)
+cfg = preset("tiny", train_steps=4, keep_checkpoints="none")
+quiet = dict(progress=False, log=lambda *_: None, stop_at=3)  # stop_at: no previews to compile
 split = train_seeds(cfg, out / "split", 3, devices=jax.devices(), **quiet)  # groups of 2 and 1
 one = train_seeds(cfg, out / "one", 3, devices=jax.devices()[:1], **quiet)
 for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(split.params)):
@@ -115,7 +115,7 @@ for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(split.params)):
 for s in range(3):
     la, lb = ([float(r["loss"]) for r in csv.DictReader(open(out / d / f"seed_{s}" / "metrics.csv"))] for d in ("one", "split"))
     np.testing.assert_allclose(la, lb, rtol=1e-5)
-    assert len(la) == 4
+    assert len(la) == 3
 print("OK")
 """
 
@@ -129,7 +129,8 @@ def test_seeds_split_over_devices_equal_one_program(tmp_path):
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+    env = {k: v for k, v in os.environ.items() if k != "JAX_NUM_CPU_DEVICES"}
+    env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split() if "device_count" not in f)
     env.update(JAX_PLATFORMS="cpu", PYTHONPATH=str(root) + os.pathsep + env.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, "-c", SPLIT_CHILD, str(tmp_path)], env=env, capture_output=True,
                           text=True, timeout=300)

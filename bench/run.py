@@ -20,6 +20,9 @@ peers do, whether or not the FLOP are actually executed):
   TrainState) against one, on the quick preset (fixed 63-step rollouts); and the same
   program on groups of seeds, one per CPU core (``nca.multiseed``), timed in turns.
 - peers (subprocesses, from their own virtual environments): ../shared/peers scripts.
+- distill (only with ``--only distill``): the article's whole training run, preset
+  ``distill`` (8000 steps, or ``--distill-steps``), through ``nca.train.train`` with its
+  checkpoints and metrics, wall clock -- the figure to take on a GPU.
 
 Timings on a shared or busy machine are noisy; compare ratios from one run.
 """
@@ -45,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from nca.cli import run_cli  # noqa: E402
 
 MEASUREMENTS = ("train", "compile", "rollout", "rss", "seeds")
+OPTIONAL = ("distill",)  # only when asked for with --only (the whole article's training run)
 CANONICAL_STEPS = 96
 
 
@@ -171,6 +175,27 @@ def measure_rollout(reps: int) -> dict:
             r = time_calls(lambda: f(m.params, x0, jax.random.key(1))[0], reps)
             out[name + suffix] = with_gflops(r, cells, flop)
     return out
+
+
+def measure_distill(steps: int) -> dict:
+    """The article's training run (preset ``distill``, ``steps`` steps) end to end with
+    ``nca.train.train`` -- compilation, checkpoints, metrics and preview included."""
+    import csv
+    import tempfile
+
+    import jax
+
+    from nca.config import preset
+    from nca.train import train
+
+    cfg = preset("distill", train_steps=steps)
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        train(cfg, Path(d) / "run", progress=False, log=lambda *_: None)
+        wall = time.perf_counter() - t0
+        rows = list(csv.DictReader(open(Path(d) / "run" / "metrics.csv")))
+    return {"distill_train": {"steps": steps, "wall_s": round(wall, 1), "steps_per_s": round(steps / wall, 2),
+                              "final_loss": float(rows[-1]["loss"]), "device": str(jax.devices()[0].device_kind)}}
 
 
 def measure_rss(steps: int = 3) -> dict:
@@ -351,6 +376,10 @@ def table(res: dict) -> str:
     for k in ("compile_s", "peak_rss_mb"):
         if k in res:
             extra.append(f"{k} = {res[k]}")
+    if "distill_train" in res:
+        d = res["distill_train"]
+        extra.append(f"distill training: {d['steps']} steps in {d['wall_s']} s on {d['device']} "
+                     f"({d['steps_per_s']} steps/s, final loss {d['final_loss']:.4g})")
     for k in sorted(res):
         if k.startswith("ratio_") or (k.startswith("seeds8") and k.endswith("_over_1")):
             extra.append(f"{k} = {res[k]}")
@@ -372,7 +401,9 @@ def ratios(res: dict) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=3, help="timed calls per measurement (min is reported)")
-    ap.add_argument("--only", default=",".join(MEASUREMENTS), help=f"comma list of {', '.join(MEASUREMENTS)}")
+    ap.add_argument("--only", default=",".join(MEASUREMENTS),
+                    help=f"comma list of {', '.join(MEASUREMENTS + OPTIONAL)} (default: all but {', '.join(OPTIONAL)})")
+    ap.add_argument("--distill-steps", type=int, default=8000, help="training steps of --only distill (default 8000)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     ap.add_argument("--save", type=Path, help="also write the JSON object to this file")
     ap.add_argument("--no-peers", action="store_true", help="skip the peer implementations")
@@ -388,9 +419,11 @@ def main() -> int:
     from peers import DEFAULT_PEERS_DIR, PEERS, peer_python, run_peer
 
     only = [s for s in a.only.split(",") if s]
-    bad = set(only) - set(MEASUREMENTS)
+    bad = set(only) - set(MEASUREMENTS + OPTIONAL)
     if bad:
-        raise NCAError(f"unknown measurement(s) {sorted(bad)}; choose from {', '.join(MEASUREMENTS)}")
+        raise NCAError(f"unknown measurement(s) {sorted(bad)}; choose from {', '.join(MEASUREMENTS + OPTIONAL)}")
+    if a.distill_steps < 1:
+        raise NCAError("--distill-steps must be >= 1")
     if a.reps < 1:
         raise NCAError("--reps must be >= 1")
     peers_dir = a.peers_dir or Path(os.environ.get("NCA_BENCH_PEERS_DIR", DEFAULT_PEERS_DIR))
@@ -398,7 +431,7 @@ def main() -> int:
         raise NCAError(f"--peers-dir {a.peers_dir} is not a folder")
 
     res: dict = {"machine": machine(), "reps": a.reps}
-    jobs = [m for m in MEASUREMENTS if m in only]
+    jobs = [m for m in MEASUREMENTS + OPTIONAL if m in only]
     peer_jobs = []
     if not a.no_peers and peers_dir.is_dir():
         given = {"torch": a.torch_python, "cax": a.cax_python, "jax": None}
@@ -416,6 +449,8 @@ def main() -> int:
             res.update(measure_rss())
         elif m == "seeds":
             res.update(measure_seeds(a.reps + 2))
+        elif m == "distill":
+            res.update(measure_distill(a.distill_steps))
         bar.update(1)
     res["peers"] = {}
     for name, py in peer_jobs:

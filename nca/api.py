@@ -58,7 +58,7 @@ def load_run(run_dir: str | Path) -> LoadedModel:
 
     run_dir = Path(run_dir)
     cfg = load_config(run_dir / ckpt.CONFIG)
-    template = {"train": init_train_state(cfg), "elapsed": np.float64(0)}
+    template = {"train": jax.eval_shape(partial(init_train_state, cfg)), "elapsed": np.float64(0)}
     state = ckpt.load_checkpoint(run_dir / ckpt.CHECKPOINT, template)["train"]
     return LoadedModel(str(run_dir), cfg.model, state.params, cfg.target, cfg.grid_size,
                        cfg.target_size, cfg.target_padding, cfg)

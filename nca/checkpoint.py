@@ -9,10 +9,12 @@ a run killed at any moment leaves either the old or the new file, never a torn o
 from __future__ import annotations
 
 import os
+import struct
 import tempfile
 from pathlib import Path
 
 import jax
+import msgpack
 import numpy as np
 from flax import serialization
 
@@ -40,15 +42,21 @@ def file_mode(directory: bool = False) -> int:
     return (0o777 if directory else 0o666) & ~_UMASK
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder + rename)."""
+def atomic_write_bytes(path: Path, data) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder + rename).
+
+    data: bytes, or a function ``write(f)`` that writes the contents to the open file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, file_mode())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            if callable(data):
+                data(f)
+            else:
+                f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -58,23 +66,188 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def _is_key(x) -> bool:
+    return isinstance(x, (jax.Array, jax.ShapeDtypeStruct)) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
 def _to_numpy(tree):
     def conv(x):
-        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        if _is_key(x):
             return {"__prng_key__": np.asarray(jax.random.key_data(x))}
         return np.asarray(x)
 
     return jax.tree.map(conv, tree)
 
 
+def _template_numpy(tree):
+    """Like ``_to_numpy`` for a template whose leaves may be abstract (``jax.eval_shape``):
+    zero-stride NumPy placeholders of the right shape and dtype, allocating nothing."""
+
+    def conv(x):
+        if isinstance(x, jax.ShapeDtypeStruct):
+            if _is_key(x):
+                data = jax.eval_shape(jax.random.key_data, x)
+                return {"__prng_key__": np.broadcast_to(np.zeros((), data.dtype), data.shape)}
+            return np.broadcast_to(np.zeros((), x.dtype), x.shape)
+        return _to_numpy(x)
+
+    return jax.tree.map(conv, tree, is_leaf=_is_key)
+
+
+# flax.serialization's msgpack layout, written piece by piece (``_write_msgpack``): an
+# array is an ext record (type 1) holding msgpack [shape, dtype name, raw bytes]; a NumPy
+# scalar the same with type 3; arrays over 1 GiB are split into chunk records first.
+_EXT_NDARRAY, _EXT_NPSCALAR = 1, 3
+_MAX_CHUNK_BYTES = 2**30
+
+
+def _ext_header(code: int, size: int) -> bytes:
+    fixed = {1: 0xD4, 2: 0xD5, 4: 0xD6, 8: 0xD7, 16: 0xD8}
+    if size in fixed:
+        return struct.pack(">Bb", fixed[size], code)
+    if size < 2**8:
+        return struct.pack(">BBb", 0xC7, size, code)
+    if size < 2**16:
+        return struct.pack(">BHb", 0xC8, size, code)
+    return struct.pack(">BIb", 0xC9, size, code)
+
+
+def _bin_header(size: int) -> bytes:
+    if size < 2**8:
+        return struct.pack(">BB", 0xC4, size)
+    if size < 2**16:
+        return struct.pack(">BH", 0xC5, size)
+    return struct.pack(">BI", 0xC6, size)
+
+
+def _chunked(a: np.ndarray) -> dict:
+    """flax's form of an array over ``_MAX_CHUNK_BYTES``: a dict of flat chunks."""
+    per = max(1, _MAX_CHUNK_BYTES // a.dtype.itemsize)
+    flat = a.reshape(-1)
+    chunks = [flat[i:i + per] for i in range(0, flat.size, per)]
+    return {"__msgpack_chunked_array__": True, "shape": {str(i): d for i, d in enumerate(a.shape)},
+            "chunks": {str(i): c for i, c in enumerate(chunks)}}
+
+
+def _write_msgpack(f, obj, sort_keys: bool = True) -> None:
+    """Write ``obj`` (dicts, Python scalars, NumPy arrays and scalars) to the binary file f
+    as ``flax.serialization.msgpack_serialize(obj)`` would encode it, without building
+    the encoding in memory: an array's bytes go to the file straight from the array (a
+    training checkpoint holds a 340 MB pool; encoding it whole took three copies)."""
+    if isinstance(obj, dict):
+        f.write(_map_header(len(obj)))
+        # flax copies the tree first (jax.tree.map, which sorts keys), then chunks big
+        # arrays: their chunk records keep insertion order.
+        for k, v in sorted(obj.items()) if sort_keys else obj.items():
+            f.write(msgpack.packb(k))
+            _write_msgpack(f, v, sort_keys)
+    elif isinstance(obj, np.ndarray) and obj.nbytes > _MAX_CHUNK_BYTES:
+        _write_msgpack(f, _chunked(obj), sort_keys=False)
+    elif isinstance(obj, (np.ndarray, np.generic)):
+        a = np.asarray(obj)
+        a = a if a.flags.c_contiguous else a.copy(order="C")  # (np.ascontiguousarray makes 0-d 1-d)
+        if a.dtype.hasobject or a.dtype.isalignedstruct:
+            raise NCAError(f"cannot save an array of dtype {a.dtype}")
+        head = b"\x93" + msgpack.packb(list(a.shape)) + msgpack.packb(a.dtype.name) + _bin_header(a.nbytes)
+        code = _EXT_NDARRAY if isinstance(obj, np.ndarray) else _EXT_NPSCALAR
+        f.write(_ext_header(code, len(head) + a.nbytes) + head)
+        f.write(memoryview(a.reshape(-1)).cast("B"))
+    else:
+        f.write(msgpack.packb(obj, strict_types=True))
+
+
+def _map_header(n: int) -> bytes:
+    if n < 16:
+        return bytes([0x80 | n])
+    if n < 2**16:
+        return struct.pack(">BH", 0xDE, n)
+    return struct.pack(">BI", 0xDF, n)
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Save a pytree of arrays (typed PRNG keys allowed) as msgpack, atomically."""
+    """Save a pytree of arrays (typed PRNG keys allowed) as msgpack, atomically.
+
+    The file is flax's msgpack encoding (``flax.serialization.msgpack_restore`` reads it;
+    tested byte for byte), streamed to disk array by array.
+    """
     payload = {"format_version": FORMAT_VERSION, "state": serialization.to_state_dict(_to_numpy(state))}
-    atomic_write_bytes(Path(path), serialization.msgpack_serialize(payload))
+    atomic_write_bytes(Path(path), lambda f: _write_msgpack(f, payload))
+
+
+def _read_exact(f, n: int) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise EOFError(f"file ends {n - len(data)} bytes early")
+    return data
+
+
+def _unpack(f, fmt: str):
+    return struct.unpack(fmt, _read_exact(f, struct.calcsize(fmt)))[0]
+
+
+_UINT = {0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q", 0xD0: ">b", 0xD1: ">h", 0xD2: ">i", 0xD3: ">q"}
+_LEN = {0xC4: ">B", 0xC5: ">H", 0xC6: ">I", 0xC7: ">B", 0xC8: ">H", 0xC9: ">I", 0xD9: ">B", 0xDA: ">H",
+        0xDB: ">I", 0xDC: ">H", 0xDD: ">I", 0xDE: ">H", 0xDF: ">I"}
+_FIXEXT = {0xD4: 1, 0xD5: 2, 0xD6: 4, 0xD7: 8, 0xD8: 16}
+
+
+def _read_msgpack(f):
+    """Read one value written by ``_write_msgpack`` (or flax) from the binary file f; an
+    array is read straight into a new NumPy array (no copy of the file in memory)."""
+    b = _read_exact(f, 1)[0]
+    if b <= 0x7F or b >= 0xE0:
+        return b if b <= 0x7F else b - 0x100
+    if 0x80 <= b <= 0x8F or b in (0xDE, 0xDF):
+        n = b & 0x0F if b <= 0x8F else _unpack(f, _LEN[b])
+        return {_read_msgpack(f): _read_msgpack(f) for _ in range(n)}
+    if 0x90 <= b <= 0x9F or b in (0xDC, 0xDD):
+        n = b & 0x0F if b <= 0x9F else _unpack(f, _LEN[b])
+        return [_read_msgpack(f) for _ in range(n)]
+    if 0xA0 <= b <= 0xBF or b in (0xD9, 0xDA, 0xDB):
+        n = b & 0x1F if b <= 0xBF else _unpack(f, _LEN[b])
+        return _read_exact(f, n).decode()
+    if b in (0xC0, 0xC2, 0xC3):
+        return {0xC0: None, 0xC2: False, 0xC3: True}[b]
+    if b in _UINT:
+        return _unpack(f, _UINT[b])
+    if b in (0xCA, 0xCB):
+        return _unpack(f, ">f" if b == 0xCA else ">d")
+    if b in (0xC4, 0xC5, 0xC6):
+        return _read_exact(f, _unpack(f, _LEN[b]))
+    if b in _FIXEXT or b in (0xC7, 0xC8, 0xC9):
+        size = _FIXEXT[b] if b in _FIXEXT else _unpack(f, _LEN[b])
+        code = _unpack(f, ">b")
+        if code not in (_EXT_NDARRAY, _EXT_NPSCALAR):
+            raise ValueError(f"unknown msgpack extension type {code}")
+        if _read_exact(f, 1) != b"\x93":
+            raise ValueError("malformed array record")
+        shape, name = _read_msgpack(f), _read_msgpack(f)
+        nbytes = _unpack(f, _LEN[_read_exact(f, 1)[0]])  # the bin record's header
+        a = np.empty(shape, np.dtype(name))
+        if a.nbytes != nbytes:
+            raise ValueError(f"array record of {nbytes} bytes for shape {shape} {name}")
+        if nbytes and f.readinto(memoryview(a.reshape(-1)).cast("B")) != nbytes:
+            raise EOFError("file ends inside an array")
+        return a if code == _EXT_NDARRAY else a[()]
+    raise ValueError(f"unexpected msgpack byte 0x{b:02x}")
+
+
+def _unchunked(tree):
+    """Reassemble flax's chunked arrays (``_chunked``) in a read tree."""
+    if not isinstance(tree, dict):
+        return tree
+    if tree.get("__msgpack_chunked_array__"):
+        shape = tuple(tree["shape"][str(i)] for i in range(len(tree["shape"])))
+        chunks = [tree["chunks"][str(i)] for i in range(len(tree["chunks"]))]
+        return np.concatenate(chunks).reshape(shape)
+    return {k: _unchunked(v) for k, v in tree.items()}
 
 
 def load_checkpoint(path: Path, template: dict) -> dict:
     """Load a checkpoint into the structure (and shapes) of ``template``.
+
+    template: arrays, or their shapes (``jax.eval_shape``: nothing is allocated for it).
+    The file is read array by array into fresh arrays (no copy of the whole file).
 
     Raises NCAError for a missing, truncated or corrupt file, or one whose arrays do not
     match the template's shapes (e.g. a checkpoint from another config).
@@ -83,12 +256,15 @@ def load_checkpoint(path: Path, template: dict) -> dict:
     if not path.is_file():
         raise NCAError(f"checkpoint not found: {path}")
     try:
-        payload = serialization.msgpack_restore(path.read_bytes())
+        with open(path, "rb") as f:
+            payload = _unchunked(_read_msgpack(f))
+            if f.read(1):
+                raise ValueError("data after the end of the checkpoint")
         raw = payload["state"]
     except Exception as e:
         raise NCAError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}: {e}); "
                        "restore it from a copy or start a new run") from None
-    np_template = _to_numpy(template)
+    np_template = _template_numpy(template)
     try:
         restored = serialization.from_state_dict(np_template, raw)
     except Exception as e:
@@ -105,14 +281,13 @@ def load_checkpoint(path: Path, template: dict) -> dict:
         raise NCAError(f"checkpoint {path} does not match the config: " + "; ".join(mismatches[:5]))
 
     def back(t, r):
-        if isinstance(t, jax.Array) and jax.dtypes.issubdtype(t.dtype, jax.dtypes.prng_key):
+        if _is_key(t):
             return jax.random.wrap_key_data(np.asarray(r["__prng_key__"]))
-        if isinstance(t, jax.Array):
+        if isinstance(t, (jax.Array, jax.ShapeDtypeStruct)):
             return jax.numpy.asarray(r, dtype=t.dtype)
         return np.asarray(r, dtype=np.asarray(t).dtype)
 
-    is_key = lambda x: isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
-    flat_t, treedef = jax.tree.flatten(template, is_leaf=is_key)
+    flat_t, treedef = jax.tree.flatten(template, is_leaf=_is_key)
     flat_r = treedef.flatten_up_to(restored)
     return jax.tree.unflatten(treedef, [back(t, r) for t, r in zip(flat_t, flat_r)])
 

@@ -88,7 +88,8 @@ def init_train_state(cfg: Config) -> TrainState:
     k_init, k_train = jax.random.split(key)
     params = init_params(k_init, cfg.model)
     g = cfg.grid_size
-    pool = seed_state(g, g, cfg.model, batch=cfg.pool_size if cfg.uses_pool else 1) + 0.0
+    # Built by one compiled call: eager broadcast-then-copy held the 340 MB pool twice.
+    pool = jax.jit(seed_state, static_argnums=(0, 1, 2, 3))(g, g, cfg.model, cfg.pool_size if cfg.uses_pool else 1)
     return TrainState(params, make_optimizer(cfg).init(params), pool, k_train, jnp.zeros((), jnp.int32))
 
 
@@ -262,12 +263,13 @@ def train(cfg: Config | None, out_dir: Path, resume: bool = False, progress: boo
     target_np = load_target(cfg.target, cfg.target_size, cfg.target_padding)
     target = jnp.asarray(target_np)
 
-    state = init_train_state(cfg)
     elapsed = 0.0
-    if resume:
-        saved_state = ckpt.load_checkpoint(ckpt_path, {"train": state, "elapsed": np.float64(0)})
+    if resume:  # the template is only shapes: no second pool in memory while loading
+        template = {"train": jax.eval_shape(partial(init_train_state, cfg)), "elapsed": np.float64(0)}
+        saved_state = ckpt.load_checkpoint(ckpt_path, template)
         state, elapsed = saved_state["train"], float(saved_state["elapsed"])
     else:
+        state = init_train_state(cfg)
         out_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out_dir / ckpt.CONFIG)
     start = int(state.step)

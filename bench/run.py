@@ -15,7 +15,8 @@ peers do, whether or not the FLOP are actually executed):
   reference path; plus the fast path's worst case, a grid where every cell stays alive.
 - compile: seconds to lower and compile the canonical training step.
 - rollout: one 72x72 organism from the seed for 1000 steps; 64 organisms for 100 steps.
-- rss: peak resident memory of a process running canonical training steps.
+- rss: peak resident memory of a process running canonical training steps, and of
+  ``scripts/train.py --preset distill`` (the user's command, checkpoints included).
 - seeds: K=8 models trained in one program (``vmap`` of ``train_step`` over a stacked
   TrainState) against one, on the quick preset (fixed 63-step rollouts); and the same
   program on groups of seeds, one per CPU core (``nca.multiseed``), timed in turns.
@@ -199,11 +200,27 @@ def measure_distill(steps: int) -> dict:
 
 
 def measure_rss(steps: int = 3) -> dict:
-    """Peak RSS of a fresh process doing canonical training steps (fast path)."""
+    """Peak RSS of canonical training: a fresh process doing canonical training steps (fast
+    path) on the benchmark pool, and the user's command itself, ``scripts/train.py
+    --preset distill`` for ``steps`` steps (set-up, compilation, checkpoints, preview)."""
+    import tempfile
+
     proc = subprocess.run([sys.executable, __file__, "--rss-child", str(steps)], capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(f"rss child failed: {proc.stderr.strip().splitlines()[-1:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryDirectory() as d:
+        cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "--preset", "distill", "--train-steps", str(steps),
+               "--out", str(Path(d) / "run"), "--no-progress"]
+        with open(Path(d) / "stderr.txt", "w+") as err:  # a file, not a pipe: the child never blocks on it
+            child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+            _, status, usage = os.wait4(child.pid, 0)  # this child's own peak, not every child's
+            child.returncode = os.waitstatus_to_exitcode(status)
+            if child.returncode:
+                err.seek(0)
+                raise RuntimeError(f"{' '.join(cmd[1:])} failed: {err.read().strip().splitlines()[-1:]}")
+    out["peak_rss_train_script_mb"] = round(usage.ru_maxrss / 1024, 1)  # KiB on Linux
+    return out
 
 
 def _vm_hwm_kib() -> int | None:
@@ -373,7 +390,7 @@ def table(res: dict) -> str:
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     extra = []
-    for k in ("compile_s", "peak_rss_mb"):
+    for k in ("compile_s", "peak_rss_mb", "peak_rss_train_script_mb"):
         if k in res:
             extra.append(f"{k} = {res[k]}")
     if "distill_train" in res:

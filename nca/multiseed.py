@@ -10,7 +10,7 @@ trained alone, up to float rounding (tested).
 With several devices (GPUs, or CPU cores exposed as devices by
 ``nca.parallel.use_cpu_cores``, which ``scripts/train.py --seeds K`` calls) the seeds are
 split into one group per device and each step dispatches every group before waiting for
-any, so the groups run at the same time. On a 2-core CPU this is ~1.4x faster than one
+any, so the groups run at the same time. On a 2-core CPU this is ~1.5x faster than one
 vmapped program on one device (``bench/run.py``: ``seeds8_cores`` vs ``seeds8``), because
 one program leaves the second core mostly idle. (``nca.parallel.population_train_step``,
 the same split as one SPMD program, was slower than one device on CPU.)

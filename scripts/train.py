@@ -3,7 +3,7 @@
     python scripts/train.py --target lizard --experiment regenerating --preset quick --out runs/lizard
     python scripts/train.py --resume runs/lizard          # continue a stopped run
     python scripts/train.py --preset quick --lr 1e-3 --hidden 64 --out runs/x   # any config field
-    python scripts/train.py --preset quick --seeds 4 --out runs/lizard4   # 4 seeds in one program
+    python scripts/train.py --preset quick --seeds 4 --out runs/lizard4   # 4 seeds at once
 
 With --seeds K, K models (seeds --seed .. --seed+K-1) train at once (vmapped) into
 OUT/seed_<s>/, each a normal run directory (continue one alone with --resume OUT/seed_<s>).

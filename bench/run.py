@@ -18,8 +18,9 @@ peers do, whether or not the FLOP are actually executed):
 - rss: peak resident memory of a process running canonical training steps, and of
   ``scripts/train.py --preset distill`` (the user's command, checkpoints included).
 - seeds: K=8 models trained in one program (``vmap`` of ``train_step`` over a stacked
-  TrainState) against one, on the quick preset (fixed 63-step rollouts); and the same
-  program on groups of seeds, one per CPU core (``nca.multiseed``), timed in turns.
+  TrainState) against one, on the quick preset (fixed 63-step rollouts): on one device,
+  and split over the CPU cores exposed as devices (``population_train_step``, what
+  ``scripts/train.py --seeds 8`` runs), timed in turns.
 - peers (subprocesses, from their own virtual environments): ../shared/peers scripts.
 - distill (only with ``--only distill``): the article's whole training run, preset
   ``distill`` (8000 steps, or ``--distill-steps``), through ``nca.train.train`` with its
@@ -309,7 +310,7 @@ def interleaved(calls: dict, reps: int) -> dict:
 def seeds_child(reps: int, k: int = 8) -> None:
     """K seeds vs one on the quick preset (fixed 63-step rollouts), timed in turns:
     ``vmap(train_step)`` over K stacked TrainStates on one device; the same program on
-    groups of seeds, one group per CPU core exposed as a device (``nca.multiseed``); and
+    the K seeds split over the CPU cores exposed as devices (``population_train_step``); and
     one seed. Fast and dense paths. Prints one JSON line."""
     from nca.parallel import use_cpu_cores
 
@@ -319,8 +320,9 @@ def seeds_child(reps: int, k: int = 8) -> None:
 
     from nca.api import load_model
     from nca.config import preset
-    from nca.multiseed import seed_groups
-    from nca.parallel import stack_states
+    from jax.sharding import NamedSharding, PartitionSpec as P
+
+    from nca.parallel import make_mesh, pad_population, population_train_step, shard_population, stack_states
     from nca.train import init_train_state, make_optimizer, train_step
 
     cfg = preset("quick", rollout_min=63, rollout_max=64)
@@ -337,27 +339,22 @@ def seeds_child(reps: int, k: int = 8) -> None:
 
     out = {"cpu_devices": len(devices)}
     for suffix, fast in (("", True), ("_dense", False)):
-        # State donated, as in nca.train.compiled_train_step / nca.multiseed.compiled_multi_step.
+        # State donated, as in nca.train.compiled_train_step / nca.parallel.population_train_step.
         f1 = jax.jit(partial(train_step, cfg, fast=fast), donate_argnums=(0,))
         fk = jax.jit(jax.vmap(partial(train_step, cfg, fast=fast), in_axes=(0, None)), donate_argnums=(0,))
         calls = {f"seeds1{suffix}": stateful(f1, state(0), target),
                  f"seeds{k}{suffix}": stateful(fk, stack_states([state(s) for s in range(k)]), target)}
         if fast and len(devices) > 1:
-            groups = [[jax.device_put(stack_states([state(s) for s in grp]), d), jax.device_put(target, d)]
-                      for grp, d in zip(seed_groups(k, len(devices)), devices)]
-
-            def all_groups():
-                outs = [fk(st, tg) for st, tg in groups]  # every group dispatched before any is read
-                for grp, o in zip(groups, outs):
-                    grp[0] = o[0]
-                return [o[1] for o in outs]
-
-            calls[f"seeds{k}_cores"] = all_groups
+            mesh = make_mesh(devices)
+            on_mesh = shard_population(pad_population(stack_states([state(s) for s in range(k)]), len(devices)), mesh)
+            calls[f"seeds{k}_cores"] = stateful(population_train_step(cfg, mesh), on_mesh,
+                                                jax.device_put(target, NamedSharding(mesh, P())))
         r = interleaved(calls, reps)
         out.update(r)
         for name in r:
             if name != f"seeds1{suffix}":
                 out[f"{name}_over_1"] = round(r[name]["ms_min"] / r[f"seeds1{suffix}"]["ms_min"], 2)
+                out[f"{name}_over_1_median"] = round(r[name]["ms_median"] / r[f"seeds1{suffix}"]["ms_median"], 2)
     print(json.dumps(out))
 
 
@@ -396,7 +393,7 @@ def table(res: dict) -> str:
     add("rollout 64 x 100 steps, dense", "batch64_100_dense")
     add("quick preset, 1 seed", "seeds1")
     add("quick preset, 8 seeds, one vmapped program", "seeds8")
-    add("quick preset, 8 seeds, one group per core", "seeds8_cores", f"{res.get('cpu_devices', '?')} CPU devices")
+    add("quick preset, 8 seeds, one program over the cores", "seeds8_cores", f"{res.get('cpu_devices', '?')} CPU devices")
     for name, p in res.get("peers", {}).items():
         for what, key in (("train step", "train"), ("rollout 1 x 1000", "rollout_1000"), ("rollout 64 x 100", "batch64")):
             r = p.get(key)
@@ -414,7 +411,7 @@ def table(res: dict) -> str:
         extra.append(f"distill training: {d['steps']} steps in {d['wall_s']} s on {d['device']} "
                      f"({d['steps_per_s']} steps/s, final loss {d['final_loss']:.4g})")
     for k in sorted(res):
-        if k.startswith("ratio_") or (k.startswith("seeds8") and k.endswith("_over_1")):
+        if k.startswith("ratio_") or (k.startswith("seeds8") and "_over_1" in k):
             extra.append(f"{k} = {res[k]}")
     return "\n".join(lines + [""] + extra)
 

@@ -7,13 +7,13 @@ exactly ``init_train_state(replace(cfg, seed=cfg.seed + i))`` and it draws its o
 rollout length and fire masks from its own key. So a vmapped seed equals the same seed
 trained alone, up to float rounding (tested).
 
-With several devices (GPUs, or CPU cores exposed as devices by
-``nca.parallel.use_cpu_cores``, which ``scripts/train.py --seeds K`` calls) the seeds are
-split into one group per device and each step dispatches every group before waiting for
-any, so the groups run at the same time. On a 2-core CPU this is ~1.5x faster than one
-vmapped program on one device (``bench/run.py``: ``seeds8_cores`` vs ``seeds8``), because
-one program leaves the second core mostly idle. (``nca.parallel.population_train_step``,
-the same split as one SPMD program, was slower than one device on CPU.)
+The program is ``nca.parallel.population_train_step``: the seeds are split over the
+devices (GPUs, or CPU cores exposed as devices by ``nca.parallel.use_cpu_cores``, which
+``scripts/train.py --seeds K`` calls), each device vmapping its share. On a 2-core CPU
+8 seeds cost ~5-6x one seed this way, against ~8.5x as one vmap on one device
+(``bench/run.py``: ``seeds8_cores`` vs ``seeds8``), because a single small program
+leaves the second core mostly idle. When the devices do not divide K, the last seed is
+repeated to fill the shares (``pad_population``) and the copies are dropped.
 
 Output: ``out_dir/seed_<s>/`` for each seed, each a normal run directory (config.json with
 that seed, checkpoint.msgpack, metrics.csv, preview.png, kept checkpoints): load one with
@@ -25,20 +25,20 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from . import checkpoint as ckpt
 from .config import Config, save_config
 from .errors import NCAError
-from .parallel import stack_states
+from .parallel import make_mesh, pad_population, population_train_step, shard_population, stack_states
 from .targets import load_target
 from .train import (TrainState, _all_finite, _training_ui, _write_metrics, init_train_state, metric_row,
-                    save_preview, train_step)
+                    save_preview)
 
 
 def seed_configs(cfg: Config, k: int) -> list[Config]:
@@ -53,21 +53,6 @@ def unstack_state(states: TrainState, i: int) -> TrainState:
     return jax.tree.map(lambda x: x[i], states)
 
 
-def seed_groups(k: int, n_devices: int) -> list[range]:
-    """Seed indices 0..k-1 in at most ``n_devices`` contiguous groups whose sizes differ by
-    at most one (one group per device)."""
-    n = max(1, min(k, n_devices))
-    size, extra = divmod(k, n)
-    bounds = np.cumsum([0] + [size + (g < extra) for g in range(n)])
-    return [range(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-
-
-def compiled_multi_step(cfg: Config):
-    """``train_step`` vmapped over the stacked state (the target is shared), jitted, state
-    donated: (stacked state, target [H, W, 4]) -> (stacked state, losses [K])."""
-    return jax.jit(jax.vmap(partial(train_step, cfg), in_axes=(0, None)), donate_argnums=(0,))
-
-
 def seed_dir(out_dir: Path, seed: int) -> Path:
     return Path(out_dir) / f"seed_{seed}"
 
@@ -76,7 +61,7 @@ def train_seeds(cfg: Config, out_dir: Path, k: int, progress: bool = True, stop_
                 log=print, devices=None) -> TrainState:
     """Train K seeds of ``cfg`` at once into ``out_dir/seed_<s>/``. Returns the stacked state.
 
-    devices: where the groups of seeds run (default ``jax.local_devices()``, see the module
+    devices: what the seeds are split over (default ``jax.local_devices()``, see the module
     docstring). stop_at: stop (and checkpoint every seed) after this step. Ctrl-C does the same.
     """
     out_dir = Path(out_dir)
@@ -87,26 +72,22 @@ def train_seeds(cfg: Config, out_dir: Path, k: int, progress: bool = True, stop_
         raise NCAError(f"{', '.join(taken)} already hold runs; choose another --out (nothing was overwritten)")
     target_np = load_target(cfg.target, cfg.target_size, cfg.target_padding)
     devices = jax.local_devices() if devices is None else list(devices)
-    groups = seed_groups(k, len(devices))
-    devices = devices[:len(groups)]
-    targets = [jax.device_put(jnp.asarray(target_np), d) for d in devices]
-    # One stacked state per group, on its device; seed i is member i - g.start of its group.
-    states = [jax.device_put(stack_states([init_train_state(cfgs[i]) for i in g]), d) for g, d in zip(groups, devices)]
-    member = [(gi, i - g.start) for gi, g in enumerate(groups) for i in g]
+    mesh = make_mesh(devices[:min(k, len(devices))])
+    step_fn = population_train_step(cfg, mesh)
+    target = jax.device_put(jnp.asarray(target_np), NamedSharding(mesh, P()))
+    stacked = stack_states([init_train_state(c) for c in cfgs])
+    states = shard_population(pad_population(stacked, mesh.devices.size), mesh)  # [K + copies, ...]
+    del stacked
     rows = [[] for _ in range(k)]
     elapsed = 0.0
     keep = set(ckpt.kept_steps(cfg.keep_checkpoints, cfg.train_steps))
 
-    def seed_state(states, i):
-        gi, j = member[i]
-        return unstack_state(states[gi], j)
-
     def save(states):
-        if not all(bool(_all_finite(s.params)) for s in states):
-            raise NCAError(f"parameters became non-finite by step {int(states[0].step[0])}; the last good "
+        if not bool(_all_finite(states.params)):
+            raise NCAError(f"parameters became non-finite by step {int(states.step[0])}; the last good "
                            f"checkpoints are kept in {out_dir}; try a lower --lr")
         for i, d in enumerate(dirs):
-            ckpt.save_checkpoint(d / ckpt.CHECKPOINT, {"train": seed_state(states, i), "elapsed": np.float64(elapsed)})
+            ckpt.save_checkpoint(d / ckpt.CHECKPOINT, {"train": unstack_state(states, i), "elapsed": np.float64(elapsed)})
             _write_metrics(d / ckpt.METRICS, rows[i])
 
     for c, d in zip(cfgs, dirs):
@@ -115,17 +96,15 @@ def train_seeds(cfg: Config, out_dir: Path, k: int, progress: bool = True, stop_
     save(states)
     if 0 in keep:
         for i, d in enumerate(dirs):
-            ckpt.save_kept(d, 0, seed_state(states, i).params)
+            ckpt.save_kept(d, 0, unstack_state(states, i).params)
 
-    step_fn = compiled_multi_step(cfg)
     end = cfg.train_steps if stop_at is None else min(stop_at, cfg.train_steps)
     t_last = time.perf_counter()
     interrupted = False
     with _training_ui(progress, end, 0, f"train {k} seeds") as (bar, flag):
         for done in range(1, end + 1):
-            outs = [step_fn(s, t) for s, t in zip(states, targets)]  # every group dispatched before any is read
-            states = [o[0] for o in outs]
-            losses = np.concatenate([np.asarray(o[1], np.float64) for o in outs])
+            states, losses = step_fn(states, target)
+            losses = np.asarray(losses, np.float64)[:k]
             now = time.perf_counter()
             elapsed += now - t_last
             t_last = now
@@ -137,7 +116,7 @@ def train_seeds(cfg: Config, out_dir: Path, k: int, progress: bool = True, stop_
                 rows[i].append(metric_row(cfg, done, float(losses[i]), elapsed))
             if done in keep:
                 for i, d in enumerate(dirs):
-                    ckpt.save_kept(d, done, seed_state(states, i).params)
+                    ckpt.save_kept(d, done, unstack_state(states, i).params)
             if done % cfg.checkpoint_every == 0 or done == end or flag.stop:
                 save(states)
             if bar is not None:
@@ -146,12 +125,12 @@ def train_seeds(cfg: Config, out_dir: Path, k: int, progress: bool = True, stop_
             if flag.stop:
                 interrupted = True
                 break
-    stacked = stack_states([jax.device_put(seed_state(states, i), devices[0]) for i in range(k)])
+    stacked = jax.tree.map(lambda x: x[:k], states)
     if interrupted:
         log(f"interrupted; checkpoints saved. Continue a seed alone with: python scripts/train.py --resume {dirs[0]}")
         return stacked
     if end == cfg.train_steps:
         for i, (c, d) in enumerate(zip(cfgs, dirs)):
-            mse = save_preview(d / ckpt.PREVIEW, c, seed_state(states, i).params, target_np)
+            mse = save_preview(d / ckpt.PREVIEW, c, unstack_state(states, i).params, target_np)
             log(f"seed {c.seed}: preview in {d / ckpt.PREVIEW} (MSE {mse:.4f} to the target)")
     return stacked

@@ -6,17 +6,18 @@ One 1-D mesh (axis ``"data"``) over whatever devices exist. Two kinds of paralle
   and the sample pool [P, H, W, C] along their first axis; parameters and optimiser
   state are replicated; XLA inserts the gradient all-reduce (GSPMD).
 - a population of models (seeds, variants): ``population_train_step`` trains K models
-  stacked along a leading axis (``stack_states``) with ``vmap`` and splits K.
+  stacked along a leading axis (``stack_states``), K/devices per device, each device
+  running ``vmap(train_step)`` on its own models (``shard_map``, no communication).
 
 Results equal single-device training to float rounding (``tests/test_parallel.py`` runs
 both on 2 forced host devices). The fast CA step (``nca.model.fast_step``) is off by
-default here: its cell compaction runs over the whole batch, which would make devices
-exchange the batch every CA step. Multi-host: call ``jax.distributed.initialize()`` in
+default in ``sharded_train_step``: its cell compaction runs over the whole batch, which
+would make devices exchange the batch every CA step. Multi-host: call ``jax.distributed.initialize()`` in
 every process first; ``jax.devices()`` then lists all hosts' devices and the same mesh
 spans them (docs/performance.md).
 
-On a CPU, ``use_cpu_cores`` exposes the cores as devices before JAX starts, so that
-independent programs -- ``nca.multiseed``'s groups of seeds -- run at the same time.
+On a CPU, ``use_cpu_cores`` exposes the cores as devices before JAX starts, so that the
+devices' shares of a population -- ``nca.multiseed``'s seeds -- run at the same time.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ def use_cpu_cores(n: int | None = None) -> bool:
     """Make JAX's CPU backend expose ``n`` devices (default: one per core).
 
     One XLA program on a CPU uses the cores poorly when its operations are small (a
-    training step of a 48x48 NCA ran 1.25x faster on two cores than on one); separate
-    programs dispatched to separate devices run side by side (``nca.multiseed``). Only
+    training step of a 48x48 NCA ran 1.25x faster on two cores than on one); the devices'
+    shares of a ``population_train_step`` run side by side (``nca.multiseed``). Only
     possible before JAX has started its backends, and never overrides a count the user
     chose ($JAX_NUM_CPU_DEVICES, or ``--xla_force_host_platform_device_count`` in
     $XLA_FLAGS). Returns whether the setting took effect; otherwise nothing changes.
@@ -107,6 +108,20 @@ def stack_states(states: list[TrainState]) -> TrainState:
     return jax.tree.map(lambda *xs: jax.numpy.stack(xs), *states)
 
 
+def pad_population(states: TrainState, multiple: int) -> TrainState:
+    """Repeat the last model of a stacked TrainState until K is a multiple of ``multiple``.
+
+    The copies train exactly like the model they copy; drop them with ``x[:K]``. This lets
+    K models split over devices that do not divide K, at the cost of the groups' size
+    (``ceil(K / devices)`` models per device), which is what the largest group costs anyway.
+    """
+    k = jax.tree.leaves(states)[0].shape[0]
+    extra = -k % multiple
+    if not extra:
+        return states
+    return jax.tree.map(lambda x: jax.numpy.concatenate([x, jax.numpy.repeat(x[-1:], extra, axis=0)]), states)
+
+
 def shard_population(states: TrainState, mesh: Mesh) -> TrainState:
     """Split a stacked TrainState (leading K axis) over the mesh, K/devices models each."""
     k = jax.tree.leaves(states)[0].shape[0]
@@ -114,14 +129,22 @@ def shard_population(states: TrainState, mesh: Mesh) -> TrainState:
     return jax.device_put(states, NamedSharding(mesh, P(AXIS)))
 
 
-def population_train_step(cfg: Config, mesh: Mesh, fast: bool = False):
-    """``vmap(train_step)`` over a stacked TrainState split across the mesh.
+def population_train_step(cfg: Config, mesh: Mesh, fast: bool | None = None):
+    """K models trained at once, one compiled program: ``(states [K, ...], target [H, W, 4])
+    -> (states, losses [K])``; the target is shared, the states donated.
 
-    ``(states [K, ...], target [H, W, 4]) -> (states, losses [K])``; the target is shared.
-    On CPU host devices this one SPMD program ran slower than one device (8 quick-preset
-    seeds: 1.9 s vs 1.5 s); ``nca.multiseed`` dispatches one program per device instead.
+    Each device trains its K/devices models with ``vmap(train_step)`` (``shard_map``):
+    the models are independent, so the devices never communicate and each runs its own
+    data-dependent fast-path loops (``fast``: None = ``default_fast()``). On a CPU with the
+    cores exposed as devices (``use_cpu_cores``) this is how many seeds use every core:
+    8 quick-preset seeds cost ~5-6x one seed, against ~8.5x for ``vmap`` on one device
+    (``bench/run.py``: ``seeds8_cores``, ``seeds8``). The same split left to GSPMD (``jit``
+    of the ``vmap`` with sharded inputs) was slower than one device (1.9 s vs 1.5 s),
+    probably because the fast path's loop bounds are maxima over all K models, which ties
+    the devices together at every CA step.
     """
     split = NamedSharding(mesh, P(AXIS))
     replicated = NamedSharding(mesh, P())
-    fn = jax.vmap(partial(train_step, cfg, fast=fast), in_axes=(0, None))
+    per_device = jax.vmap(partial(train_step, cfg, fast=fast), in_axes=(0, None))
+    fn = jax.shard_map(per_device, mesh=mesh, in_specs=(P(AXIS), P()), out_specs=(P(AXIS), P(AXIS)))
     return jax.jit(fn, in_shardings=(split, replicated), out_shardings=(split, split), donate_argnums=(0,))

@@ -7,8 +7,9 @@
 
 With --seeds K, K models (seeds --seed .. --seed+K-1) train at once (vmapped) into
 OUT/seed_<s>/, each a normal run directory (continue one alone with --resume OUT/seed_<s>).
-On a CPU the seeds are split into one group per core, the groups running side by side
-(nca.multiseed; $JAX_NUM_CPU_DEVICES=1 keeps them in one program).
+On a CPU the cores are exposed as JAX devices and each trains its share of the seeds,
+side by side, in one compiled program (nca.multiseed; $JAX_NUM_CPU_DEVICES=1 keeps all
+the seeds on one device).
 
 The run directory gets config.json, checkpoint.msgpack (atomic, every --checkpoint-every
 steps and on Ctrl-C), metrics.csv, preview.png ([target | grown from the seed]) and

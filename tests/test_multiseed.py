@@ -86,13 +86,16 @@ def test_train_script_seeds_option_errors():
         assert "Traceback" not in p.stderr
 
 
-def test_seed_groups_split_evenly_and_in_order():
-    from nca.multiseed import seed_groups
+def test_pad_population_repeats_the_last_model():
+    import jax.numpy as jnp
 
-    assert seed_groups(8, 2) == [range(0, 4), range(4, 8)]
-    assert seed_groups(5, 2) == [range(0, 3), range(3, 5)]
-    assert seed_groups(2, 4) == [range(0, 1), range(1, 2)]  # never an empty group
-    assert seed_groups(3, 1) == [range(0, 3)]
+    from nca.parallel import pad_population
+
+    states = {"w": jnp.arange(3.0)[:, None] * jnp.ones((3, 2)), "step": jnp.arange(3)}
+    padded = pad_population(states, 2)
+    assert padded["w"].shape == (4, 2) and padded["step"].tolist() == [0, 1, 2, 2]
+    assert pad_population(states, 3) is states and pad_population(states, 1) is states
+    assert pad_population(states, 5)["step"].tolist() == [0, 1, 2, 2, 2]
 
 
 SPLIT_CHILD = r"""
@@ -108,7 +111,7 @@ assert not use_cpu_cores(3), "JAX is running: nothing changes"
 out = Path(sys.argv[1])
 cfg = preset("tiny", train_steps=4, keep_checkpoints="none")
 quiet = dict(progress=False, log=lambda *_: None, stop_at=3)  # stop_at: no previews to compile
-split = train_seeds(cfg, out / "split", 3, devices=jax.devices(), **quiet)  # groups of 2 and 1
+split = train_seeds(cfg, out / "split", 3, devices=jax.devices(), **quiet)  # 2 + (1 and a copy)
 one = train_seeds(cfg, out / "one", 3, devices=jax.devices()[:1], **quiet)
 for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(split.params)):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-7)
@@ -121,8 +124,9 @@ print("OK")
 
 
 def test_seeds_split_over_devices_equal_one_program(tmp_path):
-    # use_cpu_cores(2) in a fresh process: 3 seeds run as groups of 2 and 1 on two CPU
-    # devices, side by side; results equal the same seeds in one program on one device.
+    # use_cpu_cores(2) in a fresh process: 3 seeds split over two CPU devices (the third
+    # seed's device also trains a copy of it, dropped); results equal the same seeds
+    # vmapped on one device.
     import os
     import subprocess
     import sys

@@ -39,17 +39,21 @@ for a, b in zip(jax.tree.leaves(single.params), jax.tree.leaves(sharded.params))
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
 np.testing.assert_allclose(np.asarray(single.pool), np.asarray(sharded.pool), rtol=1e-4, atol=1e-5)
 
-# Population: 2 seeds, vmapped and split over the devices == each trained alone.
-cfgs = [preset("tiny", seed=s) for s in (0, 1)]
-alone = [run(compiled_train_step(cfg, fast=False), init_train_state(c), 2)[0] for c in cfgs]
+# Population: 4 seeds, 2 per device (fast path, the default on CPU) == each trained alone.
+cfgs = [preset("tiny", seed=s) for s in range(4)]
+alone = [run(compiled_train_step(cfg), init_train_state(c), 2) for c in cfgs]
 pop = parallel.shard_population(parallel.stack_states([init_train_state(c) for c in cfgs]), mesh)
 step = parallel.population_train_step(cfg, mesh)
+pop_losses = []
 for _ in range(2):
     pop, losses = step(pop, target)
-assert losses.shape == (2,)
+    pop_losses.append(np.asarray(losses))
+assert losses.shape == (4,)
 assert len(pop.params["w1"].sharding.device_set) == 2
-for k in range(2):
-    for a, b in zip(jax.tree.leaves(alone[k].params), jax.tree.leaves(pop.params)):
+assert pop.params["w1"].addressable_shards[0].data.shape[0] == 2
+for k in range(4):
+    np.testing.assert_allclose(alone[k][1], [l[k] for l in pop_losses], rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(alone[k][0].params), jax.tree.leaves(pop.params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b[k]), rtol=1e-4, atol=1e-6)
 
 # A batch the devices cannot split evenly is a clear error, before anything runs.

@@ -137,7 +137,7 @@ def population_train_step(cfg: Config, mesh: Mesh, fast: bool | None = None):
     the models are independent, so the devices never communicate and each runs its own
     data-dependent fast-path loops (``fast``: None = ``default_fast()``). On a CPU with the
     cores exposed as devices (``use_cpu_cores``) this is how many seeds use every core:
-    8 quick-preset seeds cost ~5-6x one seed, against ~8.5x for ``vmap`` on one device
+    8 quick-preset seeds cost ~5.5-6.5x one seed, against ~8x for ``vmap`` on one device
     (``bench/run.py``: ``seeds8_cores``, ``seeds8``). The same split left to GSPMD (``jit``
     of the ``vmap`` with sharded inputs) was slower than one device (1.9 s vs 1.5 s),
     probably because the fast path's loop bounds are maxima over all K models, which ties

@@ -12,9 +12,9 @@ One 1-D mesh (axis ``"data"``) over whatever devices exist. Two kinds of paralle
 Results equal single-device training to float rounding (``tests/test_parallel.py`` runs
 both on 2 forced host devices). The fast CA step (``nca.model.fast_step``) is off by
 default in ``sharded_train_step``: its cell compaction runs over the whole batch, which
-would make devices exchange the batch every CA step. Multi-host: call ``jax.distributed.initialize()`` in
-every process first; ``jax.devices()`` then lists all hosts' devices and the same mesh
-spans them (docs/performance.md).
+would make devices exchange the batch every CA step. Multi-host: call
+``jax.distributed.initialize()`` in every process first; ``jax.devices()`` then lists all
+hosts' devices and the same mesh spans them (docs/performance.md).
 
 On a CPU, ``use_cpu_cores`` exposes the cores as devices before JAX starts, so that the
 devices' shares of a population -- ``nca.multiseed``'s seeds -- run at the same time.
@@ -112,8 +112,8 @@ def pad_population(states: TrainState, multiple: int) -> TrainState:
     """Repeat the last model of a stacked TrainState until K is a multiple of ``multiple``.
 
     The copies train exactly like the model they copy; drop them with ``x[:K]``. This lets
-    K models split over devices that do not divide K, at the cost of the groups' size
-    (``ceil(K / devices)`` models per device), which is what the largest group costs anyway.
+    K models split over devices that do not divide K at no cost in time: each device then
+    trains ``ceil(K / devices)`` models, as many as the fullest device would anyway.
     """
     k = jax.tree.leaves(states)[0].shape[0]
     extra = -k % multiple

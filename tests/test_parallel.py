@@ -75,3 +75,14 @@ def test_sharded_training_equals_single_device_training():
     proc = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-3000:]
 
+
+def test_pad_population_repeats_the_last_model():
+    import jax.numpy as jnp
+
+    from nca.parallel import pad_population
+
+    states = {"w": jnp.arange(3.0)[:, None] * jnp.ones((3, 2)), "step": jnp.arange(3)}
+    padded = pad_population(states, 2)
+    assert padded["w"].shape == (4, 2) and padded["step"].tolist() == [0, 1, 2, 2]
+    assert pad_population(states, 3) is states and pad_population(states, 1) is states
+    assert pad_population(states, 5)["step"].tolist() == [0, 1, 2, 2, 2]

@@ -93,17 +93,27 @@ def bench_state(cfg, params, states):
     return st._replace(params=params, opt_state=make_optimizer(cfg).init(params), pool=pool)
 
 
-def time_calls(fn, reps: int) -> dict:
-    """Call ``fn`` once to warm up, then ``reps`` timed calls. -> ms_min, ms_median."""
+def interleaved(calls: dict, reps: int) -> dict:
+    """Time several no-argument callables in turns (one call of each per round, after a
+    warm-up round), so that a noisy machine slows them alike.
+    -> {name: {"ms_min", "ms_median", "reps"}}."""
     import jax
 
-    jax.block_until_ready(fn())
-    ts = []
+    for c in calls.values():
+        jax.block_until_ready(c())
+    ts = {name: [] for name in calls}
     for _ in range(reps):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        ts.append(time.perf_counter() - t0)
-    return {"ms_min": round(min(ts) * 1e3, 1), "ms_median": round(statistics.median(ts) * 1e3, 1), "reps": reps}
+        for name, c in calls.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(c())
+            ts[name].append(time.perf_counter() - t0)
+    return {name: {"ms_min": round(min(v) * 1e3, 1), "ms_median": round(statistics.median(v) * 1e3, 1), "reps": reps}
+            for name, v in ts.items()}
+
+
+def time_calls(fn, reps: int) -> dict:
+    """Call ``fn`` once to warm up, then ``reps`` timed calls. -> ms_min, ms_median, reps."""
+    return interleaved({"call": fn}, reps)["call"]
 
 
 def stateful(step_fn, state, target):
@@ -200,16 +210,22 @@ def measure_distill(steps: int) -> dict:
                               "final_loss": float(rows[-1]["loss"]), "device": str(jax.devices()[0].device_kind)}}
 
 
+def _child_json(flag: str, n: int) -> dict:
+    """Run this file as ``python run.py FLAG N`` in a fresh process; -> the JSON object
+    that its last line of output holds."""
+    proc = subprocess.run([sys.executable, __file__, flag, str(n)], capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"{flag} child failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def measure_rss(steps: int = 3) -> dict:
     """Peak RSS of canonical training: a fresh process doing canonical training steps (fast
     path) on the benchmark pool, and the user's command itself, ``scripts/train.py
     --preset distill`` for ``steps`` steps (set-up, compilation, checkpoints, preview)."""
     import tempfile
 
-    proc = subprocess.run([sys.executable, __file__, "--rss-child", str(steps)], capture_output=True, text=True)
-    if proc.returncode:
-        raise RuntimeError(f"rss child failed: {proc.stderr.strip().splitlines()[-1:]}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = _child_json("--rss-child", steps)
     with tempfile.TemporaryDirectory() as d:
         args = ["--preset", "distill", "--train-steps", str(steps), "--out", str(Path(d) / "run"), "--no-progress"]
         env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -284,27 +300,7 @@ def rss_child(steps: int) -> None:
 
 def measure_seeds(reps: int) -> dict:
     """K=8 seeds against one, in a fresh process (it exposes the CPU cores as devices)."""
-    proc = subprocess.run([sys.executable, __file__, "--seeds-child", str(reps)], capture_output=True, text=True)
-    if proc.returncode:
-        raise RuntimeError(f"seeds child failed: {proc.stderr.strip().splitlines()[-1:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def interleaved(calls: dict, reps: int) -> dict:
-    """Time several no-argument callables in turns (one call of each per round, after a
-    warm-up round), so that a noisy machine slows them alike. -> {name: time_calls-like}."""
-    import jax
-
-    for c in calls.values():
-        jax.block_until_ready(c())
-    ts = {name: [] for name in calls}
-    for _ in range(reps):
-        for name, c in calls.items():
-            t0 = time.perf_counter()
-            jax.block_until_ready(c())
-            ts[name].append(time.perf_counter() - t0)
-    return {name: {"ms_min": round(min(v) * 1e3, 1), "ms_median": round(statistics.median(v) * 1e3, 1), "reps": reps}
-            for name, v in ts.items()}
+    return _child_json("--seeds-child", reps)
 
 
 def seeds_child(reps: int, k: int = 8) -> None:
@@ -317,11 +313,10 @@ def seeds_child(reps: int, k: int = 8) -> None:
     use_cpu_cores()  # before anything starts JAX
     import jax
     import jax.numpy as jnp
+    from jax.sharding import NamedSharding, PartitionSpec as P
 
     from nca.api import load_model
     from nca.config import preset
-    from jax.sharding import NamedSharding, PartitionSpec as P
-
     from nca.parallel import make_mesh, pad_population, population_train_step, shard_population, stack_states
     from nca.train import init_train_state, make_optimizer, train_step
 

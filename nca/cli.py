@@ -1,24 +1,232 @@
-"""Shared plumbing for the command-line scripts: clean one-line errors, no tracebacks."""
+"""Shared plumbing for the command-line scripts: one flag convention, one-line errors.
+
+The convention every script follows (README, "Command-line convention"):
+
+* positional arguments are what the command reads (models, run directories);
+* ``--out PATH`` is where it writes, required wherever a command writes, and checked for
+  writability *before* any computing starts;
+* ``--seed N`` is the command's one PRNG seed; ``--seeds 0,1,2`` is always a list of seeds;
+* ``--replicates N`` is a count of repetitions over fire-mask seeds;
+* ``--steps N`` is always a number of CA steps; ``--every N`` keeps one frame or record
+  every N CA steps;
+* every list is comma-separated; ``--quiet`` is the one switch that silences progress bars;
+* every flag has a help text and ``--help`` shows the defaults;
+* bad input is one line on stderr, ``error: ...``, exit code 2.
+
+``tests/test_cli_convention.py`` checks every script's ``--help`` against this.
+"""
 
 from __future__ import annotations
 
+import argparse
+import errno
+import os
 import sys
+import tempfile
+from pathlib import Path
 from typing import Callable
+
+from .errors import NCAError
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keep the module docstring's layout; append each flag's default to its help."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if ("%(default)" in text or not action.option_strings or default is None or default is False
+                or default == argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line, ``error: ...``, exit code 2.
+
+    ``required_args`` is a second argument group titled "required arguments", so ``--help``
+    lists a required ``--out`` there rather than among the optional flags.
+    """
+
+    def __init__(self, description: str | None = None, **kw):
+        kw.setdefault("formatter_class", _Formatter)
+        super().__init__(description=description, **kw)
+        self.required_args = self.add_argument_group("required arguments")
+
+    def error(self, message):  # argparse's own errors: one clear line, as every other bad input
+        _newline_if_bar()
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+# --- value types: each raises ArgumentTypeError with a message that names the value ----------
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    v = _int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return v
+
+
+def nonneg_int(text: str) -> int:
+    """An integer >= 0."""
+    v = _int(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return v
+
+
+def _list(text: str, item: Callable[[str], object], what: str) -> list:
+    parts = [p.strip() for p in text.split(",")]
+    if not text.strip() or any(p == "" for p in parts):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {what}, got {text!r}")
+    return [item(p) for p in parts]
+
+
+def int_list(text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]`` (comma-separated integers)."""
+    return _list(text, _int, "integers")
+
+
+def nonneg_int_list(text: str) -> list[int]:
+    """Comma-separated integers >= 0 (seeds, steps, channels)."""
+    return _list(text, nonneg_int, "integers >= 0")
+
+
+def float_list(text: str) -> list[float]:
+    """``"0,45.5"`` -> ``[0.0, 45.5]``."""
+    def one(p):
+        try:
+            return float(p)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {p!r}") from None
+    return _list(text, one, "numbers")
+
+
+def str_list(text: str) -> list[str]:
+    """``"a,b"`` -> ``["a", "b"]``."""
+    return _list(text, str, "names")
+
+
+# --- the shared flags ---------------------------------------------------------------------------
+
+def add_out(p: Parser, help: str, required: bool = True) -> None:
+    """``--out PATH``; in the "required arguments" group when required."""
+    (p.required_args if required else p).add_argument("--out", type=Path, required=required, metavar="PATH", help=help)
+
+
+def add_seed(p: Parser, default: int = 0) -> None:
+    p.add_argument("--seed", type=nonneg_int, default=default,
+                   help="the command's one PRNG seed; every random stream is derived from it by name")
+
+
+def add_seeds(p: Parser, default: str, help: str = "comma-separated list of seeds") -> None:
+    p.add_argument("--seeds", type=nonneg_int_list, default=default, metavar="LIST", help=help)
+
+
+def add_replicates(p: Parser, default: int = 5) -> None:
+    p.add_argument("--replicates", type=positive_int, default=default, metavar="N",
+                   help="repetitions over fire-mask seeds; intervals are taken over them")
+
+
+def add_steps(p: Parser, default: int, help: str = "number of CA steps to run") -> None:
+    p.add_argument("--steps", type=positive_int, default=default, metavar="N", help=help)
+
+
+def add_every(p: Parser, default: int, help: str = "keep one frame every N CA steps") -> None:
+    p.add_argument("--every", type=positive_int, default=default, metavar="N", help=help)
+
+
+def add_quiet(p: Parser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+# --- output paths -------------------------------------------------------------------------------
+
+def check_writable(path: Path, is_dir: bool) -> None:
+    """Fail now, with one line, if ``path`` cannot be written; before any computing.
+
+    ``is_dir``: ``path`` is an output folder (created if missing), else an output file whose
+    folder is created if missing. Probes by creating (and removing) a temporary file, since
+    ``os.access`` is wrong for root on a read-only file system.
+    """
+    path = Path(path)
+    folder = path if is_dir else path.parent
+    if not is_dir and path.is_dir():
+        raise NCAError(f"{path} is a folder; give a file name")
+    for parent in [folder, *folder.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NCAError(f"cannot write under {parent}: it is a file, not a folder")
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise NCAError(f"cannot write to {folder}: {e.strerror or e}") from None
+
+
+# --- running ------------------------------------------------------------------------------------
+
+def _newline_if_bar() -> None:
+    """End a progress bar's line before an error, so the error starts a line of its own."""
+    try:
+        from tqdm import tqdm
+        if getattr(tqdm, "_instances", None):
+            for bar in list(tqdm._instances):
+                bar.close()
+            sys.stderr.write("\n")
+    except Exception:  # noqa: BLE001 -- never let the error path fail
+        pass
+
+
+_OS_FAULTS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EFBIG: "the file-size limit was reached",
+    errno.EROFS: "the file system is read-only",
+    errno.EDQUOT: "the disk quota is exceeded",
+}
+
+
+def os_error_line(e: OSError) -> str:
+    """One line for an operating-system fault: what happened, and to which file."""
+    what = _OS_FAULTS.get(e.errno) or e.strerror or str(e)
+    where = f": {e.filename}" if e.filename else ""
+    return f"{what}{where}"
 
 
 def run_cli(main: Callable[[], int | None]) -> None:
-    """Run a script's ``main``; an ``NCAError`` (or a bad path) prints ``error: ...``, exit 2."""
-    from .errors import NCAError
+    """Run a script's ``main``; bad input or an OS fault prints ``error: ...``, exit 2.
 
+    ``NCAError`` is the library's domain error; ``OSError`` covers a missing file, a
+    read-only folder, a full disk or a file-size limit. Ctrl-C exits 130 after the
+    script's own handlers (training saves a checkpoint first) have run.
+    """
     try:
         code = main()
     except NCAError as e:
+        _newline_if_bar()
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as e:
-        print(f"error: {e.strerror or e}: {e.filename}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(EXIT_BAD_INPUT)
+    except OSError as e:
+        _newline_if_bar()
+        print(f"error: {os_error_line(e)}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
     except KeyboardInterrupt:
+        _newline_if_bar()
         print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     sys.exit(code or 0)

@@ -1,0 +1,70 @@
+"""The shared command-line plumbing (nca.cli): one convention, one-line errors."""
+
+import errno
+import subprocess
+import sys
+
+import pytest
+
+from nca import cli
+from nca.errors import NCAError
+
+
+def _parser():
+    p = cli.Parser("demo")
+    cli.add_out(p, "output folder")
+    cli.add_seed(p)
+    cli.add_seeds(p, "0,1")
+    cli.add_replicates(p)
+    cli.add_quiet(p)
+    return p
+
+
+def test_lists_are_comma_separated_and_defaults_are_parsed():
+    a = _parser().parse_args(["--out", "x", "--seeds", "3,4, 5"])
+    assert a.seeds == [3, 4, 5] and a.seed == 0 and a.replicates == 5 and not a.quiet
+    assert _parser().parse_args(["--out", "x"]).seeds == [0, 1]
+
+
+@pytest.mark.parametrize("argv", [["--seeds", "1,,2"], ["--seeds", "a"], ["--replicates", "0"],
+                                  ["--seed", "-1"], []])
+def test_a_bad_flag_is_one_error_line_with_exit_code_2(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        _parser().parse_args(argv + ([] if not argv else ["--out", "x"]))
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ")
+
+
+def test_help_lists_out_as_required_and_shows_defaults():
+    text = _parser().format_help()
+    required = text.split("required arguments:")[1]
+    assert "--out PATH" in required
+    assert "(default: 0,1)" in text and "(default: 5)" in text
+
+
+def test_check_writable_refuses_a_path_under_a_regular_file(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("mine")
+    with pytest.raises(NCAError, match="it is a file"):
+        cli.check_writable(blocker / "sub" / "out", is_dir=True)
+    with pytest.raises(NCAError, match="is a folder"):
+        cli.check_writable(tmp_path, is_dir=False)
+    cli.check_writable(tmp_path / "new" / "dir", is_dir=True)  # creatable: fine
+    assert (tmp_path / "new" / "dir").is_dir() and list((tmp_path / "new" / "dir").iterdir()) == []
+    assert blocker.read_text() == "mine"
+
+
+def test_os_faults_are_named_in_one_line():
+    line = cli.os_error_line(OSError(errno.ENOSPC, "No space left on device", "/x/ckpt"))
+    assert line == "the disk is full: /x/ckpt"
+
+
+def test_run_cli_maps_errors_to_exit_codes():
+    code = ("from nca.cli import run_cli\nfrom nca.errors import NCAError\n"
+            "def main():\n    raise {exc}\nrun_cli(main)\n")
+    for exc, rc, first in [("NCAError('bad value')", 2, "error: bad value"),
+                           ("OSError(28, 'No space left on device', 'f.bin')", 2, "error: the disk is full: f.bin"),
+                           ("KeyboardInterrupt()", 130, "interrupted")]:
+        r = subprocess.run([sys.executable, "-c", code.format(exc=exc)], capture_output=True, text=True)
+        assert r.returncode == rc and r.stderr.strip() == first, (exc, r.stderr)

@@ -457,10 +457,22 @@ def main() -> int:
 
     res: dict = {"machine": machine(), "reps": a.reps}
     jobs = [m for m in MEASUREMENTS + OPTIONAL if m in only]
-    peer_jobs = []
-    if not a.no_peers and peers_dir.is_dir():
+    peer_jobs, skipped = [], {}
+    if a.no_peers:
+        skipped = {n: "--no-peers" for n in PEERS}
+    elif not peers_dir.is_dir():
+        skipped = {n: f"no peer scripts at {peers_dir} (give --peers-dir or $NCA_BENCH_PEERS_DIR)" for n in PEERS}
+    else:
         given = {"torch": a.torch_python, "cax": a.cax_python, "jax": None}
-        peer_jobs = [(n, py) for n in ("jax", "torch", "cax") if (py := peer_python(n, given[n]))]
+        for n in ("jax", "torch", "cax"):
+            if py := peer_python(n, given[n]):
+                peer_jobs.append((n, py))
+            else:
+                skipped[n] = f"no interpreter: give --{n}-python or $NCA_BENCH_{n.upper()}_PYTHON"
+    for n, why in skipped.items():  # never skip silently: say which peer and why
+        if why != "--no-peers":
+            print(f"bench: skipping peer {PEERS[n].label}: {why}", file=sys.stderr)
+    res["peers_skipped"] = skipped
     bar = tqdm(total=len(jobs) + len(peer_jobs), desc="bench", unit="part", file=sys.stderr)
     for m in jobs:
         bar.set_postfix_str(m)

@@ -175,6 +175,26 @@ def lineage_rollout(params: Params, x0: Array, ids0: Array, key: Array, steps: i
 
     Returns (x_final, ids_final, LineageTrajectory).
     """
+    x, ids, _, traj = lineage_rollout_owned(params, x0, ids0, key, steps, cfg, record, t0, every, remat,
+                                            active_steps, isolate)
+    return x, ids, traj
+
+
+def lineage_rollout_owned(params: Params, x0: Array, ids0: Array, key: Array, steps: int,
+                          cfg: ModelConfig = ModelConfig(), record: bool = True, t0: int | Array = 0,
+                          every: int = 1, remat: bool = False, active_steps: Array | None = None,
+                          isolate: bool = False) -> tuple[Array, Array, Array, LineageTrajectory]:
+    """``lineage_rollout`` that also returns each cell's *owner*: the controller of the last
+    step run (int32 [..., H, W]), i.e. the lineage whose rule made the cell's last update
+    (``controller(x0, ids0)`` when no step ran).
+
+    This is who a cell's final error must be charged to for isolated credit (issue 16): the
+    controller computed from the *final* state can differ (a frontier cell whose strongest
+    neighbour changed, or a cell that died, in the last step), and charging it would credit
+    a lineage for a state another lineage's rule made.
+
+    Returns (x_final, ids_final, owner, LineageTrajectory).
+    """
     if steps % every:
         raise ValueError(f"steps={steps} is not a multiple of every={every}")
     t0 = jnp.asarray(t0, jnp.int32)
@@ -198,7 +218,7 @@ def lineage_rollout(params: Params, x0: Array, ids0: Array, key: Array, steps: i
     ids0 = owned_ids(x0, ids0, cfg.alive_threshold)
     carry0 = (x0, ids0, controller(x0, ids0, cfg.alive_threshold))
     if every == 1:
-        (x, ids, _), rec = jax.lax.scan(inner, carry0, t0 + jnp.arange(steps, dtype=jnp.int32))
+        (x, ids, owner), rec = jax.lax.scan(inner, carry0, t0 + jnp.arange(steps, dtype=jnp.int32))
     else:
 
         def outer(carry, ts):
@@ -206,10 +226,10 @@ def lineage_rollout(params: Params, x0: Array, ids0: Array, key: Array, steps: i
             return carry, (jax.tree.map(lambda r: r[-1], recs) if record else None)
 
         ts = t0 + jnp.arange(steps, dtype=jnp.int32).reshape(steps // every, every)
-        (x, ids, _), rec = jax.lax.scan(outer, carry0, ts)
+        (x, ids, owner), rec = jax.lax.scan(outer, carry0, ts)
     if not record:
-        return x, ids, LineageTrajectory(None, None)
-    return x, ids, LineageTrajectory(*rec)
+        return x, ids, owner, LineageTrajectory(None, None)
+    return x, ids, owner, LineageTrajectory(*rec)
 
 
 def seed_positions(height: int, width: int, k: int, radius: int = 2) -> list[tuple[int, int]]:

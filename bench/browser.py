@@ -1,0 +1,101 @@
+"""Benchmark the interactive viewer in headless Chromium (issue #17's speed targets).
+
+    python bench/browser.py                               # the article's lizard, 72x72
+    python bench/browser.py --json                        # one JSON object on stdout
+    python bench/browser.py distill:lizard/growing --size 96 --reps 5
+
+Measured, on this machine's CPU (headless Chromium, software rendering, no GPU):
+
+- file_bytes: size of the exported page (target: < 2 MB for the article's model);
+- first_frame_ms: ``performance.now()`` when the page first drew the seed, i.e. ms after
+  navigation start (target: < 1000), median over --reps fresh page loads;
+- engine_steps_per_s: CA steps per second of the engine alone (no drawing), on the grown
+  organism (after 200 steps from the seed), median over --reps runs of --steps steps;
+  also from the seed (``engine_steps_per_s_from_seed``: small organism, faster);
+- playing_steps_per_s: the page's own steps/s counter while playing at full speed with the
+  RGBA view drawn every frame (target: >= 30), median of --reps 1.5-s samples;
+- webgl2_available / webgl2_renderer: whether this browser offers WebGL2 at all here, and
+  on what (the runtime question of docs/viewer.md).
+
+Timings on a shared machine are noisy; the report says how many cores were busy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nca.cli import Parser, positive_int, run_cli  # noqa: E402
+
+
+def parse_args(argv=None):
+    ap = Parser(__doc__)
+    ap.add_argument("model", nargs="?", default="distill:lizard/regenerating",
+                    help="run directory or published name")
+    ap.add_argument("--size", type=positive_int, default=None, metavar="N", help="grid size (default: training grid)")
+    ap.add_argument("--steps", type=positive_int, default=200, metavar="N", help="CA steps per engine timing")
+    ap.add_argument("--reps", type=positive_int, default=5, metavar="N", help="timed repetitions (median reported)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    import nca
+    from analysis import viewer as V
+    from analysis import viewer_browser as vb
+    from nca.errors import NCAError
+
+    _, _, why = vb.find_browser()
+    if why:
+        raise NCAError(why)
+    model = nca.load_model(a.model)
+    tmp = Path(tempfile.mkdtemp(prefix="nca-viewer-bench-"))
+    page = V.write_viewer(model, tmp / "viewer.html", V.ViewerSettings(size=a.size, autoplay=False))
+    out = {"model": a.model, "size": a.size or model.grid_size, "file_bytes": page.stat().st_size,
+           "cpus": os.cpu_count(), "load_avg_1min": os.getloadavg()[0]}
+
+    drv = vb.start_browser()
+    try:
+        out["browser"] = drv.capabilities.get("browserVersion")
+        out["webgl2_renderer"] = drv.execute_script(
+            "const g=document.createElement('canvas').getContext('webgl2'); if(!g) return null;"
+            "const e=g.getExtension('WEBGL_debug_renderer_info');"
+            "return e ? g.getParameter(e.UNMASKED_RENDERER_WEBGL) : g.getParameter(g.RENDERER);")
+        out["webgl2_available"] = out["webgl2_renderer"] is not None
+        first, seed_sps, grown_sps, play_sps = [], [], [], []
+        for _ in range(a.reps):
+            vb.open_page(drv, page)
+            first.append(drv.execute_script("return ncaViewer.info().firstFrameMs"))
+            seed_sps.append(drv.execute_script("return ncaViewer.bench(arguments[0])", a.steps))
+            grown_sps.append(drv.execute_script("return ncaViewer.bench(arguments[0])", a.steps))
+            drv.execute_script("ncaViewer.setPlaying(true)")
+            time.sleep(2.0)  # the page's counter averages over 0.5-s windows
+            play_sps.append(drv.execute_script("return ncaViewer.info().sps"))
+            drv.execute_script("ncaViewer.setPlaying(false)")
+        med = statistics.median
+        out.update(reps=a.reps, steps=a.steps,
+                   first_frame_ms=med(first), first_frame_ms_all=first,
+                   engine_steps_per_s_from_seed=med(seed_sps), engine_steps_per_s=med(grown_sps),
+                   engine_steps_per_s_all=grown_sps, playing_steps_per_s=med(play_sps),
+                   playing_steps_per_s_all=play_sps)
+    finally:
+        drv.quit()
+    if a.json:
+        print(json.dumps(out, indent=1))
+    else:
+        for k, v in out.items():
+            print(f"{k:32s} {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,495 @@
+"""Positional information: how well does a cell's state tell where it is in the body?
+
+Wolpert's question (Wolpert 1969, J. Theor. Biol. 25:1) asked of a Growing NCA. Every cell
+alive at an analysed development step gets three **body-frame coordinates** in the frame
+of the grown body (``analysis.axes.body_frame`` of the reference step's alpha, mean over
+replicates): ``along`` (signed distance along the long axis from the centroid, px),
+``across`` (signed distance across it, px) and ``radius`` (distance from the centroid,
+px). The frame is the *final* body's, so "where a cell is" means where it is in the body
+that will be grown, at every step.
+
+Two measures, each with a control:
+
+* **Probes** (``probe_scores``): a linear probe (ridge regression on standardised features)
+  and a small nonlinear one (k-nearest-neighbour regression in the features' own metric,
+  not standardised) from cell features (the 16
+  state channels, the 12 hidden ones, the 48 perception features or the 128 MLP units) to
+  each coordinate, trained on the cells of all replicates but one and scored (R^2, RMSE in
+  px) on the held-out replicate's cells (leave-one-replicate-out; replicates are
+  independent rollouts -- fire masks -- or training seeds). Control: the same probes trained
+  on positions shuffled among the training cells (``shuffled_*``); they must score ~0.
+  RMSE is the positional error sigma_x of Dubuis et al. 2013 (PNAS 110:16301) measured by
+  decoding.
+* **Information in bits** (``decoding_bits``): the positional information a code carries,
+  I(code; coord), is bounded below by what a decoder trained on *other* replicates recovers:
+  I >= h(coord) - 1/2 log2(2 pi e MSE), with MSE the held-out squared error of the decoded
+  coordinate (h(Y|X) <= h(Y - Yhat) <= the entropy of a Gaussian of that variance; the
+  positional-error argument of Dubuis, Tkacik, Wieschaus, Gregor & Bialek 2013, PNAS
+  110:16301, "Positional information, in bits"). h(coord) is the plug-in entropy of the
+  cells' coordinates at one-cell (1 px) resolution with the Miller-Madow correction. The
+  bound is tight for Gaussians (planted test: -1/2 log2(1 - rho^2)); reported clipped at 0.
+  Per feature (one channel, one PC) the decoder is a 1-D kNN regression (the conditional
+  mean); for the whole state the probes above. Control: the same with decoders trained on
+  shuffled positions (must be ~0).
+  Why not the Kraskov-Stoegbauer-Grassberger estimator (``ksg_mi``, Kraskov et al. 2004,
+  Phys. Rev. E 69:066138; sklearn's ``mutual_info_regression``)? It is validated here too,
+  but it treats cells as independent samples: a smooth random field that differs in every
+  replicate is a function of position *within* one rollout, and KSG reports bits for it
+  that no other rollout shares (tests/test_positional.py plants exactly this). A decoder
+  scored on held-out replicates only counts information that generalises.
+
+Intervals: mean and 95 % t-interval over the held-out replicates (``interval``); n is the
+number of replicates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import jax
+import numpy as np
+from scipy import stats
+from scipy.spatial import cKDTree
+from scipy.special import digamma
+
+from nca.errors import NCAError
+
+from .axes import BodyFrame, body_frame, direction_vector
+
+COORDS = ("along", "across", "radius")
+PROBES = ("ridge", "knn")
+FEATURE_SETS = ("hidden", "state", "perception", "mlp")
+
+# Named PRNG streams (fold_in constants) of this module.
+STREAM_SUBSAMPLE = 1
+STREAM_SHUFFLE = 2
+STREAM_KSG_NOISE = 3
+
+
+# --------------------------------------------------------------------------- intervals
+
+
+def interval(values, level: float = 0.95) -> dict:
+    """Mean and t-interval of ``values`` (NaN dropped): {"mean", "lo", "hi", "n"} (None when
+    n = 0; lo = hi = mean for n = 1, which states no uncertainty: read n)."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    n = int(v.size)
+    if n == 0:
+        return {"mean": None, "lo": None, "hi": None, "n": 0}
+    m = float(v.mean())
+    if n == 1:
+        return {"mean": m, "lo": m, "hi": m, "n": 1}
+    h = float(stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / np.sqrt(n))
+    return {"mean": m, "lo": m - h, "hi": m + h, "n": n}
+
+
+# --------------------------------------------------------------------------- body frame
+
+
+def frame_coords(rows, cols, frame: BodyFrame) -> np.ndarray:
+    """Body-frame coordinates of cells. rows, cols: [n] array indices -> [n, 3] float64
+    (along, across, radius) in px. ``along`` increases toward ``frame.axis_deg`` (image
+    view, see analysis.axes), ``across`` toward axis_deg + 90."""
+    u = np.asarray(cols, np.float64) - frame.centroid_rc[1]
+    v = -(np.asarray(rows, np.float64) - frame.centroid_rc[0])
+    uv = np.stack([u, v], -1)
+    along = uv @ direction_vector(frame.axis_deg)
+    across = uv @ direction_vector(frame.axis_deg + 90.0)
+    return np.stack([along, across, np.hypot(u, v)], -1)
+
+
+def coordinate_grid(shape: tuple[int, int], frame: BodyFrame) -> np.ndarray:
+    """Body-frame coordinates of every cell of an ``[H, W]`` grid -> [H, W, 3]."""
+    rows, cols = np.indices(shape)
+    return frame_coords(rows.ravel(), cols.ravel(), frame).reshape(shape + (3,))
+
+
+def reference_frame(alpha: np.ndarray, threshold: float = 0.1) -> BodyFrame:
+    """The frame of the grown body: alpha [B, H, W] (replicates) -> ``body_frame`` of the
+    mean alpha. One clear error when nothing lives."""
+    a = np.asarray(alpha, np.float64)
+    a = a.mean(0) if a.ndim == 3 else a
+    if not (a > threshold).any():
+        raise NCAError("the model grows no body (no alive cells at the reference step): positions are undefined")
+    return body_frame(a, threshold)
+
+
+# --------------------------------------------------------------------------- information
+
+
+def gaussian_mi_bits(rho) -> np.ndarray:
+    """MI of a bivariate Gaussian with correlation rho, in bits: -1/2 log2(1 - rho^2)."""
+    rho = np.asarray(rho, np.float64)
+    return -0.5 * np.log2(1.0 - rho ** 2)
+
+
+POSITION_RESOLUTION_PX = 1.0  # one cell: the resolution at which position entropy is counted
+
+
+def entropy_bits(y, width: float = POSITION_RESOLUTION_PX) -> float:
+    """Differential entropy (bits) of samples y [n] from a histogram of bin ``width``:
+    plug-in entropy of the bins + log2(width), with the Miller-Madow bias correction
+    (occupied bins - 1) / (2 n ln 2)."""
+    y = np.asarray(y, np.float64).ravel()
+    if y.size < 2:
+        return float("nan")
+    counts = np.unique(np.floor((y - y.min()) / width).astype(np.int64), return_counts=True)[1]
+    p = counts / y.size
+    return float(-(p * np.log2(p)).sum() + np.log2(width) + (len(counts) - 1) / (2 * y.size * np.log(2)))
+
+
+def decoding_bits(y, pred, width: float = POSITION_RESOLUTION_PX) -> float:
+    """Lower bound on I(code; y) from a decoder's held-out predictions: h(y) - 1/2 log2(2 pi e
+    MSE), clipped at 0 (Dubuis et al. 2013). y, pred: [n]. Exact for jointly Gaussian data
+    decoded by the conditional mean."""
+    y, pred = np.asarray(y, np.float64), np.asarray(pred, np.float64)
+    mse = float(np.mean((y - pred) ** 2))
+    if not np.isfinite(mse) or y.size < 2:
+        return float("nan")
+    if mse <= 0:
+        return float("inf")
+    return max(0.0, entropy_bits(y, width) - 0.5 * np.log2(2 * np.pi * np.e * mse))
+
+
+def ksg_mi(x, y, k: int = 3, key: jax.Array | None = None) -> float:
+    """Kraskov-Stoegbauer-Grassberger estimate of I(x; y) in bits (algorithm 1 of Kraskov
+    et al. 2004): I = psi(k) + psi(N) - <psi(n_x + 1) + psi(n_y + 1)>, with eps_i the
+    max-norm distance to the k-th neighbour in the joint space and n_x, n_y the points
+    strictly closer than eps_i in each marginal space.
+
+    x: [n] or [n, dx]; y: [n] or [n, dy]. Each column is standardised and jittered by
+    1e-10 sd (as sklearn does) so that tied values do not make distances zero. The raw
+    estimate is returned (it can be slightly negative for independent data: that is the
+    estimator's noise, kept so nulls are unbiased)."""
+    x = np.asarray(x, np.float64).reshape(len(x), -1)
+    y = np.asarray(y, np.float64).reshape(len(y), -1)
+    n = len(x)
+    if n != len(y):
+        raise ValueError(f"x and y have {n} and {len(y)} samples")
+    if n <= k + 1:
+        raise NCAError(f"need more than {k + 1} samples for a k={k} information estimate, got {n}")
+    key = jax.random.key(0) if key is None else key
+    noise = numpy_rng(jax.random.fold_in(key, STREAM_KSG_NOISE)).standard_normal((n, x.shape[1] + y.shape[1]))
+
+    def prep(a, z):
+        sd = a.std(0)
+        a = (a - a.mean(0)) / np.where(sd > 0, sd, 1.0)
+        return a + 1e-10 * z
+
+    x = prep(x, noise[:, :x.shape[1]])
+    y = prep(y, noise[:, x.shape[1]:])
+    xy = np.hstack([x, y])
+    eps = cKDTree(xy).query(xy, k=k + 1, p=np.inf)[0][:, -1]
+    r = np.nextafter(eps, 0)  # strictly closer than eps
+    nx = cKDTree(x).query_ball_point(x, r, p=np.inf, return_length=True) - 1
+    ny = cKDTree(y).query_ball_point(y, r, p=np.inf, return_length=True) - 1
+    mi = digamma(n) + digamma(k) - np.mean(digamma(nx + 1) + digamma(ny + 1))
+    return float(mi / np.log(2.0))
+
+
+# --------------------------------------------------------------------------- probes
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """The probes. ridge_alpha: L2 penalty of the linear probe (features standardised on the
+    training cells); knn_k: neighbours of the nonlinear probe; max_train: training cells
+    used per fit (a random subsample beyond it: speed); mi_k: neighbours of the KSG
+    estimator (``ksg_mi``, not used by the reports); knn_k_1d: neighbours of the 1-D
+    decoder of one feature (``feature_information``: more neighbours, a smoother conditional
+    mean, since one feature is a weak code)."""
+
+    ridge_alpha: float = 1.0
+    knn_k: int = 10
+    max_train: int = 4000
+    mi_k: int = 3
+    knn_k_1d: int = 30
+
+    def __post_init__(self):
+        if self.ridge_alpha < 0 or self.knn_k < 1 or self.max_train < 10 or self.mi_k < 1 or self.knn_k_1d < 1:
+            raise NCAError(f"invalid probe settings {self}")
+
+
+def _fit_predict(kind: str, xtr, ytr, xte, settings: ProbeSettings) -> np.ndarray:
+    """Train one probe on (xtr [n, F], ytr [n, 3]) and predict xte [m, F] -> [m, 3]."""
+    mu, sd = xtr.mean(0), xtr.std(0)
+    sd = np.where(sd > 1e-12, sd, 1.0)
+    if kind == "ridge":
+        a, b = (xtr - mu) / sd, (xte - mu) / sd
+        # closed-form ridge with an unpenalised intercept
+        ym = ytr.mean(0)
+        g = a.T @ a + settings.ridge_alpha * np.eye(a.shape[1])
+        w = np.linalg.solve(g, a.T @ (ytr - ym))
+        return b @ w + ym
+    if kind == "knn":
+        # the features' own metric (not standardised): a near-constant channel would
+        # otherwise be blown up to unit variance and its noise would swamp the distances
+        a, b = xtr - mu, xte - mu
+        k = min(settings.knn_k, len(a))
+        _, idx = cKDTree(a).query(b, k=k)
+        idx = idx.reshape(len(b), k)
+        return ytr[idx].mean(1)
+    raise ValueError(f"unknown probe {kind!r}; choose from {PROBES}")
+
+
+def _r2(y, pred) -> np.ndarray:
+    """Out-of-sample R^2 per column: 1 - SSE / SS about the held-out mean. [m, 3] -> [3]."""
+    sst = ((y - y.mean(0)) ** 2).sum(0)
+    sse = ((y - pred) ** 2).sum(0)
+    return np.where(sst > 0, 1.0 - sse / np.where(sst > 0, sst, 1.0), np.nan)
+
+
+def numpy_rng(key: jax.Array) -> np.random.Generator:
+    """A NumPy generator seeded by a JAX key's bits (one fixed-shape op, so no compilation
+    per sample size as ``jax.random`` would need for every new n)."""
+    return np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
+
+
+def _subsample(n: int, m: int, key) -> np.ndarray:
+    if n <= m:
+        return np.arange(n)
+    return np.sort(numpy_rng(key).choice(n, m, replace=False))
+
+
+def _permutation(n: int, key) -> np.ndarray:
+    return numpy_rng(key).permutation(n)
+
+
+def probe_scores(features: list[np.ndarray], coords: list[np.ndarray], key: jax.Array,
+                 settings: ProbeSettings = ProbeSettings()) -> dict:
+    """Leave-one-group-out probes from cell features to body-frame coordinates.
+
+    features: per group (replicate or seed) [n_g, F]; coords: per group [n_g, 3]
+    (``COORDS``). Each group is held out in turn; the probes are trained on the others'
+    cells. Returns per probe in ("ridge", "knn", "shuffled_ridge", "shuffled_knn"):
+    ``r2``, ``rmse`` (px) and ``bits`` (``decoding_bits``), each [G, 3] (per held-out
+    group, per coordinate).
+    """
+    G = len(features)
+    if G < 2 or len(coords) != G:
+        raise NCAError(f"probes need at least 2 groups (replicates or seeds) to hold one out, got {G}")
+    out = {name: {m: np.full((G, 3), np.nan) for m in ("r2", "rmse", "bits")}
+           for name in ("ridge", "knn", "shuffled_ridge", "shuffled_knn")}
+    for g in range(G):
+        kg = jax.random.fold_in(key, g)
+        xtr = np.concatenate([np.asarray(features[h], np.float64) for h in range(G) if h != g])
+        ytr = np.concatenate([np.asarray(coords[h], np.float64) for h in range(G) if h != g])
+        xte, yte = np.asarray(features[g], np.float64), np.asarray(coords[g], np.float64)
+        if len(xte) < 3 or len(xtr) < settings.knn_k + 1:
+            continue
+        sel = _subsample(len(xtr), settings.max_train, jax.random.fold_in(kg, STREAM_SUBSAMPLE))
+        xtr, ytr = xtr[sel], ytr[sel]
+        perm = _permutation(len(ytr), jax.random.fold_in(kg, STREAM_SHUFFLE))
+        for kind in PROBES:
+            for name, target in ((kind, ytr), (f"shuffled_{kind}", ytr[perm])):
+                pred = _fit_predict(kind, xtr, target, xte, settings)
+                out[name]["r2"][g] = _r2(yte, pred)
+                out[name]["rmse"][g] = np.sqrt(((yte - pred) ** 2).mean(0))
+                out[name]["bits"][g] = [decoding_bits(yte[:, c], pred[:, c]) for c in range(3)]
+    return out
+
+
+def summarise_probes(scores: dict) -> dict:
+    """``probe_scores`` output -> JSON-ready intervals over the held-out groups:
+    {probe: {coord: {"r2": interval, "rmse": interval, "bits": interval}}}."""
+    return {name: {c: {m: interval(v[m][:, i]) for m in v} for i, c in enumerate(COORDS)}
+            for name, v in scores.items()}
+
+
+def feature_information(features: list[np.ndarray], coords: list[np.ndarray], key: jax.Array,
+                        settings: ProbeSettings = ProbeSettings()) -> dict:
+    """Bits each single feature carries about each coordinate: ``decoding_bits`` of a 1-D
+    kNN decoder (k = ``settings.knn_k_1d``) of that feature alone, trained on all groups
+    but one and scored on the held-out one.
+
+    features: per group [n_g, F]; coords: per group [n_g, 3]. -> {"bits": [G, F, 3],
+    "shuffled_bits": [G, F, 3] (decoders trained on shuffled positions: the null)}."""
+    G = len(features)
+    if G < 2:
+        raise NCAError(f"information needs at least 2 groups to hold one out, got {G}")
+    F = np.asarray(features[0]).shape[1]
+    bits = np.full((G, F, 3), np.nan)
+    null = np.full((G, F, 3), np.nan)
+    one_d = ProbeSettings(knn_k=settings.knn_k_1d, max_train=settings.max_train)
+    for g in range(G):
+        kg = jax.random.fold_in(key, g)
+        xtr = np.concatenate([np.asarray(features[h], np.float64) for h in range(G) if h != g])
+        ytr = np.concatenate([np.asarray(coords[h], np.float64) for h in range(G) if h != g])
+        xte, yte = np.asarray(features[g], np.float64), np.asarray(coords[g], np.float64)
+        if len(xte) < 3 or len(xtr) < one_d.knn_k + 1:
+            continue
+        sel = _subsample(len(xtr), settings.max_train, jax.random.fold_in(kg, STREAM_SUBSAMPLE))
+        xtr, ytr = xtr[sel], ytr[sel]
+        perm = _permutation(len(ytr), jax.random.fold_in(kg, STREAM_SHUFFLE))
+        for j in range(F):
+            for arr, target in ((bits, ytr), (null, ytr[perm])):
+                pred = _fit_predict("knn", xtr[:, j:j + 1], target, xte[:, j:j + 1], one_d)
+                arr[g, j] = [decoding_bits(yte[:, c], pred[:, c]) for c in range(3)]
+    return {"bits": bits, "shuffled_bits": null}
+
+
+def probe_direction(features: np.ndarray, coord: np.ndarray, ridge_alpha: float = 1.0) -> np.ndarray:
+    """The unit direction in (unstandardised) feature space along which the ridge probe's
+    prediction of ``coord`` increases: w / sd, normalised. features: [n, F]; coord: [n]
+    -> [F]. (For steering: adding this direction moves a cell's decoded position.)"""
+    x = np.asarray(features, np.float64)
+    mu, sd = x.mean(0), x.std(0)
+    sd = np.where(sd > 1e-12, sd, 1.0)
+    a = (x - mu) / sd
+    y = np.asarray(coord, np.float64)
+    w = np.linalg.solve(a.T @ a + ridge_alpha * np.eye(a.shape[1]), a.T @ (y - y.mean()))
+    d = w / sd
+    n = np.linalg.norm(d)
+    if n == 0:
+        raise NCAError("the probe direction is zero: the features carry no linear position signal")
+    return d / n
+
+
+# --------------------------------------------------------------------------- cells of rollouts
+
+
+def cells_at(features: np.ndarray, alive: np.ndarray, coord_grid: np.ndarray, max_cells: int,
+             key: jax.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The alive cells of one grid: features [H, W, F], alive bool [H, W], coord_grid
+    [H, W, 3] -> (features [n, F], coords [n, 3]), at most ``max_cells`` (random subsample)."""
+    rows, cols = np.nonzero(alive)
+    s = _subsample(len(rows), max_cells, key)
+    rows, cols = rows[s], cols[s]
+    return np.asarray(features)[rows, cols], coord_grid[rows, cols]
+
+
+@dataclass(frozen=True)
+class PositionalSettings:
+    """What ``run_positional`` measures.
+
+    steps: CA steps grown from the seed; every: analyse every N steps (1..steps; step 0,
+    the lone seed cell, is skipped); features: one of FEATURE_SETS; replicates: independent
+    rollouts (fire masks), the groups of the leave-one-out probes and the n of the
+    intervals; max_cells: cells per replicate and step (random subsample); min_cells:
+    fewer alive cells per replicate than this -> the step is reported null with a reason;
+    n_pcs: principal components whose information is measured; information_at: the step
+    whose per-channel / per-PC information is measured (None: the last).
+    """
+
+    steps: int = 200
+    every: int = 10
+    features: str = "hidden"
+    replicates: int = 5
+    max_cells: int = 800
+    min_cells: int = 20
+    n_pcs: int = 4
+    information_at: int | None = None
+    probe: ProbeSettings = ProbeSettings()
+
+    def __post_init__(self):
+        if self.steps < 1:
+            raise NCAError(f"steps must be >= 1, got {self.steps}")
+        if not 1 <= self.every <= self.steps:
+            raise NCAError(f"every must be in 1..steps={self.steps}, got {self.every}")
+        if self.features not in FEATURE_SETS:
+            raise NCAError(f"features must be one of {', '.join(FEATURE_SETS)}, got {self.features!r}")
+        if self.replicates < 2:
+            raise NCAError(f"replicates must be >= 2 (one is held out), got {self.replicates}")
+        if self.information_at is not None and not 1 <= self.information_at <= self.steps:
+            raise NCAError(f"information_at must be in 1..{self.steps}, got {self.information_at}")
+
+    @property
+    def analysed_steps(self) -> list[int]:
+        return list(range(self.every, self.steps + 1, self.every))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def features_of(model, states: np.ndarray, features: str) -> np.ndarray:
+    """Features of states [..., H, W, C] for a feature set (activations run the model)."""
+    from .pca import state_features
+    from .rollouts import activations
+
+    if features in ("hidden", "state"):
+        return state_features(states, features)
+    return activations(model, states, features)
+
+
+def positional_from_states(model, states: np.ndarray, settings: PositionalSettings, key: jax.Array,
+                           frame: BodyFrame | None = None) -> dict:
+    """Probes and information over development from recorded states.
+
+    states: [T+1, B, H, W, C] (index = step; B = replicates). frame: the body frame
+    (default: ``reference_frame`` of the alpha at the last step). Returns a JSON-ready dict:
+    ``frame``, ``steps`` (analysed), ``per_step`` (one entry per analysed step: ``n_cells``
+    per replicate and the ``summarise_probes`` intervals, or ``null_reason``), and
+    ``information`` (per-channel and per-PC bits at ``information_at``)."""
+    thr = model.model_config.alive_threshold
+    T1, B = states.shape[:2]
+    if T1 - 1 < settings.steps:
+        raise NCAError(f"states cover {T1 - 1} steps, settings ask for {settings.steps}")
+    frame = frame or reference_frame(states[settings.steps, :, :, :, 3], thr)
+    grid = coordinate_grid(states.shape[2:4], frame)
+    per_step = []
+    for t in settings.analysed_steps:
+        kt = jax.random.fold_in(key, t)
+        alive = states[t, ..., 3] > thr  # [B, H, W]
+        n = alive.sum((1, 2))
+        entry = {"step": t, "n_cells": n.tolist()}
+        if n.min() < settings.min_cells:
+            entry["null_reason"] = (f"fewer than {settings.min_cells} alive cells in a replicate "
+                                    f"(min {int(n.min())}): position is not decodable yet")
+            per_step.append(entry)
+            continue
+        feats = features_of(model, states[t], settings.features)  # [B, H, W, F]
+        f, y = zip(*[cells_at(feats[b], alive[b], grid, settings.max_cells, jax.random.fold_in(kt, b))
+                     for b in range(B)])
+        entry.update(summarise_probes(probe_scores(list(f), list(y), kt, settings.probe)))
+        per_step.append(entry)
+    info_t = settings.information_at or settings.steps
+    info = information_at_step(model, states[info_t], grid, settings, jax.random.fold_in(key, 10_000 + info_t))
+    info["step"] = info_t
+    return {"frame": {"centroid_rc": list(frame.centroid_rc), "axis_deg": frame.axis_deg,
+                      "elongation": frame.elongation, "n_alive": frame.n_alive},
+            "steps": settings.analysed_steps, "per_step": per_step, "information": info}
+
+
+def information_at_step(model, states_t: np.ndarray, grid: np.ndarray, settings: PositionalSettings,
+                        key: jax.Array) -> dict:
+    """Per-feature and per-PC bits (``feature_information``) about each coordinate at one
+    step, with intervals over the held-out replicates. states_t: [B, H, W, C]; grid: [H, W, 3]."""
+    from .pca import fit_cell_pca, min_cells
+
+    thr = model.model_config.alive_threshold
+    alive = states_t[..., 3] > thr
+    if alive.sum((1, 2)).min() < settings.min_cells:
+        return {"null_reason": f"fewer than {settings.min_cells} alive cells in a replicate"}
+    feats = features_of(model, states_t, settings.features)
+    per_rep = [cells_at(feats[b], alive[b], grid, settings.max_cells, jax.random.fold_in(key, b))
+               for b in range(len(states_t))]
+    F = feats.shape[-1]
+    k = min(settings.n_pcs, F)
+    pooled = np.concatenate([f for f, _ in per_rep])
+    if len(pooled) < min_cells(k):
+        return {"null_reason": "too few cells for a PCA"}
+    pca = fit_cell_pca(pooled[None, :, None, :], np.ones((1, len(pooled), 1), bool), k, name=settings.features)
+    f = [fb for fb, _ in per_rep]
+    y = [yb for _, yb in per_rep]
+    fi = feature_information(f, y, jax.random.fold_in(key, 1), settings.probe)
+    pi = feature_information([pca.transform(fb) for fb in f], y, jax.random.fold_in(key, 2), settings.probe)
+    bits, null, pc_bits, pc_null = fi["bits"], fi["shuffled_bits"], pi["bits"], pi["shuffled_bits"]  # [B, F|k, 3]
+
+    def table(a):
+        return [{c: interval(a[:, j, i]) for i, c in enumerate(COORDS)} for j in range(a.shape[1])]
+
+    return {"features": settings.features, "n_features": F,
+            "feature_bits": table(bits), "feature_shuffled_bits": table(null),
+            "pc_bits": table(pc_bits), "pc_shuffled_bits": table(pc_null),
+            "pc_explained_variance_ratio": pca.explained_variance_ratio.tolist(),
+            "max_null_bits": float(np.nanmax(np.concatenate([null.ravel(), pc_null.ravel()])))}
+
+
+def run_positional(model, settings: PositionalSettings, key: jax.Array) -> dict:
+    """Grow ``settings.replicates`` rollouts of ``model`` from the seed and measure positional
+    information over development (``positional_from_states``)."""
+    from .rollouts import grow_states
+
+    states = grow_states(model, settings.steps, key, seeds=settings.replicates)
+    return positional_from_states(model, states, settings, jax.random.fold_in(key, 1))

@@ -37,7 +37,7 @@ Params = dict  # {"w1": [3C, hidden], "b1": [hidden], "w2": [hidden, C], "b2": [
 # Hook points, in the order a step visits them. A hook is ``fn(value, t) -> value`` with
 # ``t`` the (traced) global step index; it may replace the value (zero a channel, patch
 # in another rollout's activations, ...). See ``step``.
-HOOK_POINTS = ("state", "perception", "hidden", "update", "fire")
+HOOK_POINTS = ("state", "perception", "hidden", "update", "fire", "alive")
 RECORDABLE = ("state", "perception", "hidden", "update", "fire", "alive")
 
 
@@ -226,7 +226,9 @@ def step(
     nobody uses are dead code and cost nothing.
 
     hooks: optional ``{point: fn(value, t) -> value}`` applied at the points in
-    ``HOOK_POINTS`` ("state" is the incoming state, before the alive mask is taken).
+    ``HOOK_POINTS`` ("state" is the incoming state, before the alive mask is taken;
+    "alive" is the life mask [..., 1] (float 0/1) applied at the end of the step, e.g.
+    frozen at a clean run's values to measure a direct effect, ``analysis.repair``).
     """
     t = jnp.asarray(t, jnp.int32)
     x = _hook(hooks, "state", x, t)
@@ -237,7 +239,7 @@ def step(
     fire = fire_mask(key, x.shape, cfg.fire_rate) if fire is None else fire
     fire = _hook(hooks, "fire", fire.astype(x.dtype), t)
     x = x + dx * fire
-    life = (pre & alive_mask(x, cfg.alive_threshold)).astype(x.dtype)
+    life = _hook(hooks, "alive", (pre & alive_mask(x, cfg.alive_threshold)).astype(x.dtype), t)
     cache = {"perception": p, "hidden": h, "update": dx, "fire": fire, "alive": life}
     return x * life, cache
 

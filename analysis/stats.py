@@ -1,0 +1,91 @@
+"""Intervals for the headline numbers of the dissection reports: n and a 95 % interval over
+replicates (independent fire-mask seeds) or over models (training seeds).
+
+* ``mean_ci``: mean and Student-t interval, ``mean +- t_{0.975, n-1} sd / sqrt(n)``;
+* ``proportion_ci``: a success rate with the Wilson score interval (Wilson 1927; Brown, Cai
+  & DasGupta 2001 recommend it over the normal approximation for small n);
+* ``bootstrap_ci``: any statistic of replicates, percentile bootstrap (Efron & Tibshirani
+  1993), for counts and medians that have no closed-form interval.
+
+Every function returns a JSON-ready ``{"mean" | "value", "lo", "hi", "n"}`` dict; an interval
+that cannot be computed (n < 2, all values missing) has ``lo``/``hi`` None and a ``reason``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats as _st
+
+LEVEL = 0.95
+BOOTSTRAP_DRAWS = 2000
+
+
+def mean_ci(values, level: float = LEVEL) -> dict:
+    """Mean of the finite values and its t interval. values: [n] -> {mean, lo, hi, n, sd}."""
+    v = np.asarray(values, float).ravel()
+    v = v[np.isfinite(v)]
+    n = int(v.size)
+    if n == 0:
+        return {"mean": None, "lo": None, "hi": None, "n": 0, "sd": None, "reason": "no finite value"}
+    m = float(v.mean())
+    if n < 2:
+        return {"mean": m, "lo": None, "hi": None, "n": 1, "sd": None, "reason": "one value: no interval"}
+    sd = float(v.std(ddof=1))
+    half = float(_st.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    return {"mean": m, "lo": m - half, "hi": m + half, "n": n, "sd": sd}
+
+
+def mean_ci_axis(values, axis: int = -1, level: float = LEVEL) -> dict:
+    """``mean_ci`` along one axis of an array: {mean, lo, hi: arrays (NaN where undefined), n}."""
+    v = np.moveaxis(np.asarray(values, float), axis, -1)
+    flat = v.reshape(-1, v.shape[-1])
+    out = [mean_ci(r, level) for r in flat]
+    pick = lambda k: np.array([np.nan if o[k] is None else o[k] for o in out]).reshape(v.shape[:-1])  # noqa: E731
+    return {"mean": pick("mean"), "lo": pick("lo"), "hi": pick("hi"), "n": int(v.shape[-1])}
+
+
+def proportion_ci(successes, level: float = LEVEL) -> dict:
+    """Success rate of bools [n] with the Wilson score interval -> {mean, lo, hi, n}."""
+    s = np.asarray(successes, bool).ravel()
+    n = int(s.size)
+    if n == 0:
+        return {"mean": None, "lo": None, "hi": None, "n": 0, "reason": "no replicate"}
+    p = float(s.mean())
+    z = float(_st.norm.ppf(0.5 + level / 2))
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return {"mean": p, "lo": max(0.0, centre - half), "hi": min(1.0, centre + half), "n": n}
+
+
+def bootstrap_ci(values, statistic, rng: np.random.Generator, draws: int = BOOTSTRAP_DRAWS,
+                 level: float = LEVEL, axis: int = 0) -> dict:
+    """Percentile bootstrap of ``statistic(values)`` resampling along ``axis`` (the replicates).
+
+    values: [..., n, ...]; statistic: array -> float (may return NaN). -> {value, lo, hi, n}."""
+    v = np.asarray(values, float)
+    n = v.shape[axis]
+    value = float(statistic(v))
+    if n < 2:
+        return {"value": value, "lo": None, "hi": None, "n": n, "reason": "one replicate: no interval"}
+    idx = rng.integers(0, n, size=(draws, n))
+    boot = np.array([statistic(np.take(v, i, axis=axis)) for i in idx], float)
+    boot = boot[np.isfinite(boot)]
+    if boot.size < draws // 2:
+        return {"value": value, "lo": None, "hi": None, "n": n, "reason": "statistic undefined in most resamples"}
+    a = (1 - level) / 2
+    return {"value": value, "lo": float(np.quantile(boot, a)), "hi": float(np.quantile(boot, 1 - a)), "n": n}
+
+
+def fmt_ci(c: dict | None, nd: int = 2) -> str:
+    """"0.31 [0.25, 0.37] (n=5)"; "-" when there is no value."""
+    if not c:
+        return "-"
+    v = c.get("mean", c.get("value"))
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    if c.get("lo") is None:
+        return f"{v:.{nd}f} (n={c['n']})"
+    return f"{v:.{nd}f} [{c['lo']:.{nd}f}, {c['hi']:.{nd}f}] (n={c['n']})"

@@ -15,7 +15,9 @@ Measured, on this machine's CPU (headless Chromium, software rendering, no GPU):
 - playing_steps_per_s: the page's own steps/s counter while playing at full speed with the
   RGBA view drawn every frame (target: >= 30), median of --reps 1.5-s samples;
 - webgl2_available / webgl2_renderer: whether this browser offers WebGL2 at all here, and
-  on what (the runtime question of docs/viewer.md).
+  on what; webgl2_mlp_ms: the per-cell MLP of every cell as two WebGL2 fragment-shader
+  passes (bench/webgl_mlp.js, the bulk of a WebGL2 step; median of --reps timings of 10
+  evaluations) -- the runtime question of docs/viewer.md.
 
 Timings on a shared machine are noisy; the report says how many cores were busy.
 """
@@ -82,6 +84,15 @@ def main(argv=None) -> int:
             play_sps.append(drv.execute_script("return ncaViewer.info().sps"))
             drv.execute_script("ncaViewer.setPlaying(false)")
         med = statistics.median
+        if out["webgl2_available"]:
+            js = (Path(__file__).parent / "webgl_mlp.js").read_text()
+            cfg = model.model_config
+            runs = [drv.execute_script(js, out["size"], out["size"], cfg.channels, cfg.hidden, 10) for _ in range(a.reps)]
+            if "error" in runs[0]:
+                out["webgl2_mlp_error"] = runs[0]["error"]
+            else:
+                out["webgl2_mlp_ms"] = med(r["ms_per_mlp"] for r in runs)
+                out["webgl2_mlp_ms_all"] = [r["ms_per_mlp"] for r in runs]
         out.update(reps=a.reps, steps=a.steps,
                    first_frame_ms=med(first), first_frame_ms_all=first,
                    engine_steps_per_s_from_seed=med(seed_sps), engine_steps_per_s=med(grown_sps),

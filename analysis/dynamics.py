@@ -22,7 +22,7 @@ of the total drop in one interval) and from which checkpoint on a property holds
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from itertools import combinations
 
 import jax
@@ -165,3 +165,160 @@ def series(checkpoints: list[dict]) -> dict:
     if "redundant_pairs" in s:
         s["onset"]["redundant_pair"] = onset(steps, [v >= 1 for v in s["redundant_pairs"]])
     return s
+
+
+# --------------------------------------------------------------------------- transitions
+# ``phase_change`` above cannot tell a smooth curve from a sharp drop on log-spaced
+# checkpoints (issue 15: 0.25 for a smooth exponential, 0.36 for an 80 % sharp drop).
+# ``detect_transitions`` asks the question as a model comparison on the dense loss curve
+# (metrics.csv, one row per training step): is log10(loss) vs log10(step) better described by
+# a smooth background plus a *sharp* step than by the smooth background alone?
+#
+# * background: a cubic regression spline in log10(step) with knots every ``knot_spacing``
+#   decades (a smooth curve that follows exponentials, power laws, floors: it cannot bend
+#   faster than about one knot spacing);
+# * a transition: h * logistic((x - x0) / w) with width w <= max(widths) decades, location x0
+#   and size h fitted (h < 0: a drop);
+# * accepted when the step lowers the BIC (Schwarz 1978) by more than ``min_bic`` (10: "very
+#   strong" on the scale of Kass & Raftery 1995) and drops the loss by at least ``min_drop``
+#   decades; then searched again with the accepted steps in the background (up to
+#   ``max_transitions``; the forward selection of change points, cf. segmented regression,
+#   Muggeo 2003, Stat. Med. 22:3055);
+# * the likelihood is Gaussian with the residual variance, and the sample size is the
+#   *effective* one, n (1 - r1) / (1 + r1) with r1 the lag-1 autocorrelation of the
+#   background's residuals: consecutive training losses share the sample pool, so they are
+#   not independent, and counting them as such would call noise a transition;
+# * the 95 % interval of the location is the profile-likelihood set (Hinkley 1970,
+#   Biometrika 57:477): every x0 whose best fit is within chi2_1(0.95) / 2 of the best
+#   log-likelihood, reported in steps.
+
+
+@dataclass(frozen=True)
+class TransitionSettings:
+    """Transition detection (see the comment above). knot_spacing: decades between the
+    background spline's knots; widths: step widths tried (decades of training steps);
+    min_bic: BIC improvement required; min_drop: smallest |step| (decades of loss);
+    max_transitions: at most this many; edge_points: data points required on each side
+    of a transition; min_points: fewer points -> no test (reported with a reason);
+    level: of the location interval."""
+
+    knot_spacing: float = 0.25
+    widths: tuple[float, ...] = (0.005, 0.01, 0.02, 0.04)
+    min_bic: float = 10.0
+    min_drop: float = 0.1
+    max_transitions: int = 3
+    edge_points: int = 5
+    min_points: int = 20
+    level: float = 0.95
+    grid: int = 200
+
+
+def spline_basis(x: np.ndarray, spacing: float, max_basis: int) -> np.ndarray:
+    """Cubic B-spline design matrix [n, m] over x [n] (ascending) with interior knots every
+    ``spacing`` (fewer, evenly spread, when that would give more than ``max_basis`` columns)."""
+    from scipy.interpolate import BSpline
+
+    lo, hi = float(x.min()), float(x.max())
+    n_int = max(0, int(np.floor((hi - lo) / spacing)) - 1)
+    n_int = min(n_int, max(0, max_basis - 4))
+    interior = np.linspace(lo, hi, n_int + 2)[1:-1]
+    t = np.concatenate([[lo] * 4, interior, [hi] * 4])
+    return BSpline.design_matrix(np.clip(x, lo, hi), t, 3).toarray()
+
+
+def _logistic(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def detect_transitions(steps, loss, settings: TransitionSettings = TransitionSettings()) -> dict:
+    """Sharp transitions of a loss curve. steps, loss: [n] (steps >= 1 used).
+
+    Returns {"transitions": [{"step", "interval": [lo, hi], "drop_log10", "width_decades",
+    "delta_bic"}], "n", "n_effective", "lag1_autocorrelation", "background_rms", "reason"}
+    (``reason``: None, or why nothing could be tested). A drop has drop_log10 > 0."""
+    s = np.asarray(steps, np.float64)
+    lv = np.asarray(loss, np.float64)
+    ok = (s >= 1) & np.isfinite(lv) & (lv > 0)
+    x, y = np.log10(s[ok]), np.log10(lv[ok])
+    order = np.argsort(x)
+    x, y = x[order], y[order]
+    n = len(x)
+    out = {"transitions": [], "n": n, "n_effective": None, "lag1_autocorrelation": None,
+           "background_rms": None, "reason": None}
+    if n < settings.min_points:
+        out["reason"] = (f"{n} loss points: too few to tell a sharp transition from a smooth curve "
+                         f"(need {settings.min_points}; use the dense metrics.csv curve)")
+        return out
+    base = spline_basis(x, settings.knot_spacing, max(4, n // 5))
+    lo_x, hi_x = x[settings.edge_points], x[-settings.edge_points - 1]
+    if hi_x <= lo_x:
+        out["reason"] = "too few points away from the ends of the curve"
+        return out
+    centres = np.linspace(lo_x, hi_x, settings.grid)
+    widths = np.asarray(settings.widths)
+    steps_cols = _logistic((x[:, None, None] - centres[None, :, None]) / widths[None, None, :])  # [n, G, Wd]
+    steps_cols = steps_cols.reshape(n, -1)
+    design = base
+    from scipy.stats import chi2
+
+    crit = chi2.ppf(settings.level, 1)
+    for _ in range(settings.max_transitions):
+        q, _r = np.linalg.qr(design)
+        ry = y - q @ (q.T @ y)
+        rss0 = float(ry @ ry)
+        r1 = float(np.corrcoef(ry[:-1], ry[1:])[0, 1]) if n > 3 and ry.std() > 0 else 0.0
+        r1 = max(0.0, r1)
+        n_eff = max(float(n) * (1 - r1) / (1 + r1), float(design.shape[1] + 4))
+        if out["n_effective"] is None:
+            out["n_effective"], out["lag1_autocorrelation"] = n_eff, r1
+            out["background_rms"] = float(np.sqrt(rss0 / n))
+        rs = steps_cols - q @ (q.T @ steps_cols)  # step regressors after the background
+        ss = (rs * rs).sum(0)
+        good = ss > 1e-12 * n
+        gain = np.where(good, (rs.T @ ry) ** 2 / np.where(good, ss, 1.0), 0.0)
+        rss1 = np.maximum(rss0 - gain, 1e-300)
+        best = int(np.argmax(gain))
+        h = float((rs[:, best] @ ry) / ss[best]) if good[best] else 0.0
+        # BIC with the effective sample size (3 extra parameters: h, x0, w)
+        dbic = n_eff * np.log(rss0 / rss1[best]) - 3 * np.log(n_eff)
+        if not (dbic > settings.min_bic and -h >= settings.min_drop):
+            break
+        gi, wi = divmod(best, len(widths))
+        # profile likelihood of the location on a grid 20x finer around the coarse optimum
+        dx = centres[1] - centres[0] if len(centres) > 1 else 0.01
+        span = 0.1
+        fine = np.arange(max(lo_x, centres[gi] - span), min(hi_x, centres[gi] + span) + dx / 40, dx / 20)
+        cols = _logistic((x[:, None, None] - fine[None, :, None]) / widths[None, None, :]).reshape(n, -1)
+        rf = cols - q @ (q.T @ cols)
+        sf = (rf * rf).sum(0)
+        gf = np.where(sf > 1e-12 * n, (rf.T @ ry) ** 2 / np.where(sf > 1e-12 * n, sf, 1.0), 0.0)
+        rss_f = np.maximum(rss0 - gf, 1e-300)
+        bf = int(np.argmax(gf))
+        prof = rss_f.reshape(len(fine), len(widths)).min(1)
+        inside = n_eff * np.log(prof / rss_f[bf]) <= crit
+        fi, wi = divmod(bf, len(widths))
+        a = b = fi  # the contiguous run of accepted locations around the best one
+        while a > 0 and inside[a - 1]:
+            a -= 1
+        while b < len(fine) - 1 and inside[b + 1]:
+            b += 1
+        h = float((rf[:, bf] @ ry) / sf[bf])
+        out["transitions"].append({
+            "step": float(10 ** fine[fi]), "interval": [float(10 ** fine[a]), float(10 ** fine[b])],
+            "drop_log10": -h, "width_decades": float(widths[wi]), "delta_bic": float(dbic),
+            "interval_truncated": bool((a == 0 and fine[0] > lo_x) or (b == len(fine) - 1 and fine[-1] < hi_x))})
+        design = np.column_stack([design, cols[:, bf]])
+    out["transitions"].sort(key=lambda t: t["step"])
+    return out
+
+
+def onset_interval(steps, holds) -> dict | None:
+    """When a property measured at kept checkpoints appears for good: {"step": the first
+    kept step from which it holds to the end, "after": the last kept step before it where
+    it did not (the onset lies in (after, step]; None when it held from the first)}.
+    None when it does not hold at the last checkpoint."""
+    first = onset(steps, holds)
+    if first is None:
+        return None
+    i = list(steps).index(first)
+    return {"step": int(first), "after": int(steps[i - 1]) if i > 0 else None}

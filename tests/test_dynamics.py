@@ -1,0 +1,77 @@
+"""Training dynamics (analysis.dynamics): transitions on planted loss curves, component
+tracking in a common basis, weights along training."""
+
+import numpy as np
+import pytest
+
+from analysis import dynamics as Dy
+
+T = np.arange(1, 1501.0)
+
+
+def _sig(z):
+    return 1 / (1 + np.exp(-z))
+
+
+CURVES = {
+    "smooth_exponential": 0.1 * np.exp(-T / 300),
+    "power_law": 0.1 * T ** -0.5,
+    "exponential_to_a_floor": 0.002 + 0.05 * np.exp(-T / 200),
+    # 80 % drop around step 600 on a power-law background; log-loss halfway at ~606
+    "sharp_drop_on_power_law": 0.1 * T ** -0.3 * (1 - 0.8 * _sig((T - 600) / 8)),
+    # flat, then a 90 % drop around step 400 and a slow decline; log-loss halfway at ~409
+    "plateau_then_drop": 0.05 * (1 - 0.9 * _sig((T - 400) / 8)) * np.where(T > 400, (T / 400) ** -0.3, 1),
+}
+PLANTED = {"sharp_drop_on_power_law": 606, "plateau_then_drop": 409}
+
+
+def _noisy(curve, seed, ar=0.6, sd=0.05):
+    """Multiplicative log-normal noise with AR(1) correlation, as consecutive training losses."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0, sd, len(curve))
+    e = np.zeros_like(z)
+    for i in range(len(z)):
+        e[i] = ar * e[i - 1] + z[i] if i else z[i]
+    return curve * 10 ** e
+
+
+@pytest.mark.parametrize("name", list(CURVES))
+def test_transitions_are_reported_with_an_interval_only_where_planted(name):
+    r = Dy.detect_transitions(T, _noisy(CURVES[name], 0))
+    if name in PLANTED:
+        (tr,) = r["transitions"]
+        lo, hi = tr["interval"]
+        assert lo <= PLANTED[name] <= hi and hi - lo < 0.05 * PLANTED[name]
+        assert tr["drop_log10"] > 0.5
+    else:
+        assert r["transitions"] == []
+    assert r["reason"] is None and r["n_effective"] < r["n"]  # correlated noise counted as such
+
+
+def test_smooth_curves_give_no_transition_over_noise_draws():
+    found = sum(len(Dy.detect_transitions(T, _noisy(CURVES[c], s))["transitions"])
+                for c in ("smooth_exponential", "power_law") for s in range(1, 6))
+    assert found == 0
+
+
+def test_the_old_largest_drop_measure_cannot_tell_the_two_apart_but_detection_can():
+    """The issue's motivating failure, on log-spaced checkpoints."""
+    kept = np.array([1, 2, 3, 6, 10, 18, 32, 56, 100, 178, 316, 562, 1000, 1500])
+    smooth = Dy.phase_change(kept, CURVES["smooth_exponential"][kept - 1])["share_of_total_drop"]
+    sharp = Dy.phase_change(kept, CURVES["sharp_drop_on_power_law"][kept - 1])["share_of_total_drop"]
+    assert abs(smooth - sharp) < 0.3  # both look alike to it
+    r = Dy.detect_transitions(kept, CURVES["sharp_drop_on_power_law"][kept - 1])
+    assert r["transitions"] == [] and "too few" in r["reason"]  # sparse: no claim either way
+
+
+def test_two_planted_drops_are_both_found():
+    c = 0.1 * T ** -0.2 * (1 - 0.7 * _sig((T - 150) / 3)) * (1 - 0.7 * _sig((T - 900) / 10))
+    r = Dy.detect_transitions(T, _noisy(c, 2))
+    steps = [t["step"] for t in r["transitions"]]
+    assert len(steps) == 2 and 140 < steps[0] < 160 and 880 < steps[1] < 930
+
+
+def test_onset_interval_brackets_the_first_checkpoint_that_holds_for_good():
+    assert Dy.onset_interval([0, 1, 3, 10, 30], [False, True, False, True, True]) == {"step": 10, "after": 3}
+    assert Dy.onset_interval([0, 1, 3], [True, True, True]) == {"step": 0, "after": None}
+    assert Dy.onset_interval([0, 1, 3], [True, True, False]) is None

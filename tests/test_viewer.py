@@ -32,7 +32,7 @@ STEPS = 50  # the issue's numerics horizon
 TOL = 1e-4
 
 # Named PRNG streams of these tests' fire masks.
-PLAIN_STREAM, ROTATED_STREAM, KNOCKOUT_STREAM = 1, 2, 3
+ROTATED_STREAM, KNOCKOUT_STREAM = 2, 3
 
 
 @pytest.fixture(scope="module")
@@ -132,10 +132,9 @@ def test_script_refuses_an_unwritable_out_before_computing_and_bad_models(tmp_pa
 # ------------------------------------------------------------------------------ browser
 
 
-def python_run(model, stream, hooks=None):
+def python_run(model, key, hooks=None):
     """50 steps of nca.grow (a jitted nca.model.rollout) from the seed: states [T, H, W, C]
     and fire masks [T, H, W]."""
-    key = jax.random.fold_in(jax.random.key(0), stream)
     _, tr = nca.grow(model, STEPS, key, size=SIZE, record=("state", "fire"), hooks=hooks)
     return np.asarray(tr.states), np.asarray(tr.fire)[..., 0] > 0.5
 
@@ -144,9 +143,11 @@ def test_browser_states_equal_python_rollouts_with_the_same_fire_masks(browser, 
     path, data = page
     fresh(browser, path)
     # published model, then the same page rotated by 45 degrees (the article's experiment)
-    for angle, stream in ((0.0, PLAIN_STREAM), (45.0, ROTATED_STREAM)):
+    # key(4): a run where a fired cell that is not alive itself lifts its neighbour's
+    # post-step alive mask (an engine that skipped such cells diverged by 0.54 at step 41)
+    for angle, key in ((0.0, jax.random.key(4)), (45.0, jax.random.fold_in(jax.random.key(0), ROTATED_STREAM))):
         m = model.rotated(angle) if angle else model
-        states, fire = python_run(m, stream)
+        states, fire = python_run(m, key)
         browser.execute_script("ncaViewer.setAngle(arguments[0]); ncaViewer.reset()", angle)
         got = vb.run(browser, STEPS, fire, every=1)
         err = np.abs(got - states).max()
@@ -163,7 +164,7 @@ def test_browser_states_equal_python_rollouts_with_the_same_fire_masks(browser, 
     value = float(np.asarray(data["channel_means"]) @ d[0])
     assert abs(ko[0]["value"] - value) < 1e-6  # (embed_directions is float32)
     hook = ablate(d, "mean", [value])
-    states, fire = python_run(model, KNOCKOUT_STREAM, hooks={"state": hook})
+    states, fire = python_run(model, jax.random.fold_in(jax.random.key(0), KNOCKOUT_STREAM), hooks={"state": hook})
     got = vb.run(browser, STEPS, fire, every=1)
     want = np.asarray(hook(jax.numpy.asarray(states), jax.numpy.asarray(0)))  # re-applied after each step
     assert np.abs(got - want).max() < TOL

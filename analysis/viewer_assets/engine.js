@@ -16,9 +16,11 @@
 //   5. post = 3x3 max-pool(alpha) > threshold; x * (pre & post);
 //   6. knockouts again, so the state shown and read back satisfies them (the ablation is a
 //      projection, so applying it again at step 0 of the next step changes nothing).
-// The MLP runs only for cells that are alive before the step and fire (the others are
-// either zeroed by the life mask or unchanged), or for every pre-alive cell while the
-// update-magnitude view needs dx.
+// The MLP runs only for cells that fire and have a pre-alive cell in their 3x3
+// neighbourhood (as nca.model.fast_step): a fired cell that is not alive itself is zeroed
+// by the life mask, but its updated alpha still enters its neighbours' post-step max-pool;
+// a cell with no pre-alive neighbour cannot affect any cell that survives. While the
+// update-magnitude view needs dx, it also runs for every pre-alive cell.
 "use strict";
 
 function b64ToBytes(s) {
@@ -62,7 +64,6 @@ class NCAEngine {
     this.w2 = b64ToF32(model.w2); // [hidden, C]
     this.b2 = b64ToF32(model.b2);
     this.p = new Float64Array(3 * C);
-    this.h = new Float64Array(Hd);
     this.d = new Float64Array(C);
     this.setAngle(model.angle_deg || 0);
     this.knockouts = []; // [{dir: Float64Array(C), value: number}] orthonormal directions
@@ -80,6 +81,7 @@ class NCAEngine {
     this.y = new Float32Array(n);
     this.fire = new Uint8Array(H * W);
     this.pre = new Uint8Array(H * W);
+    this.near = new Uint8Array(H * W); // 3x3 dilation of pre
     this.life = new Uint8Array(H * W);
     this.upd = new Float32Array(H * W); // |dx| of the last step (0 where not computed)
     this.poolRow = new Float32Array((H + 2) * W);
@@ -172,7 +174,14 @@ class NCAEngine {
     if (fireMask) this.fire.set(fireMask);
     else this.drawFire();
     y.set(x);
-    const pre = this.pre, fire = this.fire, p = this.p, h = this.h, d = this.d;
+    const pre = this.pre, near = this.near, fire = this.fire, p = this.p, d = this.d;
+    for (let r = 0; r < H; r++)
+      for (let c = 0; c < W; c++) {
+        let any = 0;
+        for (let rr = Math.max(0, r - 1); rr <= Math.min(H - 1, r + 1) && !any; rr++)
+          for (let cc = Math.max(0, c - 1); cc <= Math.min(W - 1, c + 1); cc++) if (pre[rr * W + cc]) { any = 1; break; }
+        near[r * W + c] = any;
+      }
     const w1T = this.w1T, b1 = this.b1, w2 = this.w2, b2 = this.b2, cs = this.cos, sn = this.sin;
     const rotated = this.angle !== 0;
     const upd = this.upd, needUpdate = this.needUpdate;
@@ -181,7 +190,7 @@ class NCAEngine {
     for (let r = 0; r < H; r++)
       for (let c = 0; c < W; c++) {
         const i = r * W + c;
-        if (!pre[i] || (!fire[i] && !needUpdate)) continue;
+        if (!(fire[i] ? near[i] : needUpdate && pre[i])) continue;
         const o = ((r + 1) * Wp + (c + 1)) * C;
         for (let k = 0; k < C; k++) {
           const n = o - rowStride + k, s = o + rowStride + k;
@@ -209,7 +218,7 @@ class NCAEngine {
         }
         let m2 = 0;
         for (let k = 0; k < C; k++) m2 += d[k] * d[k];
-        upd[i] = Math.sqrt(m2);
+        if (pre[i]) upd[i] = Math.sqrt(m2);
         if (fire[i]) for (let k = 0; k < C; k++) y[o + k] = x[o + k] + d[k];
       }
     const life = this.life;

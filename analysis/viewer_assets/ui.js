@@ -34,7 +34,7 @@
 
   // ---- canvas ---------------------------------------------------------------------------
   const board = $("board");
-  const scale = Math.max(2, Math.floor(576 / Math.max(H, W)));
+  const scale = Math.max(2, Math.floor(504 / Math.max(H, W)));
   board.width = W;
   board.height = H;
   board.style.width = W * scale + "px";

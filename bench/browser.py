@@ -19,6 +19,10 @@ Measured, on this machine's CPU (headless Chromium, software rendering, no GPU):
   passes (bench/webgl_mlp.js, the bulk of a WebGL2 step; median of --reps timings of 10
   evaluations) -- the runtime question of docs/viewer.md.
 
+With ``--numerics N``: also the largest difference between the page's states and
+``nca.grow``'s given the same fire masks (test mode), after every 10th of N steps, for keys
+0..4 and perception rotated by 0, 45 and 90 degrees (``numerics_max_abs``).
+
 Timings on a shared machine are noisy; the report says how many cores were busy.
 """
 
@@ -45,8 +49,33 @@ def parse_args(argv=None):
     ap.add_argument("--size", type=positive_int, default=None, metavar="N", help="grid size (default: training grid)")
     ap.add_argument("--steps", type=positive_int, default=200, metavar="N", help="CA steps per engine timing")
     ap.add_argument("--reps", type=positive_int, default=5, metavar="N", help="timed repetitions (median reported)")
+    ap.add_argument("--numerics", type=positive_int, default=None, metavar="N",
+                    help="also compare N-step runs with nca.grow's (keys 0-4; 0, 45, 90 degrees)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     return ap.parse_args(argv)
+
+
+def numerics(drv, page, model, size, steps, every=10) -> dict:
+    """{angle: [max abs difference per key]} between the page and nca.grow, same fire masks."""
+    import jax
+    import numpy as np
+
+    import nca
+    from analysis import viewer_browser as vb
+
+    vb.open_page(drv, page)
+    out = {}
+    for angle in (0.0, 45.0, 90.0):
+        m = model.rotated(angle) if angle else model
+        errs = []
+        for seed in range(5):
+            _, tr = nca.grow(m, steps, jax.random.key(seed), size=size, record=("state", "fire"))
+            want = np.asarray(tr.states)[every - 1::every]
+            drv.execute_script("ncaViewer.setAngle(arguments[0]); ncaViewer.reset()", angle)
+            got = vb.run(drv, steps, np.asarray(tr.fire)[..., 0] > 0.5, every=every)
+            errs.append(float(np.abs(got - want).max()))
+        out[str(angle)] = errs
+    return out
 
 
 def main(argv=None) -> int:
@@ -98,6 +127,9 @@ def main(argv=None) -> int:
                    engine_steps_per_s_from_seed=med(seed_sps), engine_steps_per_s=med(grown_sps),
                    engine_steps_per_s_all=grown_sps, playing_steps_per_s=med(play_sps),
                    playing_steps_per_s_all=play_sps)
+        if a.numerics:
+            out["numerics_steps"] = a.numerics
+            out["numerics_max_abs"] = numerics(drv, page, model, out["size"], a.numerics)
     finally:
         drv.quit()
     if a.json:

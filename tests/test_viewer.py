@@ -235,7 +235,32 @@ def test_erase_by_click_leaves_an_empty_disc_that_regrows_and_knockouts_hold(bro
     s = vb.get_state(browser)
     np.testing.assert_allclose(s[..., 6], data["channel_means"][6], atol=1e-6)
     browser.save_screenshot(str(shots / "knockout_ch6_mean.png"))
+
+    # the seed brush: a click on an empty corner plants the article's seed cell there
+    # (channels 3.. = 1), with the knocked-out channel 6 still at its mean
+    browser.find_element("css selector", "input[name=tool][value=seed]").click()
+    assert s[5, 4, 3] == 0  # an empty corner (every cell carries the ablated channel 6)
+    ActionChains(browser).move_to_element_with_offset(
+        board, int(4.5 * w - board.size["width"] / 2), int(5.5 * w - board.size["height"] / 2)).click().perform()
+    cell = vb.get_state(browser)[5, 4]
+    assert np.all(cell[[3, 4, 5, *range(7, 16)]] == 1) and np.all(cell[:3] == 0)
+    assert abs(cell[6] - data["channel_means"][6]) < 1e-6
     assert vb.js_errors(browser) == []
+
+
+def test_notebook_iframe_runs_the_page(browser, page, tmp_path):
+    path, data = page
+    wrapper = tmp_path / "notebook.html"
+    wrapper.write_text("<html><body>" + V.Viewer(V.render_html(data))._repr_html_() + "</body></html>")
+    browser.get(wrapper.resolve().as_uri())
+    browser.switch_to.frame(browser.find_element("tag name", "iframe"))
+    try:
+        assert browser.execute_script("return ncaViewer.info().firstFrameMs") is not None
+        assert canvas_colours(browser) >= 2
+        vb.run(browser, 5)
+        assert browser.execute_script("return ncaViewer.info().t") == 5
+    finally:
+        browser.switch_to.default_content()
 
 
 def test_first_frame_is_drawn_and_steps_per_second_shown_while_playing(browser, page):

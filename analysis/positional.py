@@ -48,7 +48,6 @@ from dataclasses import asdict, dataclass
 
 import jax
 import numpy as np
-from scipy import stats
 from scipy.spatial import cKDTree
 from scipy.special import digamma
 
@@ -70,18 +69,11 @@ STREAM_KSG_NOISE = 3
 
 
 def interval(values, level: float = 0.95) -> dict:
-    """Mean and t-interval of ``values`` (NaN dropped): {"mean", "lo", "hi", "n"} (None when
-    n = 0; lo = hi = mean for n = 1, which states no uncertainty: read n)."""
-    v = np.asarray(values, float)
-    v = v[np.isfinite(v)]
-    n = int(v.size)
-    if n == 0:
-        return {"mean": None, "lo": None, "hi": None, "n": 0}
-    m = float(v.mean())
-    if n == 1:
-        return {"mean": m, "lo": m, "hi": m, "n": 1}
-    h = float(stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / np.sqrt(n))
-    return {"mean": m, "lo": m - h, "hi": m + h, "n": n}
+    """Mean and t-interval of ``values`` (NaN dropped): ``analysis.stats.mean_ci``
+    ({"mean", "lo", "hi", "n", "sd"}; lo/hi None with a reason when n < 2)."""
+    from .stats import mean_ci
+
+    return mean_ci(values, level)
 
 
 # --------------------------------------------------------------------------- body frame

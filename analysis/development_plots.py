@@ -1,0 +1,193 @@
+"""Figures of the development and training-dynamics reports (positional information,
+steering, transplants, curves over training with 95 % bands). Pure: dicts/arrays in,
+matplotlib ``Figure`` out (``analysis.plots.png_bytes`` turns one into PNG bytes)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .positional import COORDS
+
+COLOURS = {"ridge": "tab:blue", "knn": "tab:orange", "shuffled_ridge": "0.55", "shuffled_knn": "0.75"}
+
+
+def _iv(entries, key=None):
+    """[interval dicts] -> (mean, lo, hi) arrays (NaN where missing)."""
+    def get(e, k):
+        v = e.get(k) if e else None
+        return np.nan if v is None else float(v)
+
+    es = [e if key is None or e is None else e.get(key) for e in entries]
+    m = np.array([get(e, "mean") for e in es])
+    lo = np.array([get(e, "lo") for e in es])
+    hi = np.array([get(e, "hi") for e in es])
+    return m, np.where(np.isfinite(lo), lo, m), np.where(np.isfinite(hi), hi, m)
+
+
+def fig_probes_over_development(pos: dict, metric: str = "r2") -> Figure:
+    """Held-out R^2 (or bits) of each probe per coordinate vs development step, 95 % bands."""
+    fig = Figure(figsize=(10, 3.2))
+    steps = np.array(pos["steps"])
+    for i, c in enumerate(COORDS):
+        ax = fig.add_subplot(1, 3, i + 1)
+        for probe, col in COLOURS.items():
+            ents = [e.get(probe, {}).get(c, {}).get(metric) if "null_reason" not in e else None for e in pos["per_step"]]
+            m, lo, hi = _iv(ents)
+            ax.plot(steps, m, "-", color=col, lw=1.6, label=probe.replace("_", " "))
+            ax.fill_between(steps, lo, hi, color=col, alpha=0.2, lw=0)
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_title(f"{c}", fontsize=9)
+        ax.set_xlabel("development step")
+        if i == 0:
+            ax.set_ylabel({"r2": "held-out R$^2$", "bits": "bits (decoding bound)", "rmse": "RMSE (px)"}[metric])
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def fig_feature_bits(info: dict) -> Figure:
+    """Bits per feature and per PC about each coordinate (mean and 95 % CI over held-out
+    replicates), with the shuffled-position null."""
+    fig = Figure(figsize=(10, 3.4))
+    for k, (key, null, label) in enumerate((("feature_bits", "feature_shuffled_bits", info.get("features", "feature")),
+                                            ("pc_bits", "pc_shuffled_bits", "PC"))):
+        ax = fig.add_subplot(1, 2, k + 1)
+        rows = info[key]
+        x = np.arange(len(rows))
+        w = 0.27
+        for i, c in enumerate(COORDS):
+            m, lo, hi = _iv([r[c] for r in rows])
+            ax.bar(x + (i - 1) * w, m, w, yerr=[m - lo, hi - m], capsize=1.5, label=c, alpha=0.85)
+        nm, _, nhi = _iv([r["along"] for r in info[null]])
+        ax.plot(x, nhi, "k_", ms=8, label="null (shuffled), upper CI")
+        ax.set_xticks(x)
+        ax.set_xticklabels([str(j + (4 if label == "hidden" else 0)) if label != "PC" else f"PC{j + 1}" for j in x],
+                           fontsize=7)
+        ax.set_ylabel("bits")
+        ax.set_title(f"positional information per {label} (step {info.get('step')})", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def fig_steering(steer: dict, measures=("shift_along", "length", "loss")) -> Figure:
+    """Dose-response per direction (mean +- 95 % CI over replicates); random directions grey."""
+    fig = Figure(figsize=(11, 3.4))
+    names = steer["direction_names"]
+    for k, meas in enumerate(measures):
+        ax = fig.add_subplot(1, len(measures), k + 1)
+        for j, n in enumerate(names):
+            e = steer["directions"][n]
+            m, lo, hi = _iv(e[meas])
+            d = np.asarray(e["doses"])
+            rnd = n.startswith("random")
+            ax.errorbar(d + (0 if rnd else 0.03 * (j - 1)), m, yerr=[m - lo, hi - m], fmt="-o", ms=3, lw=1,
+                        color="0.6" if rnd else None, label=None if rnd and n != "random1" else
+                        ("random (control)" if rnd else n), capsize=2)
+        ax.set_xlabel("dose (sd of the direction, total over the window)")
+        ax.set_title(meas.replace("_", " "), fontsize=9)
+        if meas == "loss":
+            ax.set_yscale("log")
+        if k == 0:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def fig_steering_gallery(steer: dict) -> Figure:
+    """Final bodies (replicate 0) per direction (rows) and dose (columns)."""
+    from nca.model import to_rgb
+
+    imgs = np.asarray(steer["images"])  # [D, N, H, W, 4]
+    D, N = imgs.shape[:2]
+    fig = Figure(figsize=(1.3 * N, 1.3 * D))
+    for i in range(D):
+        for j in range(N):
+            ax = fig.add_subplot(D, N, i * N + j + 1)
+            ax.imshow(np.clip(np.asarray(to_rgb(imgs[i, j])), 0, 1))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(steer["direction_names"][i], fontsize=7)
+            if i == 0:
+                ax.set_title(f"dose {steer['directions'][steer['direction_names'][0]]['doses'][j]:g}", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def fig_transplant(tr: dict) -> Figure:
+    """Identity index of the graft vs step (95 % band), and the intact / grafted bodies."""
+    from nca.model import to_rgb
+
+    fig = Figure(figsize=(10, 3.2))
+    ax = fig.add_subplot(1, 3, 1)
+    m, lo, hi = _iv(tr["identity_index"])
+    ax.plot(tr["steps"], m, "-o", ms=3, color="tab:purple")
+    ax.fill_between(tr["steps"], lo, hi, color="tab:purple", alpha=0.2, lw=0)
+    ax.axhline(1, color="k", lw=0.5, ls="--")
+    ax.axhline(0, color="k", lw=0.5, ls="--")
+    ax.set_xlabel("step")
+    ax.set_ylabel("identity index (1 = donor's, 0 = host's)")
+    ax.set_title("graft: whose position does it decode as?", fontsize=9)
+    for k, (name, label) in enumerate((("intact", "intact"), ("grafted", "grafted"))):
+        ax = fig.add_subplot(1, 3, 2 + k)
+        pair = np.asarray(tr["images"][name])
+        ax.imshow(np.clip(np.concatenate([np.asarray(to_rgb(pair[0])), np.asarray(to_rgb(pair[1]))], 1), 0, 1))
+        if name == "grafted":
+            for (r, c), col in ((tr["donor_rc"], "tab:green"), (tr["host_rc"], "tab:red")):
+                for off in (0, pair.shape[2]):
+                    ax.add_patch(__import__("matplotlib.patches", fromlist=["Circle"]).Circle(
+                        (c + off, r), tr["settings"]["radius"], fill=False, color=col, lw=1))
+        ax.set_title(f"{label}: at the graft | {tr['settings']['after']} steps later", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def ci_band(values: np.ndarray, axis: int = 0, level: float = 0.95):
+    """Mean and t-interval half-width over ``axis`` (NaN ignored). -> (mean, lo, hi)."""
+    from scipy import stats
+
+    v = np.asarray(values, float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        n = np.isfinite(v).sum(axis)
+        m = np.nanmean(v, axis)
+        sd = np.nanstd(v, axis, ddof=1)
+        half = np.where(n > 1, stats.t.ppf(0.5 + level / 2, np.maximum(n - 1, 1)) * sd / np.sqrt(np.maximum(n, 1)), 0)
+    return m, m - half, m + half
+
+
+def fig_series(x, curves: np.ndarray, labels: list[str], title: str, ylabel: str, logx=True, logy=False,
+               vlines=(), hline=None) -> Figure:
+    """curves [runs, series, len(x)] -> per series the mean over runs with a 95 % t band
+    and thin per-run lines; vlines: [(x, label)]."""
+    curves = np.asarray(curves, float)
+    fig = Figure(figsize=(6.4, 3.6))
+    ax = fig.add_subplot(1, 1, 1)
+    for s, lab in enumerate(labels):
+        col = f"C{s}"
+        m, lo, hi = ci_band(curves[:, s], 0)
+        ax.plot(x, m, "-", color=col, lw=1.8, label=lab)
+        if len(curves) > 1:
+            ax.fill_between(x, lo, hi, color=col, alpha=0.18, lw=0)
+            for row in curves[:, s]:
+                ax.plot(x, row, "-", color=col, lw=0.5, alpha=0.5)
+    for xv, lab in vlines:
+        ax.axvline(xv, color="k", lw=0.8, alpha=0.5, ls="--")
+    if hline is not None:
+        ax.axhline(hline, color="k", lw=0.5)
+    if logx:
+        ax.set_xscale("symlog", linthresh=1)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("training step")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,182 @@
+"""Positional information and causal steering of a Growing NCA (issue 15).
+
+    python scripts/development_report.py distill:lizard/regenerating --out reports/dev
+    python scripts/development_report.py runs/q/seed_0 --out reports/dev_q --steps 100 --every 5
+    python scripts/development_report.py distill:lizard/persistent --out r --parts positional --features mlp
+
+How does a cell know where it is? Probes (ridge and kNN, trained on some replicates and
+scored on a held-out one, with a shuffled-position control) decode each cell's position in
+the grown body's frame (along the long axis, across it, distance from the centroid) from
+its state at every analysed development step; the positional information in bits per
+channel and per PC; steering along PC and probe directions with random directions as the
+control (dose-response of the body's shift, length and loss); a transplant of tissue from
+one end of the body to the other. Writes DIR/report.json (keys in docs/development.md),
+DIR/index.html and the figures as DIR/*.png.
+"""
+
+import shlex
+import sys
+import time
+
+from nca import cli
+
+
+def parse_args(argv=None):
+    p = cli.Parser(description=__doc__)
+    p.add_argument("model", help="a run directory or a published name (distill:lizard/regenerating)")
+    cli.add_out(p, "output folder (report.json, index.html, figures)")
+    cli.add_steps(p, 200, "CA steps grown from the seed (positional information and steering)")
+    cli.add_every(p, 10, "analyse the positional code every N CA steps")
+    p.add_argument("--features", default="hidden", choices=["hidden", "state", "perception", "mlp"],
+                   help="cell features the probes read")
+    cli.add_replicates(p, 5)
+    p.add_argument("--parts", type=cli.str_list, default="positional,steering,transplant", metavar="LIST",
+                   help="comma-separated parts to run: positional, steering, transplant")
+    p.add_argument("--doses", type=cli.float_list, default="-8,-4,-2,0,2,4,8", metavar="LIST",
+                   help="comma-separated steering doses: total push over the window in sd of the direction")
+    p.add_argument("--steer-window", type=cli.nonneg_int_list, default=None, metavar="START,STOP",
+                   help="CA steps [START, STOP) during which steering is applied (default: all of --steps)")
+    p.add_argument("--graft-at", type=cli.positive_int, default=100, metavar="N", help="CA step of the transplant")
+    p.add_argument("--after", type=cli.positive_int, default=100, metavar="N",
+                   help="CA steps grown after the transplant (a multiple of --every)")
+    p.add_argument("--size", type=cli.positive_int, default=None, metavar="N", help="grid size (default: the training grid)")
+    cli.add_seed(p)
+    cli.add_quiet(p)
+    return p.parse_args(argv)
+
+
+def settings_from(a):
+    from analysis import development as Dv
+    from analysis import positional as P
+    from analysis import steering as S
+    from nca.errors import NCAError
+
+    if a.steer_window is not None and len(a.steer_window) != 2:
+        raise NCAError("--steer-window takes two steps: START,STOP")
+    t0, t1 = a.steer_window if a.steer_window else (0, None)
+    return Dv.DevelopmentSettings(
+        parts=tuple(a.parts),
+        positional=P.PositionalSettings(steps=a.steps, every=a.every, features=a.features, replicates=a.replicates),
+        steering=S.SteeringSettings(steps=a.steps, t_start=t0, t_stop=t1, doses=tuple(a.doses),
+                                    replicates=a.replicates),
+        transplant=S.TransplantSettings(t_graft=a.graft_at, after=a.after, every=a.every, replicates=a.replicates),
+        grid=a.size)
+
+
+def headline(rep: dict) -> tuple[list[str], list[list]]:
+    """The table at the top of the page: one row per finding, with its interval."""
+    from analysis.stats import fmt_ci
+
+    rows = []
+    pos = rep.get("positional")
+    if pos:
+        ok = [e for e in pos["per_step"] if "null_reason" not in e]
+        if ok:
+            last = ok[-1]
+            for c in ("along", "across", "radius"):
+                rows.append([f"held-out R\u00b2 of {c} at step {last['step']}: kNN / ridge / shuffled kNN",
+                             f"{fmt_ci(last['knn'][c]['r2'])} / {fmt_ci(last['ridge'][c]['r2'])} / "
+                             f"{fmt_ci(last['shuffled_knn'][c]['r2'])}"])
+            rows.append([f"positional error (kNN RMSE, px) along / across at step {last['step']}",
+                         f"{fmt_ci(last['knn']['along']['rmse'])} / {fmt_ci(last['knn']['across']['rmse'])}"])
+            rows.append([f"bits about the along-axis position (kNN decoding bound) at step {last['step']}",
+                         f"{fmt_ci(last['knn']['along']['bits'])} (shuffled: {fmt_ci(last['shuffled_knn']['along']['bits'])})"])
+            first = next((e["step"] for e in ok if (e["knn"]["along"]["r2"]["lo"] or -1) > 0.5), None)
+            rows.append(["first analysed step whose kNN along-axis R\u00b2 is > 0.5 (lower CI bound)", first])
+    st = rep.get("steering")
+    if st:
+        rr = st.get("random_slope_range", {})
+        for n in st["direction_names"]:
+            if n.startswith("random"):
+                continue
+            sl = st["directions"][n]["slope"]
+            rows.append([f"steering {n}: slope of shift along / length / loss per dose",
+                         f"{fmt_ci(sl['shift_along'])} / {fmt_ci(sl['length'])} / {fmt_ci(sl['loss'], 4)}"])
+        if rr:
+            rows.append(["random directions (control): range of mean slopes, shift along / length",
+                         f"[{rr['shift_along'][0]:.2f}, {rr['shift_along'][1]:.2f}] / [{rr['length'][0]:.2f}, {rr['length'][1]:.2f}]"])
+    tr = rep.get("transplant")
+    if tr:
+        rows.append([f"transplant: identity index right after / {tr['settings']['after']} steps after the graft",
+                     f"{fmt_ci(tr['identity_index'][0])} / {fmt_ci(tr['identity_index'][-1])}"])
+    return ["finding", "value (mean [95% CI], n = replicates)"], rows
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    cli.check_writable(a.out, is_dir=True)
+    settings = settings_from(a)
+    if "transplant" in settings.parts and a.after % a.every:
+        from nca.errors import NCAError
+
+        raise NCAError(f"--after {a.after} must be a multiple of --every {a.every}")
+
+    import jax
+
+    import nca
+    from analysis import development as Dv
+    from analysis import development_plots as DP
+    from analysis import plots, report
+    from nca.checkpoint import atomic_write_bytes
+
+    t_start = time.time()
+    model = nca.load_model(a.model)
+
+    def say(part):
+        if not a.quiet:
+            print(f"{part} ...", file=sys.stderr)
+
+    rep = Dv.run(model, settings, jax.random.key(a.seed), progress=say)
+    rep["command"] = "python scripts/development_report.py " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:]))
+    rep["conventions"] = {
+        "coordinates": "body frame of the grown body (mean alpha over replicates at the last step): along the long "
+                       "axis, across it, distance from the centroid, px",
+        "probes": "ridge (standardised features) and kNN (k=10, features' own metric), leave-one-replicate-out; "
+                  "shuffled_*: trained on shuffled positions (the null)",
+        "bits": "decoding lower bound h(coord) - 1/2 log2(2 pi e MSE) at 1 px resolution (Dubuis et al. 2013), clipped at 0",
+        "intervals": "mean and 95% t-interval over held-out replicates (n = replicates)",
+        "steering": "dose = total push over the window in sd of the direction; per-step addition to alive cells' state",
+        "identity_index": "(decoded graft position - host) / (donor - host): 1 keeps the donor's identity, 0 takes the host's",
+    }
+    figs = []
+    if "positional" in rep:
+        pos = rep["positional"]
+        figs.append(("probes_r2", "When does a cell know where it is?",
+                     "Held-out R\u00b2 of each probe per body coordinate at each development step; bands: 95% CI over "
+                     "held-out replicates. Grey: probes trained on shuffled positions (the null).",
+                     DP.fig_probes_over_development(pos, "r2")))
+        figs.append(("probes_bits", "Positional information over development",
+                     "Decoding lower bound on the bits the whole state carries about each coordinate.",
+                     DP.fig_probes_over_development(pos, "bits")))
+        if "null_reason" not in pos["information"]:
+            figs.append(("feature_bits", "Bits per channel and per PC",
+                         "1-D kNN decoder of each feature alone (held-out replicates); black marks: the shuffled "
+                         "null's upper CI (along).", DP.fig_feature_bits(pos["information"])))
+    if "steering" in rep:
+        figs.append(("steering", "Steering: dose-response",
+                     "Final body after steering along each direction (mean, 95% CI over replicates). Grey: random "
+                     "hidden directions, the control.", DP.fig_steering(rep["steering"])))
+        figs.append(("steering_gallery", "Steered bodies", "Replicate 0 at the end, per direction and dose.",
+                     DP.fig_steering_gallery(rep["steering"])))
+        del rep["steering"]["images"]
+    if "transplant" in rep:
+        figs.append(("transplant", "Transplant: does a graft keep its identity?",
+                     "A disc of tissue (green) copied onto the other end of the body (red); the kNN position probe "
+                     "decodes where the grafted cells are. Band: 95% CI over replicates.",
+                     DP.fig_transplant(rep["transplant"])))
+        del rep["transplant"]["images"]
+    pngs = [(n, t, cap, plots.png_bytes(f)) for n, t, cap, f in figs]
+    rep["timing_s"] = time.time() - t_start
+    head, rows = headline(rep)
+    intro = (f"<p><code>{report.esc(rep['command'])}</code><br>Ran in {rep['timing_s']:.0f} s.</p>"
+             + report.table(head, rows))
+    for name, data in report.report_files(f"Development: {model.name}", intro, rep, pngs).items():
+        atomic_write_bytes(a.out / name, data)
+    for r in rows:
+        print(f"  {r[0]}: {r[1]}", file=sys.stderr)
+    print(f"wrote {a.out}/index.html, report.json and {len(pngs)} figures in {rep['timing_s']:.0f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run_cli(main)

@@ -1,0 +1,100 @@
+"""Steering and transplants (analysis.steering) on planted states and a do-nothing rule, and
+the development report end to end on a small published-model run."""
+
+import json
+import runpy
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from analysis import positional as P
+from analysis import steering as S
+from analysis.axes import body_frame
+from nca.errors import NCAError
+from nca.model import ModelConfig, init_params
+
+ROOT = Path(__file__).resolve().parents[1]
+CFG = ModelConfig()
+
+
+def _body_state(shift_col=0):
+    x = np.zeros((24, 24, 16), np.float32)
+    x[10:14, 4 + shift_col:18 + shift_col, 3] = 1.0  # a horizontal bar
+    x[10:14, 4 + shift_col:18 + shift_col, 4:] = 0.5
+    return x
+
+
+def test_steering_adds_the_dose_to_alive_cells_inside_the_window_only():
+    params = init_params(jax.random.key(0), CFG)  # zero-initialised output layer: the rule does nothing
+    x0 = jnp.asarray(_body_state())[None]
+    d = np.zeros((1, 16), np.float32)
+    d[0, 6] = 1.0
+    alphas = jnp.asarray([[0.0, 0.1, -0.2]])
+    fin = np.asarray(S.steered_finals(params, x0, jax.random.key(1), jnp.asarray(d), alphas, 2, 7,
+                                      jnp.ones((24, 24)), 10, CFG))  # [1, 3, 1, H, W, C]
+    alive = _body_state()[..., 3] > 0
+    for j, a in enumerate([0.0, 0.1, -0.2]):
+        got = fin[0, j, 0, ..., 6]
+        np.testing.assert_allclose(got[alive], 0.5 + 5 * a, atol=1e-5)  # 5 steps in [2, 7)
+        np.testing.assert_allclose(np.delete(fin[0, j, 0], 6, -1), np.delete(fin[0, 0, 0], 6, -1), atol=1e-6)
+    far = np.zeros((24, 24), bool)
+    far[0, 0] = True
+    assert np.all(fin[:, :, 0][..., 0, 0, :] == 0)  # dead cells far from the body stay empty
+
+
+def test_body_measures_find_a_planted_shift_and_length():
+    frame = body_frame(_body_state()[..., 3])
+    m = S.body_measures(np.stack([_body_state(), _body_state(3)]), np.zeros((24, 24, 4)), frame, 0.1)
+    assert m["shift_along"][0] == pytest.approx(0, abs=1e-9)
+    assert abs(m["shift_along"][1]) == pytest.approx(3.0)  # the axis is horizontal; its sign is a convention
+    assert m["length"][0] == pytest.approx(13.0) and m["area"][1] == 56
+
+
+def test_graft_copies_the_donor_disc_onto_the_host_disc():
+    x = np.zeros((1, 20, 20, 16), np.float32)
+    x[0, 5, 5, 7] = 3.0
+    g = S.graft(x, (5, 5), (12, 14), 2.0)
+    assert g[0, 12, 14, 7] == 3.0 and g[0, 5, 5, 7] == 3.0 and x[0, 12, 14, 7] == 0.0
+
+
+def test_steering_settings_reject_a_window_outside_the_run_and_no_zero_dose():
+    with pytest.raises(NCAError, match="window"):
+        S.SteeringSettings(steps=10, t_start=5, t_stop=20)
+    with pytest.raises(NCAError, match="include 0"):
+        S.SteeringSettings(doses=(1.0, 2.0))
+
+
+def test_probe_direction_of_a_planted_gradient_steers_the_decoded_position():
+    """Adding the along-probe's direction moves the decoded position, a random direction not."""
+    rng = np.random.default_rng(0)
+    n = 2000
+    pos = rng.uniform(-10, 10, n)
+    feats = np.stack([pos / 10 + rng.normal(0, 0.05, n)] + [rng.normal(0, 0.1, n) for _ in range(5)], 1)
+    d = P.probe_direction(feats, pos)
+    pred = P._fit_predict("ridge", feats, np.stack([pos] * 3, 1), feats + 0.5 * d, P.ProbeSettings())[:, 0]
+    assert np.mean(pred - pos) > 3
+    r = rng.standard_normal(6)
+    r /= np.linalg.norm(r)
+    r -= (r @ d) * d
+    r /= np.linalg.norm(r)
+    pred_r = P._fit_predict("ridge", feats, np.stack([pos] * 3, 1), feats + 0.5 * r, P.ProbeSettings())[:, 0]
+    assert abs(np.mean(pred_r - pos)) < 0.5
+
+
+def test_development_report_runs_every_part_on_a_published_model(tmp_path):
+    dev = runpy.run_path(str(ROOT / "scripts" / "development_report.py"), run_name="development_report")
+    out = tmp_path / "dev"
+    argv = ["distill:lizard/regenerating", "--out", str(out), "--steps", "30", "--every", "15", "--replicates", "2",
+            "--doses=-2,0,2", "--graft-at", "30", "--after", "15", "--size", "40", "--quiet"]
+    assert dev["main"](argv) == 0
+    rep = json.loads((out / "report.json").read_text())
+    last = rep["positional"]["per_step"][-1]
+    assert last["knn"]["along"]["r2"]["mean"] > 0.5 > last["shuffled_knn"]["along"]["r2"]["mean"]
+    assert set(rep["steering"]["direction_names"]) >= {"pc1", "probe:along", "random1"}
+    assert rep["transplant"]["identity_index"][0]["mean"] > 0.8  # right after the graft it reads as the donor
+    assert {"probes_r2.png", "steering.png", "transplant.png"} <= set(rep["figures"])
+    with pytest.raises(NCAError, match="multiple"):
+        dev["main"](["distill:lizard/regenerating", "--out", str(out), "--every", "7", "--after", "20"])

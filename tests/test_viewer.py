@@ -156,6 +156,9 @@ def test_browser_states_equal_python_rollouts_with_the_same_fire_masks(browser, 
         err = np.abs(got - states).max()
         assert err < TOL, (angle, err)
         assert (states[-1, ..., 3] > 0.1).sum() > 300  # it grew: the comparison is not of empty grids
+        if angle:  # control: a page that ignored the rotation would be caught
+            unrotated, _ = python_run(model, key)
+            assert np.abs(unrotated - states).max() > 0.1
     # a live knockout (mean ablation of PC 1, as the page's checkbox sets it) is
     # analysis.interventions.ablate at the "state" point
     browser.execute_script("ncaViewer.setAngle(0); ncaViewer.reset()")

@@ -63,12 +63,21 @@ def damage_masks(kind: str, key: jax.Array, n: int, height: int, width: int) -> 
 
 @dataclass(frozen=True)
 class Protocol:
+    """grow_steps, regrow_steps: CA steps before and after the damage; replicates: bodies
+    (independent fire masks; random wounds differ); every: measure the loss every N steps;
+    rel_tol, abs_tol: the recovery rule (abs_tol as a fraction of the empty grid's loss)."""
+
     grow_steps: int = 200
     regrow_steps: int = 300
-    replicates: int = 4
+    replicates: int = 5
     every: int = 5
     rel_tol: float = 0.1
     abs_tol: float = 0.02  # as a fraction of the empty grid's loss
+
+
+# Named PRNG streams (``jax.random.fold_in(key, stream + i)`` for the i-th damage kind).
+WOUND_STREAM = 0x77_0000  # the random wounds (circles, scatter)
+BOOTSTRAP_STREAM = 0x64_6D67  # the summaries' bootstrap ("dmg")
 
 
 def recovery(loss: np.ndarray, control: np.ndarray, steps: np.ndarray, empty: float,
@@ -107,7 +116,7 @@ def run_panel(params, cfg: ModelConfig, target, key: jax.Array, grid: int, proto
     alive = grown[..., 3] > cfg.alive_threshold
     masks = [np.zeros((b, grid, grid), bool)]  # the undamaged control first
     for i, kind in enumerate(panel):
-        masks.append(damage_masks(kind, jax.random.fold_in(key, 7919 + i), b, grid, grid))
+        masks.append(damage_masks(kind, jax.random.fold_in(key, WOUND_STREAM + i), b, grid, grid))
     masks = np.concatenate(masks)  # [(K+1) * B, H, W]
     x = jnp.asarray(np.tile(grown, (len(panel) + 1, 1, 1, 1)) * (1.0 - masks[..., None]))
     target = jnp.asarray(target)
@@ -147,3 +156,71 @@ def run_panel(params, cfg: ModelConfig, target, key: jax.Array, grid: int, proto
     out["snapshots"] = {kind: snaps[i + 1] for i, kind in enumerate(panel)}
     out["snapshots"]["control"] = snaps[0]
     return out
+
+
+# --------------------------------------------------------------------------- the pipeline
+# scripts/damage_report.py: argparse -> DamageSettings -> run -> figures and page.
+
+
+@dataclass(frozen=True)
+class DamageSettings:
+    """A damage report: the protocol, the panel of wounds, the one seed, the grid size
+    (None: each model's training grid)."""
+
+    protocol: Protocol = Protocol()
+    panel: tuple[str, ...] = PANEL
+    seed: int = 0
+    size: int | None = None
+
+    def __post_init__(self):
+        from nca.errors import NCAError
+
+        p = self.protocol
+        for name in ("grow_steps", "regrow_steps", "replicates", "every"):
+            if getattr(p, name) < 1:
+                raise NCAError(f"{name} must be >= 1, got {getattr(p, name)}")
+        bad = set(self.panel) - set(PANEL)
+        if bad or not self.panel:
+            raise NCAError(f"unknown damage(s) {sorted(bad)}; choose from {', '.join(PANEL)}")
+
+
+def kind_summary(d: dict, rng: np.random.Generator) -> dict:
+    """Intervals of one damage kind over its replicates: success rate (Wilson), median time
+    to recover over the recovered replicates (percentile bootstrap; null with a reason when
+    fewer than 2 recovered), erased fraction and final gap (t intervals)."""
+    from .stats import bootstrap_ci, mean_ci, proportion_ci
+
+    times = np.array([np.nan if t is None else t for t in d["time_to_recover"]], float)
+    ok = times[np.isfinite(times)]
+    if ok.size >= 2:
+        med = bootstrap_ci(ok, np.median, rng)
+    else:
+        med = {"value": float(ok[0]) if ok.size else None, "lo": None, "hi": None, "n": int(ok.size),
+               "reason": "fewer than 2 replicates recovered"}
+    return {"success_rate": proportion_ci(d["success"]), "median_time": med,
+            "erased_fraction": mean_ci(d["erased_fraction"]), "final_gap": mean_ci(d["final_gap"])}
+
+
+def run(models, s: DamageSettings, progress=None) -> dict:
+    """Every model's damage panel (``run_panel``) with intervals over replicates.
+
+    -> {"results": [per model {model, **run_panel's dict, "intervals": {kind: kind_summary}}],
+    "snapshots": per model run_panel's snapshots (NumPy, for figures)}."""
+    from nca.errors import NCAError
+
+    from .knockouts import target_on_grid
+
+    rng = np.random.default_rng(np.random.SeedSequence([s.seed, BOOTSTRAP_STREAM]))
+    results, snapshots = [], []
+    for m in models:
+        grid = s.size or m.grid_size
+        target = target_on_grid(m.target_image(), grid)
+        r = run_panel(m.params, m.model_config, target, jax.random.key(s.seed), grid, s.protocol, s.panel, progress)
+        ctrl = np.array(r["control"]["loss"])[0]
+        if np.all(ctrl > 0.5 * r["empty_loss"]):
+            raise NCAError(f"{m.name} has not grown its target after {s.protocol.grow_steps} steps (loss "
+                           f"{ctrl.mean():.4f}, an empty grid: {r['empty_loss']:.4f}); raise --grow")
+        snapshots.append(r.pop("snapshots"))
+        r["intervals"] = {k: kind_summary(r["damages"][k], rng) for k in s.panel}
+        results.append({"model": m.name, **r})
+    return {"results": results, "snapshots": snapshots}

@@ -155,6 +155,218 @@ def ablation_losses(params, cfg: ModelConfig, start: Start, key: Array, target, 
     return np.concatenate(losses), np.concatenate(rgba)
 
 
+# --------------------------------------------------------------------------- hidden units
+# A unit of the update MLP is knocked out by zeroing its output weights (row j of w2): the
+# same update as zeroing its activation at the "hidden" hook (tested), but as *parameters*
+# it runs on the fast path (``nca.model.fast_step``), vmapped over the knockouts -- ~6x
+# faster than hooks on the dense step, which is what lets 128 units and their pairs run in
+# minutes (bench/knockouts.py).
+
+
+def unit_sets_mask(unit_sets, hidden: int) -> np.ndarray:
+    """keep masks [N, hidden]: 0 for the units of each set, 1 elsewhere."""
+    keep = np.ones((len(unit_sets), hidden), np.float32)
+    for i, s in enumerate(unit_sets):
+        keep[i, list(s)] = 0.0
+    return keep
+
+
+@partial(jax.jit, static_argnames=("steps", "cfg", "name"))
+def _weight_rollouts(params, x0, key, t0, target, keep, steps, cfg, name):
+    def one(k):
+        x, _ = rollout({**params, name: params[name] * k[:, None]}, x0, key, steps, cfg, record=(), t0=t0, fast=True)
+        rgba = to_rgba(x)
+        return per_sample_loss(rgba, target), rgba[0]
+
+    return jax.vmap(one)(keep)
+
+
+def _weight_ablation_losses(params, cfg, start, key, target, keep, name, chunk, progress):
+    x0, target = jnp.asarray(start.x0), jnp.asarray(target)
+    out, img = [], []
+    for i in range(0, len(keep), chunk):
+        k = keep[i:i + chunk]
+        n = len(k)
+        if n < chunk and len(keep) > chunk:  # pad: same shape, same compiled program
+            k = np.concatenate([k, np.ones((chunk - n, k.shape[1]), np.float32)])
+        loss, rgba = _weight_rollouts(params, x0, key, start.t0, target, jnp.asarray(k), start.steps, cfg, name)
+        out.append(np.asarray(loss)[:n])
+        img.append(np.asarray(rgba)[:n])
+        if progress is not None:
+            progress(n)
+    if not out:
+        return np.zeros((0, x0.shape[0])), np.zeros((0,) + tuple(x0.shape[1:3]) + (4,), np.float32)
+    return np.concatenate(out), np.concatenate(img)
+
+
+def unit_ablation_losses(params, cfg: ModelConfig, start: "Start", key: Array, target, keep: np.ndarray,
+                         chunk: int = 16, progress=None) -> np.ndarray:
+    """Losses [N, B] of the unit knockouts ``keep`` [N, hidden] (``unit_sets_mask``) from
+    ``start``, in chunks of ``chunk`` (the last padded: one compiled program)."""
+    return _weight_ablation_losses(params, cfg, start, key, target, np.asarray(keep, np.float32), "w2", chunk,
+                                   progress)[0]
+
+
+def read_ablation_losses(params, cfg: ModelConfig, start: "Start", key: Array, target, channel_sets,
+                         chunk: int = 16, progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """(losses [N, B], final RGBA of replicate 0 [N, H, W, 4]) of zero knockouts of sets of *hidden* channels as never-read channels: the
+    rows of w1 that read them (their 3 perception features) zeroed, on the fast path. The RGBA
+    and the life masks equal the state-hook knockout's (``ablation_losses`` with zero fill:
+    a hidden channel acts on nothing but through the perception; tested), ~6x faster."""
+    c = cfg.channels
+    keep = np.ones((len(channel_sets), 3 * c), np.float32)
+    for i, chans in enumerate(channel_sets):
+        if any(ch < 4 for ch in chans):
+            raise ValueError("read_ablation_losses knocks out hidden channels only (>= 4)")
+        for ch in chans:
+            keep[i, [ch, c + ch, 2 * c + ch]] = 0.0
+    return _weight_ablation_losses(params, cfg, start, key, target, keep, "w1", chunk, progress)
+
+
+def replicate_effects(losses: np.ndarray, empty: float) -> np.ndarray:
+    """losses [1 + N, B] (row 0: the intact run) -> effects [N, B], each replicate against the
+    intact run with the same fire masks: (L_b - Lref_b) / (L_empty - Lref_b)."""
+    losses = np.asarray(losses, np.float64)
+    ref = losses[:1]
+    return (losses[1:] - ref) / np.maximum(empty - ref, 1e-12)
+
+
+# --------------------------------------------------------------------------- redundancy
+# Graded redundancy of a pair relative to its singles: the scaled epistasis of Segre, DeLuna,
+# Church & Kishony (2005), "Modular epistasis in yeast metabolism", Nature Genetics 37:77.
+# With fitness W = 1 - effect (clipped to [0, 1]: 1 = intact, 0 = as an empty grid),
+# eps = W_ij - W_i W_j (0 under the multiplicative null), scaled by how far it could go:
+# eps / |W~ - W_i W_j|, with W~ = 0 when eps < 0 (aggravating: -1 = synthetic lethality,
+# the pair's double kills although each single is harmless -- two backups of each other)
+# and W~ = min(W_i, W_j) when eps > 0 (alleviating: +1 = the double is no worse than the
+# worse single, as for two steps of one pathway).
+
+
+def fitness(effect) -> np.ndarray:
+    return np.clip(1.0 - np.asarray(effect, np.float64), 0.0, 1.0)
+
+
+def scaled_epistasis(e_i, e_j, e_ij) -> np.ndarray:
+    """Segre et al.'s scaled epistasis from effects (arrays broadcast): in [-1, 0) aggravating,
+    (0, 1] alleviating (> 1 suppressive); NaN where the null is degenerate (a single already
+    at fitness 0 or the expected double at its bound)."""
+    wi, wj, wij = fitness(e_i), fitness(e_j), fitness(e_ij)
+    exp = wi * wj
+    eps = wij - exp
+    bound = np.where(eps < 0, 0.0, np.minimum(wi, wj))
+    den = np.abs(bound - exp)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 1e-9, eps / np.where(den > 1e-9, den, 1.0), np.nan)
+
+
+@dataclass(frozen=True)
+class RedundancySettings:
+    """A pair is *eligible* (could be flagged) when both single effects (means over
+    replicates) are below ``single_max``; it is flagged as a *backup pair* when its double
+    effect is at least ``double_min`` and its scaled epistasis is at most ``-flag`` with the
+    upper end of its 95 % interval below 0. Fixed before looking at any model."""
+
+    single_max: float = 0.1
+    double_min: float = 0.1
+    flag: float = 0.5
+
+
+def redundancy(labels, single: np.ndarray, pairs, double: np.ndarray, n_eligible_pairs: int,
+               n_eligible: int, th: RedundancySettings = RedundancySettings()) -> dict:
+    """Score measured pairs. single: effects [n, B] of ``labels``; pairs: [(i, j)] indices
+    into labels; double: effects [P, B]. -> {"eligible_units", "eligible_pairs", "tested_pairs",
+    "pairs": [{pair, effect_single, effect_double, scaled_epistasis (mean, lo, hi, n)}],
+    "flagged": [...], "verdict"} (verdict: "none eligible" when no pair could be flagged, so
+    an empty list is never read as evidence of no redundancy)."""
+    from .stats import mean_ci
+
+    rows = []
+    for (i, j), d in zip(pairs, np.asarray(double, np.float64)):
+        se = scaled_epistasis(single[i], single[j], d)  # per replicate
+        rows.append({"pair": [labels[i], labels[j]],
+                     "effect_single": [mean_ci(single[i]), mean_ci(single[j])],
+                     "effect_double": mean_ci(d), "scaled_epistasis": mean_ci(se)})
+    flagged = [r for r in rows
+               if r["effect_double"]["mean"] is not None and r["effect_double"]["mean"] >= th.double_min
+               and r["scaled_epistasis"]["mean"] is not None and r["scaled_epistasis"]["mean"] <= -th.flag
+               and r["scaled_epistasis"]["hi"] is not None and r["scaled_epistasis"]["hi"] < 0
+               and max(r["effect_single"][0]["mean"], r["effect_single"][1]["mean"]) < th.single_max]
+    flagged.sort(key=lambda r: r["scaled_epistasis"]["mean"])
+    verdict = ("none eligible" if n_eligible_pairs == 0 else
+               f"{len(flagged)} flagged of {len(rows)} tested ({n_eligible_pairs} eligible)")
+    return {"eligible_units": int(n_eligible), "eligible_pairs": int(n_eligible_pairs), "tested_pairs": len(rows),
+            "pairs": rows, "flagged": flagged, "verdict": verdict, "thresholds": th.__dict__}
+
+
+def output_similarity(w2: np.ndarray, units) -> np.ndarray:
+    """|cosine| of the output weight rows (what each unit writes) between ``units``: [n, n]."""
+    w = np.asarray(w2, np.float64)[list(units)]
+    w = w / np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-12)
+    return np.abs(w @ w.T)
+
+
+@dataclass(frozen=True)
+class UnitAtlasSettings:
+    """condition: where the units are knocked out ("growth" or "persistence");
+    max_pairs: how many eligible pairs are measured, most similar outputs first (a backup
+    must write something like what it backs up; ``output_similarity``); chunk: knockouts
+    per compiled batch."""
+
+    condition: str = "growth"
+    max_pairs: int = 96
+    chunk: int = 16
+    redundancy: RedundancySettings = RedundancySettings()
+
+
+def unit_atlas(params, cfg: ModelConfig, target, key: Array, start: "Start",
+               settings: UnitAtlasSettings = UnitAtlasSettings(), progress=None) -> dict:
+    """Single knockouts of every hidden unit of the update MLP, then pairs among the
+    eligible units (both singles < ``single_max``), scored by ``redundancy``.
+
+    start: the condition's start (``assay_starts``); B = its batch = replicates.
+    -> {"condition", "units", "effect" {mean, lo, hi} [hidden], "effect_replicates" [hidden][B],
+    "similarity_of_tested", "redundancy" (see ``redundancy``; plus ``eligible_group``: all
+    eligible units knocked out together, its effect, the sum of their singles and the excess,
+    each with an interval)}."""
+    from itertools import combinations as comb
+
+    from .stats import mean_ci_axis
+
+    s = settings
+    h = cfg.hidden
+    empty = empty_loss(target)
+    keep = np.concatenate([np.ones((1, h), np.float32), unit_sets_mask([(j,) for j in range(h)], h)])
+    eff = replicate_effects(unit_ablation_losses(params, cfg, start, key, target, keep, s.chunk, progress), empty)
+    mean = eff.mean(1)
+    eligible = [j for j in range(h) if mean[j] < s.redundancy.single_max]
+    all_pairs = list(comb(range(len(eligible)), 2))
+    sim = output_similarity(np.asarray(params["w2"]), eligible) if eligible else np.zeros((0, 0))
+    ranked = sorted(all_pairs, key=lambda p: -sim[p])[:s.max_pairs]
+    pairs = [(eligible[a], eligible[b]) for a, b in ranked]
+    # the pairs, then all eligible units at once (a screen of the pairs not tested: if the
+    # group's effect is no more than the sum of its singles, no strong redundancy hides in it)
+    sets = pairs + ([tuple(eligible)] if len(eligible) > 1 else [])
+    double = np.zeros((0, eff.shape[1]))
+    if sets:
+        keep2 = np.concatenate([np.ones((1, h), np.float32), unit_sets_mask(sets, h)])
+        double = replicate_effects(unit_ablation_losses(params, cfg, start, key, target, keep2, s.chunk, progress),
+                                   empty)
+    group = None
+    if len(eligible) > 1:
+        from .stats import mean_ci
+
+        group = {"units": len(eligible), "effect": mean_ci(double[-1]),
+                 "sum_of_singles": mean_ci(eff[eligible].sum(0)),
+                 "excess": mean_ci(double[-1] - eff[eligible].sum(0))}
+        double = double[:-1]
+    ci = mean_ci_axis(eff, axis=1)
+    red = redundancy(list(range(h)), eff, pairs, double, len(all_pairs), len(eligible), s.redundancy)
+    red["eligible_group"] = group
+    return {"condition": s.condition, "units": h, "start_step": start.t0, "steps": start.steps,
+            "effect": {k: ci[k].tolist() for k in ("mean", "lo", "hi")}, "effect_replicates": eff.tolist(),
+            "similarity_of_tested": [float(sim[p]) for p in ranked], "redundancy": red}
+
+
 @dataclass(frozen=True)
 class Assay:
     """The three knockout conditions. cut: a ``nca.animate.Cut`` part (left, square, ...)."""
@@ -172,8 +384,9 @@ class Assay:
 
 @partial(jax.jit, static_argnames=("steps", "cfg"))
 def advance(params, x0, key, steps, cfg, t0=0):
-    """x0 [..., H, W, C] at global step t0 (traced) -> the state ``steps`` steps later."""
-    return rollout(params, x0, key, steps, cfg, record=(), t0=t0)[0]
+    """x0 [..., H, W, C] at global step t0 (traced) -> the state ``steps`` steps later (the
+    fast path: equal to the dense step to float rounding, tests/test_speed_paths.py)."""
+    return rollout(params, x0, key, steps, cfg, record=(), t0=t0, fast=True)[0]
 
 
 def assay_starts(params, cfg: ModelConfig, key: Array, grid: int, assay: Assay, x0=None) -> dict[str, Start]:
@@ -236,16 +449,22 @@ def redundant_pairs(single: dict[int, float], pair_effect: dict[tuple[int, int],
 def atlas(params, cfg: ModelConfig, target, key: Array, grid: int, channels, assay: Assay = Assay(),
           pair_conditions=("growth",), extra: Ablations | None = None, channel_means=None,
           chunk: int = 16, th: RedundancyThresholds = RedundancyThresholds(), progress=None,
-          x0=None) -> dict:
+          x0=None, redundancy_settings: "RedundancySettings" = None) -> dict:
     """The knockout atlas: single knockouts of ``channels`` (and ``extra`` ablations, e.g.
     PCs) in every condition; all pairs in ``pair_conditions``. x0: growth start state
-    [B, H, W, C] (default: the seed).
+    [B, H, W, C] (default: the seed). Replicates = the batch (independent fire masks).
 
-    Returns a JSON-ready dict: ``empty_loss``, per condition ``{reference_loss,
-    labels, loss [N], loss_sd [N], effect [N]}`` for singles (+ extra) and, where pairs
-    were run, ``pairs: {labels, loss, effect}``, ``epistasis [n][n]`` (channel order) and
-    ``redundant`` pairs; ``images``: final RGBA of replicate 0 per condition (NumPy, not
-    JSON: for the figures)."""
+    Returns a JSON-ready dict: ``empty_loss``, per condition ``{reference_loss, labels,
+    loss [N], loss_sd [N], effect [N] (mean over replicates of each replicate's effect),
+    effect_ci [N] ({mean, lo, hi, n}), effect_replicates [N][B]}`` for singles (+ extra)
+    and, where pairs were run, ``pairs: {labels, loss, effect, effect_replicates}``,
+    ``epistasis [n][n]`` (additive, channel order), ``redundant`` (the old all-or-none rule,
+    kept for comparison) and ``redundancy`` (``redundancy``: eligibility and Segre's scaled
+    epistasis with intervals); ``images``: final RGBA of replicate 0 per condition (NumPy,
+    not JSON: for the figures)."""
+    from .stats import mean_ci
+
+    rs = redundancy_settings or RedundancySettings()
     c = cfg.channels
     channels = [int(ch) for ch in channels]
     index = {ch: i for i, ch in enumerate(channels)}
@@ -259,25 +478,49 @@ def atlas(params, cfg: ModelConfig, target, key: Array, grid: int, channels, ass
     images = {}
     for name in CONDITIONS:
         st = starts[name]
-        abl = none_ablation(c) + singles
-        if name in pair_conditions:
-            abl = abl + pairs
-        loss, rgba = ablation_losses(params, cfg, st, key, target, abl, chunk, progress)
+        if channel_means is None:  # zero knockouts of channels: as unread channels, on the fast path
+            n_ch = len(channels)
+            sets = [()] + [(ch,) for ch in channels] + (list(combinations(channels, 2)) if name in pair_conditions
+                                                        else [])
+            lc, ic = read_ablation_losses(params, cfg, st, key, target, sets, chunk, progress)
+            parts = [(lc[:1 + n_ch], ic[:1 + n_ch])]
+            if extra is not None:
+                parts.append(ablation_losses(params, cfg, st, key, target, extra, chunk, progress))
+            parts.append((lc[1 + n_ch:], ic[1 + n_ch:]))
+            loss = np.concatenate([p[0] for p in parts])
+            rgba = np.concatenate([p[1] for p in parts])
+        else:
+            abl = none_ablation(c) + singles
+            if name in pair_conditions:
+                abl = abl + pairs
+            loss, rgba = ablation_losses(params, cfg, st, key, target, abl, chunk, progress)
         mean = loss.mean(1)
         ref = float(mean[0])
-        eff = normalised_effect(mean, ref, empty)
+        eff_rep = replicate_effects(loss, empty)  # [N - 1, B]
+        eff = eff_rep.mean(1)
         ns = len(singles)
-        cond = {"start_step": st.t0, "steps": st.steps, "reference_loss": ref,
+        cond = {"start_step": st.t0, "steps": st.steps, "reference_loss": ref, "replicates": int(loss.shape[1]),
                 "labels": list(singles.labels), "loss": mean[1:1 + ns].tolist(),
-                "loss_sd": loss[1:1 + ns].std(1).tolist(), "effect": eff[1:1 + ns].tolist()}
+                "loss_sd": loss[1:1 + ns].std(1).tolist(), "effect": eff[:ns].tolist(),
+                "effect_ci": [mean_ci(e) for e in eff_rep[:ns]], "effect_replicates": eff_rep[:ns].tolist()}
         images[name] = {"reference": rgba[0], "singles": rgba[1:1 + ns], "start": np.clip(st.x0[0, ..., :4], 0, 1)}
         if name in pair_conditions:
-            pe = {p: float(e) for p, e in zip(combinations(channels, 2), eff[1 + ns:])}
-            single_eff = {ch: float(eff[1 + index[ch]]) for ch in channels}
+            pe = {p: float(e) for p, e in zip(combinations(channels, 2), eff[ns:])}
+            single_eff = {ch: float(eff[index[ch]]) for ch in channels}
             cond["pairs"] = {"labels": list(pairs.labels), "loss": mean[1 + ns:].tolist(),
-                             "effect": eff[1 + ns:].tolist()}
+                             "effect": eff[ns:].tolist(), "effect_replicates": eff_rep[ns:].tolist()}
             cond["epistasis"] = epistasis(np.array([single_eff[ch] for ch in channels]), pe, index).tolist()
             cond["redundant"] = redundant_pairs(single_eff, pe, th)
+            nch = len(channels)
+            eligible = [i for i in range(nch) if eff[i] < rs.single_max]
+            pidx = list(combinations(range(nch), 2))
+            tested = [k for k, (i, j) in enumerate(pidx) if i in eligible and j in eligible]
+            cond["redundancy"] = redundancy([str(ch) for ch in channels], eff_rep[:nch], [pidx[k] for k in tested],
+                                            eff_rep[ns:][tested], len(tested), len(eligible), rs)
+            cond["redundancy"]["all_pairs"] = [{"pair": [str(channels[i]), str(channels[j])],
+                                                "scaled_epistasis": mean_ci(scaled_epistasis(
+                                                    eff_rep[i], eff_rep[j], eff_rep[ns + k]))}
+                                               for k, (i, j) in enumerate(pidx)]
         out["conditions"][name] = cond
     out["images"] = images
     return out
@@ -286,28 +529,53 @@ def atlas(params, cfg: ModelConfig, target, key: Array, grid: int, channels, ass
 ESSENTIAL = 0.5  # a knockout with effect >= 0.5 counts as "essential" in the summaries
 
 
-def summarise(atl: dict, repair: dict | None = None) -> dict:
-    """Counts one can compare across models/seeds (channel numbers are not comparable
-    between seeds, these are): per condition the number of essential channels (effect >=
-    0.5), the largest single effect and its label; per pair condition the number of
-    redundant pairs and the mean and extreme epistasis; the median repair fraction."""
+def summarise(atl: dict, repair: dict | None = None, units: dict | None = None, seed: int = 0) -> dict:
+    """Numbers one can compare across models/seeds (channel numbers are not comparable
+    between seeds, these are), each with n and a 95 % interval over replicates: per
+    condition the number of essential channels (mean effect >= 0.5; percentile bootstrap
+    over replicates), the largest single effect and its label; per pair condition the
+    redundancy verdict (eligible, tested, flagged pairs) and the mean additive epistasis;
+    per repair horizon the median repair fraction; for the unit atlas the number of units
+    with effect >= 0.5 and < 0.1 and the redundancy verdict. seed: the bootstrap's stream."""
+    from .stats import bootstrap_ci, mean_ci
+
+    rng = np.random.default_rng(np.random.SeedSequence([seed, BOOTSTRAP_STREAM]))
     n = len(atl["channels"])
     out = {}
     for name, c in atl["conditions"].items():
         eff = np.array(c["effect"][:n], float)
-        d = {"essential_channels": int((eff >= ESSENTIAL).sum()), "max_effect": float(eff.max()),
-             "max_effect_label": c["labels"][int(eff.argmax())], "mean_effect": float(eff.mean())}
+        rep = np.array(c["effect_replicates"][:n], float)  # [n, B]
+        d = {"essential_channels": int((eff >= ESSENTIAL).sum()),
+             "essential_channels_ci": bootstrap_ci(rep, lambda r: float((r.mean(1) >= ESSENTIAL).sum()), rng, axis=1),
+             "max_effect": float(eff.max()), "max_effect_label": c["labels"][int(eff.argmax())],
+             "max_effect_ci": c["effect_ci"][int(eff.argmax())], "mean_effect": float(eff.mean()),
+             "mean_effect_ci": mean_ci(rep.mean(0))}
         if "epistasis" in c:
             e = np.array(c["epistasis"], float)
             e = e[np.triu_indices(n, 1)]
-            d.update({"redundant_pairs": len(c["redundant"]), "mean_epistasis": float(np.nanmean(e)),
-                      "min_epistasis": float(np.nanmin(e)), "max_epistasis": float(np.nanmax(e))})
+            r = c["redundancy"]
+            d.update({"redundant_pairs_old_rule": len(c["redundant"]), "mean_epistasis": float(np.nanmean(e)),
+                      "min_epistasis": float(np.nanmin(e)), "max_epistasis": float(np.nanmax(e)),
+                      "eligible_pairs": r["eligible_pairs"], "tested_pairs": r["tested_pairs"],
+                      "backup_pairs": len(r["flagged"]), "redundancy_verdict": r["verdict"]})
         out[name] = d
     if repair is not None:
-        r = np.array([s["repair"] for s in repair["summary"]], float)
-        p = np.array([s["pulse_recovery"] for s in repair["summary"]], float)
-        out["repair"] = {"median_repair": float(np.nanmedian(r)), "median_pulse_recovery": float(np.nanmedian(p))}
+        out["repair"] = {"by_horizon": [{"h": x["h"], "median_repair_fraction": x["median_repair_fraction"],
+                                         "channels_defined": x["channels_defined"]} for x in repair["summary"]]}
+    if units is not None:
+        rep = np.array(units["effect_replicates"], float)
+        r = units["redundancy"]
+        out["units"] = {"condition": units["condition"],
+                        "essential_units": int((rep.mean(1) >= ESSENTIAL).sum()),
+                        "essential_units_ci": bootstrap_ci(rep, lambda x: float((x.mean(1) >= ESSENTIAL).sum()),
+                                                           rng, axis=1),
+                        "small_units": int((rep.mean(1) < r["thresholds"]["single_max"]).sum()),
+                        "eligible_pairs": r["eligible_pairs"], "tested_pairs": r["tested_pairs"],
+                        "backup_pairs": len(r["flagged"]), "redundancy_verdict": r["verdict"]}
     return out
+
+
+BOOTSTRAP_STREAM = 0x6B6F  # named stream of the summaries' bootstrap ("ko")
 
 
 def target_on_grid(target, size: int) -> np.ndarray:
@@ -321,3 +589,132 @@ def target_on_grid(target, size: int) -> np.ndarray:
     dst = slice(max(0, off), max(0, off) + (src.stop - src.start))
     out[dst, dst] = target[src, src]
     return out
+
+
+# --------------------------------------------------------------------------- the pipeline
+# scripts/knockout_report.py: argparse -> KnockoutSettings -> run -> figures and page.
+
+
+@dataclass(frozen=True)
+class KnockoutSettings:
+    """Everything a knockout report measures. grow/persist/regrow: steps of the three
+    conditions; cut: the regeneration cut (``nca.animate.Cut``); replicates: fire-mask
+    replicates (intervals are over them); pcs: top hidden-state PCs also knocked out (mean
+    ablation); mode: channel knockouts "zero" or "mean"; pairs: conditions with all channel
+    pairs; unit_condition: where the 128 MLP units are knocked out ("growth",
+    "persistence", or None to skip); max_unit_pairs: eligible unit pairs measured;
+    repair_at: self-repair horizons (() to skip); repair_attribute: the per-channel "k
+    frozen" runs; seed: the one PRNG seed; size: grid size (None: the model's); chunk:
+    knockouts per compiled batch."""
+
+    grow: int = 160
+    persist: int = 160
+    regrow: int = 100
+    cut: str = "left"
+    replicates: int = 5
+    pcs: int = 3
+    mode: str = "zero"
+    pairs: tuple[str, ...] = ("growth",)
+    unit_condition: str | None = "growth"
+    max_unit_pairs: int = 96
+    repair_at: tuple[int, ...] = (5, 10, 20, 40, 60)
+    repair_attribute: bool = True
+    seed: int = 0
+    size: int | None = None
+    chunk: int = 16
+
+    def __post_init__(self):
+        from nca.errors import NCAError
+
+        for name in ("grow", "persist", "regrow", "replicates", "chunk"):
+            if getattr(self, name) < 1:
+                raise NCAError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.pcs < 0 or self.max_unit_pairs < 0:
+            raise NCAError("pcs and max_unit_pairs must be >= 0")
+        if self.mode not in ("zero", "mean"):
+            raise NCAError(f"mode must be zero or mean, got {self.mode!r}")
+        bad = set(self.pairs) - set(CONDITIONS)
+        if bad:
+            raise NCAError(f"unknown pair conditions {sorted(bad)}; choose from {', '.join(CONDITIONS)}")
+        if self.unit_condition not in (None, "growth", "persistence"):
+            raise NCAError(f"unit condition must be growth or persistence, got {self.unit_condition!r}")
+        if self.repair_at and min(self.repair_at) < 1:
+            raise NCAError(f"repair horizons must be >= 1, got {list(self.repair_at)}")
+        if self.cut not in CUTS:
+            raise NCAError(f"cut must be one of {', '.join(CUTS)}")
+
+
+def rollouts_per_model(cfg: ModelConfig, s: KnockoutSettings) -> int:
+    """Progress-bar units ``run`` reports per model (rollouts; repair variants)."""
+    from .repair import variants_per_channel
+
+    n = cfg.channels - 4
+    total = 3 * (1 + n + s.pcs) + n * (n - 1) // 2 * len(s.pairs)
+    if s.unit_condition:
+        total += cfg.hidden + s.max_unit_pairs + 3
+    if s.repair_at:
+        total += n * variants_per_channel(cfg, s.repair_attribute)
+    return total
+
+
+def run(models, s: KnockoutSettings, progress=None) -> dict:
+    """The knockout report's measurements for each loaded model (``nca.load_model``).
+
+    -> {"results": [per model {model, target, grid, pca, channel_means, atlas, units,
+    repair, summary}], "images": per model the atlas's images (NumPy, for figures)}."""
+    from nca.errors import NCAError
+
+    from .interventions import embed_directions
+    from .pca import fit_cell_pca
+    from .repair import RepairSettings, repair_curves
+    from .rollouts import grow_states
+
+    if not models:
+        raise NCAError("no model given")
+    for m in models:
+        if m.model_config.channels != models[0].model_config.channels:
+            raise NCAError("all models must have the same number of channels to be compared")
+    key = jax.random.key(s.seed)
+    assay = Assay(s.grow, s.persist, s.regrow, s.cut, s.replicates)
+    results, images = [], []
+    for m in models:
+        cfg = m.model_config
+        c = cfg.channels
+        channels = list(range(4, c))
+        grid = s.size or m.grid_size
+        target = target_on_grid(m.target_image(), grid)
+        states = grow_states(m, s.grow, key, size=grid)[:, 0]  # [T+1, H, W, C] (replicate 0)
+        fit_steps = sorted({s.grow // 2, s.grow})
+        alive = states[fit_steps, ..., 3] > cfg.alive_threshold
+        if alive[-1].sum() < 10:
+            raise NCAError(f"{m.name} has {int(alive[-1].sum())} alive cells after {s.grow} steps: nothing to knock out")
+        extra, pca_info = None, None
+        if s.pcs:
+            pca = fit_cell_pca(states[fit_steps, ..., 4:], alive, s.pcs)
+            dirs = embed_directions(pca.components, 4, c)
+            extra = direction_ablations([d[None] for d in dirs], [f"PC{j + 1}" for j in range(s.pcs)], c,
+                                        means=[[float(pca.mean @ comp)] for comp in pca.components])
+            pca_info = {"fit_steps": fit_steps, "explained_variance_ratio": pca.explained_variance_ratio.tolist(),
+                        "components": pca.components.tolist(), "ablation": "mean"}
+        means = None
+        if s.mode == "mean":
+            means = np.zeros(c, np.float32)
+            means[4:] = states[fit_steps][alive][:, 4:].mean(0)
+        atl = atlas(m.params, cfg, target, key, grid, channels, assay, tuple(s.pairs), extra, means, s.chunk,
+                    progress=progress)
+        starts = assay_starts(m.params, cfg, key, grid, assay)
+        units = None
+        if s.unit_condition:
+            units = unit_atlas(m.params, cfg, target, key, starts[s.unit_condition],
+                               UnitAtlasSettings(s.unit_condition, s.max_unit_pairs, s.chunk), progress)
+        rep = None
+        if s.repair_at:
+            st = starts["persistence"]  # the grown bodies at step ``grow``, every replicate
+            rep = repair_curves(m.params, cfg, st.x0, key, st.t0, channels,
+                                RepairSettings(horizons=tuple(s.repair_at), attribute=s.repair_attribute,
+                                               chunk=max(1, min(s.chunk, 8))), progress)
+        images.append(atl.pop("images"))
+        results.append({"model": m.name, "target": m.target, "grid": grid, "pca": pca_info,
+                        "channel_means": None if means is None else means.tolist(), "atlas": atl, "units": units,
+                        "repair": rep, "summary": summarise(atl, rep, units, s.seed)})
+    return {"results": results, "images": images}

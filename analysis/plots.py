@@ -492,3 +492,154 @@ def fig_damage_gallery(snapshots: dict, kinds: list[str], steps_shown: list[int]
             _clean(ax)
     fig.tight_layout(pad=0.3)
     return fig
+
+
+# --------------------------------------------------------------------------- intervals (issue 13)
+# Figures whose error bars are 95 % intervals over replicates (``analysis.stats``): the
+# dicts carry {mean | value, lo, hi, n}.
+
+
+def _ci_arrays(cis: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """-> (values, yerr [2, n]) for errorbar; missing intervals get no bar."""
+    v = np.array([np.nan if c is None or c.get("mean", c.get("value")) is None else c.get("mean", c.get("value"))
+                  for c in cis], float)
+    lo = np.array([np.nan if c is None or c.get("lo") is None else c["lo"] for c in cis], float)
+    hi = np.array([np.nan if c is None or c.get("hi") is None else c["hi"] for c in cis], float)
+    err = np.vstack([np.nan_to_num(v - lo), np.nan_to_num(hi - v)])
+    return v, np.maximum(err, 0.0)
+
+
+def fig_ci_bars(labels: list[str], groups: dict[str, list[dict]], title: str, ylabel: str,
+                hline=None, horizontal: bool = False) -> Figure:
+    """Grouped bars with 95 % interval error bars. groups: name -> one interval dict per label."""
+    k = max(1, len(groups))
+    n = len(labels)
+    width = 0.8 / k
+    if horizontal:
+        fig = Figure(figsize=(5.5, 0.22 * n * max(1, k / 2) + 1.4))
+    else:
+        fig = Figure(figsize=(max(4.0, 0.35 * n * k + 1.5), 3.4))
+    ax = fig.add_subplot(1, 1, 1)
+    pos = np.arange(n)
+    for g, (name, cis) in enumerate(groups.items()):
+        v, err = _ci_arrays(cis)
+        off = pos + (g - (k - 1) / 2) * width
+        if horizontal:
+            ax.barh(off, v, width, xerr=err, color=_colour(g), alpha=0.6, capsize=1.5, label=name)
+        else:
+            ax.bar(off, v, width, yerr=err, color=_colour(g), alpha=0.6, capsize=1.5, label=name)
+    if horizontal:
+        ax.set_yticks(pos, labels, fontsize=7)
+        ax.invert_yaxis()
+        ax.axvline(0, color="k", lw=0.6)
+        if hline is not None:
+            ax.axvline(hline, color="k", ls=":", lw=0.8)
+        ax.set_xlabel(ylabel)
+    else:
+        ax.set_xticks(pos, labels, fontsize=7, rotation=45 if n > 8 else 0, ha="right" if n > 8 else "center")
+        ax.axhline(0, color="k", lw=0.6)
+        if hline is not None:
+            ax.axhline(hline, color="k", ls=":", lw=0.8)
+        ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    if len(groups) > 1:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def fig_curves_ci(x, curves: dict[str, dict], title: str, xlabel: str, ylabel: str) -> Figure:
+    """curves: name -> {"mean", "lo", "hi"} (lists over x) -> lines with 95 % bands."""
+    fig = Figure(figsize=(6.4, 3.6))
+    ax = fig.add_subplot(1, 1, 1)
+    x = np.asarray(x)
+    for s, (name, c) in enumerate(curves.items()):
+        col = _colour(s)
+        m = np.array(c["mean"], float)
+        ax.plot(x, m, "-", color=col, lw=1.6, label=name)
+        lo, hi = np.array(c["lo"], float), np.array(c["hi"], float)
+        if np.isfinite(lo).any():
+            ax.fill_between(x, lo, hi, color=col, alpha=0.18, lw=0)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def fig_repair_hydra(rep: dict) -> Figure:
+    """Self-repair after McGrath et al. 2023 (``analysis.repair``): per channel the direct
+    (other hidden channels and life masks frozen at the clean run), total and pulse effects
+    with 95 % bands over replicates; bottom: the repair fraction (direct - total) / direct at
+    each reported horizon, with intervals."""
+    chans = [p["channel"] for p in rep["per_channel"]]
+    n = len(chans)
+    cols = min(n, 6)
+    rows = (n + cols - 1) // cols
+    fig = Figure(figsize=(2.1 * cols, 1.8 * rows + 2.6))
+    grid = fig.add_gridspec(rows + 1, cols, height_ratios=[1] * rows + [1.4])
+    h = np.array(rep["h"])
+    top = max(max(np.nanmax(np.array(p["curves"][k]["mean"], float)) for k in ("direct", "total"))
+              for p in rep["per_channel"])
+    for i, p in enumerate(rep["per_channel"]):
+        ax = fig.add_subplot(grid[i // cols, i % cols])
+        for name, style, col in (("direct", "--", "k"), ("total", "-", "tab:red"), ("pulse", "-", "tab:blue")):
+            c = p["curves"][name]
+            ax.plot(h, c["mean"], style, color=col, lw=1.1, label=name)
+            lo, hi = np.array(c["lo"], float), np.array(c["hi"], float)
+            if np.isfinite(lo).any():
+                ax.fill_between(h, lo, hi, color=col, alpha=0.15, lw=0)
+        ax.set_ylim(0, max(top, 1e-9) * 1.05)
+        ax.set_title(f"ch {p['channel']}", fontsize=8)
+        ax.tick_params(labelsize=6)
+        if i == 0:
+            ax.legend(fontsize=6)
+    ax = fig.add_subplot(grid[rows, :])
+    hz = rep["horizons"]
+    width = 0.8 / len(hz)
+    for j, hh in enumerate(hz):
+        v, err = _ci_arrays([p["at"][j]["repair_fraction"] for p in rep["per_channel"]])
+        ax.bar(np.arange(n) + (j - (len(hz) - 1) / 2) * width, v, width, yerr=err, capsize=1.2,
+               color=_colour(j), alpha=0.65, label=f"h = {hh}")
+    ax.set_xticks(np.arange(n), [f"ch {c}" for c in chans], fontsize=7)
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_ylabel("repair fraction")
+    ax.legend(fontsize=6, ncol=len(hz))
+    fig.tight_layout()
+    return fig
+
+
+def fig_unit_atlas(units: dict) -> Figure:
+    """Left: single knockout effect of every hidden unit, sorted, with 95 % intervals; right:
+    Segre's scaled epistasis of the tested pairs (sorted, intervals), -1 = a backup pair."""
+    fig = Figure(figsize=(10, 3.6))
+    ax = fig.add_subplot(1, 2, 1)
+    m = np.array(units["effect"]["mean"], float)
+    lo, hi = np.array(units["effect"]["lo"], float), np.array(units["effect"]["hi"], float)
+    o = np.argsort(-m)
+    x = np.arange(len(m))
+    ax.errorbar(x, m[o], yerr=np.maximum(np.nan_to_num(np.vstack([m[o] - lo[o], hi[o] - m[o]])), 0), fmt=".",
+                ms=3, lw=0.7, color="tab:blue")
+    ax.axhline(0.1, color="k", ls=":", lw=0.8)
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_yscale("symlog", linthresh=0.01)
+    ax.set_xlabel("hidden unit (sorted by effect)")
+    ax.set_ylabel("single knockout effect")
+    ax.set_title(f"{units['units']} units, {units['condition']} ({units['steps']} steps); dotted: eligibility",
+                 fontsize=8)
+    ax = fig.add_subplot(1, 2, 2)
+    r = units["redundancy"]
+    se = sorted(((p["scaled_epistasis"], p["pair"]) for p in r["pairs"] if p["scaled_epistasis"]["mean"] is not None),
+                key=lambda t: t[0]["mean"])
+    if se:
+        v, err = _ci_arrays([s for s, _ in se])
+        ax.errorbar(np.arange(len(v)), v, yerr=err, fmt=".", ms=3, lw=0.7, color="tab:red")
+    ax.axhline(-1, color="k", ls=":", lw=0.8)
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_ylim(-1.1, max(1.1, ax.get_ylim()[1]))
+    ax.set_xlabel("tested pair (sorted)")
+    ax.set_ylabel("scaled epistasis (Segre 2005)")
+    ax.set_title(f"{r['verdict']}", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,82 +1,218 @@
-"""Self-repair accounting: how much of a perturbation the CA undoes by itself.
+"""Self-repair as McGrath et al. (2023) define it, adapted to a cellular automaton.
 
-For a hidden channel ``c``, starting from a grown state at step ``t0``, three perturbations
-of what the update rule *reads* of the channel (its three perception features, identity
-and Sobel pair, ablated at the "perception" hook; the channel stays in the state):
+McGrath, Rahtz, Kramár, Mikulik & Legg, "The Hydra Effect: Emergent Self-repair in Language
+Model Computations", arXiv:2307.15771. There, the *direct* effect of ablating a component
+is its effect on the readout with everything downstream of it frozen at the clean run's
+values; the *total* effect is the effect when the rest of the network reacts; the
+difference, *compensation = direct - total*, is self-repair, and it is attributed to the
+downstream components whose own contribution changes to undo it ("backup" components).
 
-* **total(h)**: ablated throughout ``[t0, t0 + h)``; deviation after h steps;
-* **pulse(h)**: ablated in step ``t0`` only, then left alone: does the deviation decay
-  (repair) or grow (amplification)?
-* **direct(h)**: the deviation the ablation would cause if nothing reacted to it: the sum
-  of its one-step effects ``step_ablated(x_s) - step(x_s)`` along the *intact* trajectory
-  (same fire masks), ``s = t0 .. t0 + h - 1``; no step sees an earlier step's change.
+Here, over steps ``t0 .. t0 + h - 1`` from a grown state (same fire masks in every run):
 
-Deviation = RMS over cells and replicates of the difference of the RGBA as seen (clipped to
-[0, 1], ``nca.model.to_rgba``) from the intact rollout
-(same keys). All three agree at h = 1. ``repair = 1 - total(h) / direct(h)``: > 0 when the
-system compensates for part of what the channel did (self-repair), < 0 when downstream
-steps amplify it. ``pulse_recovery = 1 - pulse(h) / max(pulse)``: 1 when a one-step
-perturbation is fully undone.
+* **component**: a hidden channel ``c``, ablated where the update rule *reads* it (its three
+  perception features, identity and Sobel pair, set to 0; the channel stays in the state);
+* **readout**: the RGBA as seen (clipped to [0, 1], ``nca.model.to_rgba``) after ``h``
+  steps; an effect is the RMS over cells of the difference from the clean run, per
+  replicate (independent fire masks);
+* **total(h)**: c ablated, everything reacts;
+* **direct(h)**: c ablated, and every other hidden channel frozen at the clean run's values
+  (patched into the state each step) and the life mask frozen at the clean run's (the
+  "alive" hook); the fire masks are the same by construction. What still evolves is the
+  readout itself: the RGBA channels read themselves, so a passive relaxation of the body
+  (its own leak, no other part reacting) belongs to the direct path and is *not* repair;
+* **repair_fraction(h) = (direct - total) / direct**: 1 = fully undone by the other channels,
+  0 = no compensation, < 0 = the others amplify the damage. Undefined (null, with a reason)
+  when the direct effect is below ``min_direct``;
+* **attribution**: for each other hidden channel k, the ablated run again with only k frozen
+  at its clean values ("k may not react"). ``share_k(h) = (frozen_k - total) /
+  (direct - total)``: the part of the compensation that disappears when k cannot react;
+  the channels with a large share are c's backups. Shares need not sum to 1 (backups can
+  interact); ``unattributed`` = 1 - the sum.
+* **pulse(h)**: c ablated in step t0 only: ``pulse_recovery(h) = 1 - pulse(h) / max pulse``
+  (does a one-step perturbation decay?). Descriptive only: a passive leak also decays.
+
+Every number is reported at several horizons (``RepairSettings.horizons``) with n and a
+95 % interval over replicates (``analysis.stats``), never as one horizon-dependent number.
+Controls (tests/test_repair.py): a rule that permanently erases cells and a rule with pure
+relaxation give repair ~0 at every horizon; a rule with two identical integral controllers
+gives ~full repair attributed to the twin; the same rule with the twin's feedback cut gives 0.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nca.errors import NCAError
 from nca.model import ModelConfig, rollout, step, step_key, to_rgba
 
-from .interventions import ablate, perception_directions
+from .interventions import perception_directions
+from .stats import mean_ci, mean_ci_axis
 
 
-def _rms(a: jax.Array) -> jax.Array:
-    """RMS over everything but the leading (time) axis. a: [T, ...] -> [T]."""
-    return jnp.sqrt(jnp.mean(jnp.square(a).reshape(a.shape[0], -1), axis=1))
+@dataclass(frozen=True)
+class RepairSettings:
+    """horizons: steps after t0 at which everything is reported (the runs go to the largest);
+    attribute: run the "k frozen" variants (n - 1 more runs per channel); min_direct: RMS
+    RGBA deviation below which the direct effect is too small for a repair fraction;
+    backup_share: a channel is listed as a backup where its share of the compensation is at
+    least this, its interval's lower end above 0, and the repair fraction's above 0;
+    chunk: variants per compiled batch."""
+
+    horizons: tuple[int, ...] = (5, 10, 20, 40, 60)
+    attribute: bool = True
+    min_direct: float = 5e-3
+    backup_share: float = 0.25
+    chunk: int = 8
+
+    def __post_init__(self):
+        if not self.horizons or min(self.horizons) < 1:
+            raise NCAError(f"repair horizons must be >= 1, got {list(self.horizons)}")
+
+    @property
+    def steps(self) -> int:
+        return max(self.horizons)
 
 
-@partial(jax.jit, static_argnames=("horizon", "cfg"))
-def _curves(params, x0, key, t0, dirs, horizon, cfg):
-    """x0 [B, H, W, C] at step t0; dirs [N, k, 3C] -> total, pulse, direct: each [N, horizon]."""
-    def run(hooks):
-        return rollout(params, x0, key, horizon, cfg, record=("state",), hooks=hooks, t0=t0)[1].states
-
-    intact = run(None)  # [T, B, H, W, C]
-    incoming = jnp.concatenate([x0[None], intact[:-1]], 0)
-    ts = t0 + jnp.arange(horizon, dtype=jnp.int32)
-
-    def one(d):
-        total = run({"perception": ablate(d, t_start=t0)})
-        pulse = run({"perception": ablate(d, t_start=t0, t_stop=t0 + 1)})
-
-        def one_step(args):
-            x, t = args
-            return to_rgba(step(params, x, step_key(key, t), cfg, t, {"perception": ablate(d)})[0])
-
-        seen = to_rgba(intact)
-        deltas = jax.lax.map(one_step, (incoming, ts)) - seen
-        return _rms(to_rgba(total) - seen), _rms(to_rgba(pulse) - seen), _rms(jnp.cumsum(deltas, axis=0))
-
-    return jax.vmap(one)(dirs)
+@partial(jax.jit, static_argnames=("steps", "cfg"))
+def _clean(params, x0, key, t0, steps, cfg):
+    """The clean run: incoming states [T, B, H, W, C], RGBA as seen [T, B, H, W, 4] after each
+    step, life masks [T, B, H, W, 1]."""
+    _, tr = rollout(params, x0, key, steps, cfg, record=("state", "alive"), t0=t0)
+    incoming = jnp.concatenate([x0[None], tr.states[:-1]], 0)
+    return incoming, to_rgba(tr.states), tr.alive
 
 
-def repair_curves(params, cfg: ModelConfig, x0, key: jax.Array, t0: int, horizon: int, channels) -> dict:
-    """Self-repair curves of each channel. x0: [B, H, W, C], the grown state at step t0.
+@partial(jax.jit, static_argnames=("cfg",))
+def _variant_deviations(params, x0, key, t0, incoming, seen, life, keep, clamp, freeze, stop, cfg):
+    """RMS RGBA deviation from the clean run after each step, per variant and replicate.
 
-    Returns ``{"channels", "h": [1..horizon], "total", "pulse", "direct": [n][horizon],
-    "summary": [{channel, total, direct, pulse_peak, pulse_end, repair, pulse_recovery}]}``
-    (summary values at h = horizon)."""
+    keep [V, 3C]: 1 for the perception features read, 0 for the ablated ones (in steps t <
+    stop [V]); clamp [V, C]: 1 where a channel is frozen at the clean run's value; freeze
+    [V]: 1 to apply the clean run's life masks. -> [V, T, B]."""
+
+    def one(kp, cl, fr, st):
+        def body(x, i):
+            t = t0 + i
+            hooks = {"state": lambda v, _: v + cl * (incoming[i] - v),
+                     "perception": lambda v, _: v * jnp.where(t < st, kp, 1.0),
+                     "alive": lambda a, _: a + fr * (life[i] - a)}
+            x, _ = step(params, x, step_key(key, t), cfg, t, hooks)
+            d = to_rgba(x) - seen[i]
+            return x, jnp.sqrt(jnp.mean(jnp.square(d), axis=(-3, -2, -1)))
+
+        return jax.lax.scan(body, x0, jnp.arange(incoming.shape[0]))[1]
+
+    return jax.vmap(one)(keep, clamp, freeze, stop)
+
+
+def _ratio(num, den, ok):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ok, num / np.where(ok, den, 1.0), np.nan)
+
+
+def repair_curves(params, cfg: ModelConfig, x0, key: jax.Array, t0: int, channels,
+                  settings: RepairSettings = RepairSettings(), progress=None) -> dict:
+    """Direct, total and pulse effects of ablating each channel, repair fractions and their
+    attribution to the other hidden channels. x0: [B, H, W, C], the grown state at step t0
+    (B replicates: the intervals are over them; each replicate has its own fire masks only if
+    the caller gives different keys per replicate -- one key with a batch draws independent
+    masks per batch member, ``nca.model.fire_mask``).
+
+    Returns a JSON-ready dict: ``h`` (1..steps), ``horizons``, ``replicates``, and per channel
+    (``per_channel``): ``curves`` {direct, total, pulse: {mean, lo, hi} [steps]}, ``at``
+    (one entry per horizon: direct, total, repair_fraction, pulse_recovery as {mean, lo, hi,
+    n}, ``attribution`` [{channel, share}], ``backups``), and ``summary``: per horizon the
+    median repair fraction over channels (interval over replicates)."""
+    s = settings
     channels = [int(c) for c in channels]
-    dirs = np.stack([perception_directions([c], cfg.channels) for c in channels])
-    total, pulse, direct = (np.asarray(a, np.float64) for a in
-                            _curves(params, jnp.asarray(x0), key, t0, jnp.asarray(dirs), horizon, cfg))
+    c_all, hidden = cfg.channels, list(range(4, cfg.channels))
+    if any(c not in hidden for c in channels):
+        raise NCAError(f"repair channels must be hidden channels 4..{c_all - 1}, got {channels}")
+    x0 = jnp.asarray(x0, jnp.float32)
+    if x0.ndim != 4:
+        raise NCAError(f"x0 must be [B, H, W, C], got shape {tuple(x0.shape)}")
+    steps = s.steps
+    incoming, seen, life = _clean(params, x0, key, t0, steps, cfg)
+    never = t0 + steps + 1
+    variants, index = [], []  # (keep, clamp, freeze, stop); index: (channel, kind, other)
+    for c in channels:
+        keep = 1.0 - perception_directions([c], c_all).sum(0)
+        others = [k for k in hidden if k != c]
+        frozen_hidden = np.zeros(c_all, np.float32)
+        frozen_hidden[hidden] = 1.0
+        variants += [(keep, np.zeros(c_all), 0.0, never), (keep, frozen_hidden, 1.0, never),
+                     (keep, np.zeros(c_all), 0.0, t0 + 1)]
+        index += [(c, "total", None), (c, "direct", None), (c, "pulse", None)]
+        if s.attribute:
+            for k in others:
+                variants.append((keep, np.eye(c_all, dtype=np.float32)[k], 0.0, never))
+                index.append((c, "frozen", k))
+    devs = []
+    for i in range(0, len(variants), s.chunk):
+        part = variants[i:i + s.chunk]
+        n = len(part)
+        part = part + [part[-1]] * (s.chunk - n)  # same shapes: one compiled program
+        keep, clamp, freeze = (np.stack([np.asarray(v[j], np.float32) for v in part]) for j in range(3))
+        stop = np.array([v[3] for v in part], np.int32)
+        d = _variant_deviations(params, x0, key, t0, incoming, seen, life, jnp.asarray(keep),
+                                jnp.asarray(clamp), jnp.asarray(freeze), jnp.asarray(stop), cfg)
+        devs.append(np.asarray(d, np.float64)[:n])
+        if progress is not None:
+            progress(n)
+    devs = np.concatenate(devs)  # [V, T, B]
+    by = {(c, kind, k): devs[i] for i, (c, kind, k) in enumerate(index)}
+    hz = [h for h in s.horizons]
+    out = {"h": list(range(1, steps + 1)), "horizons": hz, "t0": int(t0), "replicates": int(x0.shape[0]),
+           "min_direct": s.min_direct, "per_channel": []}
+    repair_by_channel = []  # [channel][horizon][replicate]
+    for c in channels:
+        tot, dire, pul = by[(c, "total", None)], by[(c, "direct", None)], by[(c, "pulse", None)]
+        ok = dire >= s.min_direct
+        frac = _ratio(dire - tot, dire, ok)  # [T, B]
+        peak = np.maximum.accumulate(pul, axis=0)
+        rec = _ratio(peak - pul, peak, peak > 1e-9)
+        curves = {}
+        for name, a in (("direct", dire), ("total", tot), ("pulse", pul)):
+            m = mean_ci_axis(a, axis=-1)
+            curves[name] = {k: m[k].tolist() for k in ("mean", "lo", "hi")}
+        at = []
+        for h in hz:
+            i = h - 1
+            entry = {"h": h, "direct": mean_ci(dire[i]), "total": mean_ci(tot[i]),
+                     "repair_fraction": mean_ci(frac[i]), "pulse_recovery": mean_ci(rec[i])}
+            if not np.any(ok[i]):
+                entry["repair_fraction"]["reason"] = f"direct effect below {s.min_direct} (RMS RGBA)"
+            if s.attribute:
+                comp = dire[i] - tot[i]
+                okc = ok[i] & (np.abs(comp) >= s.min_direct)
+                arrs = {k: _ratio(by[(c, "frozen", k)][i] - tot[i], comp, okc) for k in hidden if k != c}
+                shares = [{"channel": k, "share": mean_ci(a)} for k, a in arrs.items()]
+                entry["unattributed"] = mean_ci(np.where(okc, 1.0 - np.nansum(list(arrs.values()), axis=0), np.nan))
+                entry["attribution"] = shares
+                rf = entry["repair_fraction"]
+                entry["backups"] = [a["channel"] for a in shares if a["share"]["mean"] is not None
+                                    and a["share"]["mean"] >= s.backup_share and (a["share"]["lo"] or 0) > 0
+                                    and rf["lo"] is not None and rf["lo"] > 0]
+            at.append(entry)
+        repair_by_channel.append(frac[[h - 1 for h in hz]])
+        out["per_channel"].append({"channel": c, "curves": curves, "at": at})
+    rb = np.array(repair_by_channel)  # [n, horizons, B]
     summary = []
-    for i, c in enumerate(channels):
-        d, tot, pu = direct[i, -1], total[i, -1], pulse[i]
-        summary.append({"channel": c, "total": tot, "direct": d, "pulse_peak": pu.max(), "pulse_end": pu[-1],
-                        "repair": 1.0 - tot / d if d > 1e-9 else float("nan"),
-                        "pulse_recovery": 1.0 - pu[-1] / pu.max() if pu.max() > 1e-9 else float("nan")})
-    return {"channels": channels, "t0": int(t0), "h": list(range(1, horizon + 1)),
-            "total": total.tolist(), "pulse": pulse.tolist(), "direct": direct.tolist(), "summary": summary}
+    for j, h in enumerate(hz):
+        with np.errstate(all="ignore"):
+            med = np.array([np.nanmedian(rb[:, j, b]) if np.isfinite(rb[:, j, b]).any() else np.nan
+                            for b in range(rb.shape[2])])
+        summary.append({"h": h, "median_repair_fraction": mean_ci(med),
+                        "channels_defined": int(np.isfinite(rb[:, j]).any(axis=1).sum())})
+    out["summary"] = summary
+    return out
+
+
+def variants_per_channel(cfg: ModelConfig, attribute: bool) -> int:
+    """Runs ``repair_curves`` makes per channel (for progress bars)."""
+    return 3 + (cfg.channels - 5 if attribute else 0)

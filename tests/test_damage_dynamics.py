@@ -95,15 +95,21 @@ def test_damage_report_with_two_models_shows_spread(tmp_path):
     rep = runpy.run_path(str(ROOT / "scripts" / "damage_report.py"), run_name="damage_report")
     out = tmp_path / "d"
     argv = ["distill:lizard/regenerating", "distill:lizard/persistent", "--out", str(out), "--grow", "60",
-            "--regrow", "20", "--every", "10", "--replicates", "2", "--damages", "square", "stripe"]
+            "--regrow", "20", "--every", "10", "--replicates", "2", "--damages", "square,stripe", "--quiet"]
     assert rep["main"](argv) == 0
     r = json.loads((out / "report.json").read_text())
     assert r["models"] == ["distill:lizard/regenerating", "distill:lizard/persistent"]
     s = r["summary"]["square"]["success_rate"]
     assert len(s["values"]) == 2 and s["mean"] == pytest.approx(np.mean(s["values"]))
-    assert set(r["figures"]) == {"recovery.png", "success.png", "time.png", "gallery.png"}
+    assert set(r["figures"]) == {"recovery.png", "success.png", "time.png", "gallery.png", "recovery_models.png"}
+    iv = r["results"][1]["intervals"]["square"]
+    assert iv["success_rate"]["n"] == 2 and 0 <= iv["success_rate"]["lo"] <= iv["success_rate"]["mean"] <= 1
+    assert iv["erased_fraction"]["n"] == 2 and iv["erased_fraction"]["lo"] <= iv["erased_fraction"]["mean"]
     assert all((out / f).stat().st_size > 1000 for f in r["figures"])
-    with pytest.raises(NCAError, match="regrow"):
+    with pytest.raises(SystemExit) as e:  # argparse: one error line, exit 2
         rep["main"](["distill:lizard/regenerating", "--out", str(out), "--regrow", "0"])
+    assert e.value.code == 2
+    with pytest.raises(NCAError, match="hexagon"):
+        rep["main"](["distill:lizard/regenerating", "--out", str(out), "--damages", "square,hexagon"])
     with pytest.raises(NCAError, match="unknown published model"):
         rep["main"](["distill:lizard/sideways", "--out", str(out)])

@@ -8,7 +8,7 @@ import pytest
 
 import nca
 from analysis import interventions as I
-from analysis.repair import repair_curves
+from analysis.repair import RepairSettings, repair_curves
 
 
 def rng_values(shape=(2, 6, 6, 16), seed=0):
@@ -98,14 +98,17 @@ def test_pca_direction_ablation_removes_it_from_the_hidden_state(lizard):
     assert np.abs(ident @ d.T).max() < 1e-5
 
 
-def test_repair_curves_agree_at_one_step_and_are_zero_for_an_unread_channel(lizard):
+def test_repair_runs_agree_at_one_step_and_are_zero_for_an_unread_channel(lizard):
     w1 = np.array(lizard.params["w1"])
     w1[[8, 24, 40]] = 0.0
     params = {**lizard.params, "w1": jnp.asarray(w1)}
-    x, _ = nca.grow(lizard, 60, jax.random.key(0), size=40, batch=1)
-    r = repair_curves(params, lizard.model_config, x, jax.random.key(0), 60, 8, [5, 8])
-    t, p, d = (np.array(r[k]) for k in ("total", "pulse", "direct"))
-    np.testing.assert_allclose(t[:, 0], p[:, 0], rtol=1e-5)
-    np.testing.assert_allclose(t[:, 0], d[:, 0], rtol=1e-4)
-    assert t[0, 0] > 1e-4 and np.all(t[1] == 0) and np.all(d[1] == 0) and np.all(p[1] == 0)
-    assert r["summary"][0]["channel"] == 5 and np.isnan(r["summary"][1]["repair"])
+    x, _ = nca.grow(lizard, 60, jax.random.key(0), size=40, batch=2)
+    r = repair_curves(params, lizard.model_config, x, jax.random.key(0), 60, [5, 8],
+                      RepairSettings(horizons=(1, 6), attribute=False, chunk=6))
+    five, eight = r["per_channel"]
+    t, p = (np.array(five["curves"][k]["mean"]) for k in ("total", "pulse"))
+    assert t[0] == p[0] > 1e-4 and t[-1] != p[-1]  # the same run for one step, then not
+    for k in ("total", "pulse", "direct"):
+        assert np.all(np.array(eight["curves"][k]["mean"]) == 0)  # never read: no effect at all
+    assert eight["at"][1]["repair_fraction"]["mean"] is None and "below" in eight["at"][1]["repair_fraction"]["reason"]
+    assert five["at"][1]["repair_fraction"]["n"] == 2

@@ -63,11 +63,16 @@ def test_atlas_on_the_hand_built_model_reports_the_backup_pair():
     cfg, params, x0, target = or_model()
     # this model only keeps cells alive (it cannot grow from the seed): start from x0
     a = K.atlas(params, cfg, target, jax.random.key(0), 8, [4, 5, 6, 7],
-                K.Assay(grow_steps=3, persist_steps=3, regrow_steps=3, replicates=1), chunk=8, x0=x0)
+                K.Assay(grow_steps=3, persist_steps=3, regrow_steps=3, replicates=2), chunk=8,
+                x0=np.repeat(x0, 2, 0))  # 2 replicates: a pair is flagged only with an interval
     g = a["conditions"]["growth"]
     assert g["labels"] == ["4", "5", "6", "7"]
     e = np.array(g["epistasis"], float)
     assert e[0, 1] > 0.0 and [r["pair"] for r in g["redundant"]] == [[4, 5]]
+    r = g["redundancy"]  # 6 is essential: 4, 5, 7 are eligible, 3 pairs could be flagged
+    assert (r["eligible_units"], r["eligible_pairs"], r["tested_pairs"]) == (3, 3, 3)
+    assert [f["pair"] for f in r["flagged"]] == [["4", "5"]]
+    assert g["effect_ci"][2]["mean"] == pytest.approx(1.0) and g["effect_ci"][2]["n"] == 2
     assert "pairs" not in a["conditions"]["regeneration"]
 
 
@@ -109,13 +114,28 @@ def test_batched_knockouts_equal_single_hooked_rollouts(lizard):
         np.testing.assert_allclose(loss[i], expect, rtol=1e-4, atol=1e-7)
 
 
+def test_channel_knockouts_as_unread_weights_equal_the_state_hook_knockouts(lizard):
+    cfg = lizard.model_config
+    seed = np.asarray(nca.seed_state(32, 32, cfg, batch=2))
+    key = jax.random.key(6)
+    target = np.asarray(jax.random.uniform(jax.random.key(7), (32, 32, 4)))
+    start = K.Start("growth", seed, 3, 30)
+    sets = [(), (6,), (4, 11)]
+    fast, img = K.read_ablation_losses(lizard.params, cfg, start, key, target, sets, chunk=3)
+    hooked, img_h = K.ablation_losses(lizard.params, cfg, start, key, target,
+                                      K.none_ablation(16) + K.channel_ablations(sets[1:], 16), chunk=3)
+    np.testing.assert_allclose(fast, hooked, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(img, img_h, atol=1e-4)
+    assert abs(fast[2] - fast[0]).max() > 1e-4
+
+
 def test_effect_normalisation_and_bad_cut():
     assert K.normalised_effect([0.1, 0.55, 1.0], 0.1, 1.0).tolist() == pytest.approx([0.0, 0.5, 1.0])
     with pytest.raises(ValueError):
         K.Assay(cut="diagonal")
 
 
-def test_knockout_report_end_to_end(tmp_path):
+def test_knockout_report_end_to_end(tmp_path, capsys):
     import json
     import runpy
     from pathlib import Path
@@ -125,18 +145,29 @@ def test_knockout_report_end_to_end(tmp_path):
     script = runpy.run_path(str(Path(__file__).parents[1] / "scripts" / "knockout_report.py"), run_name="ko")
     out = tmp_path / "ko"
     argv = ["distill:lizard/regenerating", "--out", str(out), "--size", "40", "--grow", "30", "--persist", "10",
-            "--regrow", "10", "--pcs", "2", "--repair-horizon", "5", "--chunk", "32", "--pairs", "regeneration"]
+            "--regrow", "10", "--pcs", "2", "--repair-at", "2,5", "--chunk", "32", "--pairs", "regeneration",
+            "--replicates", "2", "--units", "persistence", "--unit-pairs", "4", "--quiet"]
     assert script["main"](argv) == 0
     rep = json.loads((out / "report.json").read_text())
     res = rep["results"][0]
     g = res["atlas"]["conditions"]["regeneration"]
     assert g["labels"] == [str(c) for c in range(4, 16)] + ["PC1", "PC2"]
     assert len(g["pairs"]["labels"]) == 66 and np.array(g["epistasis"], dtype=float).shape == (12, 12)
+    assert g["effect_ci"][0]["n"] == 2 and len(g["effect_replicates"][0]) == 2
+    assert {"eligible_pairs", "tested_pairs", "verdict", "flagged"} <= set(g["redundancy"])
     assert "pairs" not in res["atlas"]["conditions"]["growth"]
-    assert len(res["repair"]["summary"]) == 12 and len(res["repair"]["h"]) == 5
-    assert {"effects.png", "gallery.png", "epistasis_regeneration.png", "repair.png"} <= set(rep["figures"])
-    with pytest.raises(NCAError, match="grow"):
+    assert len(res["units"]["effect"]["mean"]) == 128 and res["units"]["condition"] == "persistence"
+    assert res["units"]["redundancy"]["tested_pairs"] <= 4
+    assert [x["h"] for x in res["repair"]["summary"]] == [2, 5] and len(res["repair"]["per_channel"]) == 12
+    assert len(res["repair"]["per_channel"][0]["at"][1]["attribution"]) == 11
+    assert [x["h"] for x in res["summary"]["repair"]["by_horizon"]] == [2, 5]
+    assert {"effects.png", "gallery.png", "epistasis_regeneration.png", "repair.png", "units.png"} <= set(rep["figures"])
+    assert "unit pairs" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # argparse: one error line, exit 2
         script["main"](["distill:lizard/regenerating", "--out", str(out), "--grow", "0"])
+    assert e.value.code == 2
+    with pytest.raises(NCAError, match="pairs"):
+        script["main"](["distill:lizard/regenerating", "--out", str(out), "--pairs", "sideways"])
 
 
 def test_target_on_grid_keeps_the_seed_cell_aligned():
@@ -148,3 +179,77 @@ def test_target_on_grid_keeps_the_seed_cell_aligned():
     small = K.target_on_grid(t, 5)
     assert small[2, 2, 0] == 1.0 and small.shape == (5, 5, 4)
     np.testing.assert_array_equal(K.target_on_grid(t, 9), t)
+
+
+def split_unit_model():
+    """8 channels, 4 units, fire rate 0.5. Units 0 and 1 are two half-weight copies of one
+    unit that keeps the body alive: each reads c6 (= 1) and writes +0.5 to alpha, against a
+    bias of -0.5. Either alone keeps d alpha >= 0 (the body stays at alpha = 1 as seen); both
+    gone, alpha falls 0.5 per firing and the cells die. Unit 2 writes to channel 7, which is
+    never read; unit 3 is unused."""
+    cfg = ModelConfig(channels=8, hidden=4, fire_rate=0.5)
+    w1, b1 = np.zeros((24, 4), np.float32), np.zeros(4, np.float32)
+    w2, b2 = np.zeros((4, 8), np.float32), np.zeros(8, np.float32)
+    w1[6, 0] = w1[6, 1] = w1[6, 2] = 1.0
+    w2[0, 3] = w2[1, 3] = 0.5
+    w2[2, 7] = 0.3
+    b2[3] = -0.5
+    params = {k: jnp.asarray(v) for k, v in dict(w1=w1, b1=b1, w2=w2, b2=b2).items()}
+    x0 = np.zeros((3, 8, 8, 8), np.float32)
+    x0[..., 3] = 1.0
+    x0[..., 6] = 1.0
+    target = np.zeros((8, 8, 4), np.float32)
+    target[..., 3] = 1.0
+    return cfg, params, x0, target
+
+
+def test_half_weight_copies_of_a_unit_are_flagged_as_a_backup_pair_each_alone_near_zero():
+    cfg, params, x0, target = split_unit_model()
+    u = K.unit_atlas(params, cfg, target, jax.random.key(0), K.Start("persistence", x0, 0, 12),
+                     K.UnitAtlasSettings(max_pairs=6, chunk=8))
+    eff = np.array(u["effect"]["mean"])
+    assert np.all(np.abs(eff) < 1e-6)  # every single knockout, the copies included, is harmless
+    r = u["redundancy"]
+    assert r["eligible_units"] == 4 and r["eligible_pairs"] == 6 and r["tested_pairs"] == 6
+    assert [f["pair"] for f in r["flagged"]] == [[0, 1]]
+    f = r["flagged"][0]
+    assert f["effect_double"]["mean"] == pytest.approx(1.0)
+    assert f["scaled_epistasis"]["mean"] == pytest.approx(-1.0) and f["scaled_epistasis"]["n"] == 3
+    others = [p for p in r["pairs"] if p["pair"] != [0, 1]]
+    assert all(abs(p["effect_double"]["mean"]) < 1e-6 for p in others)  # negative controls: nothing
+    assert "1 flagged of 6 tested (6 eligible)" == r["verdict"]
+    g = r["eligible_group"]  # all four out at once: the body dies although the singles sum to 0
+    assert g["units"] == 4 and g["effect"]["mean"] == pytest.approx(1.0) and g["excess"]["mean"] == pytest.approx(1.0)
+
+
+def test_unit_knockout_by_output_weights_equals_zeroing_the_hidden_activation(lizard):
+    cfg = lizard.model_config
+    seed = np.asarray(nca.seed_state(32, 32, cfg, batch=2))
+    key = jax.random.key(4)
+    target = np.asarray(jax.random.uniform(jax.random.key(5), (32, 32, 4)))
+    sets = [(3,), (17, 90)]
+    loss = K.unit_ablation_losses(lizard.params, cfg, K.Start("growth", seed, 0, 30), key, target,
+                                  K.unit_sets_mask(sets, cfg.hidden), chunk=2)
+    for i, s in enumerate(sets):
+        hook = lambda v, t, s=s: v.at[..., list(s)].set(0.0)  # noqa: E731
+        x, _ = nca.grow(lizard, 30, key, x0=jnp.asarray(seed), hooks={"hidden": hook}, record=())
+        expect = np.asarray(nca.train.per_sample_loss(nca.to_rgba(x), jnp.asarray(target)))
+        np.testing.assert_allclose(loss[i], expect, rtol=1e-4, atol=1e-6)
+    assert abs(loss[1] - loss[0]).max() > 1e-5  # the two knockouts differ
+
+
+def test_no_small_singles_means_no_pair_was_eligible_and_the_verdict_says_so():
+    # the published lizards' hidden channels all have single effects >= 0.13: under the old
+    # rule (both singles < 0.1) "no backup pairs" was true by construction
+    single = 0.13 + np.random.default_rng(0).uniform(0, 1, (4, 5))
+    r = K.redundancy(["4", "5", "6", "7"], single, [], np.zeros((0, 5)), 0, 0)
+    assert r["eligible_pairs"] == 0 and r["tested_pairs"] == 0 and r["verdict"] == "none eligible"
+    assert r["flagged"] == []
+
+
+def test_scaled_epistasis_follows_segre():
+    # synthetic lethality: -1; multiplicative: 0; the double no worse than the worse single: +1
+    assert K.scaled_epistasis(0.0, 0.0, 1.0) == pytest.approx(-1.0)
+    assert K.scaled_epistasis(0.5, 0.5, 0.75) == pytest.approx(0.0)
+    assert K.scaled_epistasis(0.5, 0.2, 0.5) == pytest.approx(1.0)
+    assert np.isnan(K.scaled_epistasis(1.0, 1.0, 1.0))  # singles already lethal: undefined

@@ -184,6 +184,26 @@ def choose(drv, select_id, value):
     Select(drv.find_element("id", select_id)).select_by_value(value)
 
 
+def test_browser_runs_a_nonstandard_architecture_exactly(browser, tmp_path):
+    # 8 channels, 32 hidden units, random second layer (so it moves), 16x16 grid
+    cfg = ModelConfig(channels=8, hidden=32)
+    params = init_params(jax.random.key(1), cfg)
+    params["w2"] = 0.05 * jax.random.normal(jax.random.key(2), (32, 8))
+    small = nca.LoadedModel("tiny8", cfg, params, None, grid_size=16)
+    path = tmp_path / "tiny.html"
+    path.write_text(V.render_html(V.payload(small, V.ViewerSettings(steps=4, components=3, autoplay=False))))
+    fresh(browser, path)
+    assert browser.execute_script("return ncaViewer.info().C") == 8
+    _, tr = nca.grow(small, 20, jax.random.key(3), record=("state", "fire"))
+    states = np.asarray(tr.states)
+    got = vb.run(browser, 20, np.asarray(tr.fire)[..., 0] > 0.5, every=1)
+    assert np.abs(states).max() < 10  # values of the lizard's order, so the absolute tolerance applies
+    assert np.abs(got - states).max() < TOL and np.abs(states[-1] - states[0]).max() > 0.1
+    # no PCA for this model: the page says why instead of offering empty PC views
+    assert "no PCA views" in browser.find_element("id", "notice").text
+    assert not browser.execute_script("return [...document.getElementById('view').options].some(o => o.value.startsWith('pc'))")
+
+
 def canvas_colours(drv) -> int:
     """Distinct colours on the board (a blank canvas has 1)."""
     return drv.execute_script(

@@ -126,7 +126,7 @@ Damage = Disc | Cut
 def _split_step(spec: str, what: str, form: str) -> tuple[int, str]:
     step, sep, rest = spec.partition(":")
     if not sep or not step.strip().isdigit():
-        raise NCAError(f"bad {what} {spec!r}: expected {form}, e.g. {what} 200:{'36,36,10' if what == '--damage' else 'left'}")
+        raise NCAError(f"bad {what} {spec!r}: expected {form}, e.g. '200:{'36,36,10' if what == 'damage' else 'left'}'")
     return int(step), rest.strip()
 
 
@@ -136,29 +136,29 @@ def parse_damage(spec: str) -> Disc:
     otherwise grid cells (``36,36,10``; ``1,1,1`` is cells). Mixing a decimal fraction below
     1 with a number above 1 is refused as ambiguous."""
     form = "STEP:x,y,r (cells, or fractions of the grid like 0.5,0.5,0.25)"
-    step, rest = _split_step(spec, "--damage", form)
+    step, rest = _split_step(spec, "damage", form)
     parts = [p.strip() for p in rest.split(",")]
     try:
         if len(parts) != 3:
             raise ValueError
         x, y, r = (float(p) for p in parts)
     except ValueError:
-        raise NCAError(f"bad --damage {spec!r}: expected {form}") from None
+        raise NCAError(f"bad damage {spec!r}: expected {form}") from None
     if not all(np.isfinite(v) for v in (x, y, r)) or r < 0:
-        raise NCAError(f"bad --damage {spec!r}: x, y must be finite and r >= 0")
+        raise NCAError(f"bad damage {spec!r}: x, y must be finite and r >= 0")
     dotted = [("." in p) for p in parts]
     fraction = all(v <= 1 for v in (x, y, r)) and any(dotted)
     if not fraction and any(d and 0 < v < 1 for d, v in zip(dotted, (x, y, r))):
-        raise NCAError(f"bad --damage {spec!r}: mixes fractions (below 1 with a decimal point) and "
+        raise NCAError(f"bad damage {spec!r}: mixes fractions (below 1 with a decimal point) and "
                        "cells (above 1); give all three as fractions of the grid or all in cells")
     return Disc(step, x, y, r, fraction)
 
 
 def parse_cut(spec: str) -> Cut:
     """``"STEP:left|right|top|bottom|square"`` -> Cut."""
-    step, part = _split_step(spec, "--cut", f"STEP:{'|'.join(CUTS)}")
+    step, part = _split_step(spec, "cut", f"STEP:{'|'.join(CUTS)}")
     if part not in CUTS:
-        raise NCAError(f"bad --cut {spec!r}: the cut must be one of {', '.join(CUTS)}")
+        raise NCAError(f"bad cut {spec!r}: the cut must be one of {', '.join(CUTS)}")
     return Cut(step, part)
 
 
@@ -461,13 +461,13 @@ class open_writer:
         self.format = output_format(self.path)
         if self.format == "png" and self.path.exists():
             if not self.path.is_dir():
-                raise NCAError(f"--out {self.path} is a file; PNG frames need a folder path")
+                raise NCAError(f"output {self.path} is a file; PNG frames need a folder path")
             others = [p.name for p in self.path.iterdir() if not (p.name.startswith("frame_") and p.suffix == ".png")]
             if others:
-                raise NCAError(f"--out folder {self.path} holds other files ({others[0]}, ...); "
+                raise NCAError(f"output folder {self.path} holds other files ({others[0]}, ...); "
                                "choose a new or empty folder")
         elif self.path.is_dir():
-            raise NCAError(f"--out {self.path} is a folder; give a file name ending in .gif or .mp4")
+            raise NCAError(f"output {self.path} is a folder; give a file name ending in .gif or .mp4")
         self.tmp = _temp_sibling(self.path, folder=self.format == "png")
         try:
             self.writer = WRITERS[self.format](self.tmp, fps, comment)
@@ -541,16 +541,16 @@ class Animation:
         checks = [
             (self.models, "give at least one MODEL"),
             (self.seeds, "give at least one seed"),
-            (self.steps >= 0, f"--steps must be >= 0, got {self.steps}"),
-            (self.every >= 1, f"--every must be >= 1, got {self.every}"),
-            (self.fps > 0, f"--fps must be > 0, got {self.fps}"),
-            (1 <= self.scale <= 64, f"--scale must be an integer 1..64, got {self.scale}"),
-            (self.size is None or self.size >= 3, f"--size must be >= 3, got {self.size}"),
-            (self.background in BACKGROUNDS, f"--background must be one of {', '.join(BACKGROUNDS)}"),
-            (self.channel_range is None or self.channel_range > 0, "--range must be > 0"),
-            (self.cols is None or self.cols >= 1, "--cols must be >= 1"),
-            (self.chunk_frames is None or self.chunk_frames >= 1, "--chunk must be >= 1"),
-            (len(set(self.seeds)) == len(self.seeds), "--seed lists a seed twice"),
+            (self.steps >= 0, f"steps must be >= 0, got {self.steps}"),
+            (self.every >= 1, f"every must be >= 1, got {self.every}"),
+            (self.fps > 0, f"fps must be > 0, got {self.fps}"),
+            (1 <= self.scale <= 64, f"scale must be an integer 1..64, got {self.scale}"),
+            (self.size is None or self.size >= 3, f"size must be >= 3, got {self.size}"),
+            (self.background in BACKGROUNDS, f"background must be one of {', '.join(BACKGROUNDS)}"),
+            (self.channel_range is None or self.channel_range > 0, "channel_range must be > 0"),
+            (self.cols is None or self.cols >= 1, "cols must be >= 1"),
+            (self.chunk_frames is None or self.chunk_frames >= 1, "chunk_frames must be >= 1"),
+            (len(set(self.seeds)) == len(self.seeds), "seeds: a seed is listed twice"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -558,7 +558,7 @@ class Animation:
         for d in self.damage:
             if d.step > self.steps:
                 raise NCAError(f"damage at step {d.step} is after the last step ({self.steps}); "
-                               "raise --steps or move the damage")
+                               "raise steps or move the damage")
 
 
 class _NoBar:

@@ -73,7 +73,7 @@ def load_model(spec: str | Path) -> LoadedModel:
     if Path(spec).is_dir():
         return load_run(spec)
     raise NCAError(f"unknown model {spec!r}: give a run directory or a published name such as "
-                   "'distill:lizard/regenerating' (python scripts/grow.py --list)")
+                   "'distill:lizard/regenerating' (nca.published_names() lists them)")
 
 
 @partial(jax.jit, static_argnames=("steps", "cfg", "record", "hooks", "every"))
@@ -99,9 +99,16 @@ def grow(
     training grid; ``batch`` seeds if given). hooks must be hashable (a tuple of pairs is
     converted for you) since they are static under jit.
     """
+    for name, value, least in (("steps", steps, 0), ("every", every, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise NCAError(f"{name} must be an integer >= {least}, got {value!r}")
+    if isinstance(t0, (int, np.integer)) and t0 < 0:  # (t0 may also be a traced array)
+        raise NCAError(f"t0 must be >= 0, got {t0}")
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1):
+        raise NCAError(f"batch must be an integer >= 1, got {batch!r}")
     if x0 is None:
-        size = size or model.grid_size
-        if size < 3:
+        size = model.grid_size if size is None else size  # 0 is an error, not "the default"
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 3:
             raise NCAError(f"grid size must be >= 3, got {size}")
         x0 = seed_state(size, size, model.model_config, batch=batch)
     if x0.shape[-1] != model.model_config.channels:

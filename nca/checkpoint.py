@@ -42,14 +42,39 @@ def file_mode(directory: bool = False) -> int:
     return (0o777 if directory else 0o666) & ~_UMASK
 
 
+def _os_error(path, e: OSError, doing: str = "write") -> NCAError:
+    """An OS fault (read-only folder, disk full, file-size limit, a path under a regular
+    file...) as one line naming the path: ``cannot write runs/x/metrics.csv: the disk is
+    full``."""
+    from .cli import os_error_line  # the scripts' wording: "the disk is full", ...
+
+    reason = os_error_line(OSError(e.errno, e.strerror or type(e).__name__))
+    return NCAError(f"cannot {doing} {path}: {reason}")
+
+
+def _mkdir(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as e:  # a regular file (or a link to one) where a folder must be
+        raise NCAError(f"cannot create folder {folder}: a file of that name is in the way") from None
+    except OSError as e:
+        raise _os_error(folder, e, "create folder") from None
+
+
 def atomic_write_bytes(path: Path, data) -> None:
     """Write ``data`` to ``path`` atomically (temp file in the same folder + rename).
 
     data: bytes, or a function ``write(f)`` that writes the contents to the open file.
+    An OS fault (read-only folder, disk full, file-size limit, a parent that is a regular
+    file) raises NCAError naming the path; the old file, if any, is left untouched and the
+    temporary file removed.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _mkdir(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    except OSError as e:
+        raise _os_error(path, e) from None
     try:
         os.fchmod(fd, file_mode())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
@@ -60,10 +85,131 @@ def atomic_write_bytes(path: Path, data) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        try:
             os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise _os_error(path, e) from None
         raise
+
+
+TEMP_SUFFIX = ".tmp"
+
+
+def check_writable(path: Path, folder: bool = False) -> None:
+    """Fail early (NCAError, one line) if ``path`` cannot be written, before any computing.
+
+    path: a file to be written (its folder is checked), or with ``folder=True`` a folder to
+    write into. Creates missing parent folders (as the write would) and writes and removes
+    a probe file, so a read-only file system, a full disk or a parent that is a regular
+    file are all found now rather than after the work.
+    """
+    path = Path(path)
+    where = path if folder else path.parent
+    if not folder and path.is_dir():
+        raise NCAError(f"cannot write {path}: it is a folder")
+    _mkdir(where)
+    probe = None
+    try:
+        fd, probe = tempfile.mkstemp(dir=where, prefix=".nca-probe.", suffix=TEMP_SUFFIX)
+        try:  # one byte, synced: an empty file needs no free block, so it would pass a full disk
+            os.write(fd, b"\0")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise _os_error(path, e) from None
+    finally:
+        if probe is not None:
+            try:
+                os.unlink(probe)
+            except OSError:
+                pass
+
+
+def clean_stale_temps(folder: Path, names: tuple[str, ...]) -> list[Path]:
+    """Remove temporary files that ``atomic_write_bytes`` left for ``names`` in ``folder``
+    when a process was killed mid-write (``.checkpoint.msgpack.abc123.tmp``: up to the
+    size of a checkpoint each). Call it only while holding the folder (``claim_run_dir``):
+    a running writer's temp file would be removed too. names may hold globs
+    (``step_*.msgpack``). Returns the removed paths."""
+    folder = Path(folder)
+    removed = []
+    for name in names:
+        for p in folder.glob(f".{name}.*{TEMP_SUFFIX}") if folder.is_dir() else []:
+            try:
+                p.unlink()
+                removed.append(p)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                raise _os_error(p, e, "remove") from None
+    return removed
+
+
+LOCK = ".nca-lock"
+
+
+class RunDirLock:
+    """An exclusive claim on a run folder (``claim_run_dir``); ``release()`` or use as a
+    context manager. The OS drops the claim when the process dies (``flock``), so a
+    killed run never leaves a folder that no one can take."""
+
+    def __init__(self, folder: Path, fd: int):
+        self.folder, self._fd = folder, fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def claim_run_dir(folder: Path) -> RunDirLock:
+    """Create ``folder`` if needed and claim it for this process, atomically.
+
+    Two runs started at once into the same folder: both may create it (``mkdir`` with
+    ``exist_ok``), but only one gets the exclusive ``flock`` on ``folder/.nca-lock``; the
+    other raises NCAError at once, before writing anything. Whoever holds the claim then
+    checks the folder's contents (a run there already, the user's own files) knowing no
+    other process of ours is writing to it.
+    """
+    import fcntl
+
+    folder = Path(folder)
+    _mkdir(folder)
+    lock = folder / LOCK
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, file_mode())
+    except OSError as e:
+        raise _os_error(folder, e) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            pid = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        except OSError:
+            pid = ""
+        os.close(fd)
+        who = f" (process {pid})" if pid.isdigit() else ""
+        raise NCAError(f"{folder} is in use by another training run{who}; wait for it to finish "
+                       "or choose another folder (nothing was written)") from None
+    except OSError as e:
+        os.close(fd)
+        raise _os_error(lock, e, "lock") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError:
+        pass  # the pid is only for the message above
+    return RunDirLock(folder, fd)
 
 
 def _is_key(x) -> bool:
@@ -297,7 +443,7 @@ def load_checkpoint(path: Path, template: dict) -> dict:
 # ``run_dir/checkpoints/step_000100.msgpack`` holds ``{"params": ...}`` after step 100.
 
 KEPT_DIR = "checkpoints"
-KEEP_MODES = ("log", "none")
+KEEP_MODES = ("log", "none", "every:N", "log+every:N")
 
 
 def log_spaced_steps(last: int, per_decade: int = 4) -> list[int]:
@@ -310,12 +456,42 @@ def log_spaced_steps(last: int, per_decade: int = 4) -> list[int]:
     return sorted(steps | ({last} if last >= 1 else set()))
 
 
+def parse_keep(mode: str) -> tuple[bool, int | None]:
+    """``keep_checkpoints`` -> (log-spaced?, every N steps or None).
+
+    "log": step 0 and log-spaced steps; "none": nothing; "every:N": every N steps (dense,
+    for training-dynamics curves); "log+every:N": the union of both.
+    """
+    def bad():
+        return NCAError(f"keep_checkpoints must be one of {', '.join(KEEP_MODES)} (N >= 1), got {mode!r}")
+
+    if not isinstance(mode, str):
+        raise bad()
+    if mode in ("log", "none"):
+        return mode == "log", None
+    log, _, every = mode.partition("+") if mode.startswith("log+") else ("", "", mode)
+    if not every.startswith("every:"):
+        raise bad()
+    try:
+        n = int(every[len("every:"):])
+    except ValueError:
+        raise bad() from None
+    if n < 1:
+        raise bad()
+    return bool(log), n
+
+
 def kept_steps(mode: str, last: int) -> list[int]:
-    """The training steps whose params are kept under ``mode``: "log" = step 0 (the
-    untrained init) and ``log_spaced_steps(last)``; "none" = none."""
-    if mode not in KEEP_MODES:
-        raise NCAError(f"keep_checkpoints must be one of {', '.join(KEEP_MODES)}, got {mode!r}")
-    return [0] + log_spaced_steps(last) if mode == "log" else []
+    """The training steps whose params are kept under ``mode`` (``parse_keep``), up to
+    ``last``: "log" = step 0 (the untrained init) and ``log_spaced_steps(last)``;
+    "every:N" = 0, N, 2N, ... and ``last``; "log+every:N" = both; "none" = none."""
+    log, every = parse_keep(mode)
+    steps = set()
+    if log:
+        steps |= {0, *log_spaced_steps(last)}
+    if every:
+        steps |= set(range(0, last + 1, every)) | {last}
+    return sorted(steps)
 
 
 def kept_path(run_dir: Path, step: int) -> Path:

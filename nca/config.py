@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from .checkpoint import parse_keep
 from .errors import NCAError
 from .model import ModelConfig
 
@@ -47,23 +49,48 @@ class Config:
     seed: int = 0
     checkpoint_every: int = 500
     remat: bool = True  # rematerialise CA steps in the backward pass (memory ~ states only)
-    keep_checkpoints: str = "log"  # "log": params at log-spaced steps in checkpoints/; "none"
+    # Params kept along training in checkpoints/ (``nca.checkpoint.parse_keep``): "log"
+    # (log-spaced steps), "none", "every:N" (every N steps) or "log+every:N" (both).
+    keep_checkpoints: str = "log"
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def __post_init__(self):
+        # Types first, so a wrong type is named instead of failing a comparison below
+        # (a config.json edited by hand, or a wrong value passed from Python).
+        _check_types(self, "")
+        _check_types(self.model, "model.")
         if self.experiment not in EXPERIMENTS:
             raise NCAError(f"unknown experiment {self.experiment!r}; choose one of {', '.join(EXPERIMENTS)}")
-        if not 1 <= self.rollout_min < self.rollout_max:
+        for name in ("train_steps", "batch_size", "pool_size", "checkpoint_every", "target_size", "rollout_min"):
+            if getattr(self, name) < 1:
+                raise NCAError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("target_padding", "lr_decay_step", "seed", "damage_n"):
+            if getattr(self, name) < 0:
+                raise NCAError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.rollout_min < self.rollout_max:
             raise NCAError(f"need 1 <= rollout_min < rollout_max, got {self.rollout_min}, {self.rollout_max}")
         if self.uses_pool and self.batch_size > self.pool_size:
             raise NCAError(f"batch_size {self.batch_size} exceeds pool_size {self.pool_size}")
         if self.experiment == "regenerating" and not 0 <= self.damage_n < self.batch_size:
             raise NCAError(f"damage_n must be in [0, batch_size), got {self.damage_n}")
-        if self.keep_checkpoints not in ("log", "none"):
-            raise NCAError(f"keep_checkpoints must be 'log' or 'none', got {self.keep_checkpoints!r}")
-        for name in ("train_steps", "batch_size", "pool_size", "checkpoint_every", "target_size"):
-            if getattr(self, name) < 1:
-                raise NCAError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise NCAError(f"lr must be a finite number > 0, got {self.lr}")
+        if not (math.isfinite(self.lr_decay_factor) and self.lr_decay_factor > 0):
+            raise NCAError(f"lr_decay_factor must be a finite number > 0, got {self.lr_decay_factor}")
+        if not (math.isfinite(self.grad_norm_eps) and self.grad_norm_eps >= 0):
+            raise NCAError(f"grad_norm_eps must be a finite number >= 0, got {self.grad_norm_eps}")
+        parse_keep(self.keep_checkpoints)  # raises NCAError naming keep_checkpoints
+        m = self.model
+        # ModelConfig checks these too (with ValueError); here they reach users as NCAError.
+        if m.channels < 4:
+            raise NCAError(f"model.channels must be >= 4 (RGBA + hidden), got {m.channels}")
+        if m.hidden < 1:
+            raise NCAError(f"model.hidden must be >= 1, got {m.hidden}")
+        if not 0.0 < m.fire_rate <= 1.0:
+            raise NCAError(f"model.fire_rate must be in (0, 1], got {m.fire_rate}")
+        for name in ("alive_threshold", "angle_deg"):
+            if not math.isfinite(getattr(m, name)):
+                raise NCAError(f"model.{name} must be a finite number, got {getattr(m, name)}")
 
     # Derived values.
     @property
@@ -83,16 +110,58 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Config":
+        """A Config from a dict (``to_dict``'s layout; ``config.json``). Every problem --
+        unknown field, wrong type, bad value -- is one NCAError naming the field."""
+        if not isinstance(d, dict):
+            raise NCAError(f"config must be a JSON object of fields, got {type(d).__name__}")
         d = dict(d)
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise NCAError(f"config has unknown fields {sorted(unknown)}")
         model = d.pop("model", {})
+        if not isinstance(model, dict):
+            raise NCAError(f"config field model must be an object of fields, got {type(model).__name__}")
+        model_known = {f.name for f in fields(ModelConfig)}
+        if set(model) - model_known:
+            raise NCAError(f"config has unknown model fields {sorted(set(model) - model_known)}")
+        _check_dict_types(model, ModelConfig, "model.")
         try:
-            return cls(**d, model=ModelConfig(**model))
-        except TypeError as e:
+            mc = ModelConfig(**model)
+        except (TypeError, ValueError) as e:
+            raise NCAError(f"bad model config: {e}") from None
+        _check_dict_types(d, cls, "")
+        try:
+            return cls(**d, model=mc)
+        except (TypeError, ValueError) as e:
             raise NCAError(f"bad config: {e}") from None
+
+
+_KINDS = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+_KIND_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
+
+
+def _field_kind(f) -> str | None:
+    t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+    return t if t in _KINDS else None
+
+
+def _type_problem(value, kind: str) -> bool:
+    if kind != "bool" and isinstance(value, bool):
+        return True  # True is an int to Python, never a count or a rate here
+    return not isinstance(value, _KINDS[kind])
+
+
+def _check_dict_types(d: dict, cls, prefix: str) -> None:
+    for f in fields(cls):
+        kind = _field_kind(f)
+        if kind and f.name in d and _type_problem(d[f.name], kind):
+            raise NCAError(f"config field {prefix}{f.name} must be {_KIND_WORDS[kind]}, "
+                           f"got {d[f.name]!r} ({type(d[f.name]).__name__})")
+
+
+def _check_types(obj, prefix: str) -> None:
+    _check_dict_types({f.name: getattr(obj, f.name) for f in fields(obj)}, type(obj), prefix)
 
 
 # Presets. `distill` is the article; `quick` is tuned for 2 CPU cores (README: how long it
@@ -176,9 +245,52 @@ def _parse_bool(s: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true/false, got {s!r}")
 
 
+FIELD_HELP = {
+    "target": "target image: a bundled name, one emoji, or a path to a PNG",
+    "target_size": "longer side of the target in cells",
+    "target_padding": "empty cells around the target on every side",
+    "experiment": f"one of {', '.join(EXPERIMENTS)}",
+    "train_steps": "optimisation steps of the run (with --resume: extends or shortens it)",
+    "batch_size": "samples per optimisation step",
+    "pool_size": "samples in the pool (persistent, regenerating)",
+    "damage_n": "best samples damaged per batch (regenerating)",
+    "lr": "Adam learning rate",
+    "lr_decay_step": "step after which the learning rate is multiplied by --lr-decay-factor",
+    "lr_decay_factor": "learning-rate multiplier after --lr-decay-step",
+    "grad_norm_eps": "epsilon of the per-variable gradient normalisation g/(|g|+eps)",
+    "rollout_min": "shortest training rollout, in CA steps",
+    "rollout_max": "longest training rollout + 1, in CA steps (exclusive)",
+    "seed": "the run's PRNG seed (initial parameters, batches, fire masks, damage)",
+    "checkpoint_every": "save the full checkpoint every N optimisation steps",
+    "remat": "rematerialise CA steps in the backward pass (less memory)",
+    "keep_checkpoints": "params kept in checkpoints/: log, none, every:N or log+every:N",
+    "channels": "state channels (RGBA + hidden)",
+    "hidden": "units of the per-cell MLP",
+    "fire_rate": "probability that a cell updates in a step, in (0, 1]",
+    "alive_threshold": "alpha above which a 3x3 neighbourhood is alive",
+    "angle_deg": "rotation of the perception filters, degrees counter-clockwise",
+    "neighbour_gradients": "false: stop gradients through the neighbours (selfish credit)",
+}
+
+
+def field_flag(name: str) -> str:
+    """The command-line flag of a config field: ``model.fire_rate`` -> ``--fire-rate``."""
+    return "--" + name.rsplit(".", 1)[-1].replace("_", "-")
+
+
+def fields_as_flags(message: str) -> str:
+    """A config error message with its field names written as the flags that set them
+    (``model.hidden must be >= 1`` -> ``--hidden must be >= 1``), for scripts."""
+    import re
+
+    names = sorted({f.name for f, _ in _all_fields()}, key=len, reverse=True)
+    pattern = re.compile(r"(?<!unknown )(?<![\w./-])(?:model\.)?(" + "|".join(names) + r")(?![\w/-])")
+    return pattern.sub(lambda m: field_flag(m.group(1)), message)
+
+
 def add_config_args(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     """One ``--field`` option per config field (default: not given -> preset's value)."""
-    group = parser.add_argument_group("config overrides (default: the preset's value)")
+    group = parser.add_argument_group("config overrides (default: the preset's value; the article's in brackets)")
     types = {"int": int, "float": float, "bool": _parse_bool, "str": str}
     defaults = Config()
     for f, is_model in _all_fields():
@@ -188,7 +300,7 @@ def add_config_args(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ())
         kind = type(default).__name__
         group.add_argument(
             f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}", type=types[kind], default=None,
-            metavar=kind.upper(), help=f"(distill: {default})",
+            metavar=kind.upper(), help=f"{FIELD_HELP.get(f.name, f.name)} [distill: {default}]",
         )
 
 
@@ -199,7 +311,10 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
 
 
 def with_overrides(cfg: Config, overrides: dict) -> Config:
+    """``cfg`` with flat field overrides (model fields go to ``model``), validated as a whole."""
     model_fields = {f.name for f in fields(ModelConfig)}
     m = {k: v for k, v in overrides.items() if k in model_fields}
     c = {k: v for k, v in overrides.items() if k not in model_fields}
-    return replace(cfg, **c, model=replace(cfg.model, **m))
+    d = {**cfg.to_dict(), **c}
+    d["model"] = {**d["model"], **m}
+    return Config.from_dict(d)

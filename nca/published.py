@@ -69,7 +69,7 @@ def load_published(name: str) -> tuple[ModelConfig, Params]:
     if name not in files:
         raise NCAError(
             f"unknown published model {name!r}; names look like 'distill:lizard/regenerating' "
-            f"(run `python scripts/grow.py --list` for all {len(files)})"
+            f"(nca.published_names() lists all {len(files)})"
         )
     try:
         layers = json.loads(files[name].read_text())

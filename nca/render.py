@@ -147,15 +147,15 @@ def parse_panels(spec: str, channels: int) -> tuple[str, ...]:
     model's channel count."""
     items = tuple(s.strip() for s in spec.split(",") if s.strip())
     if not items:
-        raise NCAError("--panels is empty: give e.g. 'rgba' or 'rgba,4,5' (channel numbers)")
+        raise NCAError("panels is empty: give e.g. 'rgba' or 'rgba,4,5' (channel numbers)")
     for item in items:
         if item in PANEL_KINDS:
             continue
         if not item.isdigit():
-            raise NCAError(f"--panels: unknown panel {item!r}; use {', '.join(PANEL_KINDS)} or a "
+            raise NCAError(f"panels: unknown panel {item!r}; use {', '.join(PANEL_KINDS)} or a "
                            f"channel number 0..{channels - 1} (4.. are the hidden channels)")
         if int(item) >= channels:
-            raise NCAError(f"--panels: channel {item} does not exist; the model has channels 0..{channels - 1}")
+            raise NCAError(f"panels: channel {item} does not exist; the model has channels 0..{channels - 1}")
     return items
 
 

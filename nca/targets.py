@@ -55,10 +55,64 @@ def find_emoji_font() -> str | None:
     return next((p for p in NOTO_PATHS if Path(p).is_file()), None)
 
 
-def render_emoji(char: str, font_path: str | None = None) -> Image.Image:
-    """Draw one emoji in colour with Pillow, cropped to its ink. Needs a colour emoji font."""
-    from PIL import ImageDraw, ImageFont
+# Code points that join or modify an emoji rather than start a new one: variation
+# selectors, zero-width joiner, keycap, skin tones, tag characters (Unicode TR51, "emoji
+# sequences"). A ZWJ also glues the next character to the current emoji.
+_ZWJ = "\u200d"
 
+
+def _is_modifier(ch: str) -> bool:
+    o = ord(ch)
+    return (o in (0xFE0E, 0xFE0F, 0x20E3, 0x200D) or 0x1F3FB <= o <= 0x1F3FF or 0xE0020 <= o <= 0xE007F)
+
+
+def emoji_count(text: str) -> int:
+    """How many emoji ``text`` spells (TR51 sequences: a base character with its modifiers,
+    ZWJ-joined characters and regional-indicator pairs count once each)."""
+    n, i, prev_zwj, open_flag = 0, 0, False, False
+    for ch in text:
+        o = ord(ch)
+        if _is_modifier(ch):
+            prev_zwj = ch == _ZWJ
+            continue
+        if prev_zwj:  # joined to the previous emoji
+            prev_zwj = False
+            continue
+        if 0x1F1E6 <= o <= 0x1F1FF:  # regional indicators pair up into one flag
+            if open_flag:
+                open_flag = False
+                continue
+            open_flag = True
+        else:
+            open_flag = False
+        n += 1
+    return n
+
+
+def _draw(font, text: str) -> Image.Image:
+    from PIL import ImageDraw
+
+    canvas = Image.new("RGBA", (NOTO_SIZE * 2 * max(1, len(text)), NOTO_SIZE * 2), (0, 0, 0, 0))
+    ImageDraw.Draw(canvas).text((NOTO_SIZE // 4, NOTO_SIZE // 4), text, font=font, embedded_color=True)
+    return canvas
+
+
+# Code points no font draws (Unicode noncharacters): the font's "missing glyph" (.notdef
+# box), to compare a rendered emoji with.
+_NEVER_DRAWN = ("\U000FFFFE", "\U0010FFFE")
+
+
+def render_emoji(char: str, font_path: str | None = None) -> Image.Image:
+    """Draw one emoji in colour with Pillow, cropped to its ink. Needs a colour emoji font.
+
+    Refused (NCAError): text that is several emoji, and an emoji the font lacks (it would
+    draw its "missing glyph" box, which a model would then learn to grow).
+    """
+    from PIL import ImageFont
+
+    count = emoji_count(char)
+    if count != 1:
+        raise NCAError(f"target {char!r} is {count} emoji; give exactly one")
     font_path = font_path or find_emoji_font()
     if font_path is None:
         raise NCAError(f"cannot render emoji {char!r}: no colour emoji font found; {FONT_HINT}")
@@ -66,12 +120,19 @@ def render_emoji(char: str, font_path: str | None = None) -> Image.Image:
         font = ImageFont.truetype(font_path, NOTO_SIZE)
     except OSError as e:
         raise NCAError(f"cannot load emoji font {font_path}: {e}; {FONT_HINT}") from None
-    canvas = Image.new("RGBA", (NOTO_SIZE * 2, NOTO_SIZE * 2), (0, 0, 0, 0))
-    ImageDraw.Draw(canvas).text((NOTO_SIZE // 4, NOTO_SIZE // 4), char, font=font, embedded_color=True)
+    canvas = _draw(font, char)
     box = canvas.getbbox()
     if box is None:
         raise NCAError(f"the font {font_path} drew nothing for {char!r}; is it an emoji?")
+    missing = [_draw(font, c).tobytes() for c in _NEVER_DRAWN]
+    glyphs = [c for c in char if not _is_modifier(c)]
+    if canvas.tobytes() in missing or any(_draw(font, c).tobytes() in missing for c in glyphs):
+        raise NCAError(f"the font {font_path} has no glyph for {char!r} (it draws its missing-glyph box); "
+                       f"{FONT_HINT}")
     ink = canvas.crop(box)
+    if ink.size[0] > 1.6 * ink.size[1] and len(glyphs) > 1:  # a sequence the font draws as several
+        raise NCAError(f"the font {font_path} draws {char!r} as {len(glyphs)} separate glyphs, not one "
+                       "emoji; give a single emoji")
     side = max(ink.size)  # centre the ink on a square canvas, like the article's 128x128 PNGs
     square = Image.new("RGBA", (side, side), (0, 0, 0, 0))
     square.paste(ink, ((side - ink.size[0]) // 2, (side - ink.size[1]) // 2))
@@ -83,10 +144,17 @@ def _open_png(path: Path) -> Image.Image:
         raise NCAError(f"target file not found: {path}")
     try:
         with open(path, "rb") as f:
-            img = Image.open(io.BytesIO(f.read()))
-            img.load()
+            data = f.read()
+    except OSError as e:
+        raise NCAError(f"cannot read target image {path}: {e.strerror or e}") from None
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except Image.UnidentifiedImageError:  # its message names the BytesIO, not the file
+        raise NCAError(f"cannot read target image {path}: not an image file Pillow can read") from None
     except Exception as e:  # PIL raises many types for corrupt files
-        raise NCAError(f"cannot read target image {path}: {e}") from None
+        raise NCAError(f"cannot read target image {path}: {type(e).__name__}: "
+                       f"{str(e).replace(repr(io.BytesIO), '').strip() or 'corrupt image'}") from None
     return img
 
 
@@ -101,6 +169,8 @@ def target_image(spec: str) -> Image.Image:
     if name.lower().endswith((".png", ".jpg", ".jpeg", ".gif", ".webp")) or os.sep in name:
         return _open_png(Path(name)).convert("RGBA")
     if name and all(ord(ch) > 0x2000 for ch in name):
+        if emoji_count(name) != 1:
+            raise NCAError(f"target {spec!r} is {emoji_count(name)} emoji; give exactly one")
         return render_emoji(name)
     raise NCAError(
         f"unknown target {spec!r}: use a bundled name ({', '.join(BUNDLED)}), an emoji "
@@ -111,12 +181,18 @@ def target_image(spec: str) -> Image.Image:
 def load_target(spec: str, size: int = 40, padding: int = 16) -> np.ndarray:
     """Target as ``[size + 2*padding, size + 2*padding, 4]`` float32, colour premultiplied.
 
-    The image is scaled so its longer side is ``size`` and centred on a square canvas.
+    The image is scaled (down or up, Lanczos) so its longer side is ``size`` and centred
+    on a square canvas.
     """
     if size < 1 or padding < 0:
         raise NCAError(f"target size must be >= 1 and padding >= 0 (got size={size}, padding={padding})")
     img = target_image(spec)
-    img.thumbnail((size, size), Image.LANCZOS)  # antialiased, keeps the aspect ratio
+    if max(img.size) > size:
+        img.thumbnail((size, size), Image.LANCZOS)  # antialiased, keeps the aspect ratio
+    elif max(img.size) < size:  # a small image is scaled up to the requested size too
+        w, h = img.size
+        new = (size, max(1, round(h * size / w))) if w >= h else (max(1, round(w * size / h)), size)
+        img = img.resize(new, Image.LANCZOS)
     a = np.asarray(img, np.float32) / 255.0
     if a[..., 3].max() <= 0.0:
         raise NCAError(f"target {spec!r} has an empty alpha channel: nothing to grow")

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import csv
 import io
-import math
-import signal
 import time
-from contextlib import contextmanager
-from functools import partial
+from dataclasses import replace
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -24,6 +22,7 @@ import optax
 from . import checkpoint as ckpt
 from .config import Config, load_config, save_config
 from .errors import NCAError
+from .loop import LoopSpec, StopFlag, all_finite, drive, training_ui
 from .model import init_params, rollout, seed_state, step_key, to_rgba
 from .targets import load_target
 
@@ -147,8 +146,19 @@ def train_step(cfg: Config, state: TrainState, target: Array, fast: bool | None 
     return TrainState(params, opt_state, pool, state.key, state.step + 1), loss
 
 
+# Config fields the step never reads (the seed lives in the state's key, the target is an
+# argument): set to one value before compiling, so runs differing only in them share a program.
+_NOT_IN_STEP = dict(train_steps=1, checkpoint_every=1, keep_checkpoints="none", seed=0, target="")
+
+
 def compiled_train_step(cfg: Config, fast: bool | None = None):
-    """``train_step`` jitted with the config static and the state donated."""
+    """``train_step`` jitted with the config static and the state donated. One program per
+    step-relevant config: a resumed, extended or reseeded run in the same process reuses it."""
+    return _compiled_train_step(replace(cfg, **_NOT_IN_STEP), fast)
+
+
+@lru_cache(maxsize=8)
+def _compiled_train_step(cfg: Config, fast: bool | None):
     return jax.jit(partial(train_step, cfg, fast=fast), donate_argnums=(0,))
 
 
@@ -196,45 +206,11 @@ def save_preview(path: Path, cfg: Config, params: dict, target: np.ndarray, step
     return mse
 
 
-@jax.jit
-def _all_finite(tree) -> Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(tree)]))
-
-
-class _StopFlag:
-    """SIGINT sets a flag; the loop checks it between steps, so a step is never torn."""
-
-    def __init__(self):
-        self.stop = False
-
-    def __enter__(self):
-        self._old = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, *_):
-        if self.stop:  # second Ctrl-C: give up immediately
-            raise KeyboardInterrupt
-        self.stop = True
-
-    def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, self._old)
-
-
-@contextmanager
-def _training_ui(progress: bool, total: int, initial: int, desc: str):
-    """The imperative shell of a training loop: a tqdm bar (or None) and a ``_StopFlag``,
-    both torn down however the loop ends. Yields ``(bar, flag)``."""
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True)
-    with _StopFlag() as flag:
-        try:
-            yield bar, flag
-        finally:
-            if bar is not None:
-                bar.close()
+# The loop's shell lives in nca.loop (one driver for every trainer); these names stay
+# importable from here for older code.
+_all_finite = all_finite
+_StopFlag = StopFlag
+_training_ui = training_ui
 
 
 def metric_row(cfg: Config, step: int, loss: float, elapsed: float) -> dict:
@@ -243,95 +219,147 @@ def metric_row(cfg: Config, step: int, loss: float, elapsed: float) -> dict:
             "elapsed_s": f"{elapsed:.2f}"}
 
 
+RUN_FILES = (ckpt.CONFIG, ckpt.CHECKPOINT, ckpt.METRICS, ckpt.PREVIEW, ckpt.KEPT_DIR, ckpt.LOCK)
+
+
+def clean_run_dir(out_dir: Path) -> None:
+    """Remove temporary files that a killed write left in a run folder (hold its claim)."""
+    ckpt.clean_stale_temps(out_dir, RUN_FILES[:4])
+    ckpt.clean_stale_temps(Path(out_dir) / ckpt.KEPT_DIR, ("step_*.msgpack",))
+
+
+def check_new_run_dir(out_dir: Path) -> None:
+    """Refuse (NCAError) to start a new run in ``out_dir`` if it holds a run (its
+    ``config.json``, written last when a run starts) or anything that is not ours.
+
+    Our files without a ``config.json`` are what a run killed in its first moments leaves
+    (a lock, a step-0 checkpoint, temporary files): nothing was trained, so a new run
+    takes the folder over (its leftover kept checkpoints are removed).
+    """
+    out_dir = Path(out_dir)
+    if (out_dir / ckpt.CONFIG).exists():
+        raise NCAError(f"{out_dir} already holds a run; resume it or choose another output folder "
+                       "(nothing was overwritten)")
+    ours = set(RUN_FILES)
+    others = sorted(p.name for p in out_dir.iterdir()
+                    if p.name not in ours and not (p.name.startswith(".") and p.name.endswith(ckpt.TEMP_SUFFIX)))
+    kept = out_dir / ckpt.KEPT_DIR
+    if kept.is_dir():
+        others += [f"{ckpt.KEPT_DIR}/{p.name}" for p in kept.iterdir() if not p.name.startswith("step_")]
+    elif kept.exists():
+        others.append(ckpt.KEPT_DIR)
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise NCAError(f"{out_dir} holds files that are not a training run ({shown}); choose a new or "
+                       "empty output folder (nothing was overwritten)")
+    for _, p in ckpt.list_kept(out_dir):  # a killed start's leftovers: ours, never trained on
+        p.unlink()
+
+
 def train(cfg: Config | None, out_dir: Path, resume: bool = False, progress: bool = True,
           stop_at: int | None = None, log=print) -> TrainState:
     """Train into ``out_dir`` (a run directory), or continue it with ``resume=True``.
 
-    stop_at: stop (and checkpoint) after this step, as an interruption would -- for tests
-    and for chunked runs. Returns the final TrainState.
+    New run: ``out_dir`` must be new, empty, or an unstarted run (``check_new_run_dir``).
+    Resume: the saved ``config.json`` is used; ``cfg`` may only change ``train_steps``
+    (to extend or shorten the run; NCAError for any other difference). A folder whose run
+    was killed before its first checkpoint restarts from step 0 with its saved config.
+    The folder is claimed for the whole run (``nca.checkpoint.claim_run_dir``): a second
+    run into it fails at once. stop_at: stop (and checkpoint) after this step, as an
+    interruption would -- for tests and for chunked runs. Returns the final TrainState.
     """
     out_dir = Path(out_dir)
+    if stop_at is not None and stop_at < 0:
+        raise NCAError(f"stop_at must be >= 0, got {stop_at}")
+    if not resume and cfg is None:
+        raise NCAError("a new run needs a Config")
+    if resume and not out_dir.is_dir():
+        raise NCAError(f"no config.json in {out_dir}: there is no run directory to resume")
+    with ckpt.claim_run_dir(out_dir):
+        clean_run_dir(out_dir)
+        if resume:
+            cfg = _resumed_config(out_dir, cfg)
+        else:
+            check_new_run_dir(out_dir)
+        return _train_claimed(cfg, out_dir, resume, progress, stop_at, log)
+
+
+def _resumed_config(out_dir: Path, cfg: Config | None) -> Config:
+    if not (out_dir / ckpt.CONFIG).exists():
+        raise NCAError(f"no config.json in {out_dir}: it holds no run to resume (a run killed "
+                       "before writing its config leaves such a folder; start a new run into it)")
+    saved = load_config(out_dir / ckpt.CONFIG)
+    if cfg is None:
+        return saved
+    changed = sorted(k for k, v in _flat(cfg).items() if _flat(saved)[k] != v and k != "train_steps")
+    if changed:
+        raise NCAError(f"a resumed run keeps its saved config; only train_steps may change, but "
+                       f"{', '.join(changed)} differ from {out_dir / ckpt.CONFIG}")
+    return Config.from_dict({**saved.to_dict(), "train_steps": cfg.train_steps})
+
+
+def _flat(cfg: Config) -> dict:
+    d = cfg.to_dict()
+    return {**{k: v for k, v in d.items() if k != "model"}, **{f"model.{k}": v for k, v in d["model"].items()}}
+
+
+def _train_claimed(cfg: Config, out_dir: Path, resume: bool, progress: bool, stop_at, log) -> TrainState:
     ckpt_path = out_dir / ckpt.CHECKPOINT
-    if resume:
-        saved = load_config(out_dir / ckpt.CONFIG)
-        if cfg is not None and cfg.train_steps != saved.train_steps:
-            saved = Config.from_dict({**saved.to_dict(), "train_steps": cfg.train_steps})
-        cfg = saved
-    elif ckpt_path.exists() or (out_dir / ckpt.CONFIG).exists():
-        raise NCAError(f"{out_dir} already holds a run; continue it with --resume {out_dir} "
-                       "or choose another --out (nothing was overwritten)")
     target_np = load_target(cfg.target, cfg.target_size, cfg.target_padding)
     target = jnp.asarray(target_np)
 
     elapsed = 0.0
-    if resume:  # the template is only shapes: no second pool in memory while loading
+    fresh = not resume or not ckpt_path.exists()  # resumed before its first checkpoint: start over
+    if not fresh:  # the template is only shapes: no second pool in memory while loading
         template = {"train": jax.eval_shape(partial(init_train_state, cfg)), "elapsed": np.float64(0)}
         saved_state = ckpt.load_checkpoint(ckpt_path, template)
         state, elapsed = saved_state["train"], float(saved_state["elapsed"])
     else:
+        if resume:
+            log(f"{out_dir} was stopped before its first checkpoint: starting it from step 0")
         state = init_train_state(cfg)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out_dir / ckpt.CONFIG)
     start = int(state.step)
+    if cfg.train_steps < start:
+        raise NCAError(f"the run in {out_dir} is already at step {start}, past train_steps={cfg.train_steps}")
+    if resume and not fresh:
+        save_config(cfg, out_dir / ckpt.CONFIG)  # train_steps may have changed
     rows = _read_metrics(out_dir / ckpt.METRICS, start)
-    end = cfg.train_steps if stop_at is None else min(stop_at, cfg.train_steps)
-
-    def save(state, elapsed):
-        # A finite loss can still come with a non-finite update: never checkpoint one.
-        if not bool(_all_finite(state.params)):
-            raise NCAError(f"parameters became non-finite by step {int(state.step)}; the last good "
-                           f"checkpoint is kept in {out_dir}; try a lower --lr")
-        ckpt.save_checkpoint(ckpt_path, {"train": state, "elapsed": np.float64(elapsed)})
-        _write_metrics(out_dir / ckpt.METRICS, rows)
-
-    if not resume:
-        save(state, elapsed)  # step 0: a new run directory is loadable (and resumable) at once
-
-    keep = set(ckpt.kept_steps(cfg.keep_checkpoints, cfg.train_steps))
-    if not resume and 0 in keep:
-        ckpt.save_kept(out_dir, 0, state.params)
+    end = cfg.train_steps if stop_at is None else max(start, min(stop_at, cfg.train_steps))
     step_fn = compiled_train_step(cfg)
-    bar = None  # set by _training_ui below; drain() reports to it
-    pending = None  # (step, loss array): read one step late so the host never stalls the device
     t_last = time.perf_counter()
-    interrupted = False
 
-    def drain(pending):
+    def step():
+        nonlocal state
+        state, loss = step_fn(state, target)
+        return loss
+
+    def record(s, losses):
         nonlocal elapsed, t_last
-        s, loss_arr = pending
-        loss = float(loss_arr)
         now = time.perf_counter()
         elapsed += now - t_last
         t_last = now
-        if not math.isfinite(loss):
-            raise NCAError(f"loss became {loss} at step {s}; the last good checkpoint "
-                           f"(step {rows[-1]['step'] if rows else 0} or earlier) is kept in {out_dir}; "
-                           "try a lower --lr")
-        rows.append(metric_row(cfg, s, loss, elapsed))
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4g}")
+        rows.append(metric_row(cfg, s, float(losses[0]), elapsed))
+        return f"loss={float(losses[0]):.4g}"
 
-    with _training_ui(progress, cfg.train_steps, start, "train") as (bar, flag):
-        done = start  # counted on the host: reading state.step would wait for the device
-        while done < end:
-            state, loss = step_fn(state, target)
-            done += 1
-            if pending is not None:
-                drain(pending)
-            pending = (done, loss)
-            if done in keep:  # params along training, for training-dynamics analyses
-                ckpt.save_kept(out_dir, done, state.params)
-            if done % cfg.checkpoint_every == 0 or done == end or flag.stop:
-                drain(pending)
-                pending = None
-                save(state, elapsed)
-            if flag.stop:
-                interrupted = True
-                break
-    if interrupted:
-        log(f"interrupted at step {int(state.step)}; checkpoint saved. Continue with: "
-            f"python scripts/train.py --resume {out_dir}")
+    config_written = not fresh
+
+    def save(s):
+        nonlocal config_written
+        ckpt.save_checkpoint(ckpt_path, {"train": state, "elapsed": np.float64(elapsed)})
+        _write_metrics(out_dir / ckpt.METRICS, rows)
+        if not config_written:  # last: a folder with a config.json always holds a usable run
+            save_config(cfg, out_dir / ckpt.CONFIG)
+            config_written = True
+
+    spec = LoopSpec(start=start, end=end, total=cfg.train_steps, checkpoint_every=cfg.checkpoint_every,
+                    keep=frozenset(ckpt.kept_steps(cfg.keep_checkpoints, cfg.train_steps)), where=out_dir,
+                    save_at_start=fresh, progress=progress, desc="train")
+    result = drive(spec, step=step, record=record, save=save,
+                   save_kept=lambda s: ckpt.save_kept(out_dir, s, state.params),
+                   params_finite=lambda: all_finite(state.params))
+    if result.interrupted or end < cfg.train_steps:
+        if result.interrupted:
+            log(f"interrupted at step {result.step}; checkpoint saved; resume the run in {out_dir} to continue")
         return state
     mse = save_preview(out_dir / ckpt.PREVIEW, cfg, state.params, target_np)
     log(f"step {int(state.step)}: preview in {out_dir / ckpt.PREVIEW} "

@@ -5,52 +5,72 @@
     python scripts/grow.py --list                       # the 31 published models
 
 .npy: all channels, [H, W, C] float32. .png: the RGBA picture composited on white.
+The output is written atomically (a failed write leaves an existing file as it was), and
+--out is checked for writability before growing.
 """
 
-import argparse
+import io
 import sys
 from pathlib import Path
 
-from nca.cli import run_cli
+if __package__ in (None, ""):  # `python scripts/grow.py` from a clean clone
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nca.cli import Parser, add_seed, nonneg_int, positive_int, run_cli  # noqa: E402
+
+
+def parser() -> Parser:
+    ap = Parser(description=__doc__, prog="grow.py")
+    ap.add_argument("model", nargs="?", help="run directory or published name (distill:lizard/persistent)")
+    ap.required_args.add_argument("--out", type=Path, metavar="PATH",
+                                  help="file to write, .npy or .png (required unless --list)")
+    ap.add_argument("--steps", type=nonneg_int, default=200, metavar="N", help="number of CA steps to run")
+    add_seed(ap)
+    ap.add_argument("--size", type=positive_int, default=None, metavar="N",
+                    help="grid size, >= 3 (default: the training grid)")
+    ap.add_argument("--scale", type=positive_int, default=4, metavar="K", help="PNG upscaling (nearest)")
+    ap.add_argument("--list", action="store_true", help="list the published models and exit")
+    return ap
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model", nargs="?", help="run directory or published name (distill:lizard/persistent)")
-    ap.add_argument("--steps", type=int, default=200)
-    ap.add_argument("--seed", type=int, default=0, help="PRNG seed of the stochastic updates")
-    ap.add_argument("--size", type=int, default=None, help="grid size (default: the training grid)")
-    ap.add_argument("--scale", type=int, default=4, help="PNG upscaling (nearest)")
-    ap.add_argument("--out", type=Path)
-    ap.add_argument("--list", action="store_true", help="list the published models")
-    a = ap.parse_args()
+    a = parser().parse_args()
 
-    import jax
-    import numpy as np
-    from PIL import Image
-
-    import nca
+    from nca.checkpoint import atomic_write_bytes, check_writable
     from nca.errors import NCAError
 
     if a.list:
+        import nca
+
         print("\n".join(nca.published_names()))
         return 0
     if not a.model or not a.out:
         raise NCAError("give MODEL and --out FILE (.npy or .png); --list shows the published models")
     if a.out.suffix not in (".npy", ".png"):
         raise NCAError(f"--out must end in .npy or .png, got {a.out.name!r}")
-    if a.steps < 0:
-        raise NCAError("--steps must be >= 0")
+    if a.size is not None and a.size < 3:
+        raise NCAError(f"--size must be >= 3, got {a.size}")
+    check_writable(a.out)  # before any computing
+
+    import jax
+    import numpy as np
+    from PIL import Image
+
+    import nca
+
     model = nca.load_model(a.model)
+    # The seed's key is the rollout's fire-mask key itself, as in animate.py and nca.grow's
+    # examples: the same --seed grows the same body in every script.
     x, _ = nca.grow(model, a.steps, jax.random.key(a.seed), size=a.size, record=())
     x = np.asarray(x, np.float32)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
     if a.out.suffix == ".npy":
-        np.save(a.out, x)
+        np.save(buf, x)
     else:
         rgb = np.asarray(nca.to_rgb(x))
         img = Image.fromarray((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8))
-        img.resize((img.width * a.scale, img.height * a.scale), Image.NEAREST).save(a.out)
+        img.resize((img.width * a.scale, img.height * a.scale), Image.NEAREST).save(buf, format="PNG")
+    atomic_write_bytes(a.out, buf.getvalue())
     alive = float((x[..., 3] > 0.1).mean())
     print(f"grew {model.name} for {a.steps} steps (seed {a.seed}) on {x.shape[0]}x{x.shape[1]}: "
           f"{alive:.1%} of cells alive -> {a.out}", file=sys.stderr)

@@ -2,72 +2,102 @@
 
     python scripts/train.py --target lizard --experiment regenerating --preset quick --out runs/lizard
     python scripts/train.py --resume runs/lizard          # continue a stopped run
+    python scripts/train.py --resume runs/lizard --train-steps 3000   # ... and extend it
     python scripts/train.py --preset quick --lr 1e-3 --hidden 64 --out runs/x   # any config field
-    python scripts/train.py --preset quick --seeds 4 --out runs/lizard4   # 4 seeds at once
+    python scripts/train.py --preset quick --seeds 0,1,2,3 --out runs/lizard4   # 4 seeds at once
 
-With --seeds K, K models (seeds --seed .. --seed+K-1) train at once (vmapped) into
-OUT/seed_<s>/, each a normal run directory (continue one alone with --resume OUT/seed_<s>).
-On a CPU the cores are exposed as JAX devices and each trains its share of the seeds,
-side by side, in one compiled program (nca.multiseed; $JAX_NUM_CPU_DEVICES=1 keeps all
-the seeds on one device).
+With --seeds LIST, one model per seed trains at once (vmapped) into OUT/seed_<s>/, each a
+normal run directory (continue one alone with --resume OUT/seed_<s>). On a CPU the cores
+are exposed as JAX devices and each trains its share of the seeds, side by side, in one
+compiled program (nca.multiseed; $JAX_NUM_CPU_DEVICES=1 keeps all the seeds on one device).
 
 The run directory gets config.json, checkpoint.msgpack (atomic, every --checkpoint-every
 steps and on Ctrl-C), metrics.csv, preview.png ([target | grown from the seed]) and
-checkpoints/step_*.msgpack (params at log-spaced steps; --keep-checkpoints none: off).
+checkpoints/step_*.msgpack (params kept along training: --keep-checkpoints log (default,
+log-spaced steps), every:N, log+every:N or none).
+
+--out must be a new or empty folder; a folder holding a run or any other files is refused,
+as is a folder another run is writing to. --resume keeps the run's saved config: only
+--train-steps may be given with it (to extend or shorten the run).
 """
 
-import argparse
+import sys
 from pathlib import Path
 
-from nca.cli import run_cli
-from nca.config import EXPERIMENTS, PRESETS, add_config_args, overrides_from_args, preset
+if __package__ in (None, ""):  # `python scripts/train.py` from a clean clone
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nca.cli import Parser, add_quiet, nonneg_int_list, run_cli  # noqa: E402
+from nca.config import PRESETS, add_config_args, field_flag, fields_as_flags, overrides_from_args  # noqa: E402
+
+
+def parser() -> Parser:
+    ap = Parser(description=__doc__, prog="train.py")
+    # In the "required arguments" group: every new run needs it; --resume DIR names its own folder.
+    ap.required_args.add_argument("--out", type=Path, metavar="PATH",
+                                  help="run folder to create, new or empty (required unless --resume DIR)")
+    ap.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR with its saved config")
+    ap.add_argument("--preset", default=None, metavar="NAME",
+                    help=f"settings to start from: {', '.join(PRESETS)} (default: quick); not with --resume")
+    ap.add_argument("--seeds", type=nonneg_int_list, default=None, metavar="LIST",
+                    help="comma-separated seeds trained at once into OUT/seed_<s>/ (default: one run, --seed)")
+    add_quiet(ap)
+    add_config_args(ap)
+    return ap
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="quick", help=f"one of {', '.join(PRESETS)} (default: quick)")
-    ap.add_argument("--out", type=Path, help="run directory to create")
-    ap.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR")
-    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
-    ap.add_argument("--seeds", type=int, default=1, metavar="K",
-                    help="train K seeds at once (vmapped) into OUT/seed_<s>/ (default: 1, a plain run)")
-    add_config_args(ap)
-    ap.set_defaults(cfg_experiment=None)
-    a = ap.parse_args()
-    if a.seeds > 1 and not a.resume:  # before anything starts JAX (nca.multiseed)
-        from nca.parallel import use_cpu_cores
-
-        use_cpu_cores()
+    a = parser().parse_args()
     from nca.errors import NCAError
-    from nca.train import train
 
     overrides = overrides_from_args(a)
-    if a.seeds < 1:
-        raise NCAError(f"--seeds must be >= 1, got {a.seeds}")
-    if a.resume:
-        if a.seeds != 1:
-            raise NCAError("--resume continues one run; resume a seed of a --seeds run with --resume OUT/seed_<s>")
-        if set(overrides) - {"train_steps"}:
-            raise NCAError("--resume continues a run with its saved config; only --train-steps may change")
-        cfg = preset(a.preset, **overrides) if overrides else None
-        train(cfg, a.resume, resume=True, progress=not a.no_progress)
-        return 0
-    if a.out is None:
+    if a.resume is not None:
+        extra = [flag for flag, given in (("--out", a.out is not None), ("--preset", a.preset is not None),
+                                          ("--seeds", a.seeds is not None)) if given]
+        extra += [field_flag(k) for k in sorted(overrides) if k != "train_steps"]
+        if extra:
+            raise NCAError(f"--resume continues a run with its saved config; only --train-steps may be given "
+                           f"with it (got {', '.join(extra)})")
+    elif a.out is None:
         raise NCAError("give --out DIR for a new run (or --resume DIR to continue one)")
-    if overrides.get("experiment", "regenerating") not in EXPERIMENTS:
-        raise NCAError(f"unknown experiment {overrides['experiment']!r}; choose one of {', '.join(EXPERIMENTS)}")
-    cfg = preset(a.preset, **overrides)
-    seeds = f"seed {cfg.seed}" if a.seeds == 1 else f"seeds {cfg.seed}..{cfg.seed + a.seeds - 1}"
-    print(f"training {cfg.experiment} {cfg.target!r} on a {cfg.grid_size}x{cfg.grid_size} grid, "
-          f"{cfg.train_steps} steps, {seeds} -> {a.out}")
-    if a.seeds > 1:
-        from nca.multiseed import train_seeds
+    if a.seeds is not None:
+        if "seed" in overrides:
+            raise NCAError("give --seed (one run) or --seeds (several), not both")
+        if len(set(a.seeds)) != len(a.seeds):
+            raise NCAError(f"--seeds repeat in {','.join(map(str, a.seeds))}; each seed trains once")
+        from nca.parallel import use_cpu_cores  # before anything starts JAX (nca.multiseed)
 
-        train_seeds(cfg, a.out, a.seeds, progress=not a.no_progress)
-    else:
-        train(cfg, a.out, progress=not a.no_progress)
+        use_cpu_cores()
+    from nca.config import load_config, preset
+    from nca.train import train
+
+    def config(make):  # the library names config fields; here they are the flags
+        try:
+            return make()
+        except NCAError as e:
+            raise NCAError(fields_as_flags(str(e))) from None
+
+    try:
+        if a.resume is not None:
+            cfg = None
+            if overrides and (a.resume / "config.json").is_file():  # only --train-steps: checked above
+                saved = load_config(a.resume / "config.json")
+                cfg = config(lambda: saved.from_dict({**saved.to_dict(), **overrides}))
+            train(cfg, a.resume, resume=True, progress=not a.quiet)
+            return 0
+        cfg = config(lambda: preset(a.preset or "quick", **overrides))
+        seeds = f"seed {cfg.seed}" if a.seeds is None else f"seeds {','.join(map(str, a.seeds))}"
+        print(f"training {cfg.experiment} {cfg.target!r} on a {cfg.grid_size}x{cfg.grid_size} grid, "
+              f"{cfg.train_steps} steps, {seeds} -> {a.out}")
+        if a.seeds is not None:
+            from nca.multiseed import train_seeds
+
+            train_seeds(cfg, a.out, a.seeds, progress=not a.quiet)
+        else:
+            train(cfg, a.out, progress=not a.quiet)
+    except NCAError as e:
+        raise NCAError(str(e).replace("(lr)", "(--lr)").replace("resume it", "resume it with --resume")) from None
     return 0
-
 
 if __name__ == "__main__":
     run_cli(main)

@@ -66,7 +66,7 @@ def test_multiseed_refuses_existing_runs_and_bad_k(tmp_path):
         train_seeds(cfg, tmp_path / "m", 2, **QUIET)
     assert (tmp_path / "m" / "seed_1" / "config.json").read_text() == "{}"
     assert not (tmp_path / "m" / "seed_0").exists()  # refused before writing anything
-    with pytest.raises(NCAError, match="seeds"):
+    with pytest.raises(NCAError, match="number of seeds"):
         train_seeds(cfg, tmp_path / "x", 0, **QUIET)
     with pytest.raises(NCAError, match="keep_checkpoints"):
         preset("tiny", keep_checkpoints="linear")
@@ -78,8 +78,10 @@ def test_train_script_seeds_option_errors():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    for args, msg in ((["--seeds", "0", "--out", "x"], "--seeds must be >= 1"),
-                      (["--resume", "x", "--seeds", "2"], "--resume continues one run")):
+    for args, msg in ((["--seeds", "0,1,0", "--out", "x"], "--seeds repeat"),
+                      (["--seeds", "0,-1", "--out", "x"], "--seeds"),
+                      (["--seeds", "1", "--seed", "2", "--out", "x"], "not both"),
+                      (["--resume", "x", "--seeds", "2"], "only --train-steps may be given with it (got --seeds)")):
         p = subprocess.run([sys.executable, "scripts/train.py", *args], cwd=root, capture_output=True, text=True,
                            timeout=120)
         assert p.returncode == 2 and p.stderr.startswith("error: ") and msg in p.stderr, p.stderr

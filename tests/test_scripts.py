@@ -24,10 +24,10 @@ def assert_clean_error(proc, pattern):
 def test_train_script_runs_and_resumes(tmp_path):
     out = tmp_path / "run"
     p = run("scripts/train.py", "--preset", "tiny", "--train-steps", "6", "--checkpoint-every", "3",
-            "--experiment", "growing", "--out", out, "--no-progress")
+            "--experiment", "growing", "--out", out, "--quiet")
     assert p.returncode == 0, p.stderr
     assert {f.name for f in out.iterdir()} >= {"config.json", "checkpoint.msgpack", "metrics.csv", "preview.png"}
-    p = run("scripts/train.py", "--resume", out, "--train-steps", "8", "--no-progress")
+    p = run("scripts/train.py", "--resume", out, "--train-steps", "8", "--quiet")
     assert p.returncode == 0, p.stderr
     assert len((out / "metrics.csv").read_text().splitlines()) == 1 + 8
     p = run("scripts/grow.py", out, "--steps", "5", "--out", tmp_path / "s.npy")
@@ -43,7 +43,7 @@ def test_train_script_runs_and_resumes(tmp_path):
 ])
 def test_train_script_bad_input(tmp_path, args, pattern):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    assert_clean_error(run("scripts/train.py", *args, "--no-progress"), pattern)
+    assert_clean_error(run("scripts/train.py", *args, "--quiet"), pattern)
 
 
 def test_grow_script_png_and_errors(tmp_path):

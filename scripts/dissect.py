@@ -4,45 +4,56 @@
     python scripts/dissect.py distill:butterfly/regenerating --out reports/butterfly
     python scripts/dissect.py runs/lizard --out reports/my-lizard
 
-Writes DIR/index.html + DIR/report.json + figures (scripts/pca_report.py, defaults) and
-DIR/growth.gif: the organism beside its first two principal-component maps, growing
-from the seed, cut in half at step 200 and regrowing (scripts/animate.py).
+Writes DIR/index.html + DIR/report.json + figures (analysis.pca_report: every component's
+axis measures tested against a spatial null, intervals over --replicates rollouts; a lighter
+rotation test and no model comparison, for speed: scripts/pca_report.py has them all) and
+DIR/growth.gif: the organism beside its first two principal-component maps, growing from the
+seed, cut in half at step 200 and regrowing (scripts/animate.py).
 """
 
 import argparse
-import importlib.util
+import shlex
 import sys
 from pathlib import Path
 
 from nca.cli import run_cli
 
-HERE = Path(__file__).resolve().parent
 
-
-def main() -> int:
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model", nargs="?", default="distill:lizard/persistent",
-                    help="run directory or published name (default: distill:lizard/persistent)")
-    ap.add_argument("--out", type=Path, default=Path("reports/lizard"), help="output folder (default: reports/lizard)")
-    ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args()
+                    help="run directory or published name (default: %(default)s)")
+    ap.add_argument("--out", type=Path, default=Path("reports/lizard"), help="output folder (default: %(default)s)")
+    ap.add_argument("--seed", type=int, default=0, help="the PRNG seed (default: %(default)s)")
+    ap.add_argument("--replicates", type=int, default=5,
+                    help="rollouts with independent fire masks for the report's intervals (default: %(default)s)")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    a = ap.parse_args(argv)
 
-    spec = importlib.util.spec_from_file_location("pca_report", HERE / "pca_report.py")
-    pca_report = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(pca_report)
-    pca_report.main([a.model, "--out", str(a.out), "--seed", str(a.seed)])
+    from analysis import pca_report
 
+    settings = pca_report.PCAReportSettings(
+        model=a.model, seed=a.seed, replicates=a.replicates, rotations=(90.0,), compare=(),
+        command="python scripts/dissect.py " + " ".join(shlex.quote(x) for x in argv))
+    settings.validate()
+    pca_report.check_writable(a.out)
     from tqdm import tqdm
 
     from analysis.panels import register
     from nca.animate import Animation, Cut, export
 
+    result = pca_report.run_with_progress(settings, a.quiet)
+    pca_report.write(result, a.out)
+    for line in pca_report.summary_lines(result["report"]):
+        print(line, file=sys.stderr)
+
     register()
     anim = Animation(models=(a.model,), seeds=(a.seed,), steps=400, every=4, scale=3,
                      damage=(Cut(200, "left"),), panels=("rgba", "pc1", "pc2"))
     gif = a.out / "growth.gif"
-    export(anim, gif, progress=lambda d, n: tqdm(total=n, desc=d, unit="step", file=sys.stderr),
-           command=f"python scripts/dissect.py {a.model} --out {a.out} --seed {a.seed}")
+    export(anim, gif, progress=None if a.quiet else (lambda d, n: tqdm(total=n, desc=d, unit="step", file=sys.stderr)),
+           command=settings.command)
     print(f"open {a.out / 'index.html'} (report) and {gif} (growth, cut at step 200, regrowth)", file=sys.stderr)
     return 0
 

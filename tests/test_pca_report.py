@@ -21,12 +21,12 @@ def script():
 
 def test_report_on_published_model(script, tmp_path):
     out = tmp_path / "rep"
-    argv = ["distill:lizard/persistent", "--out", str(out), "--rollout", "60", "--steps", "30", "60",
-            "--every", "15", "--regrow", "15", "--rotations", "90", "--compare", "--components", "4",
-            "--seeds", "2"]
+    argv = ["distill:lizard/persistent", "--out", str(out), "--steps", "60", "--at", "30,60",
+            "--every", "15", "--regrow", "15", "--rotations", "90", "--compare", "", "--components", "4",
+            "--replicates", "2", "--surrogates", "99", "--bootstrap", "20", "--quiet"]
     assert script["main"](argv) == 0
     rep = json.loads((out / "report.json").read_text())
-    assert [s["step"] for s in rep["steps"]] == [30, 60]
+    assert [s["step"] for s in rep["steps"]] == [30, 60] and rep["replicates"] == 2
     need = {"index", "explained_variance_ratio", "kind", "direction_deg", "association", "linear_r2",
             "radial_association", "angle_to_body_axis_deg"}
     for s in rep["steps"]:
@@ -34,7 +34,15 @@ def test_report_on_published_model(script, tmp_path):
         for c in s["components"]:
             assert need <= set(c) and c["kind"] in ("along-axis", "across-axis", "radial", "none")
             assert 0 <= c["direction_deg"] < 360 and 0 <= c["angle_to_body_axis_deg"] <= 90
-            assert len(c["kind_seeds"]) == 2
+            assert len(c["kind_seeds"]) == 2 and c["kind_agreement"] in (0.5, 1.0)
+            # every component: a null p-value (or a reason), a direction interval, intervals over replicates
+            assert 0 < c["p_value"] <= 1 and 0 < c["radial_p_value"] <= 1 and c["n_surrogates"] == 99
+            lo, hi = c["direction_ci_deg"]
+            assert lo <= hi and (c["kind"] not in ("along-axis", "across-axis") or lo <= c["direction_deg"] <= hi)
+            assert c["association_ci"]["n"] == 2 and c["association_ci"]["lo"] <= c["association_ci"]["mean"]
+            assert c["kind_threshold"] in ("along-axis", "across-axis", "radial", "none")
+            if c["kind"] == "none":
+                assert c["kind_reason"]
     assert len(rep["pca"]["explained_variance_ratio"]) == 4
     assert rep["emergence"]["growth"]["steps"] == [15, 30, 45, 60]
     assert rep["emergence"]["regrowth"]["steps"][0] == 60 and rep["emergence"]["damage"]["fraction_of_body_erased"] >= 0.2
@@ -49,9 +57,12 @@ def test_report_on_published_model(script, tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["distill:lizard/nope", "--out", "x"], "unknown published model"),
-    (["distill:lizard/persistent", "--out", "x", "--rollout", "50", "--steps", "80"], "outside the rollout"),
-    (["distill:lizard/persistent", "--out", "x", "--steps", "0"], "must be >= 1"),
-    (["distill:lizard/persistent", "--out", "x", "--components", "13"], "only 12 dimensions"),
+    (["distill:lizard/persistent", "--out", "x", "--steps", "50", "--at", "80"], "outside the rollout"),
+    (["distill:lizard/persistent", "--out", "x", "--at", "0"], "must be >= 1"),
+    (["distill:lizard/persistent", "--out", "x", "--at", "10,x"], "comma-separated integers"),
+    (["distill:lizard/persistent", "--out", "x", "--replicates", "0"], "--replicates must be >= 1"),
+    (["distill:lizard/persistent", "--out", "x", "--surrogates", "99"], "too few"),
+    (["distill:lizard/persistent", "--out", "x", "--components", "13", "--surrogates", "299"], "only 12 dimensions"),
 ])
 def test_bad_input_messages(script, argv, message, tmp_path):
     argv = [a if a != "x" else str(tmp_path / "x") for a in argv]
@@ -63,7 +74,20 @@ def test_bad_input_messages(script, argv, message, tmp_path):
 def test_no_alive_cells_at_step_is_a_clear_message(script, tmp_path):
     # at step 1 the body is the seed's neighbourhood: too few cells to analyse
     with pytest.raises(NCAError, match="alive cells at step 1"):
-        script["main"](["distill:lizard/persistent", "--out", str(tmp_path / "x"), "--steps", "1", "50"])
+        script["main"](["distill:lizard/persistent", "--out", str(tmp_path / "x"), "--at", "1,50", "--quiet"])
+
+
+def test_out_that_is_a_file_stops_before_computing(script, tmp_path):
+    f = tmp_path / "file"
+    f.write_text("")
+    with pytest.raises(NCAError, match="not a folder"):
+        script["main"](["distill:lizard/persistent", "--out", str(f)])
+
+
+def test_help_shows_out_as_required_and_defaults():
+    r = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert "required arguments:" in r.stdout and "--out OUT" in r.stdout
+    assert "(default: 5)" in r.stdout and "--quiet" in r.stdout and "--seeds" not in r.stdout
 
 
 def test_cli_prints_one_line_error_without_traceback(tmp_path):

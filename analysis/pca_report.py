@@ -1,0 +1,470 @@
+"""The PCA dissection report as a library: frozen settings -> ``run`` -> result -> ``write``.
+
+``scripts/pca_report.py`` and ``scripts/dissect.py`` are argparse -> ``PCAReportSettings`` ->
+``run`` -> ``write``. Shapes: S analysed steps, R replicates (rollouts from the same seed
+state with independent fire masks), a grid H x W, F features, k PCs.
+
+What is measured (docs/pca.md has every key):
+1. R rollouts; one PCA of the alive cells pooled over the analysed steps and replicates.
+2. Per analysed step and replicate, each PC map's axis measures (``analysis.axes``) and
+   its spatial-null p-values (``analysis.axis_null``); per component the kind is axial or
+   radial only when significant (Holm over the body's 2k tests) and the same in at least
+   ``min_agreement`` of the replicates; the direction gets a bootstrap interval over cells
+   and replicates; association, radial association and variance share get a 95 % interval
+   over replicates.
+3. Descriptive extras on the first replicate (no null, documented as such): emergence over
+   development and regrowth after damage, the rotation test, comparison with a second seed
+   and with other models.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from nca.errors import NCAError
+
+from .axes import AxisThresholds, alive_of, body_frame, view_coords
+from .axis_null import BodyNull, KindRule, NullSettings, agreed_kind, body_kinds, direction_ci, holm
+
+# Named PRNG streams (jax.random.fold_in of the command's key; NumPy SeedSequence spawn keys).
+STREAM_ROLLOUTS = 11
+STREAM_SECOND_SEED = 12
+STREAM_DAMAGE = 13
+STREAM_REGROW = 14
+STREAM_ROTATION = 15
+STREAM_COMPARE = 16
+STREAM_NULL_LOADINGS = 17
+
+
+@dataclass(frozen=True)
+class PCAReportSettings:
+    """Everything a PCA report depends on (the CLI flags of scripts/pca_report.py).
+
+    steps: CA steps to grow (None: the largest of ``at``, else 200); at: steps to analyse
+    (None: steps/4, steps/2, 3 steps/4, steps); replicates: rollouts with independent fire
+    masks (pooled in the PCA; intervals and kind agreement are over them); seed: the one
+    PRNG seed; every: emergence resolution (measure every N steps); regrow: steps of
+    regrowth after a damage disc (0: none); rotations: perception rotations (deg) of the
+    rotation test; compare: other models (None: the other experiments of a published emoji);
+    surrogates, bootstrap: null surrogates per map and bootstrap draws per direction interval;
+    alpha, min_agreement: the kind rule (``analysis.axis_null.KindRule``).
+    """
+
+    model: str
+    steps: int | None = None
+    at: tuple[int, ...] | None = None
+    replicates: int = 5
+    seed: int = 0
+    size: int | None = None
+    features: str = "hidden"
+    components: int = 6
+    standardize: bool = False
+    per_step: bool = False
+    every: int = 5
+    regrow: int = 100
+    rotations: tuple[float, ...] = (45.0, 90.0, 180.0)
+    compare: tuple[str, ...] | None = None
+    surrogates: int = 199
+    bootstrap: int = 100
+    alpha: float = 0.05
+    min_agreement: float = 0.8
+    command: str = ""
+
+    def rollout_steps(self) -> int:
+        return self.steps if self.steps is not None else (max(self.at) if self.at else 200)
+
+    def analysed_steps(self) -> list[int]:
+        n = self.rollout_steps()
+        return sorted(set(self.at)) if self.at else sorted({max(1, n * i // 4) for i in (1, 2, 3, 4)})
+
+    def validate(self) -> None:
+        """Raise NCAError (one line) on bad settings, before anything is computed."""
+        from .pca import FEATURES
+
+        if self.replicates < 1:
+            raise NCAError("--replicates must be >= 1")
+        if self.every < 1:
+            raise NCAError("--every must be >= 1")
+        if self.components < 1:
+            raise NCAError("--components must be >= 1")
+        if self.regrow < 0:
+            raise NCAError("--regrow must be >= 0")
+        if (self.surrogates + 1) * self.alpha <= self.components:
+            need = int(np.floor(self.components / self.alpha))
+            raise NCAError(f"--surrogates {self.surrogates} is too few: with {self.components} components the "
+                           f"smallest Holm threshold is {self.alpha}/{self.components}; use at least {need}")
+        if self.bootstrap < 10:
+            raise NCAError("--bootstrap must be >= 10")
+        if not 0 < self.alpha < 1:
+            raise NCAError("--alpha must be in (0, 1)")
+        if not 0 < self.min_agreement <= 1:
+            raise NCAError("--min-agreement must be in (0, 1]")
+        if self.features not in FEATURES:
+            raise NCAError(f"--features must be one of {', '.join(FEATURES)}")
+        if self.at and min(self.at) < 1:
+            raise NCAError(f"--at must be >= 1 (step t is the state after t steps), got {min(self.at)}")
+        n = self.rollout_steps()
+        if n < 1:
+            raise NCAError(f"--steps must be >= 1, got {n}")
+        bad = [t for t in self.analysed_steps() if not 1 <= t <= n]
+        if bad:
+            raise NCAError(f"--at {bad} outside the rollout: analysed steps must be in 1..{n} "
+                           f"(raise --steps or choose smaller steps)")
+
+
+def check_writable(out: Path) -> None:
+    """Raise NCAError unless ``out`` is (or can be created as) a writable folder. Creates nothing."""
+    out = Path(out)
+    if out.exists():
+        if not out.is_dir():
+            raise NCAError(f"--out {out} exists and is not a folder")
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise NCAError(f"--out {out} is not writable")
+        return
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise NCAError(f"--out {out}: cannot create it ({parent} is not a writable folder)")
+
+
+def mean_interval(values, level: float = 0.95) -> dict:
+    """{"mean", "lo", "hi", "n"}: Student-t interval of the mean over replicates (NaN
+    ignored); lo/hi None for n < 2."""
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    n = int(v.size)
+    if n == 0:
+        return {"mean": None, "lo": None, "hi": None, "n": 0}
+    m = float(v.mean())
+    if n < 2:
+        return {"mean": m, "lo": None, "hi": None, "n": n}
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / np.sqrt(n))
+    return {"mean": m, "lo": m - half, "hi": m + half, "n": n}
+
+
+def binomial_interval(k: int, n: int, level: float = 0.95) -> list[float]:
+    """Clopper-Pearson interval of a rate k/n."""
+    a = 1 - level
+    lo = 0.0 if k == 0 else float(stats.beta.ppf(a / 2, k, n - k + 1))
+    hi = 1.0 if k == n else float(stats.beta.ppf(1 - a / 2, k + 1, n - k))
+    return [lo, hi]
+
+
+# --------------------------------------------------------------------------- the null per component
+
+
+def test_components(steps: list[int], maps: np.ndarray, alpha: np.ndarray, res: dict, threshold: float,
+                    null: NullSettings, rule: KindRule, n_boot: int, seed: int, evr: np.ndarray | None = None,
+                    progress=None) -> None:
+    """Add the spatial null, kinds, intervals to ``res["steps"][s]["components"]`` in place.
+
+    maps: [S, R, H, W, k] PC maps (NaN where dead); alpha: [S, R, H, W]; res: from
+    ``analysis.dissect.analyse_steps`` (its measures are the first replicate's); evr:
+    [S, R, k] each replicate's variance share (for its interval) or None.
+    """
+    from .axes import measure_maps
+
+    n_s, n_r = maps.shape[:2]
+    k = maps.shape[-1]
+    for s in range(n_s):
+        body = res["steps"][s]
+        per_rep = []  # per replicate: dict of arrays
+        for r in range(n_r):
+            a = alpha[s, r]
+            alive = alive_of(a, threshold)
+            n_alive = int(alive.sum())
+            frame, meas = measure_maps(maps[s, r], a, threshold, AxisThresholds())
+            rows, cols = np.nonzero(alive)
+            values = maps[s, r][rows, cols]  # [n, k]
+            rec = {"frame": frame, "meas": meas, "values": values, "uv": view_coords(rows, cols)}
+            if n_alive < null.min_cells:
+                rec["test"] = None
+                rec["reason"] = f"only {n_alive} alive cells (< {null.min_cells}): no null"
+                kinds = ["none"] * k
+                reasons = [rec["reason"]] * k
+            else:
+                centre = view_coords([frame.centroid_rc[0]], [frame.centroid_rc[1]])[0]
+                test = BodyNull(alive, centre, null, seed=seed, key=(int(steps[s]), r)).test(values)
+                rec["test"] = test
+                rec["reason"] = None
+                kinds, reasons = body_kinds(test["p_value"], test["radial_p_value"], test["association_stat"],
+                                            test["radial_stat"], np.array([m.angle_to_body_axis_deg for m in meas]),
+                                            frame.elongation, rule)
+            rec["kinds"], rec["kind_reasons"] = kinds, reasons
+            per_rep.append(rec)
+            if progress is not None:
+                progress()
+        first = per_rep[0]
+        for j, c in enumerate(body["components"]):
+            c["kind_threshold"] = c["kind"]  # the old fixed-threshold label (no null), first replicate
+            kinds = [rec["kinds"][j] for rec in per_rep]
+            kind, agreement, reason = agreed_kind(kinds, rule)
+            c["kind"] = kind
+            c["kind_agreement"] = agreement
+            c["kind_seeds"] = kinds
+            c["kind_reason"] = reason if reason else (first["kind_reasons"][j] if kind == "none" else None)
+            if kind == "none" and reason is None and first["kinds"][j] != "none":
+                c["kind_reason"] = f"the first replicate's kind is {first['kinds'][j]}, most replicates' none"
+            if kind in ("along-axis", "across-axis") and first["kinds"][j] != kind:
+                c["kind_reason"] = f"the first replicate gives {first['kinds'][j]}; the kind is the replicates' majority"
+            if first["test"] is None:
+                for key in ("p_value", "radial_p_value", "p_value_holm", "radial_p_value_holm",
+                            "null_sigma_px", "null_smooth_weight", "association_stat"):
+                    c[key] = None
+                c["p_value_reason"] = first["reason"]
+            else:
+                t = first["test"]
+                adj, adj_r = holm(t["p_value"]), holm(t["radial_p_value"])
+                c.update({"p_value": float(t["p_value"][j]), "radial_p_value": float(t["radial_p_value"][j]),
+                          "p_value_holm": float(adj[j]), "radial_p_value_holm": float(adj_r[j]),
+                          "null_sigma_px": float(t["sigma_px"][j]), "null_smooth_weight": float(t["smooth_weight"][j]),
+                          "association_stat": float(t["association_stat"][j]), "p_value_reason": None})
+            c["n_surrogates"] = null.n_surrogates
+            c["p_value_seeds"] = [None if rec["test"] is None else float(rec["test"]["p_value"][j]) for rec in per_rep]
+            c["radial_p_value_seeds"] = [None if rec["test"] is None else float(rec["test"]["radial_p_value"][j])
+                                         for rec in per_rep]
+            c["direction_deg_seeds"] = [rec["meas"][j].direction_deg for rec in per_rep]
+            c["association_ci"] = mean_interval([rec["meas"][j].association for rec in per_rep])
+            c["radial_association_ci"] = mean_interval([rec["meas"][j].radial_association for rec in per_rep])
+            if evr is not None:
+                c["explained_variance_ratio_ci"] = mean_interval(evr[s, :, j])
+            ok = [rec for rec in per_rep if len(rec["values"]) >= null.min_cells]
+            if len(ok) == len(per_rep):
+                c["direction_ci_deg"] = direction_ci([rec["values"][:, j] for rec in per_rep],
+                                                     [rec["uv"] for rec in per_rep], c["direction_deg"], n_boot,
+                                                     seed=seed, key=(int(steps[s]), j))
+                c["direction_ci_reason"] = None
+            else:
+                c["direction_ci_deg"] = None
+                c["direction_ci_reason"] = f"a replicate has fewer than {null.min_cells} alive cells"
+            if c["kind"] not in ("along-axis", "across-axis"):
+                c["profile"] = None
+        body["n_alive_ci"] = mean_interval([rec["frame"].n_alive for rec in per_rep])
+        body["body_axis_deg_seeds"] = [rec["frame"].axis_deg for rec in per_rep]
+
+
+# --------------------------------------------------------------------------- run
+
+
+def run(settings: PCAReportSettings, progress=None) -> dict:
+    """Grow, fit, measure, test. Returns {"report": JSON-ready dict, "figures": [(name,
+    title, caption, png bytes)]}. progress: callable(description) called at each stage."""
+    import jax
+
+    import nca
+
+    from . import dissect, pca_figures, plots
+    from .compare import null_loading_angles_deg
+    from .pca import FEATURES, fit_cell_pca, pc_maps, state_features, variance_captured
+    from .rollouts import activations, disc_damage, grow_states
+
+    a = settings
+    a.validate()
+    t_start = time.time()
+    tell = progress or (lambda desc: None)
+    rollout = a.rollout_steps()
+    steps = a.analysed_steps()
+    model = nca.load_model(a.model)
+    thr = model.model_config.alive_threshold
+    thresholds = AxisThresholds()
+    rule = KindRule(alpha=a.alpha, min_agreement=a.min_agreement)
+    null = NullSettings(n_surrogates=a.surrogates)
+    key = jax.random.key(a.seed)
+
+    def feats(m, states):
+        """[..., H, W, C] states -> [..., H, W, F] features of model m."""
+        if a.features in ("hidden", "state"):
+            return state_features(states, a.features)
+        return activations(m, states, a.features)
+
+    compare = list(a.compare) if a.compare is not None else []
+    if a.compare is None and model.name.startswith("distill:"):
+        emoji = model.name.split(":")[1].split("/")[0]
+        compare = [n for n in nca.published_names() if n.startswith(f"distill:{emoji}/") and n != model.name]
+    others = [nca.load_model(c) for c in compare]  # fail early on a bad name
+    mc = model.model_config
+    n_feat = {"hidden": mc.channels - 4, "state": mc.channels, "perception": 3 * mc.channels, "mlp": mc.hidden}
+    if a.components > n_feat[a.features]:
+        raise NCAError(f"asked for {a.components} components but the features have only "
+                       f"{n_feat[a.features]} dimensions")
+
+    # 1. rollouts and the PCA of the analysed steps
+    tell("grow")
+    states = grow_states(model, rollout, jax.random.fold_in(key, STREAM_ROLLOUTS), seeds=a.replicates, size=a.size)
+    grid = states.shape[-2]
+    tell("pca")
+    at = states[steps]  # [S, R, H, W, C]
+    f_at = feats(model, at)
+    pooled, maps, res = dissect.analyse_steps(steps, f_at, at[..., 3], a.components, a.standardize, a.per_step,
+                                              a.features, thr, thresholds)
+    alive_at = alive_of(at[..., 3], thr)
+    evr_rep = np.stack([np.stack([variance_captured(pooled, f_at[s, r][None], alive_at[s, r][None])[0]
+                                  for r in range(a.replicates)]) for s in range(len(steps))])  # [S, R, k]
+    tell("null")
+    test_components(steps, maps, at[..., 3], res, thr, null, rule, a.bootstrap, a.seed,
+                    None if a.per_step else evr_rep)
+
+    # 2. emergence over development (first replicate), then damage and regrowth
+    tell("emergence")
+    ts = sorted(set(range(a.every, rollout + 1, a.every)) | {rollout})
+    growth = dissect.track(pooled, ts, feats(model, states[ts, 0]), states[ts, 0, ..., 3], thr, thresholds)
+    regrowth, damage_info = None, None
+    if a.regrow > 0:
+        tell("damage + regrowth")
+        alive_end = states[rollout, 0, ..., 3] > thr
+        k_dmg = jax.random.fold_in(key, STREAM_DAMAGE)
+        for i in range(100):  # the first training-distribution disc that erases >= 20% of the body
+            mask = disc_damage(jax.random.fold_in(k_dmg, i), (grid, grid))
+            frac = float((alive_end & (mask > 0)).sum() / max(alive_end.sum(), 1))
+            if frac >= 0.2:
+                break
+        x_dam = states[rollout, :1] * (1.0 - mask)[None, :, :, None]
+        re = grow_states(model, a.regrow, jax.random.fold_in(key, STREAM_REGROW), seeds=1, x0=x_dam, t0=rollout)
+        rts = sorted(set(range(0, a.regrow + 1, a.every)) | {a.regrow})
+        regrowth = dissect.track(pooled, [rollout + t for t in rts], feats(model, re[rts, 0]),
+                                 re[rts, 0, ..., 3], thr, thresholds)
+        damage_info = {"step": rollout, "regrow_steps": a.regrow, "fraction_of_body_erased": frac,
+                       "disc": "nca.train.circle_masks (the article's training damage)"}
+    emergence = {"growth": growth, "regrowth": regrowth, "damage": damage_info,
+                 "summary": dissect.summarise_emergence(growth, regrowth),
+                 "note": "descriptive: first replicate, fixed-threshold kinds (kind_threshold rule), no null"}
+
+    # 3. rotation test: grow with rotated perception, score with the same PCA
+    t_last = steps[-1]
+    ref_body = res["steps"][-1]
+    rot_bodies, rot_states, rot_maps = [ref_body], [states[t_last, 0]], [maps[-1, 0]]
+    for theta in a.rotations:
+        tell(f"rotation {theta:g}")
+        m_rot = model.rotated(theta)
+        x = grow_states(m_rot, t_last, jax.random.fold_in(key, STREAM_ROTATION), size=a.size)[t_last, 0]
+        alive = x[..., 3] > thr
+        if alive.sum() < 10:
+            raise NCAError(f"the body grown with perception rotated by {theta:g} deg has no alive cells at step {t_last}")
+        f = feats(m_rot, x)
+        mp = pc_maps(pooled, f, alive)
+        evr = variance_captured(pooled, f[None], alive[None])[0]
+        rot_bodies.append(dissect.describe_body(mp, x[..., 3], evr, thr, thresholds))
+        rot_states.append(x)
+        rot_maps.append(mp)
+    rotation = dissect.rotation_summary(list(a.rotations), ref_body, rot_bodies[1:]) if a.rotations else None
+    if rotation:
+        rotation["note"] = "descriptive: one rollout per angle; kinds of the rotated bodies are fixed-threshold labels"
+
+    # 4. comparison with a second seed and with other models (own PCA each, same steps)
+    comparisons, cmp_rows = [], []
+    null_angles = null_loading_angles_deg(jax.random.fold_in(key, STREAM_NULL_LOADINGS), int(pooled.mean.shape[0]),
+                                          a.components)
+    pairs = [(f"{model.name} second seed", model, jax.random.fold_in(key, STREAM_SECOND_SEED), True)]
+    pairs += [(m.name, m, jax.random.fold_in(key, STREAM_COMPARE), False) for m in others]
+    for label, m, k, same in pairs:
+        tell(f"compare {label}")
+        st = grow_states(m, t_last, k, size=grid)[steps, 0]  # [S, H, W, C]
+        alive = st[..., 3] > thr
+        if (alive.sum((1, 2)) < 10).any():
+            raise NCAError(f"{label} has fewer than 10 alive cells at one of steps {steps}: cannot compare")
+        f = feats(m, st)
+        p = fit_cell_pca(f, alive, a.components, a.standardize, a.features)
+        mp = pc_maps(p, f[-1], alive[-1])
+        c = dissect.compare_pcas(pooled, maps[-1, 0], p, mp, same)
+        body = dissect.describe_body(mp, st[-1, ..., 3], p.explained_variance_ratio, thr, thresholds)
+        c.update({"loading_angles_null_median_deg": null_angles.tolist(), "label": label, "model": m.name,
+                  "components_b": body["components"], "body_axis_deg_b": body["body_axis_deg"]})
+        comparisons.append(c)
+        cmp_rows.append((label, st[-1], mp, body))
+
+    # 5. the report dict and the figures
+    tell("figures")
+    out = {
+        "model": model.name, "command": a.command, "settings": asdict(a),
+        "grid": grid, "rollout_steps": rollout, "seed": a.seed, "replicates": a.replicates,
+        "features": a.features, "features_description": FEATURES[a.features], "n_features": int(pooled.mean.shape[0]),
+        "standardize": a.standardize, "alive_threshold": thr,
+        "conventions": _conventions(), "thresholds": dissect.thresholds_dict(thresholds),
+        "kind_rule": asdict(rule), "null": {**asdict(null), "method": NULL_METHOD},
+        **res, "emergence": emergence, "rotation": rotation, "comparison": comparisons,
+    }
+    out["pca"]["explained_variance_ratio_ci"] = [mean_interval(evr_rep[:, :, j].mean(0)) for j in range(a.components)]
+    figs = pca_figures.report_figures(out, steps, at, maps, evr_rep, growth, regrowth, damage_info, rotation,
+                                      rot_states, rot_maps, rot_bodies, comparisons, cmp_rows, states, thr,
+                                      thresholds, plots)
+    out["timing_s"] = time.time() - t_start
+    out["figures"] = [f"{name}.png" for name, *_ in figs]
+    return {"report": out, "figures": figs}
+
+
+def run_with_progress(settings: PCAReportSettings, quiet: bool = False) -> dict:
+    """``run`` with a stage progress bar on stderr (none with quiet); the bar appears at the
+    first stage, after the models have loaded (a bad name stops before any output)."""
+    import sys
+
+    from tqdm import tqdm
+
+    stages = 7 + bool(settings.regrow) + len(settings.rotations) + 1 + len(settings.compare or ())
+    bars = []
+
+    def progress(desc):
+        if not bars:
+            bars.append(tqdm(total=stages, file=sys.stderr, unit="stage", disable=quiet))
+        bars[0].update(1)
+        bars[0].set_description(desc)
+
+    try:
+        return run(settings, progress)
+    finally:
+        for b in bars:
+            b.close()
+
+
+NULL_METHOD = ("surrogate maps on the body mask matched to the map's texture (second-difference structure "
+               "function after its best monotone profile; Burt et al. 2020 NeuroImage 220:117038), max over "
+               "directions inside the null, p maximised over scales up to 2x the fitted one (Berger & Boos 1994)")
+
+
+def _conventions() -> dict:
+    from .report import CONVENTIONS
+
+    return {**CONVENTIONS,
+            "kind": "axial (along-/across-axis) or radial only when the spatial-null test is significant (Holm over "
+                    "the body's k components, alpha in kind_rule) in at least min_agreement of the replicates; "
+                    "kind_threshold is the old fixed-threshold label (association >= 0.5), for comparison",
+            "intervals": "*_ci: {mean, lo, hi, n}: Student-t 95% interval of the mean over replicates; "
+                         "direction_ci_deg: [lo, hi] bootstrap over cells and replicates (counter-clockwise lo to hi)"}
+
+
+def write(result: dict, out: Path) -> None:
+    """report.json, index.html and the PNGs into ``out`` (created), each written atomically."""
+    from nca.checkpoint import atomic_write_bytes
+
+    from . import pca_figures
+    from .report import json_safe
+
+    out = Path(out)
+    rep = result["report"]
+    for name, _, _, png in result["figures"]:
+        atomic_write_bytes(out / f"{name}.png", png)
+    atomic_write_bytes(out / "report.json", json.dumps(json_safe(rep), indent=1, allow_nan=False).encode())
+    page = pca_figures.build_html(json_safe(rep), [(t, c, p) for _, t, c, p in result["figures"]])
+    atomic_write_bytes(out / "index.html", page.encode())
+
+
+def summary_lines(rep: dict) -> list[str]:
+    """What the script prints: the last analysed step's components."""
+    from .plots import component_label
+
+    last = rep["steps"][-1]
+    lines = [f"{rep['model']}: step {last['step']}, body axis {last['body_axis_deg']:.1f} deg, "
+             f"{rep['replicates']} replicate(s)"]
+    for c in last["components"]:
+        p = "-" if c.get("p_value") is None else f"{c['p_value']:.3f}"
+        pr = "-" if c.get("radial_p_value") is None else f"{c['radial_p_value']:.3f}"
+        lines.append(f"  PC{c['index'] + 1} {c['explained_variance_ratio']:6.1%}  {component_label(c)}  "
+                     f"p={p} p_radial={pr} agreement={c['kind_agreement']:.0%}")
+    return lines

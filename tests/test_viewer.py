@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -302,9 +303,14 @@ def test_first_frame_is_drawn_and_steps_per_second_shown_while_playing(browser, 
     info = browser.execute_script("return ncaViewer.info()")
     assert info["t"] == 0 and info["firstFrameMs"] is not None and canvas_colours(browser) >= 2
     browser.find_element("id", "play").click()
-    import time
-
     time.sleep(1.5)
     info = browser.execute_script("return ncaViewer.info()")
     assert info["playing"] and info["t"] > 5 and info["sps"] > 0
     assert float(browser.find_element("id", "sps").text) > 0
+    # the speed slider: 10 steps/s runs about 10 steps a second, never more
+    browser.execute_script("const s=document.getElementById('speed'); s.value=10; s.dispatchEvent(new Event('input'))")
+    assert browser.find_element("id", "speedv").text == "10 steps/s"
+    t0, c0 = time.monotonic(), browser.execute_script("return ncaViewer.info().t")
+    time.sleep(2.0)
+    n = browser.execute_script("return ncaViewer.info().t") - c0
+    assert 5 <= n <= 10 * (time.monotonic() - t0) + 2, n

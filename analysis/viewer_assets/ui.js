@@ -208,7 +208,7 @@
 
   // ---- run loop -------------------------------------------------------------------------
   let playing = false;
-  let sps = 0, lastT = performance.now(), lastStep = 0, carry = 0;
+  let sps = 0, lastT = performance.now(), lastFrame = lastT, lastStep = 0, carry = 0;
   function speedSetting() {
     const v = +$("speed").value;
     return v > 120 ? Infinity : v; // steps per second; the top of the slider: as fast as possible
@@ -220,8 +220,9 @@
   showSpeed();
   $("speed").addEventListener("input", showSpeed);
   function frame(now) {
+    const dt = Math.min(0.25, Math.max(0, now - lastFrame) / 1000);
+    lastFrame = now;
     if (playing) {
-      const dt = Math.min(0.25, (now - lastT) / 1000);
       const s = speedSetting();
       const budget = performance.now() + 30; // keep the page responsive: <= ~30 ms of steps per frame
       if (s === Infinity) {
@@ -246,7 +247,8 @@
     } else if (!playing) lastT = now;
     requestAnimationFrame(frame);
   }
-  // (lastT doubles as the frame clock and the steps/s window start)
+  // (lastFrame: the previous frame, for the step budget; lastT/lastStep: the start of the
+  // current 0.5-s window of the steps/s counter)
   function setPlaying(on) {
     playing = on;
     $("play").textContent = on ? "Pause" : "Play";

@@ -298,6 +298,29 @@ def test_folders_a_kill_in_the_first_moments_leaves_are_usable(tmp_path):
     np.testing.assert_array_equal(got.params["w1"], straight.params["w1"])
 
 
+@pytest.mark.parametrize("delay", [0.0, 0.3])
+def test_a_run_sigkilled_as_it_starts_leaves_a_folder_that_resume_or_a_new_run_uses(tmp_path, delay):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "scripts/train.py", "--preset", "tiny", "--train-steps", "3",
+                             "--keep-checkpoints", "none", "--quiet", "--out", out], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        t_end = time.time() + 120
+        while not out.exists() and proc.poll() is None and time.time() < t_end:
+            time.sleep(0.005)
+        time.sleep(delay)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert out.exists()
+    cfg = preset("tiny", train_steps=3, keep_checkpoints="none")
+    if (out / "config.json").exists():  # far enough to have a run: it resumes
+        state = train(None, out, resume=True, stop_at=2, **QUIET)
+    else:  # only the claim and perhaps a torn temp file: a new run takes the folder
+        state = train(cfg, out, stop_at=2, **QUIET)
+    assert int(state.step) == 2 and not list(out.glob(".*.tmp"))
+
+
 KILL_CHILD = r"""
 import sys, time
 from pathlib import Path

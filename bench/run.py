@@ -227,7 +227,7 @@ def measure_rss(steps: int = 3) -> dict:
 
     out = _child_json("--rss-child", steps)
     with tempfile.TemporaryDirectory() as d:
-        args = ["--preset", "distill", "--train-steps", str(steps), "--out", str(Path(d) / "run"), "--no-progress"]
+        args = ["--preset", "distill", "--train-steps", str(steps), "--out", str(Path(d) / "run"), "--quiet"]
         env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         proc = subprocess.run([sys.executable, "-c", _SCRIPT_HWM, str(ROOT / "scripts" / "train.py"), *args],
                               capture_output=True, text=True, env=env)

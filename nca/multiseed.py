@@ -9,7 +9,7 @@ trained alone, up to float rounding (tested).
 
 The program is ``nca.parallel.population_train_step``: the seeds are split over the
 devices (GPUs, or CPU cores exposed as devices by ``nca.parallel.use_cpu_cores``, which
-``scripts/train.py --seeds K`` calls), each device vmapping its share. On a 2-core CPU
+``scripts/train.py --seeds 0,1,2`` calls), each device vmapping its share. On a 2-core CPU
 8 seeds cost ~5.5-6.5x one seed this way, against ~8x as one vmap on one device
 (``bench/run.py``: ``seeds8_cores`` vs ``seeds8``), because a single small program
 leaves the second core mostly idle. When the devices do not divide K, the last seed is

@@ -60,3 +60,27 @@ def test_grow_script_png_and_errors(tmp_path):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "config.json").write_text("{not json")
     assert_clean_error(run("scripts/grow.py", tmp_path / "bad", "--out", tmp_path / "x.png"), "cannot read")
+
+
+@pytest.mark.parametrize("name", ["train", "grow", "animate", "render_targets"])
+def test_core_scripts_follow_the_command_line_convention(name):
+    import argparse
+    import runpy
+
+    from nca import cli
+
+    ap = runpy.run_path(str(ROOT / "scripts" / f"{name}.py"), run_name="convention_check")["parser"]()
+    assert isinstance(ap, cli.Parser)
+    opts = {s: act for act in ap._actions for s in act.option_strings}
+    assert "--out" in opts and opts["--out"] in ap.required_args._group_actions  # shown as required
+    for act in ap._actions:
+        assert act.help and act.help != argparse.SUPPRESS, act.option_strings or act.dest  # every flag explained
+    assert "--no-progress" not in opts
+    if "--seeds" in opts:
+        assert opts["--seeds"].type is cli.nonneg_int_list  # a comma-separated list, never a count
+    if name in ("train", "animate"):  # the scripts with progress bars
+        assert opts["--quiet"].nargs == 0
+    for flag in ("--steps", "--every"):
+        if flag in opts:
+            assert opts[flag].type in (cli.nonneg_int, cli.positive_int)  # a number of CA steps
+    assert "--out" in ap.format_help().split("required arguments:")[1]

@@ -297,7 +297,7 @@ def test_notebook_iframe_runs_the_page(browser, page, tmp_path):
         browser.switch_to.default_content()
 
 
-def test_first_frame_is_drawn_and_steps_per_second_shown_while_playing(browser, page):
+def test_first_frame_speed_rotation_and_seed_controls(browser, page):
     path, _ = page
     fresh(browser, path)
     info = browser.execute_script("return ncaViewer.info()")
@@ -314,3 +314,21 @@ def test_first_frame_is_drawn_and_steps_per_second_shown_while_playing(browser, 
     time.sleep(2.0)
     n = browser.execute_script("return ncaViewer.info().t") - c0
     assert 5 <= n <= 10 * (time.monotonic() - t0) + 2, n
+    # the rotation slider sets the engine's perception angle; the seed box resets the run
+    browser.execute_script("const s=document.getElementById('angle'); s.value=90; s.dispatchEvent(new Event('input'))")
+    assert browser.execute_script("return ncaViewer.engine.angle") == 90
+    assert browser.find_element("id", "anglev").text == "90°"
+    browser.find_element("id", "play").click()
+    seed = browser.find_element("id", "seed")
+    seed.clear()
+    seed.send_keys("7\n")
+    browser.execute_script("document.getElementById('seed').dispatchEvent(new Event('change'))")
+    assert browser.execute_script("return [ncaViewer.engine.seed, ncaViewer.info().t, ncaViewer.info().playing]") == [7, 0, False]
+    # reset replays the same run (the mask of step t depends on (seed, t) only); another seed differs
+    browser.execute_script("ncaViewer.setAngle(0)")
+    runs = []
+    for s in (7, 7, 0):
+        browser.execute_script("document.getElementById('seed').value = arguments[0]; ncaViewer.reset()", s)
+        vb.run(browser, 30)
+        runs.append(vb.get_state(browser))
+    assert np.array_equal(runs[0], runs[1]) and np.abs(runs[0] - runs[2]).max() > 0.1

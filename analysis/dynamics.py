@@ -43,8 +43,11 @@ AXIAL = ("along-axis", "across-axis")
 
 def measure_checkpoint(model: LoadedModel, params, target, key: jax.Array, grid: int, steps: int,
                        long_steps: int, n_components: int = 4, pairs: bool = False, chunk: int = 16,
-                       thresholds: AxisThresholds = AxisThresholds(), progress=None) -> dict:
-    """All measures of one checkpoint (``params`` of ``model``'s architecture). JSON-ready."""
+                       thresholds: AxisThresholds = AxisThresholds(), progress=None, knockouts: bool = True) -> dict:
+    """All measures of one checkpoint (``params`` of ``model``'s architecture). JSON-ready.
+
+    knockouts=False skips the channel knockouts (``knockouts`` then holds only ``grown``,
+    from the growth loss: at most half the empty-grid loss, and None effects)."""
     m = replace(model, params=params)
     cfg = m.model_config
     thr = cfg.alive_threshold
@@ -74,6 +77,10 @@ def measure_checkpoint(model: LoadedModel, params, target, key: jax.Array, grid:
                       "n_radial": sum(c["kind"] == "radial" for c in comps),
                       "max_association": max(c["association"] for c in comps),
                       "max_abs_radial": max(abs(c["radial_association"]) for c in comps)}
+    if not knockouts:
+        out["knockouts"] = {"grown": bool(out["loss"] <= 0.5 * empty), "essential_channels": None, "mean_effect": None,
+                            "skipped": True}
+        return out
     # knockouts (growth condition)
     channels = list(range(4, cfg.channels))
     sets = K.singles_and_pairs(channels) if pairs else [(c,) for c in channels]
@@ -322,3 +329,169 @@ def onset_interval(steps, holds) -> dict | None:
         return None
     i = list(steps).index(first)
     return {"step": int(first), "after": int(steps[i - 1]) if i > 0 else None}
+
+
+# --------------------------------------------------------------------------- development along training
+# Measures of issue 15 per kept checkpoint, beside ``measure_checkpoint``'s: the weights, the
+# grokking analogue (persistence is ``loss_long``; regeneration after a cut here), where the
+# cells know they are (positional probes), and each final component tracked in a common
+# basis (the final model's PCA).
+
+STREAM_DEV_GROW = 31
+STREAM_DEV_REGROW = 32
+STREAM_DEV_PROBE = 33
+APPEAR_CORR = 0.8  # a final component "is there" when a checkpoint PC map correlates this well with it
+
+
+def weight_stats(params, init) -> dict:
+    """{"weight_norm": ||theta||, "distance_from_init": ||theta - theta_0||} over all arrays."""
+    leaves = jax.tree.leaves(params)
+    init_leaves = jax.tree.leaves(init)
+    sq = sum(float(np.sum(np.square(np.asarray(p, np.float64)))) for p in leaves)
+    dd = sum(float(np.sum(np.square(np.asarray(p, np.float64) - np.asarray(q, np.float64))))
+             for p, q in zip(leaves, init_leaves))
+    return {"weight_norm": float(np.sqrt(sq)), "distance_from_init": float(np.sqrt(dd))}
+
+
+@dataclass(frozen=True)
+class DevelopmentAlongTraining:
+    """steps: growth steps (the body measured); regrow: steps of regrowth after the cut;
+    cut: the cut (``nca.animate.CUTS``); replicates: rollouts (fire masks) for the probes
+    and the regeneration loss; n_components: PCs tracked; max_cells: per replicate for the
+    probes."""
+
+    steps: int = 64
+    regrow: int = 64
+    cut: str = "left"
+    replicates: int = 3
+    n_components: int = 4
+    max_cells: int = 600
+
+
+def final_reference(states: np.ndarray, threshold: float, n_components: int) -> dict | None:
+    """The final model's PCA and maps, the common basis. states: [B, H, W, C] at ``steps``.
+    None when the final body is too small for a PCA."""
+    from .pca import fit_cell_pca, min_cells, pc_maps
+
+    alive = states[..., 3] > threshold
+    if alive.sum() < min_cells(n_components):
+        return None
+    pca = fit_cell_pca(states[..., 4:], alive, n_components)
+    return {"pca": pca, "maps": pc_maps(pca, states[0, ..., 4:], alive[0]), "alive": alive[0]}
+
+
+def _map_corr(a: np.ndarray, b: np.ndarray, common: np.ndarray) -> np.ndarray:
+    """|Pearson r| between every map of a [H, W, k] and of b [H, W, k'] over common cells -> [k, k']."""
+    xa, xb = a[common], b[common]
+    xa = xa - xa.mean(0)
+    xb = xb - xb.mean(0)
+    na, nb = np.linalg.norm(xa, axis=0), np.linalg.norm(xb, axis=0)
+    c = (xa.T @ xb) / np.outer(np.where(na > 0, na, 1), np.where(nb > 0, nb, 1))
+    return np.abs(c)
+
+
+def measure_development(model: LoadedModel, params, init_params_, target, key: jax.Array, grid: int,
+                        s: DevelopmentAlongTraining, reference: dict | None) -> dict:
+    """Issue 15's measures of one checkpoint (JSON-ready apart from ``states``, popped by
+    the caller): weights, regeneration loss, positional probes, and, given the final
+    model's ``reference``, the tracking of each final component."""
+    from nca.animate import Cut
+
+    from . import positional as Pz
+    from .knockouts import advance
+    from .pca import fit_cell_pca, min_cells, pc_maps
+
+    m = replace(model, params=params)
+    cfg = m.model_config
+    thr = cfg.alive_threshold
+    out = weight_stats(params, init_params_)
+    x0 = np.asarray(seed_state(grid, grid, cfg, batch=s.replicates))
+    kg = jax.random.fold_in(key, STREAM_DEV_GROW)
+    grown = np.asarray(advance(params, jax.numpy.asarray(x0), kg, s.steps, cfg))  # [B, H, W, C]
+    target = np.asarray(target)
+
+    def loss(x):
+        return np.mean(np.square(np.clip(x[..., :4], 0, 1) - target), axis=(-3, -2, -1))
+
+    keep = 1.0 - Cut(s.steps, s.cut).mask(grid, grid).astype(np.float32)
+    regrown = np.asarray(advance(params, jax.numpy.asarray(grown * keep[None, :, :, None]),
+                                 jax.random.fold_in(key, STREAM_DEV_REGROW), s.regrow, cfg, t0=s.steps))
+    out["loss_regen"] = float(loss(regrown).mean())
+    out["loss_grown"] = float(loss(grown).mean())
+    alive = grown[..., 3] > thr
+    n = alive.sum((1, 2))
+    out["states"] = grown
+    # positional probes (the final body's frame is this checkpoint's own grown body)
+    if n.min() < 20:
+        out["probe"] = {"null_reason": f"fewer than 20 alive cells in a replicate (min {int(n.min())}): no body"}
+    else:
+        frame = Pz.reference_frame(grown[..., 3], thr)
+        cg = Pz.coordinate_grid((grid, grid), frame)
+        kp = jax.random.fold_in(key, STREAM_DEV_PROBE)
+        f, y = zip(*[Pz.cells_at(grown[b, ..., 4:], alive[b], cg, s.max_cells, jax.random.fold_in(kp, b))
+                     for b in range(s.replicates)])
+        out["probe"] = Pz.summarise_probes(Pz.probe_scores(list(f), list(y), kp))
+    # components in the common basis
+    if reference is None:
+        out["tracking"] = {"null_reason": "the final model has no body to fit a PCA on"}
+    elif alive.sum() < min_cells(s.n_components):
+        out["tracking"] = {"null_reason": "no body at this checkpoint"}
+    else:
+        from .compare import loading_angles_deg, matched_cosines
+
+        own = fit_cell_pca(grown[..., 4:], alive, s.n_components)
+        common = alive[0] & reference["alive"]
+        if common.sum() < 10:
+            out["tracking"] = {"null_reason": "fewer than 10 cells alive both here and in the final body"}
+        else:
+            own_maps = pc_maps(own, grown[0, ..., 4:], alive[0])
+            proj_maps = pc_maps(reference["pca"], grown[0, ..., 4:], alive[0])  # final loadings, these states
+            corr = _map_corr(reference["maps"], own_maps, common)  # [k_final, k_own]
+            proj = _map_corr(reference["maps"], proj_maps, common)
+            out["tracking"] = {
+                "map_corr": corr.max(1).tolist(),  # per final component: best own-PC map |r|
+                "common_basis_map_corr": np.diag(proj).tolist(),  # final loading j on these states vs final map j
+                "loading_cos": matched_cosines(reference["pca"].components, own.components).tolist(),
+                "principal_angles_deg": loading_angles_deg(reference["pca"].components, own.components).tolist(),
+                "n_common_cells": int(common.sum())}
+    return out
+
+
+def development_series(checkpoints: list[dict], n_components: int, grown=None) -> dict:
+    """Per-checkpoint lists of the issue-15 measures and their onsets (``onset_interval``).
+
+    checkpoints: [{"step", "development": measure_development(...)}] in step order;
+    grown: per checkpoint whether it grows a body (default: all True). Position is only
+    said to be decoded where a body grows (a probe on an ungrown blob decodes the blob's
+    own geometry, not the body's)."""
+    steps = [c["step"] for c in checkpoints]
+
+    def col(f):
+        vals = []
+        for c in checkpoints:
+            try:
+                v = f(c["development"])
+            except (TypeError, KeyError, IndexError):
+                v = None
+            vals.append(float("nan") if v is None else float(v))
+        return vals
+
+    s = {"steps": steps,
+         "weight_norm": col(lambda d: d["weight_norm"]), "distance_from_init": col(lambda d: d["distance_from_init"]),
+         "loss_grown": col(lambda d: d["loss_grown"]), "loss_regen": col(lambda d: d["loss_regen"])}
+    for c in ("along", "across", "radius"):
+        s[f"probe_knn_r2_{c}"] = col(lambda d, c=c: d["probe"]["knn"][c]["r2"]["mean"])
+        s[f"probe_ridge_r2_{c}"] = col(lambda d, c=c: d["probe"]["ridge"][c]["r2"]["mean"])
+        s[f"probe_shuffled_r2_{c}"] = col(lambda d, c=c: d["probe"]["shuffled_knn"][c]["r2"]["mean"])
+        s[f"probe_bits_{c}"] = col(lambda d, c=c: d["probe"]["knn"][c]["bits"]["mean"])
+    for j in range(n_components):
+        s[f"pc{j + 1}_map_corr"] = col(lambda d, j=j: d["tracking"]["map_corr"][j])
+        s[f"pc{j + 1}_common_basis_map_corr"] = col(lambda d, j=j: d["tracking"]["common_basis_map_corr"][j])
+        s[f"pc{j + 1}_loading_cos"] = col(lambda d, j=j: d["tracking"]["loading_cos"][j])
+    s["onset"] = {
+        "decodes_position": onset_interval(steps, [bool(g) and v > 0.5 for g, v in
+                                                   zip(grown if grown is not None else [True] * len(steps),
+                                                       s["probe_knn_r2_along"])]),
+        **{f"pc{j + 1}_appears": onset_interval(steps, [v >= APPEAR_CORR for v in s[f"pc{j + 1}_map_corr"]])
+           for j in range(n_components)}}
+    return s

@@ -75,3 +75,47 @@ def test_onset_interval_brackets_the_first_checkpoint_that_holds_for_good():
     assert Dy.onset_interval([0, 1, 3, 10, 30], [False, True, False, True, True]) == {"step": 10, "after": 3}
     assert Dy.onset_interval([0, 1, 3], [True, True, True]) == {"step": 0, "after": None}
     assert Dy.onset_interval([0, 1, 3], [True, True, False]) is None
+
+
+def test_weight_stats_and_map_correlation_on_planted_arrays():
+    w0 = {"a": np.zeros(3), "b": np.ones(2)}
+    w1 = {"a": np.array([3.0, 0, 0]), "b": np.array([1.0, 1.0])}
+    ws = Dy.weight_stats(w1, w0)
+    assert ws["distance_from_init"] == pytest.approx(3.0) and ws["weight_norm"] == pytest.approx(np.sqrt(11))
+    r, c = np.indices((10, 10)).astype(float)
+    maps_a = np.stack([r, c], -1)
+    maps_b = np.stack([-c + 0.01 * r, np.sin(r * c)], -1)
+    corr = Dy._map_corr(maps_a, maps_b, np.ones((10, 10), bool))
+    assert corr[1, 0] > 0.99 and corr[0, 0] < 0.1  # the column map is found again, sign ignored
+
+
+def test_dynamics_report_of_runs_that_never_grow_reports_nulls_with_reasons(tmp_path):
+    import json
+    import runpy
+    from pathlib import Path
+
+    from nca.config import preset
+    from nca.errors import NCAError
+    from nca.train import train
+
+    root = Path(__file__).resolve().parents[1]
+    run = tmp_path / "run"
+    train(preset("tiny", train_steps=3, experiment="growing"), run, progress=False, log=lambda *_: None)
+    dyn = runpy.run_path(str(root / "scripts" / "dynamics_report.py"), run_name="dynamics_report")
+    assert dyn["main"]([str(run), "--out", str(tmp_path / "rep"), "--steps", "8", "--no-knockouts", "--quiet",
+                        "--replicates", "2", "--components", "2"]) == 0
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    r = rep["results"][0]
+    assert r["dense_loss"]["transitions"]["transitions"] == [] and "too few" in r["dense_loss"]["transitions"]["reason"]
+    d0 = r["checkpoints"][0]["development"]
+    assert "null_reason" in d0["probe"] and "null_reason" in d0["tracking"]  # an untrained rule grows nothing
+    assert d0["distance_from_init"] == 0.0
+    assert r["series"]["onset"]["decodes_position"] is None
+    other = tmp_path / "other"  # the same run, but its config says another architecture
+    import shutil
+    shutil.copytree(run, other)
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["model"]["hidden"] = 16
+    (other / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(NCAError, match="different architectures"):
+        dyn["main"]([str(run), str(other), "--out", str(tmp_path / "x")])

@@ -183,6 +183,17 @@ def alive_mask(x: Array, threshold: float = 0.1) -> Array:
 Hooks = Mapping[str, Callable[[Array, Array], Array]]
 
 
+def check_hooks(hooks: Hooks | None) -> None:
+    """Raise ``ValueError`` naming any key of ``hooks`` that is not a hook point.
+
+    A misspelt point (``{"hiden": f}``) would otherwise never be called: the run would
+    silently be the intact one. Runs at trace time, so it costs nothing per step.
+    """
+    unknown = sorted(set(hooks or ()) - set(HOOK_POINTS))
+    if unknown:
+        raise ValueError(f"unknown hook point(s) {unknown}; choose from {', '.join(HOOK_POINTS)}")
+
+
 def _hook(hooks: Hooks | None, name: str, value: Array, t: Array) -> Array:
     if hooks and name in hooks:
         return hooks[name](value, t)
@@ -232,6 +243,7 @@ def step(
     frozen at a clean run's values to measure a direct effect, ``analysis.repair``).
     """
     t = jnp.asarray(t, jnp.int32)
+    check_hooks(hooks)
     x = _hook(hooks, "state", x, t)
     pre = alive_mask(x, cfg.alive_threshold)
     p = _hook(hooks, "perception", perceive(x, cfg.angle_deg, cfg.neighbour_gradients), t)
@@ -315,6 +327,7 @@ def rollout(
         raise ValueError(f"cannot record {sorted(unknown)}; choose from {RECORDABLE}")
     if steps % every:
         raise ValueError(f"steps={steps} is not a multiple of every={every}")
+    check_hooks(hooks)
 
     if active_steps is not None and record and record != ("state",):
         raise ValueError("active_steps supports recording states only")

@@ -191,6 +191,15 @@ def test_hooks_intervene_at_named_points():
     assert float(tr.fire[:2].sum()) > 0 and float(tr.fire[2:].sum()) == 0
 
 
+
+def test_a_misspelt_hook_point_is_refused_not_silently_ignored():
+    params = random_params(jax.random.key(13))
+    x0 = seed_state(8, 8)
+    for run in (lambda h: step(params, x0, jax.random.key(0), hooks=h),
+                lambda h: rollout(params, x0, jax.random.key(0), 2, hooks=h)):
+        with pytest.raises(ValueError, match=r"unknown hook point\(s\) \['hiden'\]"):
+            run({"hiden": lambda v, t: v * 0})
+
 def test_selfish_credit_stops_neighbour_gradients_only():
     cfg = ModelConfig(neighbour_gradients=False)
     params = random_params(jax.random.key(15), cfg)

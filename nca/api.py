@@ -113,6 +113,12 @@ def grow(
         x0 = seed_state(size, size, model.model_config, batch=batch)
     if x0.shape[-1] != model.model_config.channels:
         raise NCAError(f"state has {x0.shape[-1]} channels, model expects {model.model_config.channels}")
+    if hooks:
+        from .model import HOOK_POINTS
+
+        unknown = sorted(set(dict(hooks)) - set(HOOK_POINTS))
+        if unknown:  # a misspelt hook point would otherwise do nothing, silently
+            raise NCAError(f"unknown hook point(s) {unknown}; choose from {', '.join(HOOK_POINTS)}")
     hooks_static = _FrozenHooks(hooks) if hooks else None
     return _grow(model.params, x0, key, t0, steps, model.model_config, tuple(record), hooks_static, every)
 

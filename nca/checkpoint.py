@@ -3,7 +3,12 @@
 A run directory holds ``config.json`` (the full resolved ``Config``), ``checkpoint.msgpack``
 (params, optimiser state, pool, PRNG key, step), ``metrics.csv`` and ``preview.png``.
 Every file is written to a temporary sibling, fsynced, then renamed over the old one, so
-a run killed at any moment leaves either the old or the new file, never a torn one.
+a run killed at any moment leaves either the old or the new file, never a torn one; the
+temporary files a kill leaves are removed when the run folder is next claimed
+(``clean_stale_temps``). A training run claims its folder with ``claim_run_dir`` (an
+``flock`` on ``.nca-lock`` inside it, released by the OS when the process ends), so two
+runs never write one folder. OS faults (disk full, file-size limit, read-only folder, a
+regular file where a folder must be) are one NCAError naming the path.
 """
 
 from __future__ import annotations

@@ -286,6 +286,10 @@ def train(cfg: Config | None, out_dir: Path, resume: bool = False, progress: boo
 
 def _resumed_config(out_dir: Path, cfg: Config | None) -> Config:
     if not (out_dir / ckpt.CONFIG).exists():
+        seeds = sorted(p.name for p in out_dir.glob("seed_*") if (p / ckpt.CONFIG).exists())
+        if seeds:
+            raise NCAError(f"{out_dir} holds one run per seed ({', '.join(seeds[:3])}{', ...' if len(seeds) > 3 else ''}); "
+                           f"resume each seed's folder on its own, e.g. {out_dir / seeds[0]}")
         raise NCAError(f"no config.json in {out_dir}: it holds no run to resume (a run killed "
                        "before writing its config leaves such a folder; start a new run into it)")
     saved = load_config(out_dir / ckpt.CONFIG)

@@ -480,3 +480,22 @@ def test_train_script_bad_input_is_one_line_naming_the_flag(tmp_path, args, patt
     assert_one_line_error(run_script("scripts/train.py", *args, "--quiet"), pattern)
     assert (tmp_path / "photos" / "cat.jpg").read_bytes() == b"meow"
     assert not (tmp_path / "x").exists()
+
+
+def test_a_misspelt_hook_point_is_an_error_not_a_silent_no_op():
+    import jax
+
+    import nca
+
+    model = nca.load_model("distill:lizard/regenerating")
+    with pytest.raises(NCAError, match=r"unknown hook point\(s\) \['hiden'\]"):
+        nca.grow(model, 2, jax.random.key(0), size=8, record=(), hooks={"hiden": lambda h, t: h * 0})
+    zeroed, _ = nca.grow(model, 2, jax.random.key(0), size=8, record=(), hooks={"update": lambda u, t: u * 0})
+    np.testing.assert_array_equal(np.asarray(zeroed), np.asarray(nca.seed_state(8, 8)))  # control: it acts
+
+
+def test_resuming_a_folder_of_seed_runs_says_to_resume_one_seed(tmp_path):
+    (tmp_path / "m" / "seed_3").mkdir(parents=True)
+    (tmp_path / "m" / "seed_3" / "config.json").write_text(json.dumps(preset("tiny").to_dict()))
+    with pytest.raises(NCAError, match="one run per seed .*seed_3"):
+        train(None, tmp_path / "m", resume=True, **QUIET)

@@ -38,6 +38,7 @@ SMOOTHER_BANDWIDTH = 1.5
 SMOOTHER_BIN = 0.25
 # Refinement grids after the coarse step: (half-width, step) in degrees.
 REFINE_GRIDS = ((6.0, 0.5), (0.6, 0.05))
+REFINE_CLIMBS = 5
 
 KINDS = ("along-axis", "across-axis", "radial", "none")
 
@@ -261,32 +262,39 @@ def smoother_r2(y: np.ndarray, uv: np.ndarray, thetas_deg: np.ndarray, weights: 
 def refine_direction(y: np.ndarray, uv: np.ndarray, start_deg, weights: np.ndarray | None = None,
                      fast: bool = False) -> np.ndarray:
     """The angle maximising ``smoother_r2`` near ``start_deg``: a 0.5-deg grid over +-6 deg,
-    then a 0.05-deg grid over +-0.6 deg (fast: instead of the second grid, the vertex of the
-    parabola through the best 0.5-deg point and its neighbours; for bootstrap draws).
+    re-centred while the best angle lies on the window's edge (up to REFINE_CLIMBS times: the
+    rank-association start can be more than 6 deg from the smoother's optimum), then a 0.05-deg
+    grid over +-0.6 deg (fast: instead of the second grid, the vertex of the parabola through
+    the best 0.5-deg point and its neighbours; for bootstrap draws).
     y: [n]; start_deg: scalar or [B]; weights: [B, n] or None -> [B] degrees (not wrapped)."""
-    best = np.atleast_1d(np.asarray(start_deg, np.float64))
-    nb_draws = 1 if weights is None else np.atleast_2d(weights).shape[0]
-    best = np.broadcast_to(best, (nb_draws,)).copy()
+    w2 = None if weights is None else np.atleast_2d(weights)
+    nb_draws = 1 if w2 is None else w2.shape[0]
+    best = np.broadcast_to(np.atleast_1d(np.asarray(start_deg, np.float64)), (nb_draws,)).copy()
+
+    def grid_r2(centres, offsets):  # [B, m]
+        if np.allclose(centres, centres[0]):
+            return smoother_r2(y, uv, centres[0] + offsets, w2)
+        return np.stack([smoother_r2(y, uv, c + offsets, None if w2 is None else w2[i:i + 1])[0]
+                         for i, c in enumerate(centres)])
+
+    half, step = REFINE_GRIDS[0]
+    offsets = np.arange(-half, half + 1e-9, step)
+    for _ in range(REFINE_CLIMBS):
+        r2 = grid_r2(best, offsets)
+        i = np.argmax(r2, axis=1)
+        best = best + offsets[i]
+        if not ((i == 0) | (i == len(offsets) - 1)).any():
+            break
     if fast:
-        half, step = REFINE_GRIDS[0]
-        offsets = np.arange(-half, half + 1e-9, step)
-        r2 = smoother_r2(y, uv, best[0] + offsets, weights) if np.allclose(best, best[0]) else np.stack(
-            [smoother_r2(y, uv, b + offsets, None if weights is None else np.atleast_2d(weights)[i:i + 1])[0]
-             for i, b in enumerate(best)])
-        i = np.clip(np.argmax(r2, axis=1), 1, len(offsets) - 2)
+        i = np.clip(i, 1, len(offsets) - 2)
         rows = np.arange(len(i))
         a, b, c = r2[rows, i - 1], r2[rows, i], r2[rows, i + 1]
         den = a - 2 * b + c
         shift = np.where(den < 0, 0.5 * (a - c) / np.where(den < 0, den, -1.0), 0.0)
-        return best + offsets[i] + np.clip(shift, -1.0, 1.0) * step
-    for half, step in REFINE_GRIDS:
+        return best + np.clip(shift, -1.0, 1.0) * step
+    for half, step in REFINE_GRIDS[1:]:
         offsets = np.arange(-half, half + 1e-9, step)
-        if np.allclose(best, best[0]):
-            r2 = smoother_r2(y, uv, best[0] + offsets, weights)  # [B, m]
-        else:  # each draw its own grid
-            r2 = np.stack([smoother_r2(y, uv, b + offsets, None if weights is None else np.atleast_2d(weights)[i:i + 1])[0]
-                           for i, b in enumerate(best)])
-        best = best + offsets[np.argmax(r2, axis=1)]
+        best = best + offsets[np.argmax(grid_r2(best, offsets), axis=1)]
     return best
 
 
@@ -296,9 +304,10 @@ def best_direction(scores: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.n
     scores: [n, k]; uv: [n, 2]. Two stages:
     1. coarse: the 5-deg grid angle maximising the Spearman rank association (all maps
        at once);
-    2. refine: within +-6 deg of it, the angle at which a smooth function of the projected
+    2. refine: from it, the angle at which a smooth function of the projected
        position explains the most variance (``smoother_r2``: a local-linear kernel
-       smoother, bandwidth 1.5 cells), on a 0.5-deg then a 0.05-deg grid.
+       smoother, bandwidth 1.5 cells), on a +-6-deg window of 0.5-deg steps (moved while
+       the best is on its edge), then a 0.05-deg grid.
        Why not the isotonic (monotone) R^2 used before: it overfits the noise (its optimum
        over angles wanders by 2-3 deg on a ramp with 0.3 sd noise) and cells that tie on
        grid lines at 0/45/90 deg bias it away from those angles by 1-3 deg.

@@ -75,7 +75,7 @@ def fig_component_tests(body_steps: list[dict]) -> Figure:
             sig = np.array([c["kind"] in kinds for c in comps])
             col = f"C{s}"
             ax.errorbar(pos, m, yerr=err, fmt="none", ecolor=col, capsize=2)
-            ax.plot(pos[sig], m[sig], "o", color=col, label=f"step {body['step']}")
+            ax.plot(pos[sig], m[sig], "o", color=col, label=f"step {body['step']}" if sig.any() else None)
             ax.plot(pos[~sig], m[~sig], "o", mfc="white", color=col,
                     label=None if sig.any() else f"step {body['step']}")
     for ax, title in zip(axes, ("directional rank association \u03c1 (filled: axial)",

@@ -161,7 +161,7 @@ def binomial_interval(k: int, n: int, level: float = 0.95) -> list[float]:
 # --------------------------------------------------------------------------- the null per component
 
 
-def test_components(steps: list[int], maps: np.ndarray, alpha: np.ndarray, res: dict, threshold: float,
+def add_null_tests(steps: list[int], maps: np.ndarray, alpha: np.ndarray, res: dict, threshold: float,
                     null: NullSettings, rule: KindRule, n_boot: int, seed: int, evr: np.ndarray | None = None,
                     progress=None) -> None:
     """Add the spatial null, kinds, intervals to ``res["steps"][s]["components"]`` in place.
@@ -309,7 +309,7 @@ def run(settings: PCAReportSettings, progress=None) -> dict:
     evr_rep = np.stack([np.stack([variance_captured(pooled, f_at[s, r][None], alive_at[s, r][None])[0]
                                   for r in range(a.replicates)]) for s in range(len(steps))])  # [S, R, k]
     tell("null")
-    test_components(steps, maps, at[..., 3], res, thr, null, rule, a.bootstrap, a.seed,
+    add_null_tests(steps, maps, at[..., 3], res, thr, null, rule, a.bootstrap, a.seed,
                     None if a.per_step else evr_rep)
 
     # 2. emergence over development (first replicate), then damage and regrowth

@@ -107,13 +107,13 @@ def test_holm_and_kind_rules():
 
 def test_body_with_too_few_cells_reports_no_p_value():
     from analysis.axis_null import NullSettings as S
-    from analysis.pca_report import test_components
+    from analysis.pca_report import add_null_tests
 
     alpha = np.zeros((1, 1, 16, 16))
     alpha[0, 0, 6:10, 6:10] = 1.0  # 16 cells < min_cells
     maps = np.where(alpha[..., None] > 0.1, np.random.default_rng(0).normal(size=(1, 1, 16, 16, 2)), np.nan)
     res = {"steps": [{"components": [{"kind": "none", "direction_deg": 0.0, "profile": None} for _ in range(2)]}]}
-    test_components([50], maps, alpha, res, 0.1, S(n_surrogates=39), KindRule(), 10, 0)
+    add_null_tests([50], maps, alpha, res, 0.1, S(n_surrogates=39), KindRule(), 10, 0)
     c = res["steps"][0]["components"][0]
     assert c["p_value"] is None and "alive cells" in c["p_value_reason"] and c["kind"] == "none"
     assert c["direction_ci_deg"] is None and c["direction_ci_reason"]

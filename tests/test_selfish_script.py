@@ -1,4 +1,5 @@
-"""scripts/selfish.py: clean errors, and a seconds-scale run writing report.json/html."""
+"""scripts/selfish.py: clean one-line errors before any training, and a small run writing
+index.html + report.json + PNGs."""
 
 import json
 import os
@@ -11,39 +12,59 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(*args, timeout=300):
+def _run(*args, timeout=600):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, str(ROOT / "scripts" / "selfish.py"), *args], capture_output=True,
                           text=True, env=env, timeout=timeout)
 
 
+@pytest.fixture(scope="module")
+def still_host(tmp_path_factory):
+    """A run folder whose model does not grow (one negligible step from the do-nothing start)."""
+    from nca.config import preset
+    from nca.train import train
+
+    d = tmp_path_factory.mktemp("still") / "run"
+    train(preset("tiny", train_steps=1, checkpoint_every=1, lr=1e-12), d, progress=False, log=lambda *_: None)
+    return str(d)
+
+
 @pytest.mark.parametrize("args, msg", [
-    ((), "give --out"),
-    (("--out", "OUT", "--variants", "altruists"), "unknown variant"),
-    (("--out", "OUT", "--seeds", "1", "1"), "distinct"),
-    (("--out", "OUT", "--preset", "huge"), "unknown comparison preset"),
-    (("--out", "OUT", "--host", "distill:unicorn/growing", "--variants", "invasion"), "error:"),
+    ((), "--out"),
+    (("--out", "OUT", "--experiments", "altruists"), "unknown experiment"),
+    (("--out", "OUT", "--seeds", "1,1"), "distinct"),
+    (("--out", "OUT", "--seeds", "1 2"), "expected an integer"),
+    (("--out", "OUT", "--preset", "huge"), "invalid choice"),
+    (("--out", "OUT", "--mutation-rate", "1.5"), "mutation rate must be in [0, 1]"),
+    (("--out", "OUT", "--mutation-rate", "-0.1"), "mutation rate must be in [0, 1]"),
+    (("--out", "OUT", "--genome-size", "0"), "genome size must be >= 1"),
+    (("--out", "OUT", "distill:unicorn/growing", "--experiments", "landscape"), "unknown"),
+    (("--out", "OUT", "STILL", "--experiments", "landscape"), "does not grow"),
 ])
-def test_bad_input_is_one_clear_error(tmp_path, args, msg):
-    args = tuple(str(tmp_path / "o") if a == "OUT" else a for a in args)
+def test_bad_input_is_one_clear_error_before_any_training(tmp_path, still_host, args, msg):
+    out = tmp_path / "o"
+    args = tuple(str(out) if a == "OUT" else still_host if a == "STILL" else a for a in args)
     r = _run(*args)
     assert r.returncode == 2, r.stderr
     assert msg in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not any(out.glob("*/seed*")) if out.exists() else True  # nothing was trained
 
 
-def test_smoke_run_writes_the_comparison(tmp_path):
-    out = tmp_path / "cmp"
-    r = _run("--out", str(out), "--preset", "smoke", "--seeds", "0", "1", "--variants", "lineages",
-             "--no-progress")
+def test_somatic_run_writes_the_report(tmp_path):
+    out = tmp_path / "s"
+    r = _run("--out", str(out), "--preset", "smoke", "--seeds", "0,1", "--experiments", "spontaneous,landscape",
+             "--quiet")
     assert r.returncode == 0, r.stderr[-3000:]
     rep = json.loads((out / "report.json").read_text())
-    assert set(rep["variants"]) == {"lineages"}
-    lin = rep["variants"]["lineages"]
-    assert set(lin["per_seed"]) == {"0", "1"} and len(lin["summary"]["final_loss"]["values"]) == 2
-    shares = lin["per_seed"]["0"]["shares"]
-    assert len(shares[0]) == 2 and all(abs(sum(s) - 1) < 1e-5 or sum(s) == 0 for s in shares)
-    assert rep["axis_components"]["lineages"]["0"]["status"] in ("ok", "unavailable")
-    html = (out / "report.html").read_text()
-    assert "data:image/png;base64" in html and "data:image/gif;base64" in html and "http" not in html
-    assert (out / "anim" / "lineages_seed0.gif").stat().st_size > 0
-    assert (out / "lineages" / "seed1" / "lineages.msgpack").exists()
+    (host,) = rep["spontaneous"]
+    summ = rep["spontaneous"][host]["summary"]
+    assert set(summ) == {"mutant", "neutral", "control"}
+    assert summ["control"]["clones_founded"]["values"] == [0, 0]  # no mutation: one clone
+    assert summ["neutral"]["final_loss_minus_control"]["values"] == [0, 0]  # neutral genomes change nothing
+    land = rep["landscape"][host]
+    assert land["summary"]["0.0"]["alpha_up"]["values"] == [0, 0]  # size 0: the null, exactly
+    html = (out / "index.html").read_text()
+    for name in ("muller_h0_mutant.png", "clone_sizes_h0.png", "clones_body_h0.png", "landscape_h0.png"):
+        assert (out / name).stat().st_size > 0 and name in html
+    assert "http" not in html

@@ -5,7 +5,13 @@
 - ``lineages``: K rules on one grid, lineage ids, inheritance, ``lineage_rollout``;
 - ``training``: lineage and adversary train steps;
 - ``invasion``: plant a mutant in a host body and measure spread, harm, suppression;
-- ``report``: frames coloured by lineage, GIFs, plots, the HTML comparison.
+- ``credit``: selfish credit vs the gradient of a private copy of the rule (myopic, not selfish);
+- ``somatic``: heritable per-clone genomes, mutation at birth, clone ids, the gradient game;
+- ``experiments``: spontaneous cheaters, the mutant-invasion fitness landscape, policing assay;
+- ``pipeline``: the settings, training loops and run of ``scripts/selfish.py``.
+
+Pictures and the HTML report live in ``analysis/selfish_report.py`` (nothing here imports
+``analysis``).
 
 User guide: docs/selfish.md.
 """

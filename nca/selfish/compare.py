@@ -176,34 +176,9 @@ def evaluate_variant(params: Params, model_cfg: ModelConfig, x0, ids0, target, c
         "regen_control": control, "regen_hits": int(hit.sum()), "regen_gap": float(np.mean(l_after) - control),
         "snapshots": snapshots,
         "gif": (np.asarray(traj.states[::sub]), np.asarray(traj.ids[::sub])),
-        "axis_components": axis_components(np.asarray(traj.states[: at(ccfg.eval_at) + 1]),
-                                           times[: at(ccfg.eval_at) + 1]),
+        # the states the body-axis analysis reads (analysis.selfish_report.axis_components)
+        "axis_states": np.asarray(traj.states[: at(ccfg.eval_at) + 1]), "axis_times": times[: at(ccfg.eval_at) + 1],
     }
-
-
-def axis_components(states: np.ndarray, times: np.ndarray) -> dict:
-    """The body-axis summary of one variant: the PCA report's default analysis
-    (``analysis.dissect.analyse_steps``: hidden channels, one PCA pooled over four steps
-    spread over the second half of ``times``, where a body has formed), measured at the last.
-
-    states: [T, H, W, C] recorded after the steps ``times`` [T]. Returns {"status": "ok",
-    "step", "body_axis_deg", "components": [first 3, with index, explained_variance_ratio,
-    kind, direction_deg, association, radial_association, angle_to_body_axis_deg]}, or
-    {"status": "unavailable", "reason"} when there is too little body to analyse.
-    """
-    from analysis.dissect import analyse_steps  # analysis builds on nca; import it late
-
-    idx = sorted({max(0, len(times) * k // 8 - 1) for k in (5, 6, 7, 8)})
-    grids = np.asarray(states)[idx][:, None]  # [S, 1, H, W, C]
-    try:
-        _, _, res = analyse_steps([int(times[i]) for i in idx], grids[..., 4:], grids[..., 3])
-    except NCAError as e:
-        return {"status": "unavailable", "reason": str(e)}
-    last = res["steps"][-1]
-    keep = ("index", "explained_variance_ratio", "kind", "direction_deg", "association",
-            "radial_association", "angle_to_body_axis_deg")
-    return {"status": "ok", "step": last["step"], "body_axis_deg": last["body_axis_deg"],
-            "components": [{k: c[k] for k in keep} for c in last["components"][:3]]}
 
 
 # --------------------------------------------------------------------------- invasion

@@ -65,15 +65,49 @@ class LineageTrainState(NamedTuple):
     step: Array
 
 
-def init_lineage_state(cfg: Config, k: int, radius: int = 2) -> LineageTrainState:
+def training_seed(cfg: Config, k: int, radius: int = 2, seed_cells: int | None = None,
+                  batch: int | None = None) -> tuple[Array, Array]:
+    """The training seed of K lineages: ``seed_cells`` (default K) seed cells on the circle
+    of ``lineage_seed``, cell i of lineage i mod K -- with K = 1 and 2 seed cells, the one-rule
+    baseline seeded exactly like two lineages. Returns (x, ids), with a leading ``batch``."""
+    g = cfg.grid_size
+    x, ids = lineage_seed(g, g, cfg.model, seed_cells or k, radius, batch=batch)
+    return x, jnp.where(ids >= 0, ids % k, -1).astype(jnp.int32)
+
+
+def init_lineage_state(cfg: Config, k: int, radius: int = 2, seed_cells: int | None = None) -> LineageTrainState:
     """K independently initialised rules (keys split from ``cfg.seed``), a pool of
-    K-lineage seeds."""
+    K-lineage seeds (``training_seed``)."""
     key = jax.random.key(cfg.seed)
     k_init, k_train = jax.random.split(key)
     params = stack_params([init_params(kk, cfg.model) for kk in jax.random.split(k_init, k)])
     opt_state = jax.vmap(make_optimizer(cfg).init)(params)
-    g = cfg.grid_size
-    x, ids = lineage_seed(g, g, cfg.model, k, radius, batch=cfg.pool_size if cfg.uses_pool else 1)
+    x, ids = training_seed(cfg, k, radius, seed_cells, batch=cfg.pool_size if cfg.uses_pool else 1)
+    return LineageTrainState(params, opt_state, x + 0.0, ids + 0, k_train, jnp.zeros((), jnp.int32))
+
+
+def fair_lineage_state(cfg: Config, k: int, radius: int = 2) -> LineageTrainState:
+    """K rules with the parameter budget and initialisation of ONE rule (issue 16's fair
+    comparison): the rule ``init_params(k_init, cfg.model)`` that ``init_lineage_state`` with
+    K = 1 would start from is cut into K slices of ``hidden // K`` units (rule i gets
+    hidden units i*h/K .. (i+1)*h/K - 1 of the first layer, the matching rows of the second,
+    and the output bias), so K rules hold the same weights as the one-rule baseline (the
+    output bias is copied K times: K * C extra numbers). Train it with the step of
+    ``fair_lineage_config``-shaped rules (hidden // K units each)."""
+    from ..errors import NCAError
+
+    h = cfg.model.hidden
+    if h % k:
+        raise NCAError(f"hidden={h} does not split into {k} equal rules")
+    key = jax.random.key(cfg.seed)
+    k_init, k_train = jax.random.split(key)
+    one = init_params(jax.random.split(k_init, 1)[0], cfg.model)  # = init_lineage_state(cfg, 1)'s rule
+    w = h // k
+    rules = [{"w1": one["w1"][:, i * w:(i + 1) * w], "b1": one["b1"][i * w:(i + 1) * w],
+              "w2": one["w2"][i * w:(i + 1) * w], "b2": one["b2"]} for i in range(k)]
+    params = stack_params(rules)
+    opt_state = jax.vmap(make_optimizer(cfg).init)(params)
+    x, ids = training_seed(cfg, k, radius, batch=cfg.pool_size if cfg.uses_pool else 1)
     return LineageTrainState(params, opt_state, x + 0.0, ids + 0, k_train, jnp.zeros((), jnp.int32))
 
 
@@ -115,8 +149,8 @@ def own_gradients(loss_fn, params: dict, *args):
     return jax.tree.map(lambda j: j[diag, diag], jac), losses, aux
 
 
-def lineage_train_step(cfg: Config, radius: int, state: LineageTrainState,
-                       target: Array) -> tuple[LineageTrainState, dict]:
+def lineage_train_step(cfg: Config, radius: int, state: LineageTrainState, target: Array,
+                       seed_cells: int | None = None) -> tuple[LineageTrainState, dict]:
     """One step of competing-lineage training (pure). target: [H, W, 4].
 
     Same pool protocol as ``nca.train.train_step`` (sample, reseed the worst with the
@@ -126,8 +160,7 @@ def lineage_train_step(cfg: Config, radius: int, state: LineageTrainState,
     k = num_lineages(state.params)
     key = step_key(state.key, state.step)
     k_batch, k_len, k_roll = jax.random.split(key, 3)
-    g = cfg.grid_size
-    seed_x, seed_ids = lineage_seed(g, g, cfg.model, k, radius)
+    seed_x, seed_ids = training_seed(cfg, k, radius, seed_cells)
     if cfg.uses_pool:
         idx, x0 = sample_batch(cfg, state.pool, target, k_batch)
         ids0 = owned_ids(x0, state.pool_ids[idx], cfg.model.alive_threshold)
@@ -153,8 +186,8 @@ def lineage_train_step(cfg: Config, radius: int, state: LineageTrainState,
     return LineageTrainState(params, opt_state, pool, pool_ids, state.key, state.step + 1), metrics
 
 
-def compiled_lineage_train_step(cfg: Config, radius: int = 2):
-    return jax.jit(partial(lineage_train_step, cfg, radius), donate_argnums=(0,))
+def compiled_lineage_train_step(cfg: Config, radius: int = 2, seed_cells: int | None = None):
+    return jax.jit(partial(lineage_train_step, cfg, radius, seed_cells=seed_cells), donate_argnums=(0,))
 
 
 # --------------------------------------------------------------------------- adversary

@@ -246,17 +246,26 @@ def fitness(effect) -> np.ndarray:
     return np.clip(1.0 - np.asarray(effect, np.float64), 0.0, 1.0)
 
 
+# Below this room between the multiplicative expectation and its bound, the scaled epistasis
+# is a ratio of noise: on the alleviating side two near-harmless singles leave almost no room
+# (min(W_i, W_j) - W_i W_j ~ 0), so the denominator is floored here (the aggravating side's
+# room, W_i W_j, is then ~1 and unaffected).
+MIN_ROOM = 0.01
+
+
 def scaled_epistasis(e_i, e_j, e_ij) -> np.ndarray:
     """Segre et al.'s scaled epistasis from effects (arrays broadcast): in [-1, 0) aggravating,
-    (0, 1] alleviating (> 1 suppressive); NaN where the null is degenerate (a single already
-    at fitness 0 or the expected double at its bound)."""
+    (0, 1] alleviating (> 1 suppressive); NaN where the null is degenerate (both the expected
+    double and its bound at fitness 0: a single already lethal). The alleviating room is
+    floored at ``MIN_ROOM``."""
     wi, wj, wij = fitness(e_i), fitness(e_j), fitness(e_ij)
     exp = wi * wj
     eps = wij - exp
-    bound = np.where(eps < 0, 0.0, np.minimum(wi, wj))
-    den = np.abs(bound - exp)
+    # aggravating: the room down to W~ = 0 is W_i W_j (> W_ij >= 0); alleviating: up to min(W_i, W_j)
+    den = np.where(eps < 0, exp, np.maximum(np.minimum(wi, wj) - exp, MIN_ROOM))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 1e-9, eps / np.where(den > 1e-9, den, 1.0), np.nan)
+        out = np.where(eps == 0, 0.0, eps / np.where(den > 0, den, 1.0))
+    return np.where((exp <= 1e-9) & (eps <= 0), np.nan, out)  # a lethal single: nothing to compare
 
 
 @dataclass(frozen=True)

@@ -637,7 +637,7 @@ def fig_unit_atlas(units: dict) -> Figure:
         ax.errorbar(np.arange(len(v)), v, yerr=err, fmt=".", ms=3, lw=0.7, color="tab:red")
     ax.axhline(-1, color="k", ls=":", lw=0.8)
     ax.axhline(0, color="k", lw=0.5)
-    ax.set_ylim(-1.1, max(1.1, ax.get_ylim()[1]))
+    ax.set_ylim(-1.1, min(3.0, max(1.1, ax.get_ylim()[1])))  # > 3: suppression on near-zero singles (noise)
     ax.set_xlabel("tested pair (sorted)")
     ax.set_ylabel("scaled epistasis (Segre 2005)")
     ax.set_title(f"{r['verdict']}", fontsize=8)

@@ -36,6 +36,18 @@ def run_script(*args, preexec_fn=None, timeout=300):
                           timeout=timeout, preexec_fn=preexec_fn)
 
 
+def run_in_process(script, args, monkeypatch, capsys):
+    """Run scripts/<script>.py's main in this process (JAX imported once) -> (exit code,
+    stderr): for errors found before any computing."""
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", [f"{script}.py", *map(str, args)])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        runpy.run_path(str(ROOT / "scripts" / f"{script}.py"), run_name="__main__")
+    return subprocess.CompletedProcess(args, e.value.code, "", capsys.readouterr().err)
+
+
 def assert_one_line_error(proc, pattern):
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
     assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
@@ -377,9 +389,11 @@ def test_a_nan_loss_never_writes_nan_checkpoints_and_the_message_names_a_finite_
         assert all(np.isfinite(np.asarray(v)).all() for v in params.values()), p
 
 
-def test_an_error_after_a_progress_bar_starts_its_own_line(tmp_path):
-    proc = run_script("scripts/train.py", "--preset", "tiny", "--lr", "1e38", "--lr-decay-step", "1000",
-                      "--keep-checkpoints", "none", "--checkpoint-every", "1", "--out", tmp_path / "r")
+def test_an_error_after_a_progress_bar_starts_its_own_line(tmp_path, monkeypatch, capsys):
+    # (the NaN test's step config: its compiled step is reused in this process)
+    proc = run_in_process("train", ["--preset", "tiny", "--lr", "1e38", "--lr-decay-step", "1000",
+                                    "--keep-checkpoints", "none", "--checkpoint-every", "1", "--out", tmp_path / "r"],
+                          monkeypatch, capsys)
     assert_one_line_error(proc, "last good checkpoint")
     assert "train" in proc.stderr  # a bar was drawn before the error
 
@@ -470,14 +484,14 @@ def test_resume_refuses_config_changes_and_honours_train_steps(tmp_path):
     (["--preset", "tiny", "--seeds", "0,0", "--out", "{tmp}/x"], "repeat"),
     (["--preset", "tiny", "--out", "{tmp}/photos"], "not a training run"),
 ])
-def test_train_script_bad_input_is_one_line_naming_the_flag(tmp_path, args, pattern):
+def test_train_script_bad_input_is_one_line_naming_the_flag(tmp_path, args, pattern, monkeypatch, capsys):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(json.dumps(preset("tiny").to_dict()))
     (tmp_path / "photos").mkdir()
     (tmp_path / "photos" / "cat.jpg").write_bytes(b"meow")
     args = [a.replace("{run}", str(run)).replace("{tmp}", str(tmp_path)) for a in args]
-    assert_one_line_error(run_script("scripts/train.py", *args, "--quiet"), pattern)
+    assert_one_line_error(run_in_process("train", [*args, "--quiet"], monkeypatch, capsys), pattern)
     assert (tmp_path / "photos" / "cat.jpg").read_bytes() == b"meow"
     assert not (tmp_path / "x").exists()
 

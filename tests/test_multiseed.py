@@ -72,20 +72,23 @@ def test_multiseed_refuses_existing_runs_and_bad_k(tmp_path):
         preset("tiny", keep_checkpoints="linear")
 
 
-def test_train_script_seeds_option_errors():
-    import subprocess
+def test_train_script_seeds_option_errors(monkeypatch, capsys, tmp_path):
+    import runpy
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    script = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
+    monkeypatch.chdir(tmp_path)
     for args, msg in ((["--seeds", "0,1,0", "--out", "x"], "--seeds repeat"),
                       (["--seeds", "0,-1", "--out", "x"], "--seeds"),
                       (["--seeds", "1", "--seed", "2", "--out", "x"], "not both"),
                       (["--resume", "x", "--seeds", "2"], "only --train-steps may be given with it (got --seeds)")):
-        p = subprocess.run([sys.executable, "scripts/train.py", *args], cwd=root, capture_output=True, text=True,
-                           timeout=120)
-        assert p.returncode == 2 and p.stderr.startswith("error: ") and msg in p.stderr, p.stderr
-        assert "Traceback" not in p.stderr
+        monkeypatch.setattr(sys, "argv", ["train.py", *args])
+        with pytest.raises(SystemExit) as e:  # in this process: each is refused before JAX starts work
+            runpy.run_path(str(script), run_name="__main__")
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and err.startswith("error: ") and msg in err, err
+        assert "Traceback" not in err and not (tmp_path / "x").exists()
 
 
 SPLIT_CHILD = r"""

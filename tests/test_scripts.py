@@ -41,9 +41,16 @@ def test_train_script_runs_and_resumes(tmp_path):
     (["--target", "/no/such/file.png", "--preset", "tiny", "--out", "{tmp}/r"], "not found"),
     (["--resume", "{tmp}/nothing"], "no config.json"),
 ])
-def test_train_script_bad_input(tmp_path, args, pattern):
+def test_train_script_bad_input(tmp_path, args, pattern, monkeypatch, capsys):
+    import runpy
+
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    assert_clean_error(run("scripts/train.py", *args, "--quiet"), pattern)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["train.py", *args, "--quiet"])
+    with pytest.raises(SystemExit) as e:  # in this process: the errors come before any computing
+        runpy.run_path(str(ROOT / "scripts" / "train.py"), run_name="__main__")
+    assert_clean_error(subprocess.CompletedProcess(args, e.value.code, "", capsys.readouterr().err), pattern)
+    assert not (tmp_path / "x").exists()
 
 
 def test_grow_script_png_and_errors(tmp_path):

@@ -55,7 +55,44 @@ def use_cpu_cores(n: int | None = None) -> bool:
         jax.config.update("jax_num_cpu_devices", n)
     except RuntimeError:  # the backends are running already
         return False
+    _patient_cpu_collectives()
     return True
+
+
+# XLA:CPU aborts the whole process (a fatal check, no exception) when one device's thread
+# reaches a collective more than 40 s after the other: seen here in `--seeds 5` training on a
+# 2-core machine at load average 15, 561 steps in. The devices run on threads of one
+# process, so a late one is only starved, never lost: wait as long as it takes.
+_COLLECTIVE_FLAGS = ("--xla_cpu_collective_call_terminate_timeout_seconds=86400",
+                     "--xla_cpu_collective_call_warn_stuck_timeout_seconds=600")
+
+
+def _xla_knows(flag: str) -> bool:
+    """Whether the installed jaxlib defines ``flag``: an unknown flag in $XLA_FLAGS is fatal,
+    and these were added in late 2025, after the oldest jax this package accepts."""
+    import mmap
+    from pathlib import Path
+
+    import jaxlib
+
+    name = flag.lstrip("-").split("=")[0].encode()
+    for lib in Path(jaxlib.__file__).parent.glob("*.so"):
+        try:
+            with open(lib, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                if m.find(name) >= 0:
+                    return True
+        except (OSError, ValueError):  # unreadable or empty: look at the next one
+            continue
+    return False
+
+
+def _patient_cpu_collectives() -> None:
+    """Add ``_COLLECTIVE_FLAGS`` that this jaxlib knows to $XLA_FLAGS (read when the CPU
+    backend starts)."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    extra = [f for f in _COLLECTIVE_FLAGS if f.split("=")[0] not in flags and _xla_knows(f)]
+    if extra:
+        os.environ["XLA_FLAGS"] = " ".join([flags, *extra]).strip()
 
 
 def make_mesh(devices=None) -> Mesh:

@@ -86,3 +86,18 @@ def test_pad_population_repeats_the_last_model():
     assert padded["w"].shape == (4, 2) and padded["step"].tolist() == [0, 1, 2, 2]
     assert pad_population(states, 3) is states and pad_population(states, 1) is states
     assert pad_population(states, 5)["step"].tolist() == [0, 1, 2, 2, 2]
+
+
+def test_cpu_cores_wait_patiently_for_a_starved_device_and_jax_still_starts():
+    # XLA:CPU kills the process when one device thread reaches a collective 40 s late (seen
+    # under heavy load); use_cpu_cores raises that limit, with flags the installed jaxlib
+    # knows (an unknown XLA flag would abort at start-up, so JAX starting is the check).
+    code = ("import os\nfrom nca.parallel import use_cpu_cores, _xla_knows\nassert use_cpu_cores(2)\n"
+            "import jax\nassert len(jax.devices()) == 2\n"
+            "assert _xla_knows('--xla_backend_optimization_level') and not _xla_knows('--xla_no_such_flag')\n"
+            "print(os.environ['XLA_FLAGS'])\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("JAX_NUM_CPU_DEVICES",)}
+    env["XLA_FLAGS"] = ""
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "xla_cpu_collective_call_terminate_timeout_seconds=86400" in r.stdout

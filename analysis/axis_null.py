@@ -50,7 +50,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtri
 from scipy.stats import rankdata
 
 from .axes import COARSE_STEP_DEG, direction_vector, view_coords
@@ -85,7 +84,7 @@ class NullSettings:
     sigmas_px: smoothness scales (sd of the Gaussian kernel, cells) the fit chooses from;
     max_lag_quantile: the texture is matched at lags up to this quantile of the cells'
     pairwise distances (BrainSMASH's pv = 25 %);
-    n_fit_fields: fields per scale used to learn each scale's variogram on this body;
+    n_fit_fields: fields per scale used to learn each scale's texture on this body;
     min_cells: fewer alive cells than this: no null (p-values are null with a reason);
     scale_range: the p-value is the largest over the scales from the fitted one up to this
     many times it (Berger & Boos 1994; see the module doc);
@@ -99,12 +98,6 @@ class NullSettings:
     min_cells: int = 30
     scale_range: float = 2.0
     detrend: bool = True
-
-
-def normal_scores(x: np.ndarray) -> np.ndarray:
-    """Rank-based inverse normal transform per column. x: [n, k] -> [n, k] (ties: average)."""
-    r = rankdata(x, axis=0)
-    return ndtri((r - 0.5) / x.shape[0])
 
 
 def _standardise_cols(x: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ from scipy import stats
 
 from nca.errors import NCAError
 
-from .axes import AxisThresholds, alive_of, body_frame, view_coords
+from .axes import AxisThresholds, alive_of, view_coords
 from .axis_null import BodyNull, KindRule, NullSettings, agreed_kind, body_kinds, direction_ci, holm
 
 # Named PRNG streams (jax.random.fold_in of the command's key; NumPy SeedSequence spawn keys).

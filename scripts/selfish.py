@@ -5,7 +5,7 @@ fitness landscape of published hosts, policing). Writes index.html + report.json
     python scripts/selfish.py --out runs/selfish                        # preset cpu, seeds 0,1,2
     python scripts/selfish.py --out runs/selfish --seeds 0,1,2,3,4      # re-uses finished runs, adds seeds
     python scripts/selfish.py --out runs/som --experiments spontaneous,landscape distill:lizard/regenerating
-    python scripts/selfish.py --out /tmp/s --preset smoke --seeds 0     # plumbing check, under a minute
+    python scripts/selfish.py --out /tmp/s --preset smoke --seeds 0     # spontaneous + landscape, small
 
 Re-running with the same --out reuses finished training runs and continues unfinished
 ones; a folder holding other settings is refused. See docs/selfish.md.
@@ -24,7 +24,7 @@ EXPERIMENT_HELP = ("comma-separated experiments: variants (cooperative, selfish 
 
 
 def parse(argv=None):
-    from nca.selfish.pipeline import EXPERIMENTS
+    from nca.selfish.pipeline import SMOKE_EXPERIMENTS
 
     p = cli.Parser(description=__doc__)
     p.add_argument("hosts", nargs="*", metavar="HOST",
@@ -34,8 +34,8 @@ def parse(argv=None):
     p.add_argument("--preset", default="cpu", choices=("cpu", "smoke"),
                    help="cpu: the 2-core comparison; smoke: a plumbing check in under a minute")
     cli.add_seeds(p, "0,1,2", "comma-separated seeds (>= 5 for the README's intervals)")
-    p.add_argument("--experiments", type=cli.str_list, default=",".join(EXPERIMENTS), metavar="LIST",
-                   help=EXPERIMENT_HELP)
+    p.add_argument("--experiments", type=cli.str_list, metavar="LIST",
+                   help=EXPERIMENT_HELP + f" (default: all for cpu, {','.join(SMOKE_EXPERIMENTS)} for smoke)")
     p.add_argument("--train-steps", type=cli.positive_int, metavar="N",
                    help="override the preset's training steps (variants and policing arms)")
     p.add_argument("--steps", type=cli.positive_int, metavar="N",

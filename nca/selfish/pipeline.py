@@ -56,10 +56,12 @@ def _loop(state, step_fn, target, total: int, every: int, path: Path, run_dir: P
     def record(s, losses):
         return postfix(box["metrics"], losses)
 
-    drive(LoopSpec(start=start, end=total, total=total, checkpoint_every=every, where=run_dir, progress=progress,
-                   desc=desc),
-          step=step, record=record, save=lambda s: ckpt.save_checkpoint(path, box["state"]),
-          params_finite=lambda: all_finite(box["state"].params))
+    result = drive(LoopSpec(start=start, end=total, total=total, checkpoint_every=every, where=run_dir,
+                            progress=progress, desc=desc),
+                   step=step, record=record, save=lambda s: ckpt.save_checkpoint(path, box["state"]),
+                   params_finite=lambda: all_finite(box["state"].params))
+    if result.interrupted:  # Ctrl-C: the checkpoint is saved; stop the whole run (re-run continues it)
+        raise KeyboardInterrupt
     jax.block_until_ready(box["state"].params)
     return box["state"], time.perf_counter() - t
 
@@ -179,6 +181,7 @@ def policing_eval(arms: dict, model_cfg, target, tcfg, pcfg: PolicingConfig, see
 
 
 EXPERIMENTS = ("variants", "invasion", "credit", "spontaneous", "landscape", "policing")
+SMOKE_EXPERIMENTS = ("spontaneous", "landscape")  # the smoke preset's default: one compile each
 VARIANT_ARMS = ("cooperative", "selfish", "lineages", "baseline")
 
 
@@ -213,11 +216,12 @@ class SelfishSettings:
             raise NCAError("give at least one host for the invasion, spontaneous and landscape experiments")
 
 
-def selfish_settings(preset: str = "cpu", seeds=(0, 1, 2), experiments=EXPERIMENTS, hosts=None,
+def selfish_settings(preset: str = "cpu", seeds=(0, 1, 2), experiments=None, hosts=None,
                      train_steps: int | None = None, steps: int | None = None, mutation_rate: float | None = None,
                      mutation_size: float | None = None, genome_size: int | None = None) -> SelfishSettings:
     """A preset with the command line's overrides; every bad value is one NCAError here,
-    before anything is computed."""
+    before anything is computed. experiments: default all (``EXPERIMENTS``) for "cpu",
+    ``SMOKE_EXPERIMENTS`` for "smoke"."""
     from dataclasses import replace
 
     from .compare import comparison_preset
@@ -244,6 +248,8 @@ def selfish_settings(preset: str = "cpu", seeds=(0, 1, 2), experiments=EXPERIMEN
         p_steps = train_steps or 200
         default_hosts = ("distill:lizard/regenerating", "distill:lizard/persistent")
         cells = 16
+    if experiments is None:
+        experiments = SMOKE_EXPERIMENTS if preset == "smoke" else EXPERIMENTS
     return SelfishSettings(preset, tuple(seeds), tuple(experiments), tuple(hosts or default_hosts), ccfg, ecfg, pcfg,
                            game, p_steps, cells)
 
@@ -452,9 +458,11 @@ def train_adversary_run(acfg, host, states, target, path: Path, progress: bool):
         box["state"], loss = step(box["state"])
         return loss
 
-    drive(LoopSpec(start=0, end=acfg.steps, total=acfg.steps, checkpoint_every=acfg.steps, where=path.parent,
-                   progress=progress, desc=f"adversary {path.parent.name}"),
-          step=one, record=lambda s, l: f"territory={-l[0]:.4g}",
-          save=lambda s: ckpt.save_checkpoint(path, {"params": box["state"].params}),
-          params_finite=lambda: all_finite(box["state"].params))
+    result = drive(LoopSpec(start=0, end=acfg.steps, total=acfg.steps, checkpoint_every=acfg.steps,
+                            where=path.parent, progress=progress, desc=f"adversary {path.parent.name}"),
+                   step=one, record=lambda s, l: f"territory={-l[0]:.4g}",
+                   save=lambda s: None, params_finite=lambda: all_finite(box["state"].params))
+    if result.interrupted:  # an adversary is saved only when complete (it is reused as finished)
+        raise KeyboardInterrupt
+    ckpt.save_checkpoint(path, {"params": box["state"].params})
     return box["state"].params, time.perf_counter() - t

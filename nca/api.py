@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 
 from . import checkpoint as ckpt
 from .config import Config, load_config
-from .errors import NCAError
+from .errors import NCAError, check_fits, out_of_memory_as_error
 from .model import Hooks, ModelConfig, Params, Trajectory, init_params, rollout, seed_state
 from .published import PREFIX, load_published, target_of
 from .targets import load_target
@@ -110,7 +111,8 @@ def grow(
         size = model.grid_size if size is None else size  # 0 is an error, not "the default"
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 3:
             raise NCAError(f"grid size must be >= 3, got {size}")
-        x0 = seed_state(size, size, model.model_config, batch=batch)
+        with out_of_memory_as_error(f"making a {size}x{size} seed state"):
+            x0 = seed_state(size, size, model.model_config, batch=batch)
     if x0.shape[-1] != model.model_config.channels:
         raise NCAError(f"state has {x0.shape[-1]} channels, model expects {model.model_config.channels}")
     if hooks:
@@ -119,8 +121,16 @@ def grow(
         unknown = sorted(set(dict(hooks)) - set(HOOK_POINTS))
         if unknown:  # a misspelt hook point would otherwise do nothing, silently
             raise NCAError(f"unknown hook point(s) {unknown}; choose from {', '.join(HOOK_POINTS)}")
+    widths = {"state": x0.shape[-1], "perception": 3 * x0.shape[-1], "hidden": model.model_config.hidden,
+              "update": x0.shape[-1], "fire": 1, "alive": 1}
+    frame = math.prod(x0.shape[:-1]) * 4  # bytes of one channel of the state(s), float32
+    check_fits(frame * (4 * x0.shape[-1] + 2 * model.model_config.hidden
+                        + (steps // every) * sum(widths.get(r, 0) for r in record)),
+               f"growing {tuple(x0.shape)} for {steps} steps, recording {tuple(record)}",
+               "use a smaller grid, fewer steps, a larger every or fewer recordings")
     hooks_static = _FrozenHooks(hooks) if hooks else None
-    return _grow(model.params, x0, key, t0, steps, model.model_config, tuple(record), hooks_static, every)
+    with out_of_memory_as_error(f"growing {tuple(x0.shape)} for {steps} steps, recording {tuple(record)}"):
+        return _grow(model.params, x0, key, t0, steps, model.model_config, tuple(record), hooks_static, every)
 
 
 class _FrozenHooks(dict):

@@ -60,7 +60,7 @@ def _os_error(path, e: OSError, doing: str = "write") -> NCAError:
 def _mkdir(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
-    except FileExistsError as e:  # a regular file (or a link to one) where a folder must be
+    except FileExistsError:  # a regular file (or a link to one) where a folder must be
         raise NCAError(f"cannot create folder {folder}: a file of that name is in the way") from None
     except OSError as e:
         raise _os_error(folder, e, "create folder") from None

@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .checkpoint import parse_keep

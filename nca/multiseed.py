@@ -35,12 +35,12 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from . import checkpoint as ckpt
 from .config import Config, save_config
-from .errors import NCAError
+from .errors import NCAError, check_fits
+from .loop import LoopSpec, all_finite, drive
 from .parallel import make_mesh, pad_population, population_train_step, shard_population, stack_states
 from .targets import load_target
-from .loop import LoopSpec, all_finite, drive
 from .train import (TrainState, _write_metrics, check_new_run_dir, clean_run_dir, init_train_state, metric_row,
-                    save_preview)
+                    save_preview, training_bytes)
 
 
 def seed_configs(cfg: Config, seeds: int | Sequence[int]) -> list[Config]:
@@ -108,6 +108,8 @@ def train_seeds(cfg: Config, out_dir: Path, k: int | Sequence[int], progress: bo
 
 def _train_seeds_claimed(cfg, cfgs, dirs, out_dir, progress, stop_at, log, devices) -> TrainState:
     k = len(cfgs)
+    check_fits(training_bytes(cfg, k), f"training {k} seeds on a {cfg.grid_size}x{cfg.grid_size} grid",
+               "train fewer seeds at once, or lower pool_size, batch_size, target_size or rollout_max")
     target_np = load_target(cfg.target, cfg.target_size, cfg.target_padding)
     devices = jax.local_devices() if devices is None else list(devices)
     mesh = make_mesh(devices[:min(k, len(devices))])

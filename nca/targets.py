@@ -69,7 +69,7 @@ def _is_modifier(ch: str) -> bool:
 def emoji_count(text: str) -> int:
     """How many emoji ``text`` spells (TR51 sequences: a base character with its modifiers,
     ZWJ-joined characters and regional-indicator pairs count once each)."""
-    n, i, prev_zwj, open_flag = 0, 0, False, False
+    n, prev_zwj, open_flag = 0, False, False
     for ch in text:
         o = ord(ch)
         if _is_modifier(ch):

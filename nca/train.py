@@ -21,7 +21,7 @@ import optax
 
 from . import checkpoint as ckpt
 from .config import Config, load_config, save_config
-from .errors import NCAError
+from .errors import NCAError, check_fits, out_of_memory_as_error
 from .loop import LoopSpec, StopFlag, all_finite, drive, training_ui
 from .model import init_params, rollout, seed_state, step_key, to_rgba
 from .targets import load_target
@@ -273,6 +273,9 @@ def train(cfg: Config | None, out_dir: Path, resume: bool = False, progress: boo
         raise NCAError(f"stop_at must be >= 0, got {stop_at}")
     if not resume and cfg is None:
         raise NCAError("a new run needs a Config")
+    if not resume:  # before the folder is made: refused with nothing written
+        check_fits(training_bytes(cfg), f"training on a {cfg.grid_size}x{cfg.grid_size} grid",
+                   "lower pool_size, batch_size, target_size or rollout_max")
     if resume and not out_dir.is_dir():
         raise NCAError(f"no config.json in {out_dir}: there is no run directory to resume")
     with ckpt.claim_run_dir(out_dir):
@@ -281,7 +284,10 @@ def train(cfg: Config | None, out_dir: Path, resume: bool = False, progress: boo
             cfg = _resumed_config(out_dir, cfg)
         else:
             check_new_run_dir(out_dir)
-        return _train_claimed(cfg, out_dir, resume, progress, stop_at, log)
+        with out_of_memory_as_error(f"training a pool of {cfg.pool_size if cfg.uses_pool else 1} "
+                                    f"{cfg.grid_size}x{cfg.grid_size}x{cfg.model.channels} states",
+                                    "lower pool_size, batch_size, target_size or rollout_max"):
+            return _train_claimed(cfg, out_dir, resume, progress, stop_at, log)
 
 
 def _resumed_config(out_dir: Path, cfg: Config | None) -> Config:
@@ -307,7 +313,20 @@ def _flat(cfg: Config) -> dict:
     return {**{k: v for k, v in d.items() if k != "model"}, **{f"model.{k}": v for k, v in d["model"].items()}}
 
 
+def training_bytes(cfg: Config, seeds: int = 1) -> int:
+    """A lower estimate of the memory a run needs: the pool (and its host copy while a
+    checkpoint is written), and the batch's states kept for the backward pass (one per
+    rollout step with remat) plus one step's hidden activations."""
+    cell = cfg.grid_size ** 2 * 4  # bytes of one float32 channel of one state
+    pool = (cfg.pool_size if cfg.uses_pool else 1) * cfg.model.channels * cell
+    steps = cfg.rollout_max if cfg.remat else cfg.rollout_max * (3 + 3 * cfg.model.channels // 16 + 4)
+    batch = cfg.batch_size * cell * (cfg.model.channels * steps + 3 * cfg.model.hidden)
+    return seeds * (2 * pool + batch)
+
+
 def _train_claimed(cfg: Config, out_dir: Path, resume: bool, progress: bool, stop_at, log) -> TrainState:
+    check_fits(training_bytes(cfg), f"training on a {cfg.grid_size}x{cfg.grid_size} grid",
+               "lower pool_size, batch_size, target_size or rollout_max")
     ckpt_path = out_dir / ckpt.CHECKPOINT
     target_np = load_target(cfg.target, cfg.target_size, cfg.target_padding)
     target = jnp.asarray(target_np)

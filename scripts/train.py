@@ -95,8 +95,11 @@ def main() -> int:
             train_seeds(cfg, a.out, a.seeds, progress=not a.quiet)
         else:
             train(cfg, a.out, progress=not a.quiet)
-    except NCAError as e:
-        raise NCAError(str(e).replace("(lr)", "(--lr)").replace("resume it", "resume it with --resume")) from None
+    except NCAError as e:  # the hint after the last "; " names config fields: give the flags
+        head, sep, hint = str(e).rpartition("; ")
+        if sep and hint.startswith(("lower ", "try ")):
+            hint = fields_as_flags(hint)
+        raise NCAError((head + sep + hint).replace("resume it", "resume it with --resume")) from None
     return 0
 
 if __name__ == "__main__":

@@ -513,3 +513,31 @@ def test_resuming_a_folder_of_seed_runs_says_to_resume_one_seed(tmp_path):
     (tmp_path / "m" / "seed_3" / "config.json").write_text(json.dumps(preset("tiny").to_dict()))
     with pytest.raises(NCAError, match="one run per seed .*seed_3"):
         train(None, tmp_path / "m", resume=True, **QUIET)
+
+
+def test_a_run_or_a_rollout_too_large_for_memory_is_refused_before_allocating(tmp_path):
+    from nca.errors import memory_limit_bytes, out_of_memory_as_error
+    from nca.train import training_bytes
+
+    limit = memory_limit_bytes()
+    assert limit and limit > 2**28
+    huge = preset("tiny", target_size=8000)  # a pool of 16 8008x8008x16 states: ~66 GB
+    assert training_bytes(huge) > 2 * 16 * 8008**2 * 16 * 4 - 1
+    if training_bytes(huge) > limit:
+        with pytest.raises(NCAError, match=r"needs about .* GiB, more than .*; lower pool_size"):
+            train(huge, tmp_path / "big", **QUIET)
+        assert not (tmp_path / "big").exists()  # refused with nothing written
+    assert training_bytes(preset("tiny")) < 2**23  # control: the tiny run is ~1.7 MiB
+    import jax
+
+    import nca
+
+    model = nca.load_model("distill:lizard/regenerating")
+    with pytest.raises(NCAError, match="needs about"):
+        nca.grow(model, 10**7, jax.random.key(0), size=64, record=("state", "hidden"))
+    with pytest.raises(NCAError, match="out of memory growing a test"):
+        with out_of_memory_as_error("growing a test"):
+            raise MemoryError("planted")
+    with pytest.raises(ValueError, match="planted"):  # control: other errors pass through
+        with out_of_memory_as_error("growing a test"):
+            raise ValueError("planted")

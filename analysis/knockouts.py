@@ -469,7 +469,9 @@ def atlas(params, cfg: ModelConfig, target, key: Array, grid: int, channels, ass
     and, where pairs were run, ``pairs: {labels, loss, effect, effect_replicates}``,
     ``epistasis [n][n]`` (additive, channel order), ``redundant`` (the old all-or-none rule,
     kept for comparison) and ``redundancy`` (``redundancy``: eligibility and Segre's scaled
-    epistasis with intervals); ``images``: final RGBA of replicate 0 per condition (NumPy,
+    epistasis with intervals); with two or more ``extra`` directions also ``extra_pairs``
+    {labels, effect, effect_replicates} (pairs jointly ablated) and ``extra_redundancy``;
+    ``images``: final RGBA of replicate 0 per condition (NumPy,
     not JSON: for the figures)."""
     from .stats import mean_ci
 
@@ -530,6 +532,25 @@ def atlas(params, cfg: ModelConfig, target, key: Array, grid: int, channels, ass
                                                 "scaled_epistasis": mean_ci(scaled_epistasis(
                                                     eff_rep[i], eff_rep[j], eff_rep[ns + k]))}
                                                for k, (i, j) in enumerate(pidx)]
+        if name in pair_conditions and extra is not None and len(extra) >= 2:
+            # pairs of the extra directions (PCs), jointly mean-ablated: the same redundancy score
+            k = len(extra)
+            pidx = list(combinations(range(k), 2))
+            joint = Ablations(tuple(f"{extra.labels[i]}+{extra.labels[j]}" for i, j in pidx),
+                              np.stack([extra.proj[i] + extra.proj[j] for i, j in pidx]),
+                              np.stack([extra.fill[i] + extra.fill[j] for i, j in pidx]))
+            lj, _ = ablation_losses(params, cfg, st, key, target, none_ablation(c) + joint, chunk, progress)
+            dj = replicate_effects(lj, empty)
+            se = eff_rep[len(channels):ns]  # the extras' single effects [k, B]
+            elig = [i for i in range(k) if se[i].mean() < rs.single_max]
+            tested = [q for q, (i, j) in enumerate(pidx) if i in elig and j in elig]
+            cond["extra_pairs"] = {"labels": list(joint.labels), "effect": dj.mean(1).tolist(),
+                                   "effect_replicates": dj.tolist()}
+            cond["extra_redundancy"] = redundancy(list(extra.labels), se, [pidx[q] for q in tested], dj[tested],
+                                                  len(tested), len(elig), rs)
+            cond["extra_redundancy"]["all_pairs"] = [
+                {"pair": [extra.labels[i], extra.labels[j]],
+                 "scaled_epistasis": mean_ci(scaled_epistasis(se[i], se[j], dj[q]))} for q, (i, j) in enumerate(pidx)]
         out["conditions"][name] = cond
     out["images"] = images
     return out
@@ -567,6 +588,10 @@ def summarise(atl: dict, repair: dict | None = None, units: dict | None = None, 
                       "min_epistasis": float(np.nanmin(e)), "max_epistasis": float(np.nanmax(e)),
                       "eligible_pairs": r["eligible_pairs"], "tested_pairs": r["tested_pairs"],
                       "backup_pairs": len(r["flagged"]), "redundancy_verdict": r["verdict"]})
+        if "extra_redundancy" in c:
+            r = c["extra_redundancy"]
+            d.update({"pc_eligible_pairs": r["eligible_pairs"], "pc_backup_pairs": len(r["flagged"]),
+                      "pc_redundancy_verdict": r["verdict"]})
         out[name] = d
     if repair is not None:
         out["repair"] = {"by_horizon": [{"h": x["h"], "median_repair_fraction": x["median_repair_fraction"],
@@ -658,7 +683,7 @@ def rollouts_per_model(cfg: ModelConfig, s: KnockoutSettings) -> int:
     from .repair import variants_per_channel
 
     n = cfg.channels - 4
-    total = 3 * (1 + n + s.pcs) + n * (n - 1) // 2 * len(s.pairs)
+    total = 3 * (1 + n + s.pcs) + (n * (n - 1) // 2 + 1 + s.pcs * (s.pcs - 1) // 2) * len(s.pairs)
     if s.unit_condition:
         total += cfg.hidden + s.max_unit_pairs + 3
     if s.repair_at:

@@ -161,9 +161,11 @@ def page_intro(out, s) -> str:
         sm = r["summary"]
         rows.append([r["model"]] + [fmt_ci(sm[cn]["essential_channels_ci"], 1) for cn in CONDITIONS]
                     + [sm[p]["redundancy_verdict"] for p in s.pairs]
+                    + [sm[p].get("pc_redundancy_verdict", "-") for p in s.pairs if s.pcs >= 2]
                     + ([sm["units"]["redundancy_verdict"]] if "units" in sm else []))
     head = (["model"] + [f"essential channels ({cn})" for cn in CONDITIONS]
-            + [f"channel pairs ({p})" for p in s.pairs] + (["unit pairs"] if s.unit_condition else []))
+            + [f"channel pairs ({p})" for p in s.pairs] + [f"PC pairs ({p})" for p in s.pairs if s.pcs >= 2]
+            + (["unit pairs"] if s.unit_condition else []))
     html = (f"<p><code>{report.esc(out['command'])}</code><br>{s.replicates} fire-mask replicates; intervals are 95% "
             f"over them. Ran in {out['timing_s']:.0f} s.</p>" + report.table(head, rows))
     if s.repair_at:
@@ -183,9 +185,11 @@ def page_intro(out, s) -> str:
     red = []
     for r in out["results"]:
         for p in s.pairs:
-            for f in r["atlas"]["conditions"][p]["redundancy"]["flagged"]:
-                red.append([r["model"], f"channels, {p}", "+".join(f["pair"]), fmt_ci(f["effect_double"]),
-                            fmt_ci(f["scaled_epistasis"])])
+            cond = r["atlas"]["conditions"][p]
+            for what, key in (("channels", "redundancy"), ("PCs", "extra_redundancy")):
+                for f in (cond.get(key) or {}).get("flagged", []):
+                    red.append([r["model"], f"{what}, {p}", "+".join(f["pair"]), fmt_ci(f["effect_double"]),
+                                fmt_ci(f["scaled_epistasis"])])
         if r["units"] is not None:
             for f in r["units"]["redundancy"]["flagged"]:
                 red.append([r["model"], f"units, {r['units']['condition']}", "+".join(map(str, f["pair"])),

@@ -73,6 +73,24 @@ def test_atlas_on_the_hand_built_model_reports_the_backup_pair():
     assert (r["eligible_units"], r["eligible_pairs"], r["tested_pairs"]) == (3, 3, 3)
     assert [f["pair"] for f in r["flagged"]] == [["4", "5"]]
     assert g["effect_ci"][2]["mean"] == pytest.approx(1.0) and g["effect_ci"][2]["n"] == 2
+
+
+def test_directions_knocked_out_in_pairs_find_the_backup_pair_too():
+    # "PCs" that are the channel directions of 4 and 5 (and 6): their joint ablation is the
+    # backup pair; 6 alone is lethal, so the pairs with it are not eligible
+    cfg, params, x0, target = or_model()
+    eye = np.eye(8, dtype=np.float32)
+    extra = K.direction_ablations([eye[4:5], eye[5:6], eye[6:7]], ["d4", "d5", "d6"], 8)
+    a = K.atlas(params, cfg, target, jax.random.key(0), 8, [4, 7],
+                K.Assay(grow_steps=3, persist_steps=3, regrow_steps=3, replicates=2), chunk=8,
+                x0=np.repeat(x0, 2, 0), extra=extra)
+    g = a["conditions"]["growth"]
+    assert g["extra_pairs"]["labels"] == ["d4+d5", "d4+d6", "d5+d6"]
+    assert g["extra_pairs"]["effect"] == pytest.approx([1.0, 1.0, 1.0])
+    r = g["extra_redundancy"]
+    assert (r["eligible_units"], r["eligible_pairs"]) == (2, 1)
+    assert [f["pair"] for f in r["flagged"]] == [["d4", "d5"]]
+    assert "extra_pairs" not in a["conditions"]["persistence"]
     assert "pairs" not in a["conditions"]["regeneration"]
 
 
@@ -155,6 +173,7 @@ def test_knockout_report_end_to_end(tmp_path, capsys):
     assert len(g["pairs"]["labels"]) == 66 and np.array(g["epistasis"], dtype=float).shape == (12, 12)
     assert g["effect_ci"][0]["n"] == 2 and len(g["effect_replicates"][0]) == 2
     assert {"eligible_pairs", "tested_pairs", "verdict", "flagged"} <= set(g["redundancy"])
+    assert g["extra_pairs"]["labels"] == ["PC1+PC2"] and "pc_redundancy_verdict" in res["summary"]["regeneration"]
     assert "pairs" not in res["atlas"]["conditions"]["growth"]
     assert len(res["units"]["effect"]["mean"]) == 128 and res["units"]["condition"] == "persistence"
     assert res["units"]["redundancy"]["tested_pairs"] <= 4

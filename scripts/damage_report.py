@@ -48,7 +48,7 @@ def main(argv=None) -> int:
 
     import nca
     from analysis import plots, report
-    from analysis.stats import fmt_ci, mean_ci_axis
+    from analysis.stats import fmt_ci, mean_ci, mean_ci_axis
     from nca.checkpoint import atomic_write_bytes
 
     t_start = time.time()
@@ -65,6 +65,9 @@ def main(argv=None) -> int:
                                                  else r["damages"][k]["median_time"] for r in results]),
                    "erased_fraction": report.spread([np.mean(r["damages"][k]["erased_fraction"]) for r in results])}
                for k in kinds}
+    for per_kind in summary.values():  # across models (training seeds): n and a 95% interval too
+        for v in per_kind.values():
+            v["ci"] = mean_ci(v["values"])
     out = {"models": [r["model"] for r in results],
            "command": "python scripts/damage_report.py " + " ".join(shlex.quote(x) for x in
                                                                      (sys.argv[1:] if argv is None else argv)),
@@ -80,7 +83,7 @@ def main(argv=None) -> int:
                             "success_rate: Wilson 95% interval; median_time: percentile bootstrap over the recovered "
                             "replicates (null with a reason if fewer than 2 recovered); erased_fraction, final_gap: "
                             "t interval; n is given",
-               "summary": "across models: mean, sd and each model's value",
+               "summary": "across models: mean, sd, each model's value and ci (mean and 95% t-interval over models)",
                "unseen": "stripe and ring: shapes never used as training damage (discs)"},
            "summary": summary, "results": results}
 

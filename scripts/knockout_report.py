@@ -210,6 +210,7 @@ def main(argv=None) -> int:
     import nca
     from analysis import knockouts as K
     from analysis import plots, report
+    from analysis.stats import mean_ci
     from nca.checkpoint import atomic_write_bytes
 
     t_start = time.time()
@@ -229,6 +230,8 @@ def main(argv=None) -> int:
         for name in CONDITIONS:
             sp[name] = {k: report.spread([r["summary"][name][k] for r in results])
                         for k, v in results[0]["summary"][name].items() if isinstance(v, (int, float))}
+            for v in sp[name].values():  # across models (training seeds): n and a 95% interval too
+                v["ci"] = mean_ci(v["values"])
         out["spread"] = sp
     pngs = [(n, t, cap, plots.png_bytes(f)) for n, t, cap, f in figures(out, images, s)]
     out["timing_s"] = time.time() - t_start

@@ -101,6 +101,7 @@ def test_damage_report_with_two_models_shows_spread(tmp_path):
     assert r["models"] == ["distill:lizard/regenerating", "distill:lizard/persistent"]
     s = r["summary"]["square"]["success_rate"]
     assert len(s["values"]) == 2 and s["mean"] == pytest.approx(np.mean(s["values"]))
+    assert s["ci"]["n"] == 2 and s["ci"]["mean"] == pytest.approx(s["mean"])
     assert set(r["figures"]) == {"recovery.png", "success.png", "time.png", "gallery.png", "recovery_models.png"}
     iv = r["results"][1]["intervals"]["square"]
     assert iv["success_rate"]["n"] == 2 and 0 <= iv["success_rate"]["lo"] <= iv["success_rate"]["mean"] <= 1

@@ -39,7 +39,7 @@ from PIL import Image
 
 from .api import LoadedModel, load_model
 from .checkpoint import atomic_write_bytes, file_mode
-from .errors import NCAError
+from .errors import NCAError, check_fits
 from .model import rollout, seed_state
 from .render import (
     BACKGROUNDS,
@@ -551,6 +551,7 @@ class Animation:
             (self.cols is None or self.cols >= 1, "cols must be >= 1"),
             (self.chunk_frames is None or self.chunk_frames >= 1, "chunk_frames must be >= 1"),
             (len(set(self.seeds)) == len(self.seeds), "seeds: a seed is listed twice"),
+            (all(0 <= s < 2**32 for s in self.seeds), f"seeds must be in [0, 2**32), got {list(self.seeds)}"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -588,6 +589,13 @@ def export(anim: Animation, out: str | Path, progress=None, command: str | None 
     items = parse_panels(",".join(anim.panels), n_channels)
     size = anim.size or max(m.grid_size for m in models)
     sources = make_sources(models, anim.seeds, anim.angles)
+    # Before any allocation: XLA can abort on a failed one. The rollout holds each source's
+    # state and one step's activations; a rendered frame holds every tile, upscaled.
+    hidden = max(m.model_config.hidden for m in models)
+    frame_px = len(sources) * len(items) * (size * anim.scale) ** 2
+    check_fits(len(sources) * size * size * 4 * (4 * n_channels + 2 * hidden) + 8 * frame_px,
+               f"animating {len(sources)} source(s) on a {size}x{size} grid at scale {anim.scale}",
+               "use a smaller size or scale, or fewer models, seeds or angles")
     stream = partial(frames, sources, anim.steps, size, anim.every, anim.damage, anim.chunk_frames)
     n_frames = anim.steps // anim.every + 1
     comment = json.dumps({"seeds": list(anim.seeds), "models": list(anim.models), "steps": anim.steps})

@@ -67,6 +67,8 @@ class Config:
         for name in ("target_padding", "lr_decay_step", "seed", "damage_n"):
             if getattr(self, name) < 0:
                 raise NCAError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.seed >= 2**32:  # jax.random.key keeps 32 bits: larger seeds would repeat smaller ones
+            raise NCAError(f"seed must be < 2**32, got {self.seed}")
         if not self.rollout_min < self.rollout_max:
             raise NCAError(f"need 1 <= rollout_min < rollout_max, got {self.rollout_min}, {self.rollout_max}")
         if self.uses_pool and self.batch_size > self.pool_size:

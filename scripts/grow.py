@@ -48,6 +48,10 @@ def main() -> int:
         raise NCAError("give MODEL and --out FILE (.npy or .png); --list shows the published models")
     if a.out.suffix not in (".npy", ".png"):
         raise NCAError(f"--out must end in .npy or .png, got {a.out.name!r}")
+    if a.seed >= 2**32:  # jax.random.key keeps 32 bits: a larger seed would repeat a smaller one
+        raise NCAError(f"--seed must be < 2**32, got {a.seed}")
+    if a.scale > 64:
+        raise NCAError(f"--scale must be 1..64, got {a.scale}")
     if a.size is not None and a.size < 3:
         raise NCAError(f"--size must be >= 3, got {a.size}")
     check_writable(a.out)  # before any computing
@@ -59,6 +63,11 @@ def main() -> int:
     import nca
 
     model = nca.load_model(a.model)
+    if a.out.suffix == ".png":  # the upscaled picture, before growing
+        from nca.errors import check_fits
+
+        side = (a.size or model.grid_size) * a.scale
+        check_fits(side * side * 3 * 3, f"a {side}x{side} PNG", "use a smaller --size or --scale")
     # The seed's key is the rollout's fire-mask key itself, as in animate.py and nca.grow's
     # examples: the same --seed grows the same body in every script.
     x, _ = nca.grow(model, a.steps, jax.random.key(a.seed), size=a.size, record=())

@@ -77,6 +77,7 @@ def assert_one_line_error(proc, pattern):
     (dict(target_padding=-1), "target_padding"),
     (dict(rollout_min=0), "rollout_min"),
     (dict(seed=-1), "seed"),
+    (dict(seed=2**32), "seed"),  # jax.random.key keeps 32 bits: it would repeat seed 0
     (dict(keep_checkpoints="every:0"), "keep_checkpoints"),
     (dict(train_steps="40"), "train_steps"),
     (dict(lr="fast"), "lr"),
@@ -535,6 +536,13 @@ def test_a_run_or_a_rollout_too_large_for_memory_is_refused_before_allocating(tm
     model = nca.load_model("distill:lizard/regenerating")
     with pytest.raises(NCAError, match="needs about"):
         nca.grow(model, 10**7, jax.random.key(0), size=64, record=("state", "hidden"))
+    from nca.animate import Animation, export
+
+    with pytest.raises(NCAError, match="animating 1 source.* needs about"):
+        export(Animation(models=("distill:lizard/regenerating",), size=60000, steps=2), tmp_path / "a.gif")
+    with pytest.raises(NCAError, match=r"seeds must be in \[0, 2\*\*32\)"):
+        export(Animation(models=("distill:lizard/regenerating",), seeds=(0, 2**32), steps=2), tmp_path / "a.gif")
+    assert not list(tmp_path.iterdir()) or not (tmp_path / "a.gif").exists()
     with pytest.raises(NCAError, match="out of memory growing a test"):
         with out_of_memory_as_error("growing a test"):
             raise MemoryError("planted")

@@ -26,7 +26,7 @@ analogue). Intervals are 95% t-intervals over seeds (``interval``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import jax
 import jax.numpy as jnp
@@ -120,8 +120,8 @@ def spontaneous(params: Params, cfg: ModelConfig, target: Array, ecfg: Experimen
     g = target.shape[0]
     mut = ecfg.mutation
     arms = {"mutant": mut,
-            "neutral": SomaticConfig(mut.genome_size, mut.mutation_rate, 0.0, mut.max_clones),
-            "control": SomaticConfig(mut.genome_size, 0.0, 0.0, mut.max_clones)}
+            "neutral": replace(mut, mutation_size=0.0),
+            "control": replace(mut, mutation_rate=0.0, mutation_size=0.0)}
     x0 = seed_state(g, g, cfg)
     ids0 = jnp.where(x0[..., 3] > cfg.alive_threshold, 0, -1).astype(jnp.int32)
     outside = target[..., 3] <= cfg.alive_threshold

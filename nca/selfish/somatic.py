@@ -17,7 +17,8 @@ The rules (``somatic_step``), built on the lineage rules of ``nca.selfish.lineag
 - **mutation at birth**: each newborn cell, with probability ``mutation_rate``, founds a
   new clone instead: a fresh id (``n_clones``, then counting up in grid order) whose genome
   is its parent's plus ``mutation_size * N(0, 1)`` per gene. The clone table holds at most
-  ``max_clones`` clones; mutations beyond it are dropped (counted in ``dropped``).
+  ``max_clones`` clones (and a step founds at most ``max_mutations_per_step``); mutations
+  beyond are dropped (counted in ``dropped``).
   ``parent`` and ``born`` record each clone's parent clone and birth step (Muller plots).
 
 The fire mask of step ``t`` is the core's (``step_key(key, t)``), the mutation draws use
@@ -62,6 +63,8 @@ class SomaticConfig:
     mutation_size: standard deviation (>= 0) of the Gaussian change of each gene at a mutation.
     max_clones: capacity of the clone table (>= 1); mutations beyond it are dropped.
     evolve: False turns the genomes off (G may then be 0): the plain organism.
+    max_mutations_per_step: new clones founded in one step at most (the rest dropped and
+    counted in ``Clones.dropped``; a 72x72 lizard has < 64 births a step).
     """
 
     genome_size: int = 4
@@ -69,6 +72,7 @@ class SomaticConfig:
     mutation_size: float = 0.02
     max_clones: int = 256
     evolve: bool = True
+    max_mutations_per_step: int = 64
 
     def __post_init__(self):
         if not 0.0 <= self.mutation_rate <= 1.0:
@@ -81,6 +85,8 @@ class SomaticConfig:
             raise NCAError(f"genome size must be >= 0, got {self.genome_size}")
         if self.max_clones < 1:
             raise NCAError(f"max_clones must be >= 1, got {self.max_clones}")
+        if self.max_mutations_per_step < 1:
+            raise NCAError(f"max_mutations_per_step must be >= 1, got {self.max_mutations_per_step}")
 
     def check(self, model_cfg: ModelConfig) -> None:
         if self.genome_size > model_cfg.channels:
@@ -182,23 +188,25 @@ def somatic_step(params: Params, x: Array, ids: Array, clones: Clones, key: Arra
     ids_next = jnp.where(alive_cells(x_next, thr), ctrl, -1).astype(jnp.int32)
     if not scfg.evolve or scfg.mutation_rate == 0.0:
         return x_next, ids_next, clones, ctrl
-    # mutation at birth
+    # mutation at birth: at most ``max_mutations_per_step`` new clones a step (the rest are
+    # dropped and counted), so the Gaussian draws and the table writes are [cap, G], not
+    # one per cell -- this keeps a rollout with genomes near the cost of the core rollout.
     k_mut = step_key(jax.random.fold_in(key, MUTATION_STREAM), t)
     k_which, k_gene = jax.random.split(k_mut)
-    m = clones.genomes.shape[0]
+    m, cap = clones.genomes.shape[0], scfg.max_mutations_per_step
     mutate = born & (jax.random.uniform(k_which, born.shape) < scfg.mutation_rate)
     rank = prefix_count(mutate.reshape(-1)).reshape(mutate.shape) - 1  # grid order
     new_id = clones.n + rank
-    take = mutate & (new_id < m)
-    slot = jnp.where(take, new_id, m).reshape(-1)  # m: dropped by the scatters
-    par = ctrl.reshape(-1)
-    noise = scfg.mutation_size * jax.random.normal(k_gene, (par.shape[0], clones.genomes.shape[1]))
-    genomes = clones.genomes.at[slot].set(clones.genomes[jnp.clip(par, 0, m - 1)] + noise, mode="drop")
-    parent = clones.parent.at[slot].set(par, mode="drop")
-    born_at = clones.born.at[slot].set(jnp.broadcast_to(t, par.shape), mode="drop")
-    n_mut, n_take = jnp.sum(mutate), jnp.sum(take)
-    clones = Clones(genomes, parent, born_at, clones.n + n_take.astype(jnp.int32),
-                    clones.dropped + (n_mut - n_take).astype(jnp.int32))
+    take = mutate & (rank < cap) & (new_id < m)  # ranks 0 .. n_take - 1
+    par = jnp.full((cap,), -1, jnp.int32).at[jnp.where(take, rank, cap).reshape(-1)].set(
+        ctrl.reshape(-1), mode="drop")  # the parent clone of each new clone, by rank
+    n_mut, n_take = jnp.sum(mutate), jnp.sum(take).astype(jnp.int32)
+    dest = jnp.where(jnp.arange(cap) < n_take, clones.n + jnp.arange(cap), m)  # m: dropped by the scatters
+    noise = scfg.mutation_size * jax.random.normal(k_gene, (cap, clones.genomes.shape[1]))
+    genomes = clones.genomes.at[dest].set(clones.genomes[jnp.clip(par, 0, m - 1)] + noise, mode="drop")
+    parent = clones.parent.at[dest].set(par, mode="drop")
+    born_at = clones.born.at[dest].set(jnp.broadcast_to(t, (cap,)), mode="drop")
+    clones = Clones(genomes, parent, born_at, clones.n + n_take, clones.dropped + (n_mut - n_take).astype(jnp.int32))
     return x_next, jnp.where(take, new_id, ids_next).astype(jnp.int32), clones, ctrl
 
 

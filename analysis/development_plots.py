@@ -162,20 +162,43 @@ def ci_band(values: np.ndarray, axis: int = 0, level: float = 0.95):
     return m, m - half, m + half
 
 
+def moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving average along the last axis (NaN ignored; shorter at the ends)."""
+    v = np.asarray(values, float)
+    window = min(int(window), v.shape[-1])
+    if window <= 1:
+        return v
+    ok = np.isfinite(v)
+    k = np.ones(window)
+    num = np.apply_along_axis(lambda r: np.convolve(r, k, "same"), -1, np.where(ok, v, 0.0))
+    den = np.apply_along_axis(lambda r: np.convolve(r, k, "same"), -1, ok.astype(float))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / den, np.nan)
+
+
 def fig_series(x, curves: np.ndarray, labels: list[str], title: str, ylabel: str, logx=True, logy=False,
-               vlines=(), hline=None) -> Figure:
+               vlines=(), hline=None, smooth: int = 1) -> Figure:
     """curves [runs, series, len(x)] -> per series the mean over runs with a 95 % t band
-    and thin per-run lines; vlines: [(x, label)]."""
+    and thin per-run lines; vlines: [(x, label)]. With logy the mean and band are taken
+    of log10 (a geometric mean; the band stays positive); smooth: centred moving average
+    over this many points (of log10 with logy) before the statistics."""
     curves = np.asarray(curves, float)
+    if logy:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            curves = np.log10(np.where(curves > 0, curves, np.nan))
+    curves = moving_average(curves, smooth)
     fig = Figure(figsize=(6.4, 3.6))
     ax = fig.add_subplot(1, 1, 1)
     for s, lab in enumerate(labels):
         col = f"C{s}"
         m, lo, hi = ci_band(curves[:, s], 0)
+        rows = curves[:, s]
+        if logy:
+            m, lo, hi, rows = 10 ** m, 10 ** lo, 10 ** hi, 10 ** rows
         ax.plot(x, m, "-", color=col, lw=1.8, label=lab)
         if len(curves) > 1:
             ax.fill_between(x, lo, hi, color=col, alpha=0.18, lw=0)
-            for row in curves[:, s]:
+            for row in rows:
                 ax.plot(x, row, "-", color=col, lw=0.5, alpha=0.5)
     for xv, lab in vlines:
         ax.axvline(xv, color="k", lw=0.8, alpha=0.5, ls="--")

@@ -207,7 +207,11 @@ class TransitionSettings:
     min_bic: BIC improvement required; min_drop: smallest |step| (decades of loss);
     max_transitions: at most this many; edge_points: data points required on each side
     of a transition; min_points: fewer points -> no test (reported with a reason);
-    level: of the location interval."""
+    level: of the location interval; median_window: log-losses are first passed through a
+    running median of this many points (an edge-preserving smoother, Tukey 1977: a sharp
+    step survives it, isolated spikes -- a batch of freshly damaged samples -- do not);
+    noise_window: points of the running MAD that sets each point's noise scale.
+    """
 
     knot_spacing: float = 0.25
     widths: tuple[float, ...] = (0.005, 0.01, 0.02, 0.04)
@@ -218,6 +222,8 @@ class TransitionSettings:
     min_points: int = 20
     level: float = 0.95
     grid: int = 200
+    median_window: int = 5
+    noise_window: int = 25
 
 
 def spline_basis(x: np.ndarray, spacing: float, max_basis: int) -> np.ndarray:
@@ -250,6 +256,10 @@ def detect_transitions(steps, loss, settings: TransitionSettings = TransitionSet
     order = np.argsort(x)
     x, y = x[order], y[order]
     n = len(x)
+    if settings.median_window > 1 and n >= settings.min_points:
+        from scipy.ndimage import median_filter
+
+        y = median_filter(y, size=settings.median_window, mode="nearest")
     out = {"transitions": [], "n": n, "n_effective": None, "lag1_autocorrelation": None,
            "background_rms": None, "reason": None}
     if n < settings.min_points:
@@ -265,6 +275,22 @@ def detect_transitions(steps, loss, settings: TransitionSettings = TransitionSet
     widths = np.asarray(settings.widths)
     steps_cols = _logistic((x[:, None, None] - centres[None, :, None]) / widths[None, None, :])  # [n, G, Wd]
     steps_cols = steps_cols.reshape(n, -1)
+    # heteroscedastic noise: early training losses scatter far more than late ones, and one
+    # global variance would let an early burst of spikes pass for a step. Each point is
+    # weighted by its local noise scale, the running MAD (window ``noise_window``) of the
+    # smooth background's residuals (weighted least squares; the BIC and the interval are
+    # computed on the whitened residuals).
+    from scipy.ndimage import median_filter
+
+    q0, _ = np.linalg.qr(base)
+    r0 = y - q0 @ (q0.T @ y)
+    mad = median_filter(np.abs(r0 - median_filter(r0, size=settings.noise_window, mode="nearest")),
+                        size=settings.noise_window, mode="nearest") * 1.4826
+    floor = 0.1 * (np.median(mad) if np.median(mad) > 0 else 1.0)
+    wsd = np.maximum(mad, floor)
+    y = y / wsd
+    base = base / wsd[:, None]
+    steps_cols = steps_cols / wsd[:, None]
     design = base
     from scipy.stats import chi2
 
@@ -278,7 +304,7 @@ def detect_transitions(steps, loss, settings: TransitionSettings = TransitionSet
         n_eff = max(float(n) * (1 - r1) / (1 + r1), float(design.shape[1] + 4))
         if out["n_effective"] is None:
             out["n_effective"], out["lag1_autocorrelation"] = n_eff, r1
-            out["background_rms"] = float(np.sqrt(rss0 / n))
+            out["background_rms"] = float(np.sqrt(np.mean(r0 ** 2)))
         rs = steps_cols - q @ (q.T @ steps_cols)  # step regressors after the background
         ss = (rs * rs).sum(0)
         good = ss > 1e-12 * n
@@ -295,7 +321,7 @@ def detect_transitions(steps, loss, settings: TransitionSettings = TransitionSet
         dx = centres[1] - centres[0] if len(centres) > 1 else 0.01
         span = 0.1
         fine = np.arange(max(lo_x, centres[gi] - span), min(hi_x, centres[gi] + span) + dx / 40, dx / 20)
-        cols = _logistic((x[:, None, None] - fine[None, :, None]) / widths[None, None, :]).reshape(n, -1)
+        cols = _logistic((x[:, None, None] - fine[None, :, None]) / widths[None, None, :]).reshape(n, -1) / wsd[:, None]
         rf = cols - q @ (q.T @ cols)
         sf = (rf * rf).sum(0)
         gf = np.where(sf > 1e-12 * n, (rf.T @ ry) ** 2 / np.where(sf > 1e-12 * n, sf, 1.0), 0.0)
@@ -312,7 +338,7 @@ def detect_transitions(steps, loss, settings: TransitionSettings = TransitionSet
         h = float((rf[:, bf] @ ry) / sf[bf])
         out["transitions"].append({
             "step": float(10 ** fine[fi]), "interval": [float(10 ** fine[a]), float(10 ** fine[b])],
-            "drop_log10": -h, "width_decades": float(widths[wi]), "delta_bic": float(dbic),
+            "drop_log10": -h,  # the step's size in log10 units (the columns were whitened, h was not) "width_decades": float(widths[wi]), "delta_bic": float(dbic),
             "interval_truncated": bool((a == 0 and fine[0] > lo_x) or (b == len(fine) - 1 and fine[-1] < hi_x))})
         design = np.column_stack([design, cols[:, bf]])
     out["transitions"].sort(key=lambda t: t["step"])
@@ -340,6 +366,7 @@ def onset_interval(steps, holds) -> dict | None:
 STREAM_DEV_GROW = 31
 STREAM_DEV_REGROW = 32
 STREAM_DEV_PROBE = 33
+STREAM_DEV_NULL = 34
 APPEAR_CORR = 0.8  # a final component "is there" when a checkpoint PC map correlates this well with it
 
 
@@ -391,10 +418,14 @@ def _map_corr(a: np.ndarray, b: np.ndarray, common: np.ndarray) -> np.ndarray:
 
 
 def measure_development(model: LoadedModel, params, init_params_, target, key: jax.Array, grid: int,
-                        s: DevelopmentAlongTraining, reference: dict | None) -> dict:
+                        s: DevelopmentAlongTraining, reference: dict | None, null=None) -> dict:
     """Issue 15's measures of one checkpoint (JSON-ready apart from ``states``, popped by
     the caller): weights, regeneration loss, positional probes, and, given the final
-    model's ``reference``, the tracking of each final component."""
+    model's ``reference``, the tracking of each final component. null: an
+    ``analysis.axis_null.NullSettings`` to test each final component's map on this
+    checkpoint's body (the final loading applied to its states) against the spatial null
+    of issue 13 (``tracking.p_value``, ``radial_p_value``, ``significant``: Holm-adjusted
+    p < 0.05 over the k components, axial or radial); None: not tested."""
     from nca.animate import Cut
 
     from . import positional as Pz
@@ -454,7 +485,26 @@ def measure_development(model: LoadedModel, params, init_params_, target, key: j
                 "loading_cos": matched_cosines(reference["pca"].components, own.components).tolist(),
                 "principal_angles_deg": loading_angles_deg(reference["pca"].components, own.components).tolist(),
                 "n_common_cells": int(common.sum())}
+            if null is not None:
+                out["tracking"].update(_null_test(proj_maps, alive[0], grown[0, ..., 3], thr, null, key))
     return out
+
+
+def _null_test(maps: np.ndarray, alive: np.ndarray, alpha: np.ndarray, threshold: float, settings, key) -> dict:
+    """Spatial-null p-values (analysis.axis_null) of k maps [H, W, k] on one body."""
+    from .axes import body_frame, view_coords
+    from .axis_null import BodyNull, holm
+
+    if alive.sum() < settings.min_cells:
+        return {"p_value": None, "radial_p_value": None, "significant": None,
+                "null_reason": f"fewer than {settings.min_cells} alive cells for the spatial null"}
+    fr = body_frame(alpha, threshold)
+    centre = view_coords([fr.centroid_rc[0]], [fr.centroid_rc[1]])[0]
+    seed = int(np.asarray(jax.random.key_data(jax.random.fold_in(key, STREAM_DEV_NULL))).ravel()[-1])
+    t = BodyNull(alive, centre, settings, seed=seed).test(maps[alive])
+    sig = (holm(np.asarray(t["p_value"])) < 0.05) | (holm(np.asarray(t["radial_p_value"])) < 0.05)
+    return {"p_value": np.asarray(t["p_value"]).tolist(), "radial_p_value": np.asarray(t["radial_p_value"]).tolist(),
+            "significant": sig.tolist()}
 
 
 def development_series(checkpoints: list[dict], n_components: int, grown=None) -> dict:
@@ -488,10 +538,14 @@ def development_series(checkpoints: list[dict], n_components: int, grown=None) -
         s[f"pc{j + 1}_map_corr"] = col(lambda d, j=j: d["tracking"]["map_corr"][j])
         s[f"pc{j + 1}_common_basis_map_corr"] = col(lambda d, j=j: d["tracking"]["common_basis_map_corr"][j])
         s[f"pc{j + 1}_loading_cos"] = col(lambda d, j=j: d["tracking"]["loading_cos"][j])
+        s[f"pc{j + 1}_significant"] = col(lambda d, j=j: d["tracking"]["significant"][j])
     s["onset"] = {
         "decodes_position": onset_interval(steps, [bool(g) and v > 0.5 for g, v in
                                                    zip(grown if grown is not None else [True] * len(steps),
                                                        s["probe_knn_r2_along"])]),
         **{f"pc{j + 1}_appears": onset_interval(steps, [v >= APPEAR_CORR for v in s[f"pc{j + 1}_map_corr"]])
            for j in range(n_components)}}
+    if any(np.isfinite(s[f"pc{j + 1}_significant"]).any() for j in range(n_components)):
+        for j in range(n_components):
+            s["onset"][f"pc{j + 1}_significant"] = onset_interval(steps, [v == 1 for v in s[f"pc{j + 1}_significant"]])
     return s

@@ -40,6 +40,9 @@ def parse_args(argv=None):
     cli.add_replicates(p, 3)
     p.add_argument("--pairs", action="store_true", help="also all double knockouts (redundancy, epistasis)")
     p.add_argument("--no-knockouts", action="store_true", help="skip the channel knockouts (the slowest part)")
+    p.add_argument("--null", type=cli.nonneg_int, default=0, metavar="N",
+                   help="test each final component's map at every checkpoint against the spatial null of issue 13 "
+                        "with N surrogates (analysis.axis_null; 0: no test, 99 or 199 for a test)")
     p.add_argument("--max-checkpoints", type=cli.positive_int, default=None, metavar="N",
                    help="use at most N kept checkpoints per run (log-spread)")
     cli.add_seed(p)
@@ -130,6 +133,10 @@ def main(argv=None) -> int:
         final_params = ckpt.load_kept(kept[-1][1], template)
         final = Dy.measure_development(model, final_params, init, target, key, cfg.grid_size, dev, None)
         ref = Dy.final_reference(final["states"], cfg.model.alive_threshold, a.components)
+        null = None
+        if a.null:
+            from analysis.axis_null import NullSettings
+            null = NullSettings(n_surrogates=a.null)
         cks = []
         for step, path in kept:
             bar.set_description(f"dynamics {r.name} step {step}")
@@ -139,7 +146,7 @@ def main(argv=None) -> int:
                                            a.components, a.pairs, progress=bar.update, knockouts=not a.no_knockouts))
             if a.no_knockouts:
                 bar.update(1)
-            d = Dy.measure_development(model, params, init, target, key, cfg.grid_size, dev, ref)
+            d = Dy.measure_development(model, params, init, target, key, cfg.grid_size, dev, ref, null)
             d.pop("states")
             c["development"] = d
             cks.append(c)
@@ -165,7 +172,7 @@ def main(argv=None) -> int:
 
     out = {"runs": [r["run"] for r in results],
            "command": "python scripts/dynamics_report.py " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:])),
-           "settings": {"components": a.components, "pairs": a.pairs, "knockouts": not a.no_knockouts,
+           "settings": {"components": a.components, "pairs": a.pairs, "knockouts": not a.no_knockouts, "null": a.null,
                         "replicates": a.replicates, "seed": a.seed},
            "conventions": {
                "loss": "MSE of the RGBA as seen (clipped) to the target after `steps` (loss) and `long_steps` (loss_long) "
@@ -177,7 +184,9 @@ def main(argv=None) -> int:
                "pca": "own PCA of the hidden channels per checkpoint (fitted at steps/2 and steps), measured at `steps`",
                "tracking": "each final PC's map (at `steps`) vs the checkpoint's best-matching own PC map (map_corr, |r|) "
                            "and vs the final loading applied to the checkpoint's states (common_basis_map_corr); "
-                           f"appears: map_corr >= {Dy.APPEAR_CORR} from then on",
+                           f"appears: map_corr >= {Dy.APPEAR_CORR} from then on; with --null, significant: the final "
+                           "loading's map on this checkpoint's body beats the spatial null (Holm-adjusted p < 0.05, axial "
+                           "or radial; analysis.axis_null)",
                "probe": "leave-one-replicate-out kNN / ridge probes of the body-frame position (analysis.positional) "
                         "from the hidden channels at `steps`; decodes_position: grown and kNN along-axis R^2 > 0.5 "
                         "from then on",
@@ -232,10 +241,11 @@ def main(argv=None) -> int:
             dense[i, 0, st - 1] = r["_metrics"]["loss"]
         tr_v = [(t["step"], "transition") for ts in first_tr for t in ts]
         figs.append(("dense_loss", "Training loss, every step",
-                     "metrics.csv of each run (log-log). Dashed lines: learning-rate changes and detected transitions "
-                     f"(every run).{band}",
+                     "metrics.csv of each run (log-log; log-loss averaged over 15-step windows for the figure only: "
+                     "transitions are detected on the raw curve). Dashed lines: learning-rate changes and detected "
+                     f"transitions (every run). Geometric mean over runs.{band}",
                      DP.fig_series(np.arange(1, dmax + 1), dense, ["training loss"], "training loss vs step",
-                                   "loss", logy=True, vlines=vl + tr_v)))
+                                   "loss", logy=True, vlines=vl + tr_v, smooth=15)))
     figs += [
         ("abilities", "Growth, persistence and regeneration along training (the grokking analogue)",
          f"Loss of the model kept at each step: grown {results[0]['steps']} steps, {results[0]['long_steps']} steps, and "

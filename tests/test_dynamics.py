@@ -119,3 +119,22 @@ def test_dynamics_report_of_runs_that_never_grow_reports_nulls_with_reasons(tmp_
     (other / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(NCAError, match="different architectures"):
         dyn["main"]([str(run), str(other), "--out", str(tmp_path / "x")])
+
+
+def test_component_significance_uses_the_spatial_null_a_ramp_passes_and_noise_does_not():
+    """The null's calibration is tested in tests/test_axis_null.py; here only the wiring."""
+    import jax
+
+    from analysis.axis_null import NullSettings
+
+    r, c = np.indices((32, 32)).astype(float)
+    alpha = (((c - 16) / 13) ** 2 + ((r - 16) / 6) ** 2 <= 1).astype(float)
+    rng = np.random.default_rng(0)
+    settings = NullSettings(n_surrogates=39)
+    ramp = Dy._null_test((c / 10 + rng.normal(0, 0.3, c.shape))[..., None], alpha > 0.1, alpha, 0.1, settings,
+                         jax.random.key(0))
+    noise = Dy._null_test(rng.normal(0, 1, c.shape)[..., None], alpha > 0.1, alpha, 0.1, settings, jax.random.key(0))
+    assert ramp["significant"] == [True] and ramp["p_value"][0] <= 0.025
+    assert noise["p_value"][0] > 0.05
+    tiny = Dy._null_test(np.zeros((8, 8, 1)), np.eye(8, dtype=bool), np.eye(8), 0.1, settings, jax.random.key(0))
+    assert tiny["significant"] is None and "fewer than" in tiny["null_reason"]

@@ -638,7 +638,7 @@ class KnockoutSettings:
     pairs; unit_condition: where the 128 MLP units are knocked out ("growth",
     "persistence", or None to skip); max_unit_pairs: eligible unit pairs measured;
     repair_at: self-repair horizons (() to skip); repair_attribute: the per-channel "k
-    frozen" runs; seed: the one PRNG seed; size: grid size (None: the model's); chunk:
+    frozen" runs; repair_units: the first-order attribution to the MLP's units; seed: the one PRNG seed; size: grid size (None: the model's); chunk:
     knockouts per compiled batch."""
 
     grow: int = 160
@@ -653,6 +653,7 @@ class KnockoutSettings:
     max_unit_pairs: int = 96
     repair_at: tuple[int, ...] = (5, 10, 20, 40, 60)
     repair_attribute: bool = True
+    repair_units: bool = True
     seed: int = 0
     size: int | None = None
     chunk: int = 16
@@ -687,7 +688,7 @@ def rollouts_per_model(cfg: ModelConfig, s: KnockoutSettings) -> int:
     if s.unit_condition:
         total += cfg.hidden + s.max_unit_pairs + 3
     if s.repair_at:
-        total += n * variants_per_channel(cfg, s.repair_attribute)
+        total += n * variants_per_channel(cfg, s.repair_attribute, s.repair_units)
     return total
 
 
@@ -746,7 +747,8 @@ def run(models, s: KnockoutSettings, progress=None) -> dict:
             st = starts["persistence"]  # the grown bodies at step ``grow``, every replicate
             rep = repair_curves(m.params, cfg, st.x0, key, st.t0, channels,
                                 RepairSettings(horizons=tuple(s.repair_at), attribute=s.repair_attribute,
-                                               chunk=max(1, min(s.chunk, 8))), progress)
+                                               attribute_units=s.repair_units, chunk=max(1, min(s.chunk, 8))),
+                                progress)
         images.append(atl.pop("images"))
         results.append({"model": m.name, "target": m.target, "grid": grid, "pca": pca_info,
                         "channel_means": None if means is None else means.tolist(), "atlas": atl, "units": units,

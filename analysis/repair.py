@@ -57,7 +57,9 @@ from .stats import mean_ci, mean_ci_axis
 @dataclass(frozen=True)
 class RepairSettings:
     """horizons: steps after t0 at which everything is reported (the runs go to the largest);
-    attribute: run the "k frozen" variants (n - 1 more runs per channel); min_direct: RMS
+    attribute: run the "k frozen" variants (n - 1 more runs per channel); attribute_units:
+    also the first-order attribution to the MLP's hidden units (``unit_attribution``; 3 more
+    runs per channel), reporting the ``top_units`` largest shares; min_direct: RMS
     RGBA deviation below which the direct effect is too small for a repair fraction;
     backup_share: a channel is listed as a backup where its share of the compensation is at
     least this, its interval's lower end above 0, and the repair fraction's above 0;
@@ -65,6 +67,8 @@ class RepairSettings:
 
     horizons: tuple[int, ...] = (5, 10, 20, 40, 60)
     attribute: bool = True
+    attribute_units: bool = False
+    top_units: int = 5
     min_direct: float = 5e-3
     backup_share: float = 0.25
     chunk: int = 8
@@ -108,6 +112,84 @@ def _variant_deviations(params, x0, key, t0, incoming, seen, life, keep, clamp, 
         return jax.lax.scan(body, x0, jnp.arange(incoming.shape[0]))[1]
 
     return jax.vmap(one)(keep, clamp, freeze, stop)
+
+
+def _hooks_of(keep, clamp, freeze, incoming_i, life_i):
+    return {"state": lambda v, _: v + clamp * (incoming_i - v),
+            "perception": lambda v, _: v * keep,
+            "alive": lambda a, _: a + freeze * (life_i - a)}
+
+
+@partial(jax.jit, static_argnames=("cfg",))
+def _direct_fields(params, x0, key, t0, incoming, seen, life, keep, clamp, hz_idx, cfg):
+    """The direct run's RGBA deviation fields at the horizons: [nH, B, H, W, 4]."""
+    def body(x, i):
+        t = t0 + i
+        x, _ = step(params, x, step_key(key, t), cfg, t, _hooks_of(keep, clamp, 1.0, incoming[i], life[i]))
+        return x, to_rgba(x) - seen[i]
+
+    return jax.lax.scan(body, x0, jnp.arange(incoming.shape[0]))[1][hz_idx]
+
+
+@partial(jax.jit, static_argnames=("cfg",))
+def _unit_projections(params, x0, key, t0, incoming, seen, life, keep, clamp, d, hz_idx, cfg):
+    """Direct and total runs in lockstep (same fire masks): for each horizon h and unit j,
+    <sum_{s <= h - 1} fire_s (h^total_{s,j} - h^direct_{s,j}) W2[j, :4], d(h)> summed over cells;
+    d: the direct deviation fields [nH, B, H, W, 4]. -> (proj [nH, B, hidden], the total run's
+    deviation fields at the horizons [nH, B, H, W, 4])."""
+    w2 = params["w2"][:, :4]
+    nh = hz_idx.shape[0]
+    acc0 = jnp.zeros((nh, x0.shape[0], w2.shape[0]), x0.dtype)
+
+    def body(carry, i):
+        xd, xt, acc = carry
+        t = t0 + i
+        k = step_key(key, t)
+        xd, cd = step(params, xd, k, cfg, t, _hooks_of(keep, clamp, 1.0, incoming[i], life[i]))
+        xt, ct = step(params, xt, k, cfg, t, _hooks_of(keep, 0.0, 0.0, incoming[i], life[i]))
+        dh = (ct["hidden"] - cd["hidden"]) * ct["fire"]  # [B, H, W, hidden]
+        proj = jnp.einsum("bxyj,jk,nbxyk->nbj", dh, w2, d)
+        acc = acc + (i <= hz_idx).astype(acc.dtype)[:, None, None] * proj  # steps 0..h-1 make the state at h
+        return (xd, xt, acc), to_rgba(xt) - seen[i]
+
+    (_, _, acc), dev = jax.lax.scan(body, (x0, x0, acc0), jnp.arange(incoming.shape[0]))
+    return acc, dev[hz_idx]
+
+
+def unit_attribution(params, cfg: ModelConfig, x0, key, t0: int, incoming, seen, life, channel: int,
+                     settings: "RepairSettings") -> list[dict]:
+    """First-order attribution of the compensation to the hidden units of the update MLP
+    (the direct logit attribution of McGrath et al. 2023, per step): unit j's *write* to the
+    RGBA is ``fire * h_j * W2[j, :4]``; its change between the total and the direct run,
+    summed over the steps before h and projected on the direct effect d(h) (RGBA as seen),
+    gives ``share_j(h) = -<sum dwrite_j, d> / <d, d>``: the fraction of the direct effect that
+    unit j's changed output undoes (> 0 compensates, < 0 amplifies). First order: pre-clip
+    writes, life masks ignored after the write; ``accounted`` compares the sum over units with
+    the measured compensation along d, ``<d - total, d> / <d, d>`` (equal for a linear rule
+    without clipping or deaths, tested). -> one dict per horizon."""
+    s = settings
+    c_all = cfg.channels
+    keep = jnp.asarray(1.0 - perception_directions([channel], c_all).sum(0))
+    clamp = np.zeros(c_all, np.float32)
+    clamp[4:] = 1.0
+    clamp = jnp.asarray(clamp)
+    hz_idx = jnp.asarray([h - 1 for h in s.horizons], jnp.int32)
+    d = _direct_fields(params, x0, key, t0, incoming, seen, life, keep, clamp, hz_idx, cfg)
+    proj, tau = _unit_projections(params, x0, key, t0, incoming, seen, life, keep, clamp, d, hz_idx, cfg)
+    d, tau, proj = (np.asarray(a, np.float64) for a in (d, tau, proj))
+    dd = np.sum(d * d, axis=(2, 3, 4))  # [nH, B]
+    ok = dd > (s.min_direct ** 2) * np.prod(d.shape[2:])  # RMS of the direct field >= min_direct
+    out = []
+    for j, h in enumerate(s.horizons):
+        share = -proj[j] / np.where(ok[j], dd[j], 1.0)[:, None]  # [B, hidden]
+        share[~ok[j]] = np.nan
+        measured = np.where(ok[j], np.sum((d[j] - tau[j]) * d[j], axis=(1, 2, 3)) / np.where(ok[j], dd[j], 1.0), np.nan)
+        mean = np.nanmean(share, axis=0) if ok[j].any() else np.full(share.shape[1], np.nan)
+        order = np.argsort(-np.abs(np.nan_to_num(mean)))[:s.top_units]
+        out.append({"h": h, "top_units": [{"unit": int(u), "share": mean_ci(share[:, u])} for u in order],
+                    "sum_of_units": mean_ci(np.nansum(share, axis=1) if ok[j].any() else np.full(len(ok[j]), np.nan)),
+                    "measured_along_direct": mean_ci(measured)})
+    return out
 
 
 def _ratio(num, den, ok):
@@ -199,6 +281,11 @@ def repair_curves(params, cfg: ModelConfig, x0, key: jax.Array, t0: int, channel
                                     and a["share"]["mean"] >= s.backup_share and (a["share"]["lo"] or 0) > 0
                                     and rf["lo"] is not None and rf["lo"] > 0]
             at.append(entry)
+        if s.attribute_units:
+            for entry, u in zip(at, unit_attribution(params, cfg, x0, key, t0, incoming, seen, life, c, s)):
+                entry["units"] = u
+            if progress is not None:
+                progress(3)
         repair_by_channel.append(frac[[h - 1 for h in hz]])
         out["per_channel"].append({"channel": c, "curves": curves, "at": at})
     rb = np.array(repair_by_channel)  # [n, horizons, B]
@@ -213,6 +300,6 @@ def repair_curves(params, cfg: ModelConfig, x0, key: jax.Array, t0: int, channel
     return out
 
 
-def variants_per_channel(cfg: ModelConfig, attribute: bool) -> int:
+def variants_per_channel(cfg: ModelConfig, attribute: bool, attribute_units: bool = False) -> int:
     """Runs ``repair_curves`` makes per channel (for progress bars)."""
-    return 3 + (cfg.channels - 5 if attribute else 0)
+    return 3 + (cfg.channels - 5 if attribute else 0) + (3 if attribute_units else 0)

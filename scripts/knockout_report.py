@@ -49,6 +49,8 @@ def parse_args(argv=None):
                         "measures; '0': skip")
     p.add_argument("--no-attribution", action="store_true",
                    help="skip attributing the repair to other channels (n - 1 fewer runs per channel)")
+    p.add_argument("--no-unit-attribution", action="store_true",
+                   help="skip the first-order attribution of the repair to the MLP's units (3 fewer runs per channel)")
     cli.add_seed(p)
     p.add_argument("--size", type=cli.positive_int, default=None, metavar="N", help="grid size (default: the training grid)")
     p.add_argument("--chunk", type=cli.positive_int, default=16, metavar="N", help="knockouts per compiled batch")
@@ -68,6 +70,7 @@ def settings_from(a):
     return KnockoutSettings(grow=a.grow, persist=a.persist, regrow=a.regrow, cut=a.cut, replicates=a.replicates,
                             pcs=a.pcs, mode=a.mode, pairs=pairs, unit_condition=None if a.units == "none" else a.units,
                             max_unit_pairs=a.unit_pairs, repair_at=at, repair_attribute=not a.no_attribution,
+                            repair_units=not a.no_unit_attribution,
                             seed=a.seed, size=a.size, chunk=a.chunk)
 
 
@@ -97,6 +100,9 @@ def conventions(s) -> dict:
                            "life masks frozen at the clean run (the RGBA keeps its own dynamics)",
         "attribution share": "(effect with channel k frozen at the clean run - total) / (direct - total): the part of "
                              "the compensation that disappears when k cannot react",
+        "unit share": "first order: -<sum over steps of the change (total - direct) of unit j's write fire*h_j*W2[j,:4], "
+                      "d> / <d, d>, d = the direct effect (RGBA); > 0 compensates, < 0 amplifies; sum_of_units vs "
+                      "measured_along_direct = <d - total, d> / <d, d> shows how much first order accounts for",
     }
 
 
@@ -179,6 +185,18 @@ def page_intro(out, s) -> str:
             for a in p["at"]:
                 if a.get("backups"):
                     brows.append([p["channel"], a["h"], fmt_ci(a["repair_fraction"]), ", ".join(map(str, a["backups"]))])
+        if s.repair_units:
+            urows = []
+            for p in first["per_channel"]:
+                a = p["at"][-1]
+                if "units" in a:
+                    u = a["units"]
+                    urows.append([p["channel"], a["h"], fmt_ci(u["measured_along_direct"]), fmt_ci(u["sum_of_units"]),
+                                  ", ".join(f"{x['unit']}: {x['share']['mean']:+.2f}" for x in u["top_units"]
+                                            if x["share"]["mean"] is not None)])
+            html += ("<h3>Which units' changed output makes the difference (first order, largest horizon)</h3>"
+                     + report.table(["channel", "h", "compensation along the direct effect", "sum over units",
+                                     "largest unit shares"], urows))
         html += ("<h3>Backups of the repair (share >= 0.25 of the compensation)</h3>"
                  + (report.table(["channel", "h", "repair fraction", "backup channels"], brows) if brows
                     else "<p>none</p>"))

@@ -179,6 +179,7 @@ def test_knockout_report_end_to_end(tmp_path, capsys):
     assert res["units"]["redundancy"]["tested_pairs"] <= 4
     assert [x["h"] for x in res["repair"]["summary"]] == [2, 5] and len(res["repair"]["per_channel"]) == 12
     assert len(res["repair"]["per_channel"][0]["at"][1]["attribution"]) == 11
+    assert len(res["repair"]["per_channel"][0]["at"][1]["units"]["top_units"]) == 5
     assert [x["h"] for x in res["summary"]["repair"]["by_horizon"]] == [2, 5]
     assert {"effects.png", "gallery.png", "epistasis_regeneration.png", "repair.png", "units.png"} <= set(rep["figures"])
     assert "unit pairs" in capsys.readouterr().err

@@ -132,3 +132,20 @@ def test_summary_reports_every_horizon_with_an_interval_over_replicates(results)
     assert all(x["median_repair_fraction"]["n"] == 2 for x in s)
     c = results["twin"]["per_channel"][0]["curves"]
     assert len(c["direct"]["mean"]) == 120 and len(c["total"]["lo"]) == 120
+
+
+def test_unit_attribution_names_the_twins_reader_and_accounts_for_the_compensation():
+    s = RepairSettings(horizons=(10, 120), attribute=False, attribute_units=True, top_units=4)
+    r = repair_curves(twin_rule(), CFG, start(c4=1.0, c5=1.0), jax.random.key(0), 0, [4], s)
+    a = r["per_channel"][0]["at"][1]["units"]
+    shares = {u["unit"]: u["share"]["mean"] for u in a["top_units"]}
+    # unit 2 reads the twin b: its rising output undoes the loss; unit 0 (alpha's leak)
+    # pulls alpha down as it recovers (negative share); unit 1 reads the ablated a: 0
+    assert max(shares, key=shares.get) == 2 and shares[2] > 1.0 and shares[0] < 0
+    assert abs(shares.get(1, 0.0)) < 1e-6
+    # linear rule, no clipping, no deaths: the first-order sum is the measured compensation
+    assert a["sum_of_units"]["mean"] == pytest.approx(a["measured_along_direct"]["mean"], abs=1e-3)
+    assert a["measured_along_direct"]["mean"] > 0.9
+    cut = repair_curves(twin_rule(twin_feedback=False), CFG, start(c4=1.0, c5=1.0), jax.random.key(0), 0, [4], s)
+    u = cut["per_channel"][0]["at"][1]["units"]
+    assert all(abs(x["share"]["mean"]) < 1e-6 for x in u["top_units"])

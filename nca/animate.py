@@ -552,6 +552,7 @@ class Animation:
             (self.chunk_frames is None or self.chunk_frames >= 1, "chunk_frames must be >= 1"),
             (len(set(self.seeds)) == len(self.seeds), "seeds: a seed is listed twice"),
             (all(0 <= s < 2**32 for s in self.seeds), f"seeds must be in [0, 2**32), got {list(self.seeds)}"),
+            (all(np.isfinite(a) for a in self.angles), f"angles must be finite numbers, got {list(self.angles)}"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -559,7 +560,7 @@ class Animation:
         for d in self.damage:
             if d.step > self.steps:
                 raise NCAError(f"damage at step {d.step} is after the last step ({self.steps}); "
-                               "raise steps or move the damage")
+                               "raise the number of steps or move the damage")
 
 
 class _NoBar:

@@ -140,6 +140,8 @@ def render_emoji(char: str, font_path: str | None = None) -> Image.Image:
 
 
 def _open_png(path: Path) -> Image.Image:
+    if path.is_dir():
+        raise NCAError(f"target {path} is a folder, not an image file")
     if not path.is_file():
         raise NCAError(f"target file not found: {path}")
     try:

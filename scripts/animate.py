@@ -30,7 +30,7 @@ from nca.cli import (Parser, add_every, add_quiet, add_seed, float_list, nonneg_
 FLAGS = {"steps": "--steps", "every": "--every", "fps": "--fps", "scale": "--scale", "size": "--size",
          "background": "--background", "channel_range": "--range", "cols": "--cols",
          "chunk_frames": "--chunk", "seeds": "--seeds", "damage": "--damage", "cut": "--cut",
-         "panels": "--panels", "output": "--out"}
+         "panels": "--panels", "output": "--out", "angles": "--angles"}
 
 
 def as_flags(message: str) -> str:

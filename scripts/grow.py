@@ -62,7 +62,10 @@ def main() -> int:
 
     import nca
 
-    model = nca.load_model(a.model)
+    try:
+        model = nca.load_model(a.model)
+    except NCAError as e:
+        raise NCAError(str(e).replace("nca.published_names() lists", "grow.py --list lists")) from None
     if a.out.suffix == ".png":  # the upscaled picture, before growing
         from nca.errors import check_fits
 

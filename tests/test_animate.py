@@ -393,6 +393,7 @@ def test_long_export_memory_is_bounded(tmp_path):
     ([REGEN, "OUT:file.txt/clip.gif"], "cannot write"),
     ([REGEN, "OUT:busy"], "holds other files"),
     ([REGEN, "--panels", "rgba,,4"], "--panels"),
+    ([REGEN, "--angles", "0,nan"], "--angles must be finite"),
     ([], "--out"),
 ])
 def test_cli_errors_are_one_clear_line(args, says, tmp_path, monkeypatch, capsys):

@@ -243,6 +243,9 @@ def test_a_new_run_refuses_a_folder_holding_the_users_files(tmp_path):
     (out / "holiday.jpg").write_bytes(b"precious")
     with pytest.raises(NCAError, match="not a training run.*holiday.jpg"):
         train(preset("tiny", train_steps=1), out, **QUIET)
+    with pytest.raises(NCAError, match="is a folder, not an image"):  # a bad target: no folder made
+        train(preset("tiny", train_steps=1, target=str(tmp_path)), tmp_path / "new", **QUIET)
+    assert not (tmp_path / "new").exists()
     assert sorted(p.name for p in out.iterdir()) == [ckpt.LOCK, "holiday.jpg"]
     assert (out / "holiday.jpg").read_bytes() == b"precious"
     from nca.multiseed import train_seeds

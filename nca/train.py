@@ -169,10 +169,18 @@ METRIC_FIELDS = ("step", "loss", "lr", "elapsed_s")
 
 
 def _read_metrics(path: Path, upto_step: int) -> list[dict]:
+    """The rows of a run's ``metrics.csv`` up to ``upto_step`` (a resumed run rewrites the
+    file from them). An unreadable file is an NCAError, never silently dropped."""
     if not path.is_file():
         return []
-    rows = list(csv.DictReader(path.open()))
-    return [r for r in rows if int(r["step"]) <= upto_step]
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        if rows and set(METRIC_FIELDS) - set(rows[0]):
+            raise ValueError(f"columns {sorted(rows[0])}, expected {', '.join(METRIC_FIELDS)}")
+        return [r for r in rows if int(r["step"]) <= upto_step]
+    except (OSError, ValueError, TypeError, csv.Error, UnicodeDecodeError) as e:
+        raise NCAError(f"cannot read {path} ({e}); move it aside to resume without the earlier rows") from None
 
 
 def _write_metrics(path: Path, rows: list[dict]) -> None:

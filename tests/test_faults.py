@@ -474,6 +474,12 @@ def test_resume_refuses_config_changes_and_honours_train_steps(tmp_path):
     state = train(preset("tiny", train_steps=4, checkpoint_every=1, keep_checkpoints="none"), run, resume=True,
                   stop_at=3, **QUIET)  # control: a longer run continues (stopping early skips the preview)
     assert int(state.step) == 3 and load_config(run / "config.json").train_steps == 4
+    good = (run / "metrics.csv").read_bytes()
+    (run / "metrics.csv").write_text("garbage\nnot,a,csv\n")
+    with pytest.raises(NCAError, match="cannot read .*metrics.csv .*move it aside"):
+        train(None, run, resume=True, **QUIET)
+    assert (run / "metrics.csv").read_text() == "garbage\nnot,a,csv\n"  # left for the user to look at
+    (run / "metrics.csv").write_bytes(good)
     with pytest.raises(NCAError, match="already at step 3"):
         train(preset("tiny", train_steps=2, checkpoint_every=1, keep_checkpoints="none"), run, resume=True, **QUIET)
 

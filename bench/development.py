@@ -13,7 +13,9 @@
   all for the issue's target: under 5 minutes), wall clock of the whole command, with and
   without the channel knockouts.
 
-Timings on a shared machine are noisy: the load average is printed beside them.
+Timings on a shared machine are noisy: the load average is printed beside them, and the
+CPU seconds the work used (on an idle 2-core machine the wall clock is at most about that,
+less where both cores are busy).
 """
 
 from __future__ import annotations
@@ -38,12 +40,12 @@ def bench_positional() -> dict:
 
     model = nca.load_model("distill:lizard/regenerating")
     settings = P.PositionalSettings(steps=200, every=10, replicates=5)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     r = P.run_positional(model, settings, jax.random.key(0))
-    wall = time.perf_counter() - t
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
     last = r["per_step"][-1]
     return {"what": "probes + information, distill:lizard/regenerating, 200 steps, 20 analysed, 5 replicates",
-            "wall_s": wall, "target_s": 60, "knn_r2_along_last": last["knn"]["along"]["r2"]["mean"],
+            "wall_s": wall, "cpu_s": cpu, "target_s": 60, "knn_r2_along_last": last["knn"]["along"]["r2"]["mean"],
             "load_average": os.getloadavg()[0]}
 
 
@@ -56,10 +58,13 @@ def bench_dynamics(runs: list[str], knockouts: bool) -> dict:
         if not knockouts:
             cmd.append("--no-knockouts")
         t = time.perf_counter()
+        r0 = os.times()
         subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True)
         wall = time.perf_counter() - t
+        r1 = os.times()
+        cpu = (r1.children_user - r0.children_user) + (r1.children_system - r0.children_system)
     return {"what": f"scripts/dynamics_report.py over {n} kept checkpoints", "knockouts": knockouts,
-            "checkpoints": n, "wall_s": wall, "target_s": 300, "load_average": os.getloadavg()[0]}
+            "checkpoints": n, "wall_s": wall, "cpu_s": cpu, "target_s": 300, "load_average": os.getloadavg()[0]}
 
 
 def main(argv=None) -> int:

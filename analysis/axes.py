@@ -279,19 +279,26 @@ def refine_direction(y: np.ndarray, uv: np.ndarray, start_deg, weights: np.ndarr
 
     half, step = REFINE_GRIDS[0]
     offsets = np.arange(-half, half + 1e-9, step)
-    for _ in range(REFINE_CLIMBS):
-        r2 = grid_r2(best, offsets)
-        i = np.argmax(r2, axis=1)
-        best = best + offsets[i]
-        if not ((i == 0) | (i == len(offsets) - 1)).any():
+    r2 = grid_r2(best, offsets)  # [B, m]
+    i = np.argmax(r2, axis=1)
+    best = best + offsets[i]
+    active = (i == 0) | (i == len(offsets) - 1)
+    for _ in range(REFINE_CLIMBS - 1):  # only the draws whose best lies on the window's edge move on
+        if not active.any():
             break
+        for d in np.flatnonzero(active):
+            r2[d] = smoother_r2(y, uv, best[d] + offsets, None if w2 is None else w2[d:d + 1])[0]
+            i[d] = np.argmax(r2[d])
+            best[d] += offsets[i[d]]
+            active[d] = i[d] in (0, len(offsets) - 1)
     if fast:
         i = np.clip(i, 1, len(offsets) - 2)
         rows = np.arange(len(i))
         a, b, c = r2[rows, i - 1], r2[rows, i], r2[rows, i + 1]
         den = a - 2 * b + c
         shift = np.where(den < 0, 0.5 * (a - c) / np.where(den < 0, den, -1.0), 0.0)
-        return best + np.clip(shift, -1.0, 1.0) * step
+        # best sits at the grid point argmax(r2) (or, where clipped, next to it)
+        return best + (i - np.argmax(r2, axis=1) + np.clip(shift, -1.0, 1.0)) * step
     for half, step in REFINE_GRIDS[1:]:
         offsets = np.arange(-half, half + 1e-9, step)
         best = best + offsets[np.argmax(grid_r2(best, offsets), axis=1)]

@@ -216,9 +216,13 @@ class BodyNull:
         fit stays consistent."""
         if not self.settings.detrend:
             return values
-        direction = self.coarse_direction(values)
-        return np.stack([_monotone_residual(values[:, j], (self.uv @ direction_vector(direction[j]), self.proj_dist))
-                         for j in range(values.shape[1])], 1)
+        direction = self.coarse_direction(values)  # the signed direction: values increase along it
+        d = self.proj_dist - self.proj_dist.mean()
+        out = []
+        for j in range(values.shape[1]):
+            sign = 1.0 if float((values[:, j] - values[:, j].mean()) @ d) >= 0 else -1.0
+            out.append(_monotone_residual(values[:, j], (self.uv @ direction_vector(direction[j]), sign * d)))
+        return np.stack(out, 1)
 
     def map_texture(self, values: np.ndarray) -> np.ndarray:
         """Second-difference structure function of maps [n, k] (standardised) -> [k, max_lag]."""
@@ -333,22 +337,20 @@ class BodyNull:
 
 
 def _monotone_residual(y: np.ndarray, projs) -> np.ndarray:
-    """y minus its best monotone (non-decreasing or non-increasing) function of any of the
-    projections (isotonic regression with ties pooled in order); the smallest residual.
-    y: [n]; projs: sequence of [n] -> [n]."""
+    """y minus its best non-decreasing function of any of the projections (isotonic
+    regression; each projection oriented so that y tends to increase along it); the smallest
+    residual. y: [n]; projs: sequence of [n] -> [n]."""
     from sklearn.isotonic import isotonic_regression
 
     best, best_sse = None, np.inf
     for proj in projs:
         order = np.argsort(proj, kind="stable")
         ys = y[order]
-        for inc in (True, False):
-            fit = isotonic_regression(ys, increasing=inc)
-            r = np.empty_like(y)
-            r[order] = ys - fit
-            sse = float(r @ r)
-            if sse < best_sse:
-                best, best_sse = r, sse
+        r = np.empty_like(y)
+        r[order] = ys - isotonic_regression(ys, increasing=True)
+        sse = float(r @ r)
+        if sse < best_sse:
+            best, best_sse = r, sse
     return best
 
 
@@ -370,11 +372,13 @@ def holm(p: np.ndarray) -> np.ndarray:
 
 
 def direction_ci(maps: list[np.ndarray], uvs: list[np.ndarray], point_deg: float, n_boot: int = 100,
-                 level: float = 0.95, seed: int = 0, key: tuple[int, ...] = ()) -> list[float]:
+                 level: float = 0.95, seed: int = 0, key: tuple[int, ...] = (),
+                 starts: list[float] | None = None) -> list[float]:
     """Bootstrap interval of a map's direction over cells and fire-mask seeds.
 
     maps: per seed the map at its alive cells [n_i]; uvs: per seed their image-view
-    positions [n_i, 2]; point_deg: the reported direction (first seed); seed, key: the PRNG
+    positions [n_i, 2]; point_deg: the reported direction (first seed); starts: each seed's
+    own direction (``best_direction`` of its map; computed when None); seed, key: the PRNG
     stream (SeedSequence(seed, spawn_key=(STREAM_BOOTSTRAP, *key))). Each of ``n_boot``
     draws takes a seed at random and resamples its cells with replacement (as weights), then
     finds the direction as ``analysis.axes.best_direction`` does (coarse Spearman start on
@@ -390,10 +394,11 @@ def direction_ci(maps: list[np.ndarray], uvs: list[np.ndarray], point_deg: float
     from .axes import best_direction, refine_direction, wrap180
 
     with threadpool_limits(1, "blas"):
-        return _direction_ci(maps, uvs, point_deg, n_boot, level, seed, key, best_direction, refine_direction, wrap180)
+        return _direction_ci(maps, uvs, point_deg, n_boot, level, seed, key, starts, best_direction,
+                             refine_direction, wrap180)
 
 
-def _direction_ci(maps, uvs, point_deg, n_boot, level, seed, key, best_direction, refine_direction, wrap180):
+def _direction_ci(maps, uvs, point_deg, n_boot, level, seed, key, starts, best_direction, refine_direction, wrap180):
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(STREAM_BOOTSTRAP, *key)))
     which = rng.integers(0, len(maps), n_boot)
     draws = []
@@ -402,7 +407,7 @@ def _direction_ci(maps, uvs, point_deg, n_boot, level, seed, key, best_direction
         if b == 0:
             continue
         y, uv = np.asarray(maps[i], np.float64), uvs[i]
-        start = best_direction(y[:, None], uv)[0][0] if i else point_deg
+        start = point_deg if i == 0 else (starts[i] if starts is not None else best_direction(y[:, None], uv)[0][0])
         counts = rng.multinomial(len(y), np.full(len(y), 1.0 / len(y)), size=b).astype(np.float64)
         draws.append(refine_direction(y, uv, start, counts, fast=True))
     off = np.asarray(wrap180(np.concatenate(draws) - point_deg), np.float64)

@@ -240,7 +240,8 @@ def add_null_tests(steps: list[int], maps: np.ndarray, alpha: np.ndarray, res: d
             if len(ok) == len(per_rep):
                 c["direction_ci_deg"] = direction_ci([rec["values"][:, j] for rec in per_rep],
                                                      [rec["uv"] for rec in per_rep], c["direction_deg"], n_boot,
-                                                     seed=seed, key=(int(steps[s]), j))
+                                                     seed=seed, key=(int(steps[s]), j),
+                                                     starts=[rec["meas"][j].direction_deg for rec in per_rep])
                 c["direction_ci_reason"] = None
             else:
                 c["direction_ci_deg"] = None

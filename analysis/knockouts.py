@@ -594,8 +594,7 @@ def summarise(atl: dict, repair: dict | None = None, units: dict | None = None, 
                       "pc_redundancy_verdict": r["verdict"]})
         out[name] = d
     if repair is not None:
-        out["repair"] = {"by_horizon": [{"h": x["h"], "median_repair_fraction": x["median_repair_fraction"],
-                                         "channels_defined": x["channels_defined"]} for x in repair["summary"]]}
+        out["repair"] = {"by_horizon": [{k: v for k, v in x.items()} for x in repair["summary"]]}
     if units is not None:
         rep = np.array(units["effect_replicates"], float)
         r = units["redundancy"]

@@ -166,7 +166,11 @@ def unit_attribution(params, cfg: ModelConfig, x0, key, t0: int, incoming, seen,
     unit j's changed output undoes (> 0 compensates, < 0 amplifies). First order: pre-clip
     writes, life masks ignored after the write; ``accounted`` compares the sum over units with
     the measured compensation along d, ``<d - total, d> / <d, d>`` (equal for a linear rule
-    without clipping or deaths, tested). -> one dict per horizon."""
+    without clipping or deaths, tested). -> one dict per horizon.
+
+    ``measured_along_direct`` also answers a question the norm-based repair fraction cannot:
+    the reaction may cancel part of the direct effect *along its direction* while adding
+    damage elsewhere (repair fraction < 0, compensation along d > 0)."""
     s = settings
     c_all = cfg.channels
     keep = jnp.asarray(1.0 - perception_directions([channel], c_all).sum(0))
@@ -188,7 +192,7 @@ def unit_attribution(params, cfg: ModelConfig, x0, key, t0: int, incoming, seen,
         order = np.argsort(-np.abs(np.nan_to_num(mean)))[:s.top_units]
         out.append({"h": h, "top_units": [{"unit": int(u), "share": mean_ci(share[:, u])} for u in order],
                     "sum_of_units": mean_ci(np.nansum(share, axis=1) if ok[j].any() else np.full(len(ok[j]), np.nan)),
-                    "measured_along_direct": mean_ci(measured)})
+                    "measured_along_direct": mean_ci(measured), "measured_along_direct_replicates": measured.tolist()})
     return out
 
 
@@ -294,8 +298,13 @@ def repair_curves(params, cfg: ModelConfig, x0, key: jax.Array, t0: int, channel
         with np.errstate(all="ignore"):
             med = np.array([np.nanmedian(rb[:, j, b]) if np.isfinite(rb[:, j, b]).any() else np.nan
                             for b in range(rb.shape[2])])
-        summary.append({"h": h, "median_repair_fraction": mean_ci(med),
-                        "channels_defined": int(np.isfinite(rb[:, j]).any(axis=1).sum())})
+        entry = {"h": h, "median_repair_fraction": mean_ci(med),
+                 "channels_defined": int(np.isfinite(rb[:, j]).any(axis=1).sum())}
+        if s.attribute_units:  # the compensation along the direct effect: median over channels per replicate
+            along = np.array([p["at"][j]["units"]["measured_along_direct_replicates"] for p in out["per_channel"]])
+            with np.errstate(all="ignore"):
+                entry["median_compensation_along_direct"] = mean_ci(np.nanmedian(along, axis=0))
+        summary.append(entry)
     out["summary"] = summary
     return out
 

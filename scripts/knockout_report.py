@@ -175,10 +175,15 @@ def page_intro(out, s) -> str:
     html = (f"<p><code>{report.esc(out['command'])}</code><br>{s.replicates} fire-mask replicates; intervals are 95% "
             f"over them. Ran in {out['timing_s']:.0f} s.</p>" + report.table(head, rows))
     if s.repair_at:
-        rr = [[r["model"]] + [fmt_ci(x["median_repair_fraction"]) for x in r["summary"]["repair"]["by_horizon"]]
-              for r in out["results"]]
-        html += ("<h3>Self-repair: median over channels of the repair fraction, by horizon</h3>"
-                 + report.table(["model"] + [f"h = {h}" for h in s.repair_at], rr))
+        rr = []
+        for r in out["results"]:
+            by = r["summary"]["repair"]["by_horizon"]
+            rr.append([r["model"], "repair fraction (norms)"] + [fmt_ci(x["median_repair_fraction"]) for x in by])
+            if all("median_compensation_along_direct" in x for x in by):
+                rr.append([r["model"], "compensation along the direct effect"]
+                          + [fmt_ci(x["median_compensation_along_direct"]) for x in by])
+        html += ("<h3>Self-repair: medians over channels, by horizon</h3>"
+                 + report.table(["model", "measure"] + [f"h = {h}" for h in s.repair_at], rr))
         first = out["results"][0]["repair"]
         brows = []
         for p in first["per_channel"]:

@@ -181,6 +181,7 @@ def test_knockout_report_end_to_end(tmp_path, capsys):
     assert len(res["repair"]["per_channel"][0]["at"][1]["attribution"]) == 11
     assert len(res["repair"]["per_channel"][0]["at"][1]["units"]["top_units"]) == 5
     assert [x["h"] for x in res["summary"]["repair"]["by_horizon"]] == [2, 5]
+    assert "median_compensation_along_direct" in res["summary"]["repair"]["by_horizon"][1]
     assert {"effects.png", "gallery.png", "epistasis_regeneration.png", "repair.png", "units.png"} <= set(rep["figures"])
     assert "unit pairs" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:  # argparse: one error line, exit 2

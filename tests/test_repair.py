@@ -146,6 +146,7 @@ def test_unit_attribution_names_the_twins_reader_and_accounts_for_the_compensati
     # linear rule, no clipping, no deaths: the first-order sum is the measured compensation
     assert a["sum_of_units"]["mean"] == pytest.approx(a["measured_along_direct"]["mean"], abs=1e-3)
     assert a["measured_along_direct"]["mean"] > 0.9
+    assert r["summary"][1]["median_compensation_along_direct"]["mean"] == pytest.approx(a["measured_along_direct"]["mean"])
     cut = repair_curves(twin_rule(twin_feedback=False), CFG, start(c4=1.0, c5=1.0), jax.random.key(0), 0, [4], s)
     u = cut["per_channel"][0]["at"][1]["units"]
     assert all(abs(x["share"]["mean"]) < 1e-6 for x in u["top_units"])

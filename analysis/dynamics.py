@@ -338,7 +338,8 @@ def detect_transitions(steps, loss, settings: TransitionSettings = TransitionSet
         h = float((rf[:, bf] @ ry) / sf[bf])
         out["transitions"].append({
             "step": float(10 ** fine[fi]), "interval": [float(10 ** fine[a]), float(10 ** fine[b])],
-            "drop_log10": -h,  # the step's size in log10 units (the columns were whitened, h was not) "width_decades": float(widths[wi]), "delta_bic": float(dbic),
+            # drop_log10: the step's size in log10 units (columns and data were whitened alike)
+            "drop_log10": -h, "width_decades": float(widths[wi]), "delta_bic": float(dbic),
             "interval_truncated": bool((a == 0 and fine[0] > lo_x) or (b == len(fine) - 1 and fine[-1] < hi_x))})
         design = np.column_stack([design, cols[:, bf]])
     out["transitions"].sort(key=lambda t: t["step"])

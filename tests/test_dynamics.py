@@ -42,7 +42,7 @@ def test_transitions_are_reported_with_an_interval_only_where_planted(name):
         (tr,) = r["transitions"]
         lo, hi = tr["interval"]
         assert lo <= PLANTED[name] <= hi and hi - lo < 0.05 * PLANTED[name]
-        assert tr["drop_log10"] > 0.5
+        assert tr["drop_log10"] > 0.5 and tr["delta_bic"] > 10 and tr["width_decades"] <= 0.04
     else:
         assert r["transitions"] == []
     assert r["reason"] is None and r["n_effective"] < r["n"]  # correlated noise counted as such

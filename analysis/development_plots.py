@@ -206,6 +206,7 @@ def fig_series(x, curves: np.ndarray, labels: list[str], title: str, ylabel: str
         ax.axhline(hline, color="k", lw=0.5)
     if logx:
         ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlim(left=0)  # steps are >= 0: no negative half of the symlog axis
     if logy:
         ax.set_yscale("log")
     ax.set_title(title, fontsize=9)

@@ -119,6 +119,22 @@ class PCAReportSettings:
                            f"(raise --steps or choose smaller steps)")
 
 
+def preflight(settings: "PCAReportSettings") -> None:
+    """Everything that can be refused before computing: the settings, the model names, the
+    number of components against the features. Raises NCAError (one line)."""
+    import nca
+
+    settings.validate()
+    model = nca.load_model(settings.model)
+    for c in settings.compare or ():
+        nca.load_model(c)
+    mc = model.model_config
+    n_feat = {"hidden": mc.channels - 4, "state": mc.channels, "perception": 3 * mc.channels, "mlp": mc.hidden}
+    if settings.components > n_feat[settings.features]:
+        raise NCAError(f"asked for {settings.components} components but the features have only "
+                       f"{n_feat[settings.features]} dimensions")
+
+
 def check_writable(out: Path) -> None:
     """Raise NCAError unless ``out`` is (or can be created as) a writable folder. Creates nothing."""
     out = Path(out)

@@ -11,7 +11,6 @@ DIR/growth.gif: the organism beside its first two principal-component maps, grow
 seed, cut in half at step 200 and regrowing (scripts/animate.py).
 """
 
-import argparse
 import shlex
 import sys
 from pathlib import Path
@@ -21,14 +20,15 @@ from nca.cli import run_cli
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model", nargs="?", default="distill:lizard/persistent",
-                    help="run directory or published name (default: %(default)s)")
-    ap.add_argument("--out", type=Path, default=Path("reports/lizard"), help="output folder (default: %(default)s)")
-    ap.add_argument("--seed", type=int, default=0, help="the PRNG seed (default: %(default)s)")
-    ap.add_argument("--replicates", type=int, default=5,
-                    help="rollouts with independent fire masks for the report's intervals (default: %(default)s)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    from nca import cli
+
+    ap = cli.Parser(description=__doc__)
+    ap.add_argument("model", nargs="?", default="distill:lizard/persistent", help="run directory or published name")
+    cli.add_out(ap, "output folder", required=False)
+    ap.set_defaults(out=Path("reports/lizard"))
+    cli.add_seed(ap, 0)
+    cli.add_replicates(ap, 5)
+    cli.add_quiet(ap)
     a = ap.parse_args(argv)
 
     from analysis import pca_report
@@ -36,8 +36,8 @@ def main(argv=None) -> int:
     settings = pca_report.PCAReportSettings(
         model=a.model, seed=a.seed, replicates=a.replicates, rotations=(90.0,), compare=(),
         command="python scripts/dissect.py " + " ".join(shlex.quote(x) for x in argv))
-    settings.validate()
-    pca_report.check_writable(a.out)
+    pca_report.preflight(settings)  # bad settings or model name: one line, nothing written
+    cli.check_writable(a.out, is_dir=True)
     from tqdm import tqdm
 
     from analysis.panels import register

@@ -9,68 +9,54 @@ Writes DIR/report.json (every number; keys in docs/pca.md), DIR/index.html (one
 self-contained page) and the figures as DIR/*.png. Step t is the state after t CA steps.
 """
 
-import argparse
 import shlex
 import sys
-from pathlib import Path
 
 from nca.cli import run_cli
 
 
-def _ints(text: str, flag: str) -> tuple[int, ...]:
-    from nca.errors import NCAError
-
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise NCAError(f"{flag} takes comma-separated integers (e.g. {flag} 50,100), got {text!r}") from None
-
-
-def _floats(text: str, flag: str) -> tuple[float, ...]:
-    from nca.errors import NCAError
-
-    try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise NCAError(f"{flag} takes comma-separated numbers (e.g. {flag} 45,90), got {text!r}") from None
+def _or_none(item):
+    """A comma list type that also accepts '' (an empty list: skip)."""
+    def parse(text: str):
+        return [] if not text.strip() else item(text)
+    parse.__name__ = item.__name__
+    return parse
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    from nca import cli
+
+    ap = cli.Parser(description=__doc__)
     ap.add_argument("model", help="run directory or published name (distill:lizard/persistent)")
-    req = ap.add_argument_group("required arguments")
-    req.add_argument("--out", type=Path, required=True, help="output folder (created; checked before computing)")
-    d = " (default: %(default)s)"
-    ap.add_argument("--steps", type=int, default=None,
-                    help="CA steps to grow (default: the largest of --at, or 200)")
-    ap.add_argument("--at", default=None,
+    cli.add_out(ap, "output folder (created; checked before computing)")
+    ap.add_argument("--steps", type=cli.positive_int, default=None, metavar="N",
+                    help="number of CA steps to run (default: the largest of --at, or 200)")
+    ap.add_argument("--at", type=cli.int_list, default=None, metavar="LIST",
                     help="comma-separated steps to analyse (default: 1/4, 1/2, 3/4 and all of --steps)")
-    ap.add_argument("--replicates", type=int, default=5,
-                    help="rollouts with independent fire masks: pooled in the PCA; intervals and kind agreement "
-                         "are over them" + d)
-    ap.add_argument("--seed", type=int, default=0, help="the PRNG seed; every stream derives from it by name" + d)
-    ap.add_argument("--size", type=int, default=None, help="grid size (default: the training grid)")
+    cli.add_replicates(ap, 5)
+    cli.add_seed(ap, 0)
+    ap.add_argument("--size", type=cli.positive_int, default=None, help="grid size (default: the training grid)")
     ap.add_argument("--features", default="hidden", choices=["hidden", "state", "perception", "mlp"],
                     help="hidden: 12 hidden channels; state: all 16; perception: 48 perception "
-                         "features; mlp: 128 hidden-layer activations" + d)
-    ap.add_argument("--components", type=int, default=6, help="PCs to keep" + d)
+                         "features; mlp: 128 hidden-layer activations")
+    ap.add_argument("--components", type=cli.positive_int, default=6, help="PCs to keep")
     ap.add_argument("--standardize", action="store_true", help="scale each feature to unit variance first")
     ap.add_argument("--per-step", action="store_true", help="fit one PCA per analysed step instead of pooling")
-    ap.add_argument("--every", type=int, default=5, help="emergence curves: keep one measurement every N CA steps" + d)
-    ap.add_argument("--regrow", type=int, default=100,
-                    help="after the rollout, damage the body (a disc) and regrow this many steps; 0: no damage" + d)
-    ap.add_argument("--rotations", default="45,90,180",
-                    help="comma-separated perception rotations (deg) for the rotation test; '' to skip" + d)
-    ap.add_argument("--compare", default=None,
+    cli.add_every(ap, 5, "emergence curves: keep one measurement every N CA steps")
+    ap.add_argument("--regrow", type=cli.nonneg_int, default=100,
+                    help="after the rollout, damage the body (a disc) and regrow this many steps; 0: no damage")
+    ap.add_argument("--rotations", type=_or_none(cli.float_list), default="45,90,180", metavar="LIST",
+                    help="comma-separated perception rotations (deg) for the rotation test; '' to skip")
+    ap.add_argument("--compare", type=_or_none(cli.str_list), default=None, metavar="LIST",
                     help="comma-separated models to compare with (default: the other experiments of a published "
                          "emoji; '' for none); a second seed of MODEL is always compared")
-    ap.add_argument("--surrogates", type=int, default=199, help="spatial-null surrogate maps per map" + d)
-    ap.add_argument("--bootstrap", type=int, default=100, help="bootstrap draws per direction interval" + d)
+    ap.add_argument("--surrogates", type=cli.positive_int, default=199, help="spatial-null surrogate maps per map")
+    ap.add_argument("--bootstrap", type=cli.positive_int, default=100, help="bootstrap draws per direction interval")
     ap.add_argument("--alpha", type=float, default=0.05,
-                    help="significance level of a kind, Holm-corrected over a body's components" + d)
+                    help="significance level of a kind, Holm-corrected over a body's components")
     ap.add_argument("--min-agreement", type=float, default=0.8,
-                    help="fraction of replicates that must give the same kind" + d)
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+                    help="fraction of replicates that must give the same kind")
+    cli.add_quiet(ap)
     return ap
 
 
@@ -78,11 +64,10 @@ def settings_from_args(a, argv):
     from analysis.pca_report import PCAReportSettings
 
     return PCAReportSettings(
-        model=a.model, steps=a.steps, at=_ints(a.at, "--at") if a.at is not None else None,
+        model=a.model, steps=a.steps, at=tuple(a.at) if a.at is not None else None,
         replicates=a.replicates, seed=a.seed, size=a.size, features=a.features, components=a.components,
         standardize=a.standardize, per_step=a.per_step, every=a.every, regrow=a.regrow,
-        rotations=_floats(a.rotations, "--rotations"),
-        compare=tuple(x for x in a.compare.split(",") if x.strip()) if a.compare is not None else None,
+        rotations=tuple(a.rotations), compare=tuple(a.compare) if a.compare is not None else None,
         surrogates=a.surrogates, bootstrap=a.bootstrap, alpha=a.alpha, min_agreement=a.min_agreement,
         command="python scripts/pca_report.py " + " ".join(shlex.quote(x) for x in argv))
 
@@ -92,9 +77,11 @@ def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
     from analysis import pca_report
 
+    from nca.cli import check_writable
+
     settings = settings_from_args(a, argv)
-    settings.validate()
-    pca_report.check_writable(a.out)
+    pca_report.preflight(settings)  # bad settings or model names: one line, nothing written
+    check_writable(a.out, is_dir=True)
     result = pca_report.run_with_progress(settings, a.quiet)
     pca_report.write(result, a.out)
     for line in pca_report.summary_lines(result["report"]):

@@ -59,8 +59,7 @@ def test_report_on_published_model(script, tmp_path):
     (["distill:lizard/nope", "--out", "x"], "unknown published model"),
     (["distill:lizard/persistent", "--out", "x", "--steps", "50", "--at", "80"], "outside the rollout"),
     (["distill:lizard/persistent", "--out", "x", "--at", "0"], "must be >= 1"),
-    (["distill:lizard/persistent", "--out", "x", "--at", "10,x"], "comma-separated integers"),
-    (["distill:lizard/persistent", "--out", "x", "--replicates", "0"], "--replicates must be >= 1"),
+    (["distill:lizard/persistent", "--out", "x", "--min-agreement", "0"], "--min-agreement must be in"),
     (["distill:lizard/persistent", "--out", "x", "--surrogates", "99"], "too few"),
     (["distill:lizard/persistent", "--out", "x", "--components", "13", "--surrogates", "299"], "only 12 dimensions"),
 ])
@@ -69,6 +68,14 @@ def test_bad_input_messages(script, argv, message, tmp_path):
     with pytest.raises(NCAError, match=message):
         script["main"](argv)
     assert not (tmp_path / "x").exists()
+
+
+def test_malformed_list_is_one_line_exit_2(tmp_path):
+    for bad in (["--at", "10,x"], ["--replicates", "0"]):
+        r = subprocess.run([sys.executable, str(SCRIPT), "distill:lizard/persistent", "--out", str(tmp_path / "x")]
+                           + bad, capture_output=True, text=True, cwd=ROOT)
+        assert r.returncode == 2 and r.stderr.startswith("error:") and repr(bad[1].split(",")[-1]) in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "x").exists()
 
 
 def test_no_alive_cells_at_step_is_a_clear_message(script, tmp_path):
@@ -86,7 +93,7 @@ def test_out_that_is_a_file_stops_before_computing(script, tmp_path):
 
 def test_help_shows_out_as_required_and_defaults():
     r = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, cwd=ROOT)
-    assert "required arguments:" in r.stdout and "--out OUT" in r.stdout
+    assert "required arguments:" in r.stdout and "--out PATH" in r.stdout
     assert "(default: 5)" in r.stdout and "--quiet" in r.stdout and "--seeds" not in r.stdout
 
 

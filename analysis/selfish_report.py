@@ -378,8 +378,9 @@ JSON_KEYS = {
     "spontaneous.<host>.clone_sizes": "final sizes of the derived clones alive at the end, pooled over seeds, per arm",
     "landscape.<host>": "sizes, directions, s [seed, direction, size] (log odds of the mutant's final share vs its "
                         "neutral twin), summary per size with intervals",
-    "policing.<arm>": "loss_wild (shape of the wild-type body: the cost), loss_trained_genomes, genomes [seed, K, G], "
-                      "cheater.<gene>: final share and final harm per seed with intervals",
+    "policing.<arm>": "loss_wild / alive_wild (the body with genomes 0), loss_trained_genomes / alive_trained (with "
+                      "the trained genomes), genomes [seed, K, G], cheater.<gene>: final share and final harm of a "
+                      "cell whose alpha gene rises by <gene> above its clone's, per seed with intervals",
 }
 
 
@@ -587,6 +588,7 @@ def write_report(settings, res: dict, out, command: str) -> dict:
         prow = []
         for arm, r in pol.items():
             d = {"loss_wild": _interval(r["loss_wild"]), "loss_trained_genomes": _interval(r["loss_trained_genomes"]),
+                 "alive_wild": _interval(r["alive_wild"]), "alive_trained": _interval(r["alive_trained"]),
                  "genomes": r["genomes"], "cheater": {}}
             for gene, c in r["cheater"].items():
                 d["cheater"][gene] = {"final_share": _interval(c["share"][:, -1]), "final_harm": _interval(c["harm"][:, -1]),
@@ -594,7 +596,8 @@ def write_report(settings, res: dict, out, command: str) -> dict:
             summary["policing"][arm] = d
         genes = list(next(iter(pol.values()))["cheater"])
         for arm, d in summary["policing"].items():
-            prow.append([arm, fmt_interval(d["loss_wild"], 3), fmt_interval(d["loss_trained_genomes"], 3)]
+            prow.append([arm, f"{fmt_interval(d['loss_wild'], 3)}; {fmt_interval(d['alive_wild'])} cells",
+                         f"{fmt_interval(d['loss_trained_genomes'], 3)}; {fmt_interval(d['alive_trained'])} cells"]
                         + [f"{fmt_interval(d['cheater'][g]['final_share'])}; harm {fmt_interval(d['cheater'][g]['final_harm'])}"
                            for g in genes])
         pc = settings.policing
@@ -605,9 +608,10 @@ def write_report(settings, res: dict, out, command: str) -> dict:
             f"<p class='note'>Two arms, same rule initialisation, seeding ({settings.game.clones} founder clones), "
             f"budget ({settings.policing_train_steps} rule updates) and seeds. selfish: each clone's genome trained on "
             "its own territory (clone-isolated gradient) while the rule is trained on the shape; control: genomes "
-            f"fixed at 0. Assay: the wild-type body grown {pc.grow} steps, one cheater cell planted at a random living "
-            f"cell, {pc.steps} steps; harm = visible MSE minus the twin without the cheater.</p>"
-            + table(["arm", "wild-type loss (cost)", "loss with the trained genomes"]
+            f"fixed at 0. Bodies grown {pc.grow} steps from the seed, with genomes 0 (wild type) and with the trained "
+            "genomes. Assay, in the body as trained: a random living cell whose alpha gene rises above its own "
+            f"clone's, {pc.steps} steps; harm = visible MSE minus the twin without the mutation.</p>"
+            + table(["arm", "wild type (genomes 0): loss; living cells", "as trained: loss; living cells"]
                     + [f"cheater +{g}: final share; harm" for g in genes], prow)
             + figure("policing_cheater.png", band_figure(panels, "share of living cells")))))
 

@@ -32,7 +32,7 @@ def parse(argv=None):
                         "distill:lizard/regenerating and distill:lizard/persistent for cpu)")
     cli.add_out(p, "output folder (created; re-use continues it)")
     p.add_argument("--preset", default="cpu", choices=("cpu", "smoke"),
-                   help="cpu: the 2-core comparison; smoke: a plumbing check in under a minute")
+                   help="cpu: the 2-core comparison; smoke: tiny sizes, a plumbing check")
     cli.add_seeds(p, "0,1,2", "comma-separated seeds (>= 5 for the README's intervals)")
     p.add_argument("--experiments", type=cli.str_list, metavar="LIST",
                    help=EXPERIMENT_HELP + f" (default: all for cpu, {','.join(SMOKE_EXPERIMENTS)} for smoke)")

@@ -310,5 +310,38 @@ def plant_cheater(params: Params, cfg: ModelConfig, target: Array, grown: Array,
             "final_ids": np.asarray(ids), "final_states": np.asarray(xf)}
 
 
+def plant_cheater_clones(params: Params, cfg: ModelConfig, target: Array, grown: Array, grown_ids: Array,
+                         genomes: Array, gene: float, seeds: list[int], key: Array, steps: int, t0: int,
+                         every: int) -> dict:
+    """Policing assay in a body of K clones (params leaves [S, ...]; grown [S, H, W, C];
+    grown_ids [S, H, W]; genomes [S, K, G]): the living cell picked as in ``plant_cheater``
+    becomes a new clone K whose genome is its own clone's plus ``gene`` on the alpha gene --
+    a cheater *relative to its own lineage* -- and runs ``steps`` next to its twin without
+    the mutation (same cell, same masks). Returns {"share": [S, T] the cheater's share of
+    the living cells, "harm": [S, T], "loss_control": [S, T]}."""
+    k, gs = genomes.shape[1:]
+    scfg = SomaticConfig(genome_size=gs, mutation_rate=0.0, max_clones=k + 1)
+    alpha = jnp.zeros(gs).at[min(3, gs - 1)].set(gene)
+
+    def one(p, x, ids, gen, s):
+        kk = jax.random.fold_in(key, s)
+        cell = _random_alive(x, jax.random.fold_in(kk, PLANT_STREAM), cfg.alive_threshold)
+        own = ids.reshape(-1)[cell]
+        h, w = ids.shape
+        ids1 = ids.reshape(-1).at[cell].set(k).reshape(h, w)
+
+        def run(extra):
+            cl = founders(jnp.concatenate([gen, (gen[own] + extra)[None]]), k + 1)
+            _, _, _, _, traj = somatic_rollout(p, x, ids1, cl, kk, steps, cfg, scfg, t0=t0, every=every, target=target)
+            return traj.counts, traj.loss
+
+        counts, loss = run(alpha)
+        _, loss0 = run(jnp.zeros(gs))
+        return counts[:, k] / jnp.maximum(counts.sum(-1), 1), loss - loss0, loss0
+
+    share, harm, loss0 = jax.jit(jax.vmap(one))(params, grown, grown_ids, genomes, jnp.asarray(seeds))
+    return {"share": np.asarray(share), "harm": np.asarray(harm), "loss_control": np.asarray(loss0)}
+
+
 def body_loss(states: Array, target: Array) -> np.ndarray:
     return np.asarray(visible_mse(states, target))

@@ -138,14 +138,16 @@ class PolicingConfig:
 
 def policing_eval(arms: dict, model_cfg, target, tcfg, pcfg: PolicingConfig, seeds: list[int], key) -> dict:
     """arms: {name: [state per seed]} (``SomaticTrainState``). For each arm and seed: the
-    wild-type body (all genomes 0) grown ``grow`` steps -> shape loss (the cost); the body
-    grown with the arm's trained genomes -> shape loss; then one cheater cell per
-    ``cheater_genes`` value planted at a random alive cell (``plant_cheater``).
+    wild-type body (all genomes 0) and the body with the arm's trained genomes, grown
+    ``grow`` steps from the K-clone seed -> shape losses (the cost) and living cells; then,
+    in the body as trained, one cheater cell per ``cheater_genes`` value: a random living
+    cell whose alpha gene rises that much above its own clone's (``plant_cheater_clones``).
 
-    Returns {arm: {"loss_wild" [S], "loss_trained_genomes" [S], "genomes" [S, K, G],
-    "cheater": {gene: {"share": [S, T], "harm": [S, T]}}, "frames": (states, ids) of seed 0}}.
+    Returns {arm: {"loss_wild" [S], "loss_trained_genomes" [S], "alive_wild" [S],
+    "alive_trained" [S], "genomes" [S, K, G], "cheater": {gene: {"share": [S, T], "harm":
+    [S, T]}}}}.
     """
-    from .experiments import plant_cheater
+    from .experiments import plant_cheater_clones
     from .fitness import visible_mse
     from .somatic import SomaticConfig, founders, seed_clones, somatic_rollout
 
@@ -166,14 +168,16 @@ def policing_eval(arms: dict, model_cfg, target, tcfg, pcfg: PolicingConfig, see
         genomes = jnp.stack([s.genomes for s in states])
         zero = jnp.zeros_like(genomes)
         xw, idw, lw = jax.vmap(grow)(params, zero, keys)
-        _, _, lt = jax.vmap(grow)(params, genomes, keys)
+        xt, idt, lt = jax.vmap(grow)(params, genomes, keys)
         cheat = {}
         for gene in pcfg.cheater_genes:
-            cg = jnp.zeros(tcfg.genome_size).at[min(3, tcfg.genome_size - 1)].set(gene)
-            r = plant_cheater(params, model_cfg, target, xw, cg, seeds, key, pcfg.steps, pcfg.grow, pcfg.every)
-            cheat[str(gene)] = r
+            # in the organism as trained (its own clones' genomes): a cell whose alpha gene
+            # rises by ``gene`` above its own clone's
+            cheat[str(gene)] = plant_cheater_clones(params, model_cfg, target, xt, idt, genomes, gene, seeds, key,
+                                                    pcfg.steps, pcfg.grow, pcfg.every)
         out[arm] = {"loss_wild": np.asarray(lw), "loss_trained_genomes": np.asarray(lt), "genomes": np.asarray(genomes),
-                    "cheater": cheat, "wild_states": np.asarray(xw), "wild_ids": np.asarray(idw)}
+                    "cheater": cheat, "alive_wild": np.asarray(jnp.sum(xw[..., 3] > model_cfg.alive_threshold, (-2, -1))),
+                    "alive_trained": np.asarray(jnp.sum(xt[..., 3] > model_cfg.alive_threshold, (-2, -1)))}
     return out
 
 

@@ -166,3 +166,19 @@ def test_somatic_game_trains_genomes_only_when_selfish():
         assert np.isfinite(float(m["loss"])) and m["territory"].shape == (2,)
         moved = float(jnp.abs(state.genomes).max())
         assert (moved > 0) == selfish
+
+
+def test_policing_assay_null_cheater_changes_nothing_and_a_growth_cheater_spreads():
+    from nca.selfish.experiments import plant_cheater_clones
+
+    p = _growing_rule(0.02)
+    x, ids = seed_clones(20, 20, CFG, 2, radius=2)
+    cl = founders(jnp.zeros((2, 4)), 2)
+    x, ids, _, _, _ = somatic_rollout(p, x, ids, cl, jax.random.key(0), 20, CFG, SomaticConfig(max_clones=2), every=20)
+    params = jax.tree.map(lambda a: jnp.stack([a, a]), p)
+    args = (params, CFG, jnp.zeros((20, 20, 4)), jnp.stack([x, x]), jnp.stack([ids, ids]), jnp.zeros((2, 2, 4)))
+    null = plant_cheater_clones(*args, 0.0, [0, 1], jax.random.key(1), 20, 20, 20)
+    cheat = plant_cheater_clones(*args, 0.05, [0, 1], jax.random.key(1), 20, 20, 20)
+    assert np.all(null["harm"] == 0.0)  # a cheater with its clone's own genome is its twin
+    # it spreads where it can reach empty space (seed 0); an interior cell stays one cell
+    assert np.all(cheat["share"][:, -1] >= null["share"][:, -1]) and cheat["share"][0, -1] > 3 * null["share"][0, -1]

@@ -52,6 +52,7 @@ from scipy.spatial import cKDTree
 from scipy.special import digamma
 
 from nca.errors import NCAError
+from nca.rng import stream
 
 from .axes import BodyFrame, body_frame, direction_vector
 
@@ -421,7 +422,7 @@ def positional_from_states(model, states: np.ndarray, settings: PositionalSettin
     grid = coordinate_grid(states.shape[2:4], frame)
     per_step = []
     for t in settings.analysed_steps:
-        kt = jax.random.fold_in(key, t)
+        kt = stream(key, "probes", t)
         alive = states[t, ..., 3] > thr  # [B, H, W]
         n = alive.sum((1, 2))
         entry = {"step": t, "n_cells": n.tolist()}
@@ -436,7 +437,7 @@ def positional_from_states(model, states: np.ndarray, settings: PositionalSettin
         entry.update(summarise_probes(probe_scores(list(f), list(y), kt, settings.probe)))
         per_step.append(entry)
     info_t = settings.information_at or settings.steps
-    info = information_at_step(model, states[info_t], grid, settings, jax.random.fold_in(key, 10_000 + info_t))
+    info = information_at_step(model, states[info_t], grid, settings, stream(key, "information", info_t))
     info["step"] = info_t
     return {"frame": {"centroid_rc": list(frame.centroid_rc), "axis_deg": frame.axis_deg,
                       "elongation": frame.elongation, "n_alive": frame.n_alive},

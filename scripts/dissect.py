@@ -5,8 +5,9 @@
     python scripts/dissect.py runs/lizard --out reports/my-lizard
 
 Writes DIR/index.html + DIR/report.json + figures (analysis.pca_report: every component's
-axis measures tested against a spatial null, intervals over --replicates rollouts; a lighter
-rotation test and no model comparison, for speed: scripts/pca_report.py has them all) and
+axis measures tested against a spatial null, intervals over --replicates rollouts; lighter
+than scripts/pca_report.py's defaults, for speed: steps 100 and 200 analysed, emergence every
+10 steps, one rotation, no model comparison) and
 DIR/growth.gif: the organism beside its first two principal-component maps, growing from the
 seed, cut in half at step 200 and regrowing (scripts/animate.py).
 """
@@ -33,8 +34,11 @@ def main(argv=None) -> int:
 
     from analysis import pca_report
 
+    # Lighter than scripts/pca_report.py's defaults, for a quick first look: the null and the
+    # intervals at steps 100 and 200 only, emergence every 10 steps, one rotation, no other
+    # models (scripts/pca_report.py has them all).
     settings = pca_report.PCAReportSettings(
-        model=a.model, seed=a.seed, replicates=a.replicates, rotations=(90.0,), compare=(),
+        model=a.model, seed=a.seed, replicates=a.replicates, at=(100, 200), every=10, rotations=(90.0,), compare=(),
         command="python scripts/dissect.py " + " ".join(shlex.quote(x) for x in argv))
     pca_report.preflight(settings)  # bad settings or model name: one line, nothing written
     cli.check_writable(a.out, is_dir=True)

@@ -176,8 +176,9 @@ def components_table(components: list[dict]) -> str:
     return f"<table><tr>{head}</tr>{rows}</table>"
 
 
-def build_html(r: dict, figures: list[tuple[str, str, bytes]]) -> str:
-    """r: the report.json dict; figures: (title, caption, png bytes) in page order."""
+def build_html(r: dict, figures: list[tuple[str, str, bytes]], viewer: str | None = None) -> str:
+    """r: the report.json dict; figures: (title, caption, png bytes) in page order; viewer:
+    the interactive viewer's file name beside the page, linked near the top (None: no link)."""
     last = r["steps"][-1]
     rule = r["kind_rule"]
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>PCA report: {_esc(r['model'])}</title>"
@@ -188,6 +189,8 @@ def build_html(r: dict, figures: list[tuple[str, str, bytes]]) -> str:
              f"<b>{_esc(r['features'])}</b> ({r['n_features']}), {'standardised' if r['standardize'] else 'not standardised'}; "
              f"PCA {_esc(r['pca']['pooling'])} at steps {r['pca']['fit_steps']} ({r['pca']['n_samples']} cells). "
              f"Ran in {r['timing_s']:.0f} s.</p>",
+             (f"<p><a href='{_esc(viewer)}'>Open the interactive viewer</a>: this model running in your browser "
+              "(erase, PC views, knockouts).</p>" if viewer else ""),
              f"<h2>Components at step {last['step']}</h2>"
              f"<p>{last['n_alive']} alive cells (first replicate); body long axis {last['body_axis_deg']:.1f}&deg;, "
              f"elongation {last['body_elongation']:.2f}. Intervals: 95% over the {r['replicates']} replicates "

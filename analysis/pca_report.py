@@ -456,8 +456,10 @@ def _conventions() -> dict:
                          "direction_ci_deg: [lo, hi] bootstrap over cells and replicates (counter-clockwise lo to hi)"}
 
 
-def write(result: dict, out: Path) -> None:
-    """report.json, index.html and the PNGs into ``out`` (created), each written atomically."""
+def write(result: dict, out: Path, viewer: bool = True) -> None:
+    """report.json, index.html and the PNGs into ``out`` (created), each written atomically;
+    with ``viewer``, also ``viewer.html``: the model running live in the browser (linked
+    from the page; ``analysis.viewer``)."""
     from nca.checkpoint import atomic_write_bytes
 
     from . import pca_figures
@@ -468,7 +470,14 @@ def write(result: dict, out: Path) -> None:
     for name, _, _, png in result["figures"]:
         atomic_write_bytes(out / f"{name}.png", png)
     atomic_write_bytes(out / "report.json", json.dumps(json_safe(rep), indent=1, allow_nan=False).encode())
-    page = pca_figures.build_html(json_safe(rep), [(t, c, p) for _, t, c, p in result["figures"]])
+    if viewer:
+        import nca
+
+        from .viewer import ViewerSettings, write_viewer
+
+        write_viewer(nca.load_model(rep["model"]), out / "viewer.html", ViewerSettings(seed=rep["seed"]))
+    page = pca_figures.build_html(json_safe(rep), [(t, c, p) for _, t, c, p in result["figures"]],
+                                  viewer="viewer.html" if viewer else None)
     atomic_write_bytes(out / "index.html", page.encode())
 
 

@@ -51,6 +51,10 @@ def test_report_on_published_model(script, tmp_path):
     assert rep["comparison"][0]["loading_angles_meaningful"] is True  # the second seed
     html = (out / "index.html").read_text()
     assert html.count("data:image/png;base64,") == len(rep["figures"]) >= 5
+    # the page links the model's live viewer, exported beside it with the weights inside
+    assert "href='viewer.html'" in html
+    page = (out / "viewer.html").read_text()
+    assert rep["model"] in page and "<script" in page and "http" not in page.split("<script", 1)[1][:200]
     for f in rep["figures"]:
         assert (out / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -31,6 +31,7 @@ from ..config import Config, preset
 from ..errors import NCAError
 from ..model import ModelConfig, Params, seed_state
 from ..train import circle_masks
+from ..rng import stream
 from .fitness import cell_error, cell_fitness, visible_mse
 from .invasion import invasion_curves, plant_ids
 from .lineages import lineage_rollout, lineage_seed, lineage_shares, stack_params
@@ -145,7 +146,9 @@ def evaluate_variant(params: Params, model_cfg: ModelConfig, x0, ids0, target, c
     # regeneration after the article's damage discs
     g = target.shape[0]
     grown, grown_ids = traj.states[at(ccfg.damage_at)], traj.ids[at(ccfg.damage_at)]
-    keep = 1.0 - circle_masks(jax.random.key(1234), ccfg.damage_n, g, g)[..., None]
+    # The same discs for every variant and seed (a fixed, named stream), so that variants
+    # are compared on identical wounds.
+    keep = 1.0 - circle_masks(stream(jax.random.key(0), "selfish-eval-damage"), ccfg.damage_n, g, g)[..., None]
     damaged = grown[None] * keep
     dmg_ids = jnp.broadcast_to(grown_ids, damaged.shape[:-1])
     after, _, _ = _rollout(params, damaged, dmg_ids, key, steps=ccfg.regen_steps, cfg=model_cfg, record=False,

@@ -117,13 +117,28 @@ def fit_target(target, size: int) -> np.ndarray:
     return out
 
 
+REGIONS = ("all", "front", "back")
+
+
+def region_mask(shape: tuple[int, int], frame, region: str) -> np.ndarray:
+    """[H, W] float32: 1 where cells may be steered. ``all``: everywhere; ``front`` /
+    ``back``: the cells whose along-axis coordinate in ``frame`` is > 0 / < 0."""
+    if region == "all":
+        return np.ones(shape, np.float32)
+    along = coordinate_grid(shape, frame)[..., 0]
+    return ((along > 0) if region == "front" else (along < 0)).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class SteeringSettings:
     """steps: CA steps grown from the seed; t_start, t_stop: the steering window (t_stop
     None: to the end); doses: total pushes over the window in units of the direction's
     spread (sigma_d); replicates: rollouts per dose (fire masks; the n of the intervals); n_pcs:
     hidden-channel PCs steered; probe_coords: position probes whose directions are steered;
-    n_random: random hidden directions (the control)."""
+    n_random: random hidden directions (the control); region: which cells are steered --
+    ``all`` alive cells, or only those in the ``front`` / ``back`` half of the intact body
+    (along-axis coordinate > 0 / < 0 in its frame: a local push, as a bead soaked in a
+    morphogen is placed on one side of an embryo)."""
 
     steps: int = 200
     t_start: int = 0
@@ -133,8 +148,11 @@ class SteeringSettings:
     n_pcs: int = 2
     probe_coords: tuple[str, ...] = ("along",)
     n_random: int = 3
+    region: str = "all"
 
     def __post_init__(self):
+        if self.region not in REGIONS:
+            raise NCAError(f"unknown steering region {self.region!r}; choose from {', '.join(REGIONS)}")
         if self.steps < 1:
             raise NCAError(f"steps must be >= 1, got {self.steps}")
         stop = self.steps if self.t_stop is None else self.t_stop
@@ -200,13 +218,13 @@ def run_steering(model, settings: SteeringSettings, key: jax.Array, grid: int | 
     x0 = jnp.asarray(seed_state(size, size, cfg, batch=settings.replicates))
     t_stop = settings.steps if settings.t_stop is None else settings.t_stop
     mask = jnp.ones((size, size), jnp.float32)
-    zero = jnp.zeros(cfg.channels, jnp.float32)
     one = jnp.zeros((1, cfg.channels), jnp.float32)
     intact = np.asarray(steered_finals(model.params, x0, key, one, jnp.zeros((1, 1)), 0, 1, mask, settings.steps,
                                        cfg))[0, 0]
     if not (intact[..., 3] > thr).any():
         raise NCAError(f"{model.name} grows no body in {settings.steps} steps: nothing to steer")
     frame = reference_frame(intact[..., 3], thr)
+    mask = jnp.asarray(region_mask((size, size), frame, settings.region))
     target = fit_target(model.target_image() if model.target else None, size)
     names, dirs, sigma = steering_directions(intact, thr, frame, settings, key)
     doses = np.asarray(settings.doses, np.float32)

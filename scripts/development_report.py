@@ -34,6 +34,8 @@ def parse_args(argv=None):
                    help="comma-separated parts to run: positional, steering, transplant")
     p.add_argument("--doses", type=cli.float_list, default="-8,-4,-2,0,2,4,8", metavar="LIST",
                    help="comma-separated steering doses: total push over the window in sd of the direction")
+    p.add_argument("--steer-region", choices=("all", "front", "back"), default="all",
+                   help="steer all alive cells, or only the front / back half of the body (along its long axis)")
     p.add_argument("--steer-window", type=cli.nonneg_int_list, default=None, metavar="START,STOP",
                    help="CA steps [START, STOP) during which steering is applied (default: all of --steps)")
     p.add_argument("--graft-at", type=cli.positive_int, default=100, metavar="N", help="CA step of the transplant")
@@ -58,7 +60,7 @@ def settings_from(a):
         parts=tuple(a.parts),
         positional=P.PositionalSettings(steps=a.steps, every=a.every, features=a.features, replicates=a.replicates),
         steering=S.SteeringSettings(steps=a.steps, t_start=t0, t_stop=t1, doses=tuple(a.doses),
-                                    replicates=a.replicates),
+                                    replicates=a.replicates, region=a.steer_region),
         transplant=S.TransplantSettings(t_graft=a.graft_at, after=a.after, every=a.every, replicates=a.replicates),
         grid=a.size)
 

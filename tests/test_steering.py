@@ -45,6 +45,29 @@ def test_steering_adds_the_dose_to_alive_cells_inside_the_window_only():
     assert np.all(fin[:, :, 0][..., 0, 0, :] == 0)  # dead cells far from the body stay empty
 
 
+
+def test_region_steering_pushes_only_the_chosen_half_of_the_body():
+    from analysis.positional import reference_frame
+
+    params = init_params(jax.random.key(0), CFG)  # the rule does nothing: only the push acts
+    body = _body_state()
+    frame = reference_frame(body[None, ..., 3])
+    alive = body[..., 3] > 0
+    d = np.zeros((1, 16), np.float32)
+    d[0, 6] = 1.0
+    masks = {r: S.region_mask(body.shape[:2], frame, r) for r in S.REGIONS}
+    assert np.all(masks["all"] == 1) and np.all(masks["front"] + masks["back"] <= 1)
+    for region in ("front", "back"):
+        m = masks[region]
+        assert 0 < (m.astype(bool) & alive).sum() < alive.sum()  # a real part of the body, not all of it
+        fin = np.asarray(S.steered_finals(params, jnp.asarray(body)[None], jax.random.key(1), jnp.asarray(d),
+                                          jnp.asarray([[0.2]]), 0, 5, jnp.asarray(m), 10, CFG))[0, 0, 0, ..., 6]
+        inside, outside = alive & (m > 0), alive & (m == 0)
+        np.testing.assert_allclose(fin[inside], 0.5 + 5 * 0.2, atol=1e-5)
+        np.testing.assert_allclose(fin[outside], 0.5, atol=1e-6)
+    with pytest.raises(NCAError, match="unknown steering region"):
+        S.SteeringSettings(region="left")
+
 def test_body_measures_find_a_planted_shift_and_length():
     frame = body_frame(_body_state()[..., 3])
     m = S.body_measures(np.stack([_body_state(), _body_state(3)]), np.zeros((24, 24, 4)), frame, 0.1)

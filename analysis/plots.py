@@ -395,40 +395,6 @@ def fig_epistasis(cond: dict, channels: list[int]) -> Figure:
     return fig
 
 
-def fig_repair(rep: dict) -> Figure:
-    """Self-repair curves per channel: total (ablated throughout), direct (sum of one-step
-    effects, nothing reacts), pulse (ablated one step); and the repair fraction."""
-    chans = rep["channels"]
-    n = len(chans)
-    cols = min(n, 6)
-    rows = (n + cols - 1) // cols
-    fig = Figure(figsize=(2.1 * cols, 1.8 * rows + 2.4))
-    grid = fig.add_gridspec(rows + 1, cols, height_ratios=[1] * rows + [1.3])
-    h = np.array(rep["h"])
-    top = max(np.max(rep["direct"]), np.max(rep["total"]), 1e-9)
-    for i, c in enumerate(chans):
-        ax = fig.add_subplot(grid[i // cols, i % cols])
-        ax.plot(h, rep["direct"][i], "k--", lw=1, label="direct")
-        ax.plot(h, rep["total"][i], "-", color="tab:red", lw=1.3, label="total")
-        ax.plot(h, rep["pulse"][i], "-", color="tab:blue", lw=1, label="pulse")
-        ax.set_ylim(0, top * 1.05)
-        ax.set_title(f"ch {c}", fontsize=8)
-        ax.tick_params(labelsize=6)
-        if i == 0:
-            ax.legend(fontsize=6)
-    ax = fig.add_subplot(grid[rows, :])
-    s = rep["summary"]
-    ax.bar(np.arange(n) - 0.2, [d["repair"] for d in s], 0.4, color="tab:red", label="repair = 1 - total/direct")
-    ax.bar(np.arange(n) + 0.2, [d["pulse_recovery"] for d in s], 0.4, color="tab:blue",
-           label="pulse recovery = 1 - pulse(end)/peak")
-    ax.set_xticks(np.arange(n), [f"ch {c}" for c in chans], fontsize=7)
-    ax.axhline(0, color="k", lw=0.6)
-    ax.set_ylabel(f"at h = {h[-1]}")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
 def fig_spread(names: list[str], values: np.ndarray, title: str, ylabel: str = "") -> Figure:
     """One summary measure per model: values [models, n] over ``names`` -> mean +- sd, dots."""
     fig = Figure(figsize=(max(3.5, 0.7 * len(names) + 1.5), 3.2))

@@ -10,15 +10,8 @@ import json
 import numpy as np
 from matplotlib.figure import Figure
 
+from .plots import _ci_arrays
 from .report import CONVENTIONS, STYLE, _esc, _fmt, _img
-
-
-def _ci_err(cis: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """[{mean, lo, hi}] -> (means, yerr [2, n]); no bar where lo/hi is None."""
-    m = np.array([np.nan if c["mean"] is None else c["mean"] for c in cis], float)
-    lo = np.array([np.nan if c["lo"] is None else c["lo"] for c in cis], float)
-    hi = np.array([np.nan if c["hi"] is None else c["hi"] for c in cis], float)
-    return m, np.maximum(np.vstack([np.nan_to_num(m - lo), np.nan_to_num(hi - m)]), 0.0)
 
 
 def fig_explained_variance_ci(pca: dict, steps: list[int], evr_rep: np.ndarray) -> Figure:
@@ -30,7 +23,7 @@ def fig_explained_variance_ci(pca: dict, steps: list[int], evr_rep: np.ndarray) 
     k = evr_rep.shape[-1]
     fig = Figure(figsize=(10, 3.4))
     ax, bx = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    m, err = _ci_err(pca["explained_variance_ratio_ci"])
+    m, err = _ci_arrays(pca["explained_variance_ratio_ci"])
     pos = np.arange(1, k + 1)
     ax.bar(pos, pca["explained_variance_ratio"], color="tab:blue", alpha=0.5, label="pooled fit")
     ax.errorbar(pos, m, yerr=err, fmt="k.", capsize=3, label="replicates: mean, 95% CI")
@@ -41,7 +34,7 @@ def fig_explained_variance_ci(pca: dict, steps: list[int], evr_rep: np.ndarray) 
     ax.legend(fontsize=7)
     for j in range(k):
         cis = [mean_interval(evr_rep[s, :, j]) for s in range(len(steps))]
-        mm, e = _ci_err(cis)
+        mm, e = _ci_arrays(cis)
         col = f"C{j}"
         bx.plot(steps, mm, "o-", color=col, label=f"PC{j + 1}")
         bx.fill_between(steps, mm - e[0], mm + e[1], color=col, alpha=0.2)
@@ -67,7 +60,7 @@ def fig_component_tests(body_steps: list[dict]) -> Figure:
         for ax, key, kinds in ((axes[0], "association_ci", ("along-axis", "across-axis")),
                                (axes[1], "radial_association_ci", ("radial",))):
             cis = [c[key] for c in comps]
-            m, err = _ci_err(cis)
+            m, err = _ci_arrays(cis)
             if key == "radial_association_ci":
                 m_abs = np.abs(m)
                 err = np.where(m < 0, err[::-1], err)

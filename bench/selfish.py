@@ -26,30 +26,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from run import interleaved  # bench/run.py: the one side-by-side timing loop
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def interleaved(calls: dict, reps: int) -> dict:
-    """Time no-argument callables in turns after one warm-up round. -> {name: ms_min, ms_median}."""
-    import jax
-
-    for c in calls.values():
-        jax.block_until_ready(c())
-    ts = {name: [] for name in calls}
-    for _ in range(reps):
-        for name, c in calls.items():
-            t0 = time.perf_counter()
-            jax.block_until_ready(c())
-            ts[name].append(time.perf_counter() - t0)
-    return {name: {"ms_min": round(min(v) * 1e3, 1), "ms_median": round(statistics.median(v) * 1e3, 1), "reps": reps}
-            for name, v in ts.items()}
 
 
 def measure_rollout(steps: int, reps: int) -> dict:

@@ -249,6 +249,27 @@ def _permutation(n: int, key) -> np.ndarray:
     return numpy_rng(key).permutation(n)
 
 
+def _held_out(features: list[np.ndarray], coords: list[np.ndarray], key: jax.Array, max_train: int,
+              min_train: int):
+    """Leave-one-group-out splits shared by the probes and the per-feature information.
+
+    Yields ``(g, x_train, y_train, y_train_shuffled, x_test, y_test)`` for each group g with
+    at least 3 test cells and ``min_train`` training cells; the training cells are
+    subsampled to ``max_train`` and shuffled (the null) with group g's named streams."""
+    G = len(features)
+    for g in range(G):
+        kg = jax.random.fold_in(key, g)
+        xtr = np.concatenate([np.asarray(features[h], np.float64) for h in range(G) if h != g])
+        ytr = np.concatenate([np.asarray(coords[h], np.float64) for h in range(G) if h != g])
+        xte, yte = np.asarray(features[g], np.float64), np.asarray(coords[g], np.float64)
+        if len(xte) < 3 or len(xtr) < min_train:
+            continue
+        sel = _subsample(len(xtr), max_train, jax.random.fold_in(kg, STREAM_SUBSAMPLE))
+        xtr, ytr = xtr[sel], ytr[sel]
+        perm = _permutation(len(ytr), jax.random.fold_in(kg, STREAM_SHUFFLE))
+        yield g, xtr, ytr, ytr[perm], xte, yte
+
+
 def probe_scores(features: list[np.ndarray], coords: list[np.ndarray], key: jax.Array,
                  settings: ProbeSettings = ProbeSettings()) -> dict:
     """Leave-one-group-out probes from cell features to body-frame coordinates.
@@ -264,18 +285,9 @@ def probe_scores(features: list[np.ndarray], coords: list[np.ndarray], key: jax.
         raise NCAError(f"probes need at least 2 groups (replicates or seeds) to hold one out, got {G}")
     out = {name: {m: np.full((G, 3), np.nan) for m in ("r2", "rmse", "bits")}
            for name in ("ridge", "knn", "shuffled_ridge", "shuffled_knn")}
-    for g in range(G):
-        kg = jax.random.fold_in(key, g)
-        xtr = np.concatenate([np.asarray(features[h], np.float64) for h in range(G) if h != g])
-        ytr = np.concatenate([np.asarray(coords[h], np.float64) for h in range(G) if h != g])
-        xte, yte = np.asarray(features[g], np.float64), np.asarray(coords[g], np.float64)
-        if len(xte) < 3 or len(xtr) < settings.knn_k + 1:
-            continue
-        sel = _subsample(len(xtr), settings.max_train, jax.random.fold_in(kg, STREAM_SUBSAMPLE))
-        xtr, ytr = xtr[sel], ytr[sel]
-        perm = _permutation(len(ytr), jax.random.fold_in(kg, STREAM_SHUFFLE))
+    for g, xtr, ytr, shuffled, xte, yte in _held_out(features, coords, key, settings.max_train, settings.knn_k + 1):
         for kind in PROBES:
-            for name, target in ((kind, ytr), (f"shuffled_{kind}", ytr[perm])):
+            for name, target in ((kind, ytr), (f"shuffled_{kind}", shuffled)):
                 pred = _fit_predict(kind, xtr, target, xte, settings)
                 out[name]["r2"][g] = _r2(yte, pred)
                 out[name]["rmse"][g] = np.sqrt(((yte - pred) ** 2).mean(0))
@@ -305,18 +317,9 @@ def feature_information(features: list[np.ndarray], coords: list[np.ndarray], ke
     bits = np.full((G, F, 3), np.nan)
     null = np.full((G, F, 3), np.nan)
     one_d = ProbeSettings(knn_k=settings.knn_k_1d, max_train=settings.max_train)
-    for g in range(G):
-        kg = jax.random.fold_in(key, g)
-        xtr = np.concatenate([np.asarray(features[h], np.float64) for h in range(G) if h != g])
-        ytr = np.concatenate([np.asarray(coords[h], np.float64) for h in range(G) if h != g])
-        xte, yte = np.asarray(features[g], np.float64), np.asarray(coords[g], np.float64)
-        if len(xte) < 3 or len(xtr) < one_d.knn_k + 1:
-            continue
-        sel = _subsample(len(xtr), settings.max_train, jax.random.fold_in(kg, STREAM_SUBSAMPLE))
-        xtr, ytr = xtr[sel], ytr[sel]
-        perm = _permutation(len(ytr), jax.random.fold_in(kg, STREAM_SHUFFLE))
+    for g, xtr, ytr, shuffled, xte, yte in _held_out(features, coords, key, settings.max_train, one_d.knn_k + 1):
         for j in range(F):
-            for arr, target in ((bits, ytr), (null, ytr[perm])):
+            for arr, target in ((bits, ytr), (null, shuffled)):
                 pred = _fit_predict("knn", xtr[:, j:j + 1], target, xte[:, j:j + 1], one_d)
                 arr[g, j] = [decoding_bits(yte[:, c], pred[:, c]) for c in range(3)]
     return {"bits": bits, "shuffled_bits": null}

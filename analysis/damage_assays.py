@@ -6,8 +6,8 @@ to 0, as ``nca.animate`` does), let every copy and an undamaged control regrow f
 ``regrow_steps`` with the same keys, and measure the loss (MSE of the RGBA as seen, clipped
 to [0, 1], to the target) every ``every`` steps.
 
-The panel (``PANEL``): the article's regeneration cuts (``nca.animate.Cut``: left half,
-central square), random training-like discs (``nca.train.circle_masks``, 3 at once),
+The panel (``PANEL``): the article's regeneration cuts (``nca.damage.Cut``: left half,
+central square), random training-like discs (``nca.damage.circle_masks``, 3 at once),
 scattered cell loss (each cell erased with probability 0.5), and two shapes never seen in
 training: a horizontal stripe through the centre (height H//8) and a ring around the centre
 (radii 0.12 and 0.22 of the grid) that cuts the core off from the limbs.
@@ -27,9 +27,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nca.animate import Cut
+from nca.damage import Cut, circle_masks
 from nca.model import ModelConfig, seed_state, to_rgba
-from nca.train import circle_masks, per_sample_loss
+from nca.train import per_sample_loss
 
 from .knockouts import advance, empty_loss
 

@@ -384,7 +384,7 @@ def weight_stats(params, init) -> dict:
 @dataclass(frozen=True)
 class DevelopmentAlongTraining:
     """steps: growth steps (the body measured); regrow: steps of regrowth after the cut;
-    cut: the cut (``nca.animate.CUTS``); replicates: rollouts (fire masks) for the probes
+    cut: the cut (``nca.damage.CUTS``); replicates: rollouts (fire masks) for the probes
     and the regeneration loss; n_components: PCs tracked; max_cells: per replicate for the
     probes."""
 
@@ -427,7 +427,7 @@ def measure_development(model: LoadedModel, params, init_params_, target, key: j
     checkpoint's body (the final loading applied to its states) against the spatial null
     of issue 13 (``tracking.p_value``, ``radial_p_value``, ``significant``: Holm-adjusted
     p < 0.05 over the k components, axial or radial); None: not tested."""
-    from nca.animate import Cut
+    from nca.damage import Cut
 
     from . import positional as Pz
     from .knockouts import advance

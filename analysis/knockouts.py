@@ -17,7 +17,7 @@ Three conditions (``Assay``), each a clean question:
 * **growth**: knock out from the seed, grow ``grow_steps``: is the channel needed to grow?
 * **persistence**: grow intact, then knock out for ``persist_steps`` more: needed to keep
   the body?
-* **regeneration**: grow intact, cut (``nca.animate.Cut``), regrow ``regrow_steps`` with the
+* **regeneration**: grow intact, cut (``nca.damage.Cut``), regrow ``regrow_steps`` with the
   knockout: needed to regenerate?
 
 Loss = MSE of the RGBA *as seen* (clipped to [0, 1], ``nca.model.to_rgba``) to the target
@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nca.animate import CUTS, Cut
+from nca.damage import CUTS, Cut
 from nca.model import ModelConfig, alive_mask, rollout, seed_state, to_rgba
 from nca.train import per_sample_loss
 
@@ -378,7 +378,7 @@ def unit_atlas(params, cfg: ModelConfig, target, key: Array, start: "Start",
 
 @dataclass(frozen=True)
 class Assay:
-    """The three knockout conditions. cut: a ``nca.animate.Cut`` part (left, square, ...)."""
+    """The three knockout conditions. cut: a ``nca.damage.Cut`` part (left, square, ...)."""
 
     grow_steps: int = 200
     persist_steps: int = 200
@@ -631,7 +631,7 @@ def target_on_grid(target, size: int) -> np.ndarray:
 @dataclass(frozen=True)
 class KnockoutSettings:
     """Everything a knockout report measures. grow/persist/regrow: steps of the three
-    conditions; cut: the regeneration cut (``nca.animate.Cut``); replicates: fire-mask
+    conditions; cut: the regeneration cut (``nca.damage.Cut``); replicates: fire-mask
     replicates (intervals are over them); pcs: top hidden-state PCs also knocked out (mean
     ablation); mode: channel knockouts "zero" or "mean"; pairs: conditions with all channel
     pairs; unit_condition: where the 128 MLP units are knocked out ("growth",

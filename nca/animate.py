@@ -1,6 +1,7 @@
 """Growth, damage and regeneration animations, streamed to GIF, MP4 or PNG frames.
 
-    from nca.animate import Animation, export, parse_cut
+    from nca.animate import Animation, export
+    from nca.damage import parse_cut
     export(Animation(models=("distill:lizard/regenerating",), steps=400,
                      damage=(parse_cut("200:left"),)), "regen.gif")
 
@@ -16,9 +17,10 @@ Pipeline (memory stays bounded by one chunk, however long the animation):
    imageio-ffmpeg pipe for MP4, or one PNG per frame. Output goes to a temporary sibling
    that replaces the destination only when the export has finished.
 
-Damage events: ``Disc`` (``--damage STEP:x,y,r``) and ``Cut`` (``--cut STEP:left``). An
-event at step ``s`` erases cells (all channels set to 0) in the state after ``s`` steps,
-before step ``s + 1``; the frame of step ``s`` already shows the wound.
+Damage events: ``Disc`` (``--damage STEP:x,y,r``) and ``Cut`` (``--cut STEP:left``), defined
+in ``nca.damage`` and re-exported here. An event at step ``s`` erases cells (all channels
+set to 0) in the state after ``s`` steps, before step ``s + 1``; the frame of step ``s``
+already shows the wound.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from PIL import Image
 
 from .api import LoadedModel, load_model
 from .checkpoint import atomic_write_bytes, file_mode
+from .damage import CUTS, Cut, Damage, Disc, damage_mask, parse_cut, parse_damage
 from .errors import NCAError, check_fits
 from .model import rollout, seed_state
 from .render import (
@@ -51,124 +54,7 @@ from .render import (
 )
 
 FORMATS = {".gif": "gif", ".mp4": "mp4", "": "png"}
-CUTS = ("left", "right", "top", "bottom", "square")
 CHUNK_BYTES = 32 * 2**20  # host + device budget for one chunk of recorded states
-
-# --------------------------------------------------------------------------- damage
-
-
-@dataclass(frozen=True)
-class Disc:
-    """Erase a disc: centre (x, y), radius r. x is the column (from the left), y the row
-    (from the top), as the picture is viewed. ``fraction``: x, y in units of the grid's
-    width / height and r of its smaller side; otherwise grid cells. A cell (row i,
-    column j) is erased when ``(j - x)^2 + (i - y)^2 <= r^2``."""
-
-    step: int
-    x: float
-    y: float
-    r: float
-    fraction: bool = False
-
-    def in_cells(self, height: int, width: int) -> tuple[float, float, float]:
-        if not self.fraction:
-            return self.x, self.y, self.r
-        return self.x * width, self.y * height, self.r * min(height, width)
-
-    def mask(self, height: int, width: int) -> np.ndarray:
-        """bool [H, W], True where cells are erased."""
-        x, y, r = self.in_cells(height, width)
-        ii, jj = np.mgrid[:height, :width]
-        return (jj - x) ** 2 + (ii - y) ** 2 <= r * r
-
-    def describe(self, height: int, width: int) -> dict:
-        x, y, r = self.in_cells(height, width)
-        return {"step": self.step, "kind": "disc", "x": self.x, "y": self.y, "r": self.r,
-                "units": "fraction" if self.fraction else "cells",
-                "cells": {"x": round(x, 4), "y": round(y, 4), "r": round(r, 4)},
-                "erased_cells": int(self.mask(height, width).sum())}
-
-
-@dataclass(frozen=True)
-class Cut:
-    """The article's regeneration cuts: erase the left/right/top/bottom half of the grid
-    (split at the seed's row H//2 / column W//2), or a central square of side H//3 x W//3
-    around the seed."""
-
-    step: int
-    part: str
-
-    def mask(self, height: int, width: int) -> np.ndarray:
-        """bool [H, W], True where cells are erased."""
-        ii, jj = np.mgrid[:height, :width]
-        cy, cx = height // 2, width // 2
-        if self.part == "left":
-            return jj < cx
-        if self.part == "right":
-            return jj >= cx
-        if self.part == "top":
-            return ii < cy
-        if self.part == "bottom":
-            return ii >= cy
-        # square: side H//3 x W//3, starting (side // 2) before the seed cell
-        sh, sw = height // 3, width // 3
-        top, left = cy - sh // 2, cx - sw // 2
-        return (ii >= top) & (ii < top + sh) & (jj >= left) & (jj < left + sw)
-
-    def describe(self, height: int, width: int) -> dict:
-        return {"step": self.step, "kind": "cut", "part": self.part,
-                "erased_cells": int(self.mask(height, width).sum())}
-
-
-Damage = Disc | Cut
-
-
-def _split_step(spec: str, what: str, form: str) -> tuple[int, str]:
-    step, sep, rest = spec.partition(":")
-    if not sep or not step.strip().isdigit():
-        raise NCAError(f"bad {what} {spec!r}: expected {form}, e.g. '200:{'36,36,10' if what == 'damage' else 'left'}'")
-    return int(step), rest.strip()
-
-
-def parse_damage(spec: str) -> Disc:
-    """``"STEP:x,y,r"`` -> Disc. Units rule: the three numbers are *fractions* of the grid
-    when all are <= 1 and at least one is written with a decimal point (``0.5,0.5,0.2``);
-    otherwise grid cells (``36,36,10``; ``1,1,1`` is cells). Mixing a decimal fraction below
-    1 with a number above 1 is refused as ambiguous."""
-    form = "STEP:x,y,r (cells, or fractions of the grid like 0.5,0.5,0.25)"
-    step, rest = _split_step(spec, "damage", form)
-    parts = [p.strip() for p in rest.split(",")]
-    try:
-        if len(parts) != 3:
-            raise ValueError
-        x, y, r = (float(p) for p in parts)
-    except ValueError:
-        raise NCAError(f"bad damage {spec!r}: expected {form}") from None
-    if not all(np.isfinite(v) for v in (x, y, r)) or r < 0:
-        raise NCAError(f"bad damage {spec!r}: x, y must be finite and r >= 0")
-    dotted = [("." in p) for p in parts]
-    fraction = all(v <= 1 for v in (x, y, r)) and any(dotted)
-    if not fraction and any(d and 0 < v < 1 for d, v in zip(dotted, (x, y, r))):
-        raise NCAError(f"bad damage {spec!r}: mixes fractions (below 1 with a decimal point) and "
-                       "cells (above 1); give all three as fractions of the grid or all in cells")
-    return Disc(step, x, y, r, fraction)
-
-
-def parse_cut(spec: str) -> Cut:
-    """``"STEP:left|right|top|bottom|square"`` -> Cut."""
-    step, part = _split_step(spec, "cut", f"STEP:{'|'.join(CUTS)}")
-    if part not in CUTS:
-        raise NCAError(f"bad cut {spec!r}: the cut must be one of {', '.join(CUTS)}")
-    return Cut(step, part)
-
-
-def damage_mask(events: Sequence[Damage], height: int, width: int) -> np.ndarray:
-    """Union of the events' masks: bool [H, W]."""
-    out = np.zeros((height, width), bool)
-    for e in events:
-        out |= e.mask(height, width)
-    return out
-
 
 # --------------------------------------------------------------------------- sources
 
@@ -666,5 +552,5 @@ def versions() -> dict:
     return {"nca": __version__, "jax": jax.__version__, "numpy": np.__version__, "pillow": PIL.__version__}
 
 
-__all__ = ["Animation", "Cut", "Disc", "Source", "export", "frames", "make_sources", "open_writer",
-           "parse_cut", "parse_damage", "sidecar_path"]
+__all__ = ["Animation", "CUTS", "Cut", "Disc", "Source", "damage_mask", "export", "frames", "make_sources",
+           "open_writer", "parse_cut", "parse_damage", "sidecar_path"]

@@ -21,6 +21,7 @@ import optax
 
 from . import checkpoint as ckpt
 from .config import Config, load_config, save_config
+from .damage import circle_masks  # the training damage (also importable from here, as before)
 from .errors import NCAError, check_fits, out_of_memory_as_error
 from .loop import LoopSpec, StopFlag, all_finite, drive, training_ui
 from .model import init_params, rollout, seed_state, step_key, to_rgba
@@ -66,20 +67,6 @@ def learning_rate(cfg: Config, step: int) -> float:
 def per_sample_loss(x: Array, target: Array) -> Array:
     """MSE of RGBA against the target, per sample. x: [B, H, W, C], target: [H, W, 4] -> [B]."""
     return jnp.mean(jnp.square(x[..., :4] - target), axis=(-3, -2, -1))
-
-
-def circle_masks(key: Array, n: int, height: int, width: int) -> Array:
-    """The article's ``make_circle_masks``: n discs, 1 inside. -> [n, H, W] float32.
-
-    Grid coordinates run over [-1, 1]; centres U(-0.5, 0.5), radii U(0.1, 0.4).
-    """
-    kc, kr = jax.random.split(key)
-    x = jnp.linspace(-1.0, 1.0, width)[None, None, :]
-    y = jnp.linspace(-1.0, 1.0, height)[None, :, None]
-    centre = jax.random.uniform(kc, (2, n, 1, 1), minval=-0.5, maxval=0.5)
-    r = jax.random.uniform(kr, (n, 1, 1), minval=0.1, maxval=0.4)
-    x, y = (x - centre[0]) / r, (y - centre[1]) / r
-    return (x * x + y * y < 1.0).astype(jnp.float32)
 
 
 def init_train_state(cfg: Config) -> TrainState:

@@ -1,4 +1,5 @@
-"""Animations: damage specs, the chunked frame stream, panels/layout, writers, the CLI.
+"""Animations: the chunked frame stream, panels/layout, writers, the CLI (the damage
+shapes and their specs: tests/test_damage.py).
 
 End-to-end tests decode what scripts/animate.py wrote (imageio). The published
 ``distill:lizard/regenerating`` grows its lizard in ~100-200 steps on its 72x72 grid.
@@ -19,21 +20,8 @@ import numpy as np
 import pytest
 
 import nca
-from nca.animate import (
-    Animation,
-    Cut,
-    Disc,
-    GifStreamWriter,
-    damage_mask,
-    export,
-    frames,
-    make_sources,
-    open_writer,
-    parse_cut,
-    parse_damage,
-    sidecar_path,
-)
-from nca.errors import NCAError
+from nca.animate import Animation, GifStreamWriter, export, frames, make_sources, open_writer, sidecar_path
+from nca.damage import Cut, Disc, damage_mask
 from nca.render import ChannelPanel, RGBAPanel, colormap_lut, make_layout, to_uint8, upscale
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "animate.py"
@@ -61,49 +49,6 @@ def target_rgb(lizard):
 
 def mse(a, b):
     return float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-
-
-# --------------------------------------------------------------------------- damage specs
-
-
-def test_damage_units_cells_and_fractions():
-    cells = parse_damage("120:36,30,10")
-    assert cells == Disc(120, 36.0, 30.0, 10.0, fraction=False)
-    frac = parse_damage("120:0.5,0.25,0.125")
-    assert frac.fraction and frac.in_cells(72, 72) == (36.0, 18.0, 9.0)
-    assert not parse_damage("5:1,1,1").fraction  # no decimal point: cells
-    assert parse_damage("5:0,1,0.5").fraction
-    # the same disc in both units erases the same cells
-    assert np.array_equal(parse_damage("0:0.5,0.5,0.25").mask(72, 72), Disc(0, 36, 36, 18).mask(72, 72))
-
-
-@pytest.mark.parametrize("spec", ["abc", "10", "10:1,2", "x:1,2,3", "10:1,2,-3", "10:a,b,c",
-                                  "10:0.5,0.5,10", "-5:1,2,3", "10:1,2,3,4", "10:nan,1,1"])
-def test_bad_damage_specs(spec):
-    with pytest.raises(NCAError, match="^bad damage"):  # the library names no flags
-        parse_damage(spec)
-
-
-@pytest.mark.parametrize("spec", ["left", "10:middle", "10:", ":left"])
-def test_bad_cut_specs(spec):
-    with pytest.raises(NCAError, match="^bad cut"):
-        parse_cut(spec)
-
-
-def test_damage_masks_erase_what_they_name():
-    m = Disc(0, 10, 20, 3).mask(32, 40)
-    ii, jj = np.nonzero(m)
-    assert m.shape == (32, 40) and m[20, 10] and m[20, 13] and m[23, 10]
-    assert not m[20, 14] and not m[22, 13]  # distance sqrt(13) > 3
-    assert np.all((jj - 10) ** 2 + (ii - 20) ** 2 <= 9) and m.sum() == 29
-    H = W = 72
-    assert np.array_equal(np.nonzero(Cut(0, "left").mask(H, W).any(0))[0], np.arange(36))
-    assert np.array_equal(np.nonzero(Cut(0, "bottom").mask(H, W).any(1))[0], np.arange(36, 72))
-    assert not (Cut(0, "left").mask(H, W) & Cut(0, "right").mask(H, W)).any()
-    assert (Cut(0, "left").mask(H, W) | Cut(0, "right").mask(H, W)).all()
-    sq = Cut(0, "square").mask(H, W)
-    rows, cols = np.nonzero(sq.any(1))[0], np.nonzero(sq.any(0))[0]
-    assert len(rows) == len(cols) == 24 and sq.sum() == 24 * 24 and sq[36, 36]
 
 
 # --------------------------------------------------------------------------- frame stream

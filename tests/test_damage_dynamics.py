@@ -12,7 +12,7 @@ import pytest
 import nca
 from analysis import damage_assays as D
 from analysis import dynamics as Dy
-from nca.animate import Cut
+from nca.damage import Cut
 from nca.config import preset
 from nca.errors import NCAError
 from nca.train import train

@@ -11,21 +11,9 @@ from nca.config import Config, preset
 from nca.errors import NCAError
 from nca.model import seed_state
 from nca.train import (
-    circle_masks, compiled_train_step, init_train_state, per_sample_loss,
+    compiled_train_step, init_train_state, per_sample_loss,
     normalise_gradients, sample_batch, train,
 )
-
-
-def test_circle_masks_follow_the_article_distribution():
-    m = np.asarray(circle_masks(jax.random.key(0), 2000, 64, 64))
-    area = m.mean(axis=(1, 2))
-    # radius U(0.1, 0.4) in a [-1, 1] box: area fraction pi r^2 / 4 in [0.008, 0.126]
-    assert area.min() > 0.004 and area.max() < 0.13
-    expected_mean = np.pi / 4 * np.mean(np.random.default_rng(0).uniform(0.1, 0.4, 100000) ** 2)
-    assert abs(area.mean() - expected_mean) < 0.005
-    ys, xs = np.mgrid[0:64, 0:64]
-    cx = (m * xs).sum((1, 2)) / m.sum((1, 2))
-    assert 64 * 0.2 < cx.min() and cx.max() < 64 * 0.8  # centres in U(-0.5, 0.5)
 
 
 def test_sample_batch_reseeds_worst_and_damages_best():

@@ -20,7 +20,8 @@ import numpy as np
 from . import checkpoint as ckpt
 from .config import Config, load_config
 from .errors import NCAError, check_fits, out_of_memory_as_error
-from .model import Hooks, ModelConfig, Params, Trajectory, init_params, rollout, seed_state
+from .hooks import as_hook
+from .model import HOOK_POINTS, Hooks, ModelConfig, Params, Trajectory, init_params, rollout, seed_state
 from .published import PREFIX, load_published, target_of
 from .targets import load_target
 
@@ -77,8 +78,10 @@ def load_model(spec: str | Path) -> LoadedModel:
                    "'distill:lizard/regenerating' (nca.published_names() lists them)")
 
 
-@partial(jax.jit, static_argnames=("steps", "cfg", "record", "hooks", "every"))
-def _grow(params, x0, key, t0, steps, cfg, record, hooks, every):
+@partial(jax.jit, static_argnames=("steps", "cfg", "record", "every"))
+def _grow(params, x0, key, t0, hooks, steps, cfg, record, every):
+    # hooks: {point: Hook} or None, a traced pytree: a Hook's fn and static settings are
+    # part of its tree structure (so of the compiled program), its arrays are not
     return rollout(params, x0, key, steps, cfg, record=record, hooks=hooks, t0=t0, every=every)
 
 
@@ -97,8 +100,11 @@ def grow(
     """Grow ``model`` for ``steps`` steps (jitted rollout) -> (final state, Trajectory).
 
     x0: start state ``[..., H, W, C]`` (default: the seed on a ``size`` grid, default the
-    training grid; ``batch`` seeds if given). hooks must be hashable (a tuple of pairs is
-    converted for you) since they are static under jit.
+    training grid; ``batch`` seeds if given). hooks: ``{point: fn(value, t) -> value}`` (or
+    a tuple of pairs) at points of ``nca.model.HOOK_POINTS``. A ``nca.hooks.Hook`` (what
+    ``analysis.interventions`` builds) is traced: another hook of the same kind with new
+    arrays of the same shapes reuses the compiled program. A plain function is compared by
+    identity: each new one (a new closure, a new lambda) compiles a new program.
     """
     for name, value, least in (("steps", steps, 0), ("every", every, 1)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
@@ -116,11 +122,11 @@ def grow(
     if x0.shape[-1] != model.model_config.channels:
         raise NCAError(f"state has {x0.shape[-1]} channels, model expects {model.model_config.channels}")
     if hooks:
-        from .model import HOOK_POINTS
-
-        unknown = sorted(set(dict(hooks)) - set(HOOK_POINTS))
+        hooks = dict(hooks)
+        unknown = sorted(set(hooks) - set(HOOK_POINTS))
         if unknown:  # a misspelt hook point would otherwise do nothing, silently
             raise NCAError(f"unknown hook point(s) {unknown}; choose from {', '.join(HOOK_POINTS)}")
+        hooks = {name: as_hook(fn) for name, fn in hooks.items()}
     widths = {"state": x0.shape[-1], "perception": 3 * x0.shape[-1], "hidden": model.model_config.hidden,
               "update": x0.shape[-1], "fire": 1, "alive": 1}
     frame = math.prod(x0.shape[:-1]) * 4  # bytes of one channel of the state(s), float32
@@ -128,23 +134,8 @@ def grow(
                         + (steps // every) * sum(widths.get(r, 0) for r in record)),
                f"growing {tuple(x0.shape)} for {steps} steps, recording {tuple(record)}",
                "use a smaller grid, fewer steps, a larger every or fewer recordings")
-    hooks_static = _FrozenHooks(hooks) if hooks else None
     with out_of_memory_as_error(f"growing {tuple(x0.shape)} for {steps} steps, recording {tuple(record)}"):
-        return _grow(model.params, x0, key, t0, steps, model.model_config, tuple(record), hooks_static, every)
-
-
-class _FrozenHooks(dict):
-    """A read-only, hashable hooks mapping (hash by identity of the functions)."""
-
-    def __init__(self, hooks):
-        super().__init__(hooks)
-        self._key = tuple(sorted((k, id(v)) for k, v in self.items()))
-
-    def __hash__(self):
-        return hash(self._key)
-
-    def __eq__(self, other):
-        return isinstance(other, _FrozenHooks) and self._key == other._key
+        return _grow(model.params, x0, key, t0, hooks or None, steps, model.model_config, tuple(record), every)
 
 
 __all__ = ["LoadedModel", "load_model", "load_run", "grow", "init_params"]

@@ -1,11 +1,14 @@
 """Interventions on rollouts: hook constructors for ``nca.model.step``/``rollout`` hooks.
 
 A hook is ``fn(value, t) -> value`` at a point of ``nca.model.HOOK_POINTS`` ("state",
-"perception", "hidden", "update", "fire"); ``t`` is the global step index (traced under
-jit). Every constructor here returns such a function. Its arguments may be concrete arrays
-(closure constants: pass the hooks to ``nca.grow``, which makes them hashable) or traced
-arrays (build the hooks *inside* a jitted/vmapped function, so that one compiled program
-serves every channel or direction: see ``analysis.knockouts``).
+"perception", "hidden", "update", "fire", "alive"); ``t`` is the global step index (traced
+under jit). Every constructor here returns such a callable: an ``nca.hooks.Hook``, a pytree
+whose function and settings (mode, integer step window, channel count...) are static and
+whose arrays (directions, values, recordings, masks, channels) are traced. So
+``nca.grow`` compiles one program per *kind* of intervention: ablating channel 5 after
+channel 4, or another recording of the same shape, reuses it. The arguments may also be
+traced arrays (build the hooks *inside* a jitted/vmapped function, so that one compiled
+program serves a whole batch of channels or directions: see ``analysis.knockouts``).
 
 Vocabulary (as in transformer interpretability):
 
@@ -32,16 +35,14 @@ stack.
 
 from __future__ import annotations
 
-from typing import Callable
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nca.hooks import Hook, as_hook
 from nca.model import HOOK_POINTS
 
 Array = jax.Array
-Hook = Callable[[Array, Array], Array]
 MODES = ("zero", "mean", "resample")
 
 
@@ -105,25 +106,41 @@ def ablate(directions, mode: str = "zero", value=None, source=None, source_t0: i
     """
     if mode not in MODES:
         raise ValueError(f"unknown ablation mode {mode!r}; choose one of {MODES}")
-    d = jnp.atleast_2d(jnp.asarray(directions, jnp.float32))
     if mode == "mean" and value is None:
         raise ValueError("mean ablation needs value= (the component means, [k])")
     if mode == "resample" and source is None:
         raise ValueError("resample ablation needs source= (a recording [T, ..., F])")
-    val = None if value is None else jnp.atleast_1d(jnp.asarray(value, jnp.float32))
-    src = None if source is None else jnp.asarray(source)
+    arrays = {"d": jnp.atleast_2d(jnp.asarray(directions, jnp.float32))}
+    if mode == "mean":  # (a value or source that the mode does not read is not carried)
+        arrays["value"] = jnp.atleast_1d(jnp.asarray(value, jnp.float32))
+    if mode == "resample":
+        arrays["source"] = jnp.asarray(source)
+    return _hook(_ablate, arrays, {"mode": mode}, source_t0=source_t0, t_start=t_start, t_stop=t_stop,
+                 mask=mask)
 
-    def hook(v: Array, t: Array) -> Array:
-        coef = v @ d.T  # [..., k]
-        if mode == "zero":
-            repl = jnp.zeros_like(coef)
-        elif mode == "mean":
-            repl = jnp.broadcast_to(val, coef.shape)
+
+def _ablate(v: Array, t: Array, d, mode, value=None, source=None, source_t0=0, t_start=0, t_stop=None,
+            mask=None) -> Array:
+    coef = v @ d.T  # [..., k]
+    if mode == "zero":
+        repl = jnp.zeros_like(coef)
+    elif mode == "mean":
+        repl = jnp.broadcast_to(value, coef.shape)
+    else:
+        repl = recorded_at(source, t, source_t0) @ d.T
+    return _blend(v, v + (repl - coef) @ d, t, t_start, t_stop, mask)
+
+
+def _hook(fn, arrays: dict, static: dict, **either) -> Hook:
+    """A ``Hook`` of ``fn``; each of ``either`` (step window, offsets, mask) is static when it
+    is None or a Python / numpy scalar (an int window is part of the program, as it was of a
+    closure's), else a traced array (e.g. a window built from traced values inside jit)."""
+    for name, x in either.items():
+        if x is None or isinstance(x, (bool, int, float, np.integer, np.floating)):
+            static[name] = x.item() if isinstance(x, np.generic) else x
         else:
-            repl = recorded_at(src, t, source_t0) @ d.T
-        return _blend(v, v + (repl - coef) @ d, t, t_start, t_stop, mask)
-
-    return hook
+            arrays[name] = jnp.asarray(x)
+    return Hook(fn, arrays, **static)
 
 
 def recorded_at(source: Array, t: Array, source_t0=0) -> Array:
@@ -138,19 +155,22 @@ def patch(source, source_t0: int = 0, channels=None, t_start=0, t_stop=None, mas
     """Activation patching: replace the value by ``source`` at the same step, in a window.
 
     source: [T, ..., F] recording indexed by ``t - source_t0`` (for the "state" point use
-    ``incoming_states``); channels: feature indices to patch (None: all); mask [H, W]:
-    patch only these cells (e.g. a region of a damaged run into an intact one).
+    ``incoming_states``); channels: feature indices to patch (None: all; traced, so patching
+    other channels of the same count reuses the compiled program); mask [H, W]: patch only
+    these cells (e.g. a region of a damaged run into an intact one).
     """
-    src = jnp.asarray(source)
+    arrays = {"source": jnp.asarray(source)}
+    if channels is not None:
+        arrays["channels"] = jnp.asarray(channels)
+    return _hook(_patch, arrays, {}, source_t0=source_t0, t_start=t_start, t_stop=t_stop, mask=mask)
 
-    def hook(v: Array, t: Array) -> Array:
-        new = recorded_at(src, t, source_t0).astype(v.dtype)
-        if channels is not None:
-            sel = jnp.zeros(v.shape[-1], v.dtype).at[jnp.asarray(channels)].set(1.0)
-            new = v + sel * (new - v)
-        return _blend(v, new, t, t_start, t_stop, mask)
 
-    return hook
+def _patch(v: Array, t: Array, source, channels=None, source_t0=0, t_start=0, t_stop=None, mask=None) -> Array:
+    new = recorded_at(source, t, source_t0).astype(v.dtype)
+    if channels is not None:
+        sel = jnp.zeros(v.shape[-1], v.dtype).at[channels].set(1.0)
+        new = v + sel * (new - v)
+    return _blend(v, new, t, t_start, t_stop, mask)
 
 
 def incoming_states(x0, states) -> np.ndarray:
@@ -178,12 +198,13 @@ def hooks(**by_point: Hook) -> dict[str, Hook]:
     return dict(by_point)
 
 
-def compose(*fns: Hook) -> Hook:
-    """Several interventions at one point, applied left to right."""
+def compose(*fns) -> Hook:
+    """Several interventions at one point, applied left to right (``Hook``s, or plain
+    ``fn(value, t)`` callables, which are compared by identity under jit)."""
+    return Hook(_compose, {"hooks": tuple(as_hook(f) for f in fns)})
 
-    def hook(v: Array, t: Array) -> Array:
-        for f in fns:
-            v = f(v, t)
-        return v
 
-    return hook
+def _compose(v: Array, t: Array, hooks) -> Array:
+    for f in hooks:
+        v = f(v, t)
+    return v

@@ -112,3 +112,18 @@ def test_repair_runs_agree_at_one_step_and_are_zero_for_an_unread_channel(lizard
         assert np.all(np.array(eight["curves"][k]["mean"]) == 0)  # never read: no effect at all
     assert eight["at"][1]["repair_fraction"]["mean"] is None and "below" in eight["at"][1]["repair_fraction"]["reason"]
     assert five["at"][1]["repair_fraction"]["n"] == 2
+
+
+def test_the_same_kind_of_ablation_twice_compiles_once(lizard):
+    # hooks are pytrees (function static, arrays traced): ablating channel 5 after channel 4
+    # reuses the program compiled for channel 4 instead of compiling a new one (seconds).
+    # An unusual grid size, so that the first call must compile (the counter counts).
+    from nca.api import _grow
+
+    key = jax.random.key(0)
+    before = _grow._cache_size()
+    x4, _ = nca.grow(lizard, 3, key, size=13, record=(), hooks={"state": I.ablate(I.channel_directions([4], 16))})
+    first = _grow._cache_size()
+    x5, _ = nca.grow(lizard, 3, key, size=13, record=(), hooks={"state": I.ablate(I.channel_directions([5], 16))})
+    assert first == before + 1 and _grow._cache_size() == first
+    assert not np.array_equal(np.asarray(x4), np.asarray(x5))  # the second run used its own channel

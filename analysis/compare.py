@@ -55,7 +55,10 @@ def null_loading_angles_deg(key, dim: int, k: int, samples: int = 300) -> np.nda
     """
     import jax
 
-    g = np.asarray(jax.random.normal(key, (samples, 2, dim, k)), np.float64)
+    # NumPy draws seeded from the key: jax.random.normal would compile a program (seconds
+    # on a CPU) for a baseline that needs no accelerator.
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
+    g = rng.standard_normal((samples, 2, dim, k))
     angles = np.stack([np.sort(np.rad2deg(subspace_angles(a, b))) for a, b in g])
     return np.median(angles, axis=0)
 

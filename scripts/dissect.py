@@ -7,7 +7,7 @@
 Writes DIR/index.html + DIR/report.json + figures (analysis.pca_report: every component's
 axis measures tested against a spatial null, intervals over --replicates rollouts; lighter
 than scripts/pca_report.py's defaults, for speed: steps 100 and 200 analysed, emergence every
-10 steps, one rotation, no model comparison) and
+10 steps, 200 steps of regrowth, one rotation, no model comparison) and
 DIR/growth.gif: the organism beside its first two principal-component maps, growing from the
 seed, cut in half at step 200 and regrowing (scripts/animate.py).
 """
@@ -39,6 +39,7 @@ def main(argv=None) -> int:
     # models (scripts/pca_report.py has them all).
     settings = pca_report.PCAReportSettings(
         model=a.model, seed=a.seed, replicates=a.replicates, at=(100, 200), every=10, rotations=(90.0,), compare=(),
+        regrow=200,  # as long as the growth: regrowth and the second-seed comparison share one compiled rollout
         command="python scripts/dissect.py " + " ".join(shlex.quote(x) for x in argv))
     pca_report.preflight(settings)  # bad settings or model name: one line, nothing written
     cli.check_writable(a.out, is_dir=True)

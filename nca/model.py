@@ -294,6 +294,30 @@ def _fire_block(steps: int, every: int, cells: int) -> int:
     return max(fits, default=0)
 
 
+def wrap_step(one: Callable, t0: Array, remat: bool = False, active_steps: Array | None = None,
+              policy: Callable | None = None) -> Callable:
+    """A scan's step ``one(carry, t, *rest)`` made ready for training rollouts: the one
+    wrapper of ``rollout`` and the ``nca.selfish`` lineage and somatic rollouts.
+
+    remat: rematerialise the step in the backward pass (``jax.checkpoint`` with ``policy``;
+    memory ~ one carry per step instead of every activation). active_steps (traced int):
+    step ``t`` runs only while ``t - t0 < active_steps`` and is the identity after, so
+    rollouts of every length share one compilation (variable-length training rollouts,
+    chunked animations); ``one`` must then return the carry alone. The gate wraps the
+    rematerialised step, so the identity branch stores nothing.
+    """
+    if remat:
+        one = jax.checkpoint(one, policy=policy)
+    if active_steps is None:
+        return one
+    full = one
+
+    def gated(carry, t, *rest):
+        return jax.lax.cond(t - t0 < active_steps, lambda c: full(c, t, *rest), lambda c: c, carry)
+
+    return gated
+
+
 def rollout(
     params: Params,
     x0: Array,
@@ -335,25 +359,23 @@ def rollout(
 
     if fast and not hooks and set(record) <= {"state"}:
 
-        def one(x, t, fire):
+        def fast_one(x, t, fire):  # gates inactive steps itself (its masks skip the MLP)
             active = None if active_steps is None else t - t0 < active_steps
             return fast_step(params, x, step_key(key, t), cfg, fire=fire, active=active), {}
 
-        if remat:
-            one = jax.checkpoint(one, policy=FAST_REMAT_POLICY)
+        one = wrap_step(fast_one, t0, remat, policy=FAST_REMAT_POLICY)
     else:
 
-        def one(x, t, fire):
+        def ref_one(x, t, fire):
             return step(params, x, step_key(key, t), cfg, t, hooks, fire)
 
-        if remat:
-            one = jax.checkpoint(one)
-
-        if active_steps is not None:
-            full = one
+        if active_steps is None:
+            one = wrap_step(ref_one, t0, remat)
+        else:  # states only (checked above): the gate passes the state alone
+            gated = wrap_step(lambda x, t, fire: ref_one(x, t, fire)[0], t0, remat, active_steps)
 
             def one(x, t, fire):
-                return jax.lax.cond(t - t0 < active_steps, lambda x: full(x, t, fire)[0], lambda x: x, x), {}
+                return gated(x, t, fire), {}
 
     def record_of(x, cache):
         out = {}

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..model import ModelConfig, Params, alive_mask, perceive, seed_state, step, step_key
+from ..model import ModelConfig, Params, alive_mask, perceive, seed_state, step, step_key, wrap_step
 
 Array = jax.Array
 
@@ -203,13 +203,7 @@ def lineage_rollout_owned(params: Params, x0: Array, ids0: Array, key: Array, st
         x, ids, prev = carry
         return _step(params, x, ids, step_key(key, t), cfg, t, prev, isolate)
 
-    if remat:
-        one = jax.checkpoint(one)
-    if active_steps is not None:
-        full = one
-
-        def one(carry, t):
-            return jax.lax.cond(t - t0 < active_steps, lambda c: full(c, t), lambda c: c, carry)
+    one = wrap_step(one, t0, remat, active_steps)
 
     def inner(carry, t):
         carry = one(carry, t)

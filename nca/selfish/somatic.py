@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 
 from ..errors import NCAError
-from ..model import ModelConfig, Params, perceive, prefix_count, step, step_key
+from ..model import ModelConfig, Params, perceive, prefix_count, step, step_key, wrap_step
 from .fitness import visible_mse
 from .lineages import alive_cells, controller, owned_ids
 
@@ -249,13 +249,7 @@ def somatic_rollout(params: Params, x0: Array, ids0: Array, clones: Clones, key:
         x, ids, cl, prev = carry
         return somatic_step(params, x, ids, cl, key, cfg, scfg, t, prev, isolate)
 
-    if remat:
-        one = jax.checkpoint(one)
-    if active_steps is not None:
-        full = one
-
-        def one(carry, t):
-            return jax.lax.cond(t - t0 < active_steps, lambda c: full(c, t), lambda c: c, carry)
+    one = wrap_step(one, t0, remat, active_steps)
 
     def group(carry, ts):
         carry, _ = jax.lax.scan(lambda c, t: (one(c, t), None), carry, ts)

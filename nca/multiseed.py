@@ -23,7 +23,6 @@ that seed, checkpoint.msgpack, metrics.csv, preview.png, kept checkpoints): load
 from __future__ import annotations
 
 import math
-import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Sequence
@@ -119,20 +118,14 @@ def _train_seeds_claimed(cfg, cfgs, dirs, out_dir, progress, stop_at, log, devic
     states = shard_population(pad_population(stacked, mesh.devices.size), mesh)  # [K + copies, ...]
     del stacked
     rows = [[] for _ in range(k)]
-    elapsed = 0.0
     config_written = False
-    t_last = time.perf_counter()
 
     def step():
         nonlocal states
         states, losses = step_fn(states, target)
         return losses
 
-    def record(s, losses):
-        nonlocal elapsed, t_last
-        now = time.perf_counter()
-        elapsed += now - t_last
-        t_last = now
+    def record(s, losses, elapsed):
         for i in range(k):
             rows[i].append(metric_row(cfg, s, float(losses[i]), elapsed))
         return f"loss={losses[:k].mean():.4g}"
@@ -141,7 +134,7 @@ def _train_seeds_claimed(cfg, cfgs, dirs, out_dir, progress, stop_at, log, devic
         bad = [cfgs[i].seed for i in range(k) if not math.isfinite(losses[i])]
         return f"loss became non-finite at step {s} for the seeds {bad}"
 
-    def save(s):
+    def save(s, elapsed):
         nonlocal config_written
         for i, d in enumerate(dirs):
             ckpt.save_checkpoint(d / ckpt.CHECKPOINT, {"train": unstack_state(states, i), "elapsed": np.float64(elapsed)})

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from dataclasses import replace
 from functools import lru_cache, partial
 from pathlib import Path
@@ -327,12 +326,12 @@ def _train_claimed(cfg: Config, out_dir: Path, resume: bool, progress: bool, sto
     target_np = load_target(cfg.target, cfg.target_size, cfg.target_padding)
     target = jnp.asarray(target_np)
 
-    elapsed = 0.0
+    saved_elapsed = 0.0  # training seconds before this call
     fresh = not resume or not ckpt_path.exists()  # resumed before its first checkpoint: start over
     if not fresh:  # the template is only shapes: no second pool in memory while loading
         template = {"train": jax.eval_shape(partial(init_train_state, cfg)), "elapsed": np.float64(0)}
         saved_state = ckpt.load_checkpoint(ckpt_path, template)
-        state, elapsed = saved_state["train"], float(saved_state["elapsed"])
+        state, saved_elapsed = saved_state["train"], float(saved_state["elapsed"])
     else:
         if resume:
             log(f"{out_dir} was stopped before its first checkpoint: starting it from step 0")
@@ -345,24 +344,19 @@ def _train_claimed(cfg: Config, out_dir: Path, resume: bool, progress: bool, sto
     rows = _read_metrics(out_dir / ckpt.METRICS, start)
     end = cfg.train_steps if stop_at is None else max(start, min(stop_at, cfg.train_steps))
     step_fn = compiled_train_step(cfg)
-    t_last = time.perf_counter()
 
     def step():
         nonlocal state
         state, loss = step_fn(state, target)
         return loss
 
-    def record(s, losses):
-        nonlocal elapsed, t_last
-        now = time.perf_counter()
-        elapsed += now - t_last
-        t_last = now
+    def record(s, losses, elapsed):
         rows.append(metric_row(cfg, s, float(losses[0]), elapsed))
         return f"loss={float(losses[0]):.4g}"
 
     config_written = not fresh
 
-    def save(s):
+    def save(s, elapsed):
         nonlocal config_written
         ckpt.save_checkpoint(ckpt_path, {"train": state, "elapsed": np.float64(elapsed)})
         _write_metrics(out_dir / ckpt.METRICS, rows)
@@ -372,7 +366,7 @@ def _train_claimed(cfg: Config, out_dir: Path, resume: bool, progress: bool, sto
 
     spec = LoopSpec(start=start, end=end, total=cfg.train_steps, checkpoint_every=cfg.checkpoint_every,
                     keep=frozenset(ckpt.kept_steps(cfg.keep_checkpoints, cfg.train_steps)), where=out_dir,
-                    save_at_start=fresh, progress=progress, desc="train")
+                    save_at_start=fresh, progress=progress, desc="train", elapsed=saved_elapsed)
     result = drive(spec, step=step, record=record, save=save,
                    save_kept=lambda s: ckpt.save_kept(out_dir, s, state.params),
                    params_finite=lambda: all_finite(state.params))

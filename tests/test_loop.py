@@ -21,7 +21,7 @@ class Fake:
 
     def __init__(self, nan_loss_at=None, nan_params_at=None, interrupt_at=None):
         self.step_no, self.nan_loss_at, self.nan_params_at, self.interrupt_at = 0, nan_loss_at, nan_params_at, interrupt_at
-        self.recorded, self.saved, self.kept = [], [], []
+        self.recorded, self.saved, self.kept, self.times, self.saved_times = [], [], [], {}, {}
 
     def step(self):
         self.step_no += 1
@@ -35,9 +35,17 @@ class Fake:
 
     def run(self, **spec):
         spec = {"start": 0, "end": 20, "total": 20, "checkpoint_every": 5, "progress": False, "where": "RUN", **spec}
-        return drive(LoopSpec(**spec), step=self.step,
-                     record=lambda s, losses: self.recorded.append((s, float(losses[0]))) or "",
-                     save=self.saved.append, save_kept=self.kept.append, params_finite=self.params_ok)
+        return drive(LoopSpec(**spec), step=self.step, record=self.record, save=self.save,
+                     save_kept=self.kept.append, params_finite=self.params_ok)
+
+    def record(self, s, losses, elapsed):
+        self.recorded.append((s, float(losses[0])))
+        self.times[s] = elapsed
+        return ""
+
+    def save(self, s, elapsed):
+        self.saved.append(s)
+        self.saved_times[s] = elapsed
 
 
 def test_the_driver_records_every_step_saves_on_cadence_and_keeps_the_listed_steps():
@@ -82,3 +90,29 @@ def test_a_resumed_range_starts_where_the_run_stopped():
     assert [s for s, _ in f.recorded] == [9, 10, 11, 12]
     with pytest.raises(NCAError, match="bad training range"):
         LoopSpec(start=5, end=3, total=10, checkpoint_every=1)
+
+
+def test_the_driver_counts_training_time_on_from_the_saved_elapsed(monkeypatch):
+    """A planted clock: each fake step takes 10 s (the clock reads 1000 + 10 * steps done).
+    A run resumed at step 8 with 50 s already trained records 50 + the time of this call."""
+    f = Fake()
+    f.step_no = 8
+    monkeypatch.setattr("nca.loop.perf_counter", lambda: 1000.0 + 10.0 * f.step_no)
+    r = f.run(start=8, end=12, elapsed=50.0)
+    for s, e in f.times.items():  # step s's own time is counted, and at most the next step's
+        assert 50 + 10 * (s - 8) <= e <= 50 + 10 * (s + 1 - 8)
+    # read one step late: step 9 is recorded after step 10 ran; 10 and 12 at their checkpoints
+    assert f.times == {9: 70.0, 10: 70.0, 11: 90.0, 12: 90.0}
+    assert f.saved_times == {10: 70.0, 12: 90.0}  # a checkpoint's elapsed is its last row's
+    assert r.elapsed == 90.0
+
+
+def test_a_new_run_saves_at_start_with_its_starting_elapsed_and_bad_elapsed_is_refused(monkeypatch):
+    f = Fake()
+    monkeypatch.setattr("nca.loop.perf_counter", lambda: 7.0 + 3.0 * f.step_no)
+    r = f.run(end=5, save_at_start=True)
+    assert f.saved_times == {0: 0.0, 5: 15.0} and r.elapsed == 15.0
+    assert Fake().run(start=3, end=3, elapsed=2.5).elapsed == 2.5  # nothing to run: unchanged
+    for bad in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(NCAError, match="elapsed training time"):
+            LoopSpec(start=0, end=1, total=1, checkpoint_every=1, elapsed=bad)

@@ -39,6 +39,10 @@ def test_vmapped_seeds_equal_seeds_trained_alone(tmp_path):
         np.testing.assert_allclose(np.asarray(stacked.pool[i]), np.asarray(alone.pool), rtol=1e-4, atol=1e-5)
         m = list(csv.DictReader(open(tmp_path / "multi" / f"seed_{s}" / "metrics.csv")))
         np.testing.assert_allclose([float(r["loss"]) for r in m], losses, rtol=1e-4)
+        times = [float(r["elapsed_s"]) for r in m]  # the driver's clock, shared by the seeds
+        saved = ckpt.load_checkpoint(tmp_path / "multi" / f"seed_{s}" / ckpt.CHECKPOINT,
+                                     {"train": alone, "elapsed": np.float64(0)})["elapsed"]
+        assert times == sorted(times) and times[-1] > 0 and float(saved) == pytest.approx(times[-1], abs=0.006)
         loaded = nca.load_model(tmp_path / "multi" / f"seed_{s}")
         assert loaded.config.seed == s
         np.testing.assert_array_equal(np.asarray(loaded.params["w1"]), np.asarray(stacked.params["w1"][i]))

@@ -74,6 +74,7 @@ def test_interrupted_then_resumed_run_is_bit_identical(tmp_path):
     quiet = dict(progress=False, log=lambda *_: None)
     straight = train(cfg, tmp_path / "a", **quiet)
     train(cfg, tmp_path / "b", stop_at=17, **quiet)  # "Ctrl-C" after step 17
+    stopped = _saved_elapsed(tmp_path / "b", cfg)
     resumed = train(None, tmp_path / "b", resume=True, **quiet)
     for name in straight.params:
         np.testing.assert_array_equal(straight.params[name], resumed.params[name])
@@ -81,6 +82,19 @@ def test_interrupted_then_resumed_run_is_bit_identical(tmp_path):
     a = list(csv.DictReader(open(tmp_path / "a" / "metrics.csv")))
     b = list(csv.DictReader(open(tmp_path / "b" / "metrics.csv")))
     assert [r["loss"] for r in a] == [r["loss"] for r in b]
+    # the training time goes on from the saved elapsed (the checkpoint's is its last row's)
+    times = [float(r["elapsed_s"]) for r in b]
+    assert times[16] == pytest.approx(stopped, abs=0.006) and times == sorted(times)
+    assert times[-1] == pytest.approx(_saved_elapsed(tmp_path / "b", cfg), abs=0.006) and times[-1] >= stopped
+
+
+def _saved_elapsed(run, cfg) -> float:
+    from functools import partial
+
+    from nca import checkpoint as ckpt
+
+    template = {"train": jax.eval_shape(partial(init_train_state, cfg)), "elapsed": np.float64(0)}
+    return float(ckpt.load_checkpoint(run / ckpt.CHECKPOINT, template)["elapsed"])
 
 
 def test_existing_run_is_never_overwritten(tmp_path):

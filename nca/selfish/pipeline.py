@@ -53,12 +53,12 @@ def _loop(state, step_fn, target, total: int, every: int, path: Path, run_dir: P
         box["state"], box["metrics"] = step_fn(box["state"], target)
         return loss_of(box["metrics"])
 
-    def record(s, losses):
+    def record(s, losses, elapsed):
         return postfix(box["metrics"], losses)
 
     result = drive(LoopSpec(start=start, end=total, total=total, checkpoint_every=every, where=run_dir,
                             progress=progress, desc=desc),
-                   step=step, record=record, save=lambda s: ckpt.save_checkpoint(path, box["state"]),
+                   step=step, record=record, save=lambda s, elapsed: ckpt.save_checkpoint(path, box["state"]),
                    params_finite=lambda: all_finite(box["state"].params))
     if result.interrupted:  # Ctrl-C: the checkpoint is saved; stop the whole run (re-run continues it)
         raise KeyboardInterrupt
@@ -185,6 +185,12 @@ def policing_eval(arms: dict, model_cfg, target, tcfg, pcfg: PolicingConfig, see
 
 
 EXPERIMENTS = ("variants", "invasion", "credit", "spontaneous", "landscape", "policing")
+# The default of the cpu preset: issue 16's somatic-evolution experiments (spontaneous
+# cheaters, the published lizards as hosts, policing), within 15 minutes on 2 cores at 3
+# seeds. The variants (selfish credit, fair lineages), the whole-rule invasion and the credit
+# measure train 4 more organisms per seed (the lineage trainer alone takes minutes per seed):
+# ask for them by name, or all with "all".
+DEFAULT_EXPERIMENTS = ("spontaneous", "landscape", "policing")
 SMOKE_EXPERIMENTS = ("spontaneous", "landscape")  # the smoke preset's default: one compile each
 VARIANT_ARMS = ("cooperative", "selfish", "lineages", "baseline")
 
@@ -224,8 +230,8 @@ def selfish_settings(preset: str = "cpu", seeds=(0, 1, 2), experiments=None, hos
                      train_steps: int | None = None, steps: int | None = None, mutation_rate: float | None = None,
                      mutation_size: float | None = None, genome_size: int | None = None) -> SelfishSettings:
     """A preset with the command line's overrides; every bad value is one NCAError here,
-    before anything is computed. experiments: default all (``EXPERIMENTS``) for "cpu",
-    ``SMOKE_EXPERIMENTS`` for "smoke"."""
+    before anything is computed. experiments: names from ``EXPERIMENTS`` or "all"; default
+    ``DEFAULT_EXPERIMENTS`` for "cpu", ``SMOKE_EXPERIMENTS`` for "smoke"."""
     from dataclasses import replace
 
     from .compare import comparison_preset
@@ -253,7 +259,9 @@ def selfish_settings(preset: str = "cpu", seeds=(0, 1, 2), experiments=None, hos
         default_hosts = ("distill:lizard/regenerating", "distill:lizard/persistent")
         cells = 16
     if experiments is None:
-        experiments = SMOKE_EXPERIMENTS if preset == "smoke" else EXPERIMENTS
+        experiments = SMOKE_EXPERIMENTS if preset == "smoke" else DEFAULT_EXPERIMENTS
+    elif "all" in experiments:
+        experiments = EXPERIMENTS
     return SelfishSettings(preset, tuple(seeds), tuple(experiments), tuple(hosts or default_hosts), ccfg, ecfg, pcfg,
                            game, p_steps, cells)
 
@@ -464,8 +472,8 @@ def train_adversary_run(acfg, host, states, target, path: Path, progress: bool):
 
     result = drive(LoopSpec(start=0, end=acfg.steps, total=acfg.steps, checkpoint_every=acfg.steps,
                             where=path.parent, progress=progress, desc=f"adversary {path.parent.name}"),
-                   step=one, record=lambda s, l: f"territory={-l[0]:.4g}",
-                   save=lambda s: None, params_finite=lambda: all_finite(box["state"].params))
+                   step=one, record=lambda s, l, elapsed: f"territory={-l[0]:.4g}",
+                   save=lambda s, elapsed: None, params_finite=lambda: all_finite(box["state"].params))
     if result.interrupted:  # an adversary is saved only when complete (it is reused as finished)
         raise KeyboardInterrupt
     ckpt.save_checkpoint(path, {"params": box["state"].params})

@@ -9,22 +9,10 @@ import warnings
 import numpy as np
 from matplotlib.figure import Figure
 
+from .plots import ci_arrays
 from .positional import COORDS
 
 COLOURS = {"ridge": "tab:blue", "knn": "tab:orange", "shuffled_ridge": "0.55", "shuffled_knn": "0.75"}
-
-
-def _iv(entries, key=None):
-    """[interval dicts] -> (mean, lo, hi) arrays (NaN where missing)."""
-    def get(e, k):
-        v = e.get(k) if e else None
-        return np.nan if v is None else float(v)
-
-    es = [e if key is None or e is None else e.get(key) for e in entries]
-    m = np.array([get(e, "mean") for e in es])
-    lo = np.array([get(e, "lo") for e in es])
-    hi = np.array([get(e, "hi") for e in es])
-    return m, np.where(np.isfinite(lo), lo, m), np.where(np.isfinite(hi), hi, m)
 
 
 def fig_probes_over_development(pos: dict, metric: str = "r2") -> Figure:
@@ -35,7 +23,7 @@ def fig_probes_over_development(pos: dict, metric: str = "r2") -> Figure:
         ax = fig.add_subplot(1, 3, i + 1)
         for probe, col in COLOURS.items():
             ents = [e.get(probe, {}).get(c, {}).get(metric) if "null_reason" not in e else None for e in pos["per_step"]]
-            m, lo, hi = _iv(ents)
+            m, lo, hi = ci_arrays(ents)
             ax.plot(steps, m, "-", color=col, lw=1.6, label=probe.replace("_", " "))
             ax.fill_between(steps, lo, hi, color=col, alpha=0.2, lw=0)
         ax.axhline(0, color="k", lw=0.5)
@@ -59,9 +47,9 @@ def fig_feature_bits(info: dict) -> Figure:
         x = np.arange(len(rows))
         w = 0.27
         for i, c in enumerate(COORDS):
-            m, lo, hi = _iv([r[c] for r in rows])
+            m, lo, hi = ci_arrays([r[c] for r in rows])
             ax.bar(x + (i - 1) * w, m, w, yerr=[m - lo, hi - m], capsize=1.5, label=c, alpha=0.85)
-        nm, _, nhi = _iv([r["along"] for r in info[null]])
+        nm, _, nhi = ci_arrays([r["along"] for r in info[null]])
         ax.plot(x, nhi, "k_", ms=8, label="null (shuffled), upper CI")
         ax.set_xticks(x)
         ax.set_xticklabels([str(j + (4 if label == "hidden" else 0)) if label != "PC" else f"PC{j + 1}" for j in x],
@@ -81,7 +69,7 @@ def fig_steering(steer: dict, measures=("shift_along", "length", "loss")) -> Fig
         ax = fig.add_subplot(1, len(measures), k + 1)
         for j, n in enumerate(names):
             e = steer["directions"][n]
-            m, lo, hi = _iv(e[meas])
+            m, lo, hi = ci_arrays(e[meas])
             d = np.asarray(e["doses"])
             rnd = n.startswith("random")
             ax.errorbar(d + (0 if rnd else 0.03 * (j - 1)), m, yerr=[m - lo, hi - m], fmt="-o", ms=3, lw=1,
@@ -124,7 +112,7 @@ def fig_transplant(tr: dict) -> Figure:
 
     fig = Figure(figsize=(10, 3.2))
     ax = fig.add_subplot(1, 3, 1)
-    m, lo, hi = _iv(tr["identity_index"])
+    m, lo, hi = ci_arrays(tr["identity_index"])
     ax.plot(tr["steps"], m, "-o", ms=3, color="tab:purple")
     ax.fill_between(tr["steps"], lo, hi, color="tab:purple", alpha=0.2, lw=0)
     ax.axhline(1, color="k", lw=0.5, ls="--")

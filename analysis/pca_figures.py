@@ -5,13 +5,11 @@ Pure: arrays and the report dict in, matplotlib Figures / an HTML string out.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 from matplotlib.figure import Figure
 
-from .plots import _ci_arrays
-from .report import CONVENTIONS, STYLE, _esc, _fmt, _img
+from .plots import ci_yerr
+from .report import CONVENTIONS, _esc, _fmt, _img, page_end, page_head, table
 
 
 def fig_explained_variance_ci(pca: dict, steps: list[int], evr_rep: np.ndarray) -> Figure:
@@ -23,7 +21,7 @@ def fig_explained_variance_ci(pca: dict, steps: list[int], evr_rep: np.ndarray) 
     k = evr_rep.shape[-1]
     fig = Figure(figsize=(10, 3.4))
     ax, bx = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    m, err = _ci_arrays(pca["explained_variance_ratio_ci"])
+    m, err = ci_yerr(pca["explained_variance_ratio_ci"])
     pos = np.arange(1, k + 1)
     ax.bar(pos, pca["explained_variance_ratio"], color="tab:blue", alpha=0.5, label="pooled fit")
     ax.errorbar(pos, m, yerr=err, fmt="k.", capsize=3, label="replicates: mean, 95% CI")
@@ -34,7 +32,7 @@ def fig_explained_variance_ci(pca: dict, steps: list[int], evr_rep: np.ndarray) 
     ax.legend(fontsize=7)
     for j in range(k):
         cis = [mean_interval(evr_rep[s, :, j]) for s in range(len(steps))]
-        mm, e = _ci_arrays(cis)
+        mm, e = ci_yerr(cis)
         col = f"C{j}"
         bx.plot(steps, mm, "o-", color=col, label=f"PC{j + 1}")
         bx.fill_between(steps, mm - e[0], mm + e[1], color=col, alpha=0.2)
@@ -60,7 +58,7 @@ def fig_component_tests(body_steps: list[dict]) -> Figure:
         for ax, key, kinds in ((axes[0], "association_ci", ("along-axis", "across-axis")),
                                (axes[1], "radial_association_ci", ("radial",))):
             cis = [c[key] for c in comps]
-            m, err = _ci_arrays(cis)
+            m, err = ci_yerr(cis)
             if key == "radial_association_ci":
                 m_abs = np.abs(m)
                 err = np.where(m < 0, err[::-1], err)
@@ -164,9 +162,7 @@ def components_table(components: list[dict]) -> str:
             ("angle to body axis", lambda c: _fmt(c["angle_to_body_axis_deg"], 1)),
             ("profile", lambda c: _fmt(c["profile"])), ("old label (\u03c1 \u2265 0.5)", lambda c: c["kind_threshold"]),
             ("why none", lambda c: c.get("kind_reason") or "")]
-    head = "".join(f"<th>{_esc(n)}</th>" for n, _ in cols)
-    rows = "".join("<tr>" + "".join(f"<td>{_esc(f(c))}</td>" for _, f in cols) + "</tr>" for c in components)
-    return f"<table><tr>{head}</tr>{rows}</table>"
+    return table([n for n, _ in cols], [[f(c) for _, f in cols] for c in components])
 
 
 def build_html(r: dict, figures: list[tuple[str, str, bytes]], viewer: str | None = None) -> str:
@@ -174,8 +170,7 @@ def build_html(r: dict, figures: list[tuple[str, str, bytes]], viewer: str | Non
     the interactive viewer's file name beside the page, linked near the top (None: no link)."""
     last = r["steps"][-1]
     rule = r["kind_rule"]
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>PCA report: {_esc(r['model'])}</title>"
-             f"<style>{STYLE}</style></head><body>",
+    parts = [page_head(f"PCA report: {r['model']}"),
              f"<h1>PCA of cell states: {_esc(r['model'])}</h1>",
              f"<p><code>{_esc(r['command'])}</code><br>grid {r['grid']}&times;{r['grid']}, {r['rollout_steps']} steps, "
              f"seed {r['seed']}, {r['replicates']} replicate rollout(s) (independent fire masks) pooled; features: "
@@ -238,7 +233,5 @@ def build_html(r: dict, figures: list[tuple[str, str, bytes]], viewer: str | Non
                        for c in r["comparison"])
         parts.append("<h3>Principal angles to the reference (deg)</h3><table><tr><th>compared with</th>"
                      f"<th>PC maps</th><th>loadings</th></tr>{rows}</table>")
-    parts.append("<h2>Every number</h2><p>All measures, per step, are in <code>report.json</code> "
-                 "(keys documented in docs/pca.md).</p><details><summary>report.json (first 4000 characters)"
-                 f"</summary><pre>{_esc(json.dumps(r, indent=1)[:4000])}</pre></details></body></html>")
+    parts.append(page_end(r, "docs/pca.md", what="All measures, per step, are"))
     return "\n".join(parts)

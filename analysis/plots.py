@@ -406,6 +406,16 @@ def fig_spread(names: list[str], values: np.ndarray, title: str, ylabel: str = "
     return fig
 
 
+def _finish_curves(fig: Figure, ax, title: str, xlabel: str, ylabel: str) -> Figure:
+    """The end of a one-panel curves figure: title, axis labels, legend, tight layout."""
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
 def fig_curves(x, curves: np.ndarray, labels: list[str], title: str, xlabel: str, ylabel: str,
                logx: bool = False, logy: bool = False, vline=None) -> Figure:
     """Curves with spread: curves [models, series, len(x)] -> per series the mean line, a
@@ -433,12 +443,7 @@ def fig_curves(x, curves: np.ndarray, labels: list[str], title: str, xlabel: str
         ax.set_yscale("log")
     if vline is not None:
         ax.axvline(vline, color="k", lw=1, alpha=0.6)
-    ax.set_title(title, fontsize=9)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    return fig
+    return _finish_curves(fig, ax, title, xlabel, ylabel)
 
 
 def fig_damage_gallery(snapshots: dict, kinds: list[str], steps_shown: list[int]) -> Figure:
@@ -465,12 +470,25 @@ def fig_damage_gallery(snapshots: dict, kinds: list[str], steps_shown: list[int]
 # dicts carry {mean | value, lo, hi, n}.
 
 
-def _ci_arrays(cis: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """-> (values, yerr [2, n]) for errorbar; missing intervals get no bar."""
-    v = np.array([np.nan if c is None or c.get("mean", c.get("value")) is None else c.get("mean", c.get("value"))
-                  for c in cis], float)
-    lo = np.array([np.nan if c is None or c.get("lo") is None else c["lo"] for c in cis], float)
-    hi = np.array([np.nan if c is None or c.get("hi") is None else c["hi"] for c in cis], float)
+def _ci_values(cis: list[dict | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Interval dicts {mean | value, lo, hi} -> (value, lo, hi) arrays, NaN where missing."""
+    def get(c, k):
+        v = (c.get(k) if k != "mean" else c.get("mean", c.get("value"))) if c else None
+        return np.nan if v is None else float(v)
+
+    return tuple(np.array([get(c, k) for c in cis]) for k in ("mean", "lo", "hi"))
+
+
+def ci_arrays(cis: list[dict | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Interval dicts -> (mean, lo, hi) arrays for bands: NaN where the value is missing; lo
+    and hi fall back to the value where the interval is missing (a band of zero width)."""
+    m, lo, hi = _ci_values(cis)
+    return m, np.where(np.isfinite(lo), lo, m), np.where(np.isfinite(hi), hi, m)
+
+
+def ci_yerr(cis: list[dict | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Interval dicts -> (values, yerr [2, n]) for errorbar; missing intervals get no bar."""
+    v, lo, hi = _ci_values(cis)
     err = np.vstack([np.nan_to_num(v - lo), np.nan_to_num(hi - v)])
     return v, np.maximum(err, 0.0)
 
@@ -488,7 +506,7 @@ def fig_ci_bars(labels: list[str], groups: dict[str, list[dict]], title: str, yl
     ax = fig.add_subplot(1, 1, 1)
     pos = np.arange(n)
     for g, (name, cis) in enumerate(groups.items()):
-        v, err = _ci_arrays(cis)
+        v, err = ci_yerr(cis)
         off = pos + (g - (k - 1) / 2) * width
         if horizontal:
             ax.barh(off, v, width, xerr=err, color=_colour(g), alpha=0.6, capsize=1.5, label=name)
@@ -526,12 +544,7 @@ def fig_curves_ci(x, curves: dict[str, dict], title: str, xlabel: str, ylabel: s
         lo, hi = np.array(c["lo"], float), np.array(c["hi"], float)
         if np.isfinite(lo).any():
             ax.fill_between(x, lo, hi, color=col, alpha=0.18, lw=0)
-    ax.set_title(title, fontsize=9)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    return fig
+    return _finish_curves(fig, ax, title, xlabel, ylabel)
 
 
 def fig_repair_hydra(rep: dict) -> Figure:
@@ -565,7 +578,7 @@ def fig_repair_hydra(rep: dict) -> Figure:
     hz = rep["horizons"]
     width = 0.8 / len(hz)
     for j, hh in enumerate(hz):
-        v, err = _ci_arrays([p["at"][j]["repair_fraction"] for p in rep["per_channel"]])
+        v, err = ci_yerr([p["at"][j]["repair_fraction"] for p in rep["per_channel"]])
         ax.bar(np.arange(n) + (j - (len(hz) - 1) / 2) * width, v, width, yerr=err, capsize=1.2,
                color=_colour(j), alpha=0.65, label=f"h = {hh}")
     ax.set_xticks(np.arange(n), [f"ch {c}" for c in chans], fontsize=7)
@@ -599,7 +612,7 @@ def fig_unit_atlas(units: dict) -> Figure:
     se = sorted(((p["scaled_epistasis"], p["pair"]) for p in r["pairs"] if p["scaled_epistasis"]["mean"] is not None),
                 key=lambda t: t[0]["mean"])
     if se:
-        v, err = _ci_arrays([s for s, _ in se])
+        v, err = ci_yerr([s for s, _ in se])
         ax.errorbar(np.arange(len(v)), v, yerr=err, fmt=".", ms=3, lw=0.7, color="tab:red")
     ax.axhline(-1, color="k", ls=":", lw=0.8)
     ax.axhline(0, color="k", lw=0.5)

@@ -72,6 +72,15 @@ def spread(values) -> dict:
             "values": v.tolist()}
 
 
+def spread_ci(values) -> dict:
+    """``spread`` with ``ci``: the mean and 95 % t-interval over the models (``stats.mean_ci``)."""
+    from .stats import mean_ci
+
+    s = spread(values)
+    s["ci"] = mean_ci(s["values"])
+    return s
+
+
 def fmt_spread(s: dict, nd: int = 2) -> str:
     """"0.31 ± 0.05 (n=4)" (or just the value for one model)."""
     if s["mean"] is None:
@@ -90,17 +99,28 @@ def table(head: list[str], rows: list[list]) -> str:
     return f"<table><tr>{h}</tr>{body}</table>"
 
 
+def page_head(title: str) -> str:
+    """A page's start: <head> with its title and the shared style, then <body>."""
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{_esc(title)}</title>"
+            f"<style>{STYLE}</style></head><body>")
+
+
+def page_end(report: dict, docs: str, what: str = "All numbers are") -> str:
+    """A page's end: where every number is (report.json, its keys documented in ``docs``),
+    the report JSON's first 4000 characters folded, then </body>."""
+    return (f"<h2>Every number</h2><p>{what} in <code>report.json</code> (keys documented in {docs})."
+            "</p><details><summary>report.json (first 4000 characters)</summary>"
+            f"<pre>{_esc(json.dumps(report, indent=1)[:4000])}</pre></details></body></html>")
+
+
 def build_page(title: str, intro_html: str, sections: list[tuple[str, str, bytes | None]], report: dict,
                docs: str = "docs/dissection2.md") -> str:
     """A self-contained page: title, intro (HTML), sections (title, caption HTML, PNG bytes
     or None), and the report JSON (first 4000 characters) at the end."""
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_esc(title)}</title>"
-             f"<style>{STYLE}</style></head><body><h1>{_esc(title)}</h1>", intro_html]
+    parts = [page_head(title) + f"<h1>{_esc(title)}</h1>", intro_html]
     for t, caption, png in sections:
         parts.append(f"<h2>{_esc(t)}</h2><div class='cap'>{caption}</div>" + (_img(png, t) if png else ""))
-    parts.append(f"<h2>Every number</h2><p>All numbers are in <code>report.json</code> (keys documented in {docs})."
-                 "</p><details><summary>report.json (first 4000 characters)</summary>"
-                 f"<pre>{_esc(json.dumps(report, indent=1)[:4000])}</pre></details></body></html>")
+    parts.append(page_end(report, docs))
     return "\n".join(parts)
 
 
@@ -120,6 +140,13 @@ def report_files(title: str, intro_html: str, out: dict, pngs: list[tuple[str, s
                       [(t, cap, png) for _, t, cap, png in pngs], safe)
     files["index.html"] = page.encode()
     return files
+
+
+def wrote_line(out, result: dict) -> str:
+    """The line a report script prints last. result: a report's ``run`` result
+    ({"report": {..., "timing_s"}, "figures": [...]})."""
+    return (f"wrote {out}/index.html, report.json and {len(result['figures'])} figures in "
+            f"{result['report']['timing_s']:.0f} s")
 
 
 esc = _esc  # public name for scripts building pages

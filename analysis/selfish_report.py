@@ -10,9 +10,7 @@ frequencies, clone-size distributions, the mutant-invasion fitness landscape, ba
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 
 import numpy as np
@@ -41,19 +39,6 @@ def animation_gif(states: np.ndarray, ids: np.ndarray, scale: int = 4, fps: int 
 
     frames = np.stack([lineage_frame(s, i, scale=scale) for s, i in zip(states, ids)])
     return iio.imwrite("<bytes>", frames, extension=".gif", duration=int(1000 / fps), loop=0)
-
-
-def data_uri(data: bytes, mime: str) -> str:
-    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
-
-
-def figure_uri(fig) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return data_uri(buf.getvalue(), "image/png")
 
 
 def _plt():
@@ -143,13 +128,14 @@ def page(title: str, sections: list[tuple[str, str]]) -> str:
 
 
 def png(fig) -> bytes:
-    """PNG bytes of a matplotlib figure (closed afterwards)."""
+    """PNG bytes of a pyplot figure (``analysis.plots.png_bytes``), closed afterwards."""
     import matplotlib.pyplot as plt
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    from .plots import png_bytes
+
+    data = png_bytes(fig)
     plt.close(fig)
-    return buf.getvalue()
+    return data
 
 
 # --------------------------------------------------------------------------- body axes

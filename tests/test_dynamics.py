@@ -94,6 +94,7 @@ def test_dynamics_report_of_runs_that_never_grow_reports_nulls_with_reasons(tmp_
     import runpy
     from pathlib import Path
 
+    from analysis import dynamics_report as DR
     from nca.config import preset
     from nca.errors import NCAError
     from nca.train import train
@@ -101,10 +102,14 @@ def test_dynamics_report_of_runs_that_never_grow_reports_nulls_with_reasons(tmp_
     root = Path(__file__).resolve().parents[1]
     run = tmp_path / "run"
     train(preset("tiny", train_steps=3, experiment="growing"), run, progress=False, log=lambda *_: None)
-    dyn = runpy.run_path(str(root / "scripts" / "dynamics_report.py"), run_name="dynamics_report")
-    assert dyn["main"]([str(run), "--out", str(tmp_path / "rep"), "--steps", "8", "--no-knockouts", "--quiet",
-                        "--replicates", "2", "--components", "2"]) == 0
+    s = DR.DynamicsReportSettings(runs=(run,), steps=8, knockouts=False, replicates=2, components=2)
+    result = DR.run(s)  # the library pipeline, without the script
+    DR.write(result, tmp_path / "rep")
+    assert (tmp_path / "rep" / "index.html").stat().st_size > 10_000
     rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert rep["figures"] == ["dense_loss.png", "abilities.png", "weights.png", "probes.png", "tracking.png",
+                              "axes.png"]  # no knockouts: no knockout figure
+    assert rep["across_runs"]["n_runs"] == 1 and rep["settings"]["knockouts"] is False
     r = rep["results"][0]
     assert r["dense_loss"]["transitions"]["transitions"] == [] and "too few" in r["dense_loss"]["transitions"]["reason"]
     d0 = r["checkpoints"][0]["development"]
@@ -117,8 +122,10 @@ def test_dynamics_report_of_runs_that_never_grow_reports_nulls_with_reasons(tmp_
     cfg = json.loads((other / "config.json").read_text())
     cfg["model"]["hidden"] = 16
     (other / "config.json").write_text(json.dumps(cfg))
+    dyn = runpy.run_path(str(root / "scripts" / "dynamics_report.py"), run_name="dynamics_report")
     with pytest.raises(NCAError, match="different architectures"):
         dyn["main"]([str(run), str(other), "--out", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()  # checked before anything is written
 
 
 def test_component_significance_uses_the_spatial_null_a_ramp_passes_and_noise_does_not():

@@ -2,8 +2,9 @@
 and somatic evolution (heritable per-cell genomes: spontaneous cheaters, the mutant-invasion
 fitness landscape of published hosts, policing). Writes index.html + report.json + PNGs.
 
-    python scripts/selfish.py --out runs/selfish                        # preset cpu, seeds 0,1,2
+    python scripts/selfish.py --out runs/selfish                        # somatic experiments, seeds 0,1,2
     python scripts/selfish.py --out runs/selfish --seeds 0,1,2,3,4      # re-uses finished runs, adds seeds
+    python scripts/selfish.py --out runs/all --experiments all          # also the variants, invasion, credit
     python scripts/selfish.py --out runs/som --experiments spontaneous,landscape distill:lizard/regenerating
     python scripts/selfish.py --out /tmp/s --preset smoke --seeds 0     # spontaneous + landscape, small
 
@@ -24,7 +25,7 @@ EXPERIMENT_HELP = ("comma-separated experiments: variants (cooperative, selfish 
 
 
 def parse(argv=None):
-    from nca.selfish.pipeline import SMOKE_EXPERIMENTS
+    from nca.selfish.pipeline import DEFAULT_EXPERIMENTS, SMOKE_EXPERIMENTS
 
     p = cli.Parser(description=__doc__)
     p.add_argument("hosts", nargs="*", metavar="HOST",
@@ -35,7 +36,8 @@ def parse(argv=None):
                    help="cpu: the 2-core comparison; smoke: tiny sizes, a plumbing check")
     cli.add_seeds(p, "0,1,2", "comma-separated seeds (>= 5 for the README's intervals)")
     p.add_argument("--experiments", type=cli.str_list, metavar="LIST",
-                   help=EXPERIMENT_HELP + f" (default: all for cpu, {','.join(SMOKE_EXPERIMENTS)} for smoke)")
+                   help=EXPERIMENT_HELP + f"; all: every one (default: {','.join(DEFAULT_EXPERIMENTS)} for cpu, "
+                        f"{','.join(SMOKE_EXPERIMENTS)} for smoke)")
     p.add_argument("--train-steps", type=cli.positive_int, metavar="N",
                    help="override the preset's training steps (variants and policing arms)")
     p.add_argument("--steps", type=cli.positive_int, metavar="N",

@@ -68,3 +68,11 @@ def test_somatic_run_writes_the_report(tmp_path):
     for name in ("muller_h0_mutant.png", "clone_sizes_h0.png", "clones_body_h0.png", "landscape_h0.png"):
         assert (out / name).stat().st_size > 0 and name in html
     assert "http" not in html
+
+
+def test_the_default_runs_the_somatic_experiments_and_all_runs_every_one():
+    from nca.selfish.pipeline import DEFAULT_EXPERIMENTS, EXPERIMENTS, selfish_settings
+
+    assert selfish_settings("cpu").experiments == DEFAULT_EXPERIMENTS == ("spontaneous", "landscape", "policing")
+    assert selfish_settings("cpu", experiments=["all"]).experiments == EXPERIMENTS
+    assert selfish_settings("cpu", experiments=["credit"]).experiments == ("credit",)

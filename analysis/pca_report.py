@@ -349,7 +349,7 @@ def run(settings: PCAReportSettings, progress=None) -> dict:
         regrowth = dissect.track(pooled, [rollout + t for t in rts], feats(model, re[rts, 0]),
                                  re[rts, 0, ..., 3], thr, thresholds)
         damage_info = {"step": rollout, "regrow_steps": a.regrow, "fraction_of_body_erased": frac,
-                       "disc": "nca.train.circle_masks (the article's training damage)"}
+                       "disc": "nca.damage.circle_masks (the article's training damage)"}
     emergence = {"growth": growth, "regrowth": regrowth, "damage": damage_info,
                  "summary": dissect.summarise_emergence(growth, regrowth),
                  "note": "descriptive: first replicate, fixed-threshold kinds (kind_threshold rule), no null"}

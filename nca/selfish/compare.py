@@ -10,7 +10,7 @@ all variants get the same measures:
   ``eval_at`` (the training horizon), ``final_loss_visible`` the visible one;
   ``persist_loss``: visible MSE at the end; ``alive_end``: fraction of the grid alive;
 - regeneration: the grown state at ``damage_at`` is hit with ``damage_n`` of the article's
-  damage discs (``nca.train.circle_masks``, fixed key) and regrown ``regen_steps``, next to
+  damage discs (``nca.damage.circle_masks``, fixed key) and regrown ``regen_steps``, next to
   the undamaged state run as long (the control: long rollouts drift even without damage);
   ``regen_recovery`` = mean over the discs that hurt (visible MSE up > 5%) of
   1 - (loss_after - loss_control) / (loss_damaged - loss_before): 1 = as good as the
@@ -30,7 +30,7 @@ import numpy as np
 from ..config import Config, preset
 from ..errors import NCAError
 from ..model import ModelConfig, Params, seed_state
-from ..train import circle_masks
+from ..damage import circle_masks
 from ..rng import stream
 from .fitness import cell_error, cell_fitness, visible_mse
 from .invasion import invasion_curves, plant_ids

@@ -274,3 +274,31 @@ def test_scaled_epistasis_follows_segre():
     assert K.scaled_epistasis(0.5, 0.5, 0.75) == pytest.approx(0.0)
     assert K.scaled_epistasis(0.5, 0.2, 0.5) == pytest.approx(1.0)
     assert np.isnan(K.scaled_epistasis(1.0, 1.0, 1.0))  # singles already lethal: undefined
+
+
+def test_knockout_report_library_run_and_write_compare_two_models(tmp_path):
+    """The library pipeline without the script: settings -> run -> write; two models get
+    the spread across models (mean, sd, each value and a 95% interval over the models)."""
+    import json
+
+    from analysis import knockout_report as KR
+
+    s = KR.KnockoutReportSettings(
+        models=("distill:lizard/regenerating", "distill:lizard/persistent"), command="library test",
+        knockouts=K.KnockoutSettings(grow=24, persist=4, regrow=4, replicates=2, pcs=0, pairs=(),
+                                     unit_condition=None, repair_at=(), size=32))
+    ticks = []
+    result = KR.run(s, progress=ticks.append)
+    assert sum(ticks) == KR.rollouts([nca.load_model(m) for m in s.models], s)
+    KR.write(result, tmp_path)
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert rep["models"] == list(s.models) and rep["command"] == "library test"
+    assert rep["figures"] == ["effects.png", "gallery.png", "effects_models.png", "spread_essential.png"]
+    assert all((tmp_path / f).stat().st_size > 1000 for f in rep["figures"])
+    ess = rep["spread"]["growth"]["essential_channels"]
+    assert ess["values"] == [r["summary"]["growth"]["essential_channels"] for r in rep["results"]]
+    assert ess["ci"]["n"] == 2 and ess["mean"] == pytest.approx(np.mean(ess["values"]))
+    page = (tmp_path / "index.html").read_text()
+    assert "Knockout atlas: distill:lizard/regenerating, distill:lizard/persistent" in page and "library test" in page
+    lines = KR.summary_lines(result)
+    assert len(lines) == 2 and lines[1].startswith("distill:lizard/persistent: essential channels growth ")

@@ -3,12 +3,18 @@
     python bench/dissection.py --out /tmp/bench_dissection                 # timing, 2 rounds
     python bench/dissection.py --out /tmp/bench_dissection --validate      # + the null's calibration
     python bench/dissection.py --out /tmp/b --only validate --draws 200
+    python bench/dissection.py --out /tmp/b --only dissect --rounds 3         # the first command's time
 
 timing: ``scripts/pca_report.py distill:lizard/persistent`` as it was at ``--baseline`` (the
 commit before the null; extracted with ``git archive`` into a temporary folder and run from
 there, its own ``analysis`` package included) and as it is now, each with its defaults,
 alternating old/new for ``--rounds`` rounds; wall-clock and CPU seconds (user + system of the
 child process) of each run, and the ratio new/old of the medians. The brief: new <= 2x old.
+
+dissect: ``scripts/dissect.py`` (the README's first command, defaults) at ``--dissect-baseline``
+(the commit before issue 14's compile cuts) and now, alternating old/new for ``--rounds``
+rounds, each in a fresh process (a cold start: every program compiled); wall-clock and CPU
+seconds and the ratio new/old of the medians. The brief: under 20 s on an idle 2-core machine.
 
 validate: on the published persistent lizard's own body (step 200, first rollout):
 - false positives: ``--draws`` smooth Gaussian random fields (no axis, no radial pattern) at
@@ -37,6 +43,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = "e166389a5409f2594d693e66dc3ea71cbbf15d42"  # the last commit before the spatial null (issue 13)
+DISSECT_BASELINE = "ae4835e"  # the last commit before dissect.py's compile cuts (issue 14)
 
 
 def _child_seconds() -> float:
@@ -54,7 +61,9 @@ def _run(cmd: list[str], cwd: Path, env: dict) -> tuple[float, float]:
     return wall, cpu
 
 
-def timing(baseline: str, rounds: int, model: str) -> dict:
+def _side_by_side(baseline: str, rounds: int, command: list[str], new_extra: list[str]) -> dict:
+    """Run ``command`` (a script and its arguments; "OUT" is replaced by a fresh folder) from
+    the tree at ``baseline`` and from this one, alternating, ``rounds`` times each."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         old = tmp / "old"
@@ -63,15 +72,27 @@ def timing(baseline: str, rounds: int, model: str) -> dict:
         subprocess.run(["tar", "-x", "-C", str(old)], input=arch, check=True)
         runs = {"old": [], "new": []}
         for r in range(rounds):
-            for name, tree, extra in (("old", old, []), ("new", ROOT, ["--quiet"])):
+            for name, tree, extra in (("old", old, []), ("new", ROOT, new_extra)):
                 env = {**os.environ, "PYTHONPATH": str(tree)}
-                out = tmp / f"{name}{r}"
-                wall, cpu = _run([sys.executable, "scripts/pca_report.py", model, "--out", str(out)] + extra, tree, env)
+                out = str(tmp / f"{name}{r}")
+                wall, cpu = _run([sys.executable] + [out if c == "OUT" else c for c in command] + extra, tree, env)
                 runs[name].append({"wall_s": wall, "cpu_s": cpu})
                 print(f"round {r} {name}: {wall:.1f} s wall, {cpu:.1f} s CPU", file=sys.stderr)
     med = {k: {m: statistics.median(x[m] for x in v) for m in ("wall_s", "cpu_s")} for k, v in runs.items()}
-    return {"model": model, "baseline": baseline, "rounds": rounds, "runs": runs, "median": med,
+    return {"baseline": baseline, "rounds": rounds, "runs": runs, "median": med,
             "ratio_new_over_old": {m: med["new"][m] / med["old"][m] for m in ("wall_s", "cpu_s")},
+            "load_average_1min_at_end": os.getloadavg()[0]}
+
+
+def dissect_timing(baseline: str, rounds: int) -> dict:
+    res = _side_by_side(baseline, rounds, ["scripts/dissect.py", "--out", "OUT", "--quiet"], [])
+    res["command"] = "python scripts/dissect.py --out DIR --quiet (old: git archive BASELINE)"
+    return res
+
+
+def timing(baseline: str, rounds: int, model: str) -> dict:
+    res = _side_by_side(baseline, rounds, ["scripts/pca_report.py", model, "--out", "OUT"], ["--quiet"])
+    return {"model": model, **res,
             "commands": {"old": f"git archive {baseline}; python scripts/pca_report.py {model} --out DIR",
                          "new": f"python scripts/pca_report.py {model} --out DIR --quiet"}}
 
@@ -146,10 +167,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     req = ap.add_argument_group("required arguments")
     req.add_argument("--out", type=Path, required=True, help="folder for dissection.json")
-    ap.add_argument("--only", default="timing", help="comma-separated: timing, validate (default: %(default)s)")
+    ap.add_argument("--only", default="timing", help="comma-separated: timing, dissect, validate (default: %(default)s)")
     ap.add_argument("--validate", action="store_true", help="also run the null's calibration (same as --only timing,validate)")
     ap.add_argument("--rounds", type=int, default=2, help="timing rounds, old and new alternating (default: %(default)s)")
     ap.add_argument("--baseline", default=BASELINE, help="commit of 'today' (default: %(default)s)")
+    ap.add_argument("--dissect-baseline", default=DISSECT_BASELINE,
+                    help="commit of the dissect timing's 'before' (default: %(default)s)")
     ap.add_argument("--model", default="distill:lizard/persistent", help="model of the timing runs (default: %(default)s)")
     ap.add_argument("--draws", type=int, default=200, help="null fields per scale (default: %(default)s)")
     ap.add_argument("--scales", default="1.5,3,6,10", help="comma-separated smoothness scales, cells (default: %(default)s)")
@@ -160,6 +183,8 @@ def main() -> int:
     res = {"command": "python bench/dissection.py " + " ".join(sys.argv[1:])}
     if "timing" in only:
         res["timing"] = timing(a.baseline, a.rounds, a.model)
+    if "dissect" in only:
+        res["dissect"] = dissect_timing(a.dissect_baseline, a.rounds)
     if "validate" in only:
         res["validate"] = validate(a.draws, [float(x) for x in a.scales.split(",")], a.seed)
     text = json.dumps(res, indent=1)

@@ -14,7 +14,9 @@ Dissection II (docs/dissection2.md): ``analysis.interventions`` (hook constructo
 mean / resample ablation of channels or directions, activation patching, space-time
 windows), ``analysis.knockouts`` (batched knockouts, epistasis, redundant pairs),
 ``analysis.repair`` (self-repair accounting), ``analysis.damage_assays`` (wound panel,
-recovery), ``analysis.dynamics`` (measures per training checkpoint).
+recovery), ``analysis.dynamics`` (measures per training checkpoint); the report pipelines
+``analysis.knockout_report``, ``analysis.dynamics_report``, ``analysis.pca_report`` (settings,
+``run``, ``write``: each script is a thin shell around one).
 
 See docs/pca.md and scripts/pca_report.py.
 """

@@ -625,7 +625,7 @@ def target_on_grid(target, size: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- the pipeline
-# scripts/knockout_report.py: argparse -> KnockoutSettings -> run -> figures and page.
+# Used by analysis/knockout_report.py (settings -> run -> figures, page and report.json).
 
 
 @dataclass(frozen=True)

@@ -81,14 +81,6 @@ def spread_ci(values) -> dict:
     return s
 
 
-def fmt_spread(s: dict, nd: int = 2) -> str:
-    """"0.31 ± 0.05 (n=4)" (or just the value for one model)."""
-    if s["mean"] is None:
-        return "-"
-    n = sum(v is not None and math.isfinite(v) for v in s["values"])
-    return f"{s['mean']:.{nd}f}" + (f" \u00b1 {s['sd']:.{nd}f} (n={n})" if n > 1 else "")
-
-
 def table(head: list[str], rows: list[list]) -> str:
     """A plain HTML table; cells are escaped, floats get 3 significant decimals."""
     def cell(v):

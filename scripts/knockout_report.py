@@ -28,7 +28,7 @@ def parse_args(argv=None):
                    help="CA steps of knockout after intact growth")
     p.add_argument("--regrow", type=cli.positive_int, default=100, metavar="N", help="CA steps of regrowth after the cut")
     p.add_argument("--cut", default="left", choices=["left", "right", "top", "bottom", "square"],
-                   help="the regeneration cut (nca.animate.Cut)")
+                   help="the regeneration cut (nca.damage.Cut)")
     cli.add_replicates(p, 5)
     p.add_argument("--pcs", type=cli.nonneg_int, default=3, metavar="N",
                    help="top hidden-state PCs knocked out too (mean ablation)")

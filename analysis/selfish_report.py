@@ -323,6 +323,27 @@ def fmt_prop(d: dict) -> str:
     return f"{d['k']}/{d['n']} [{d['lo']:.2f}, {d['hi']:.2f}]"
 
 
+def summary_lines(summary: dict) -> list[str]:
+    """The headline numbers of a written report (``write_report``'s dict), one line each,
+    for the terminal: mean [95% interval] (n) over seeds."""
+    lines = []
+    for arm, d in summary.get("variants", {}).items():
+        lines.append(f"variants  {arm:12s} loss {fmt_interval(d['summary']['final_loss'], 4)}")
+    for host, d in summary.get("spontaneous", {}).items():
+        for arm in ("mutant", "neutral", "control"):
+            a = d["summary"][arm]
+            lines.append(f"spontaneous {host} {arm:8s} derived share {fmt_interval(a['final_derived_share'])}, "
+                         f"shape MSE {fmt_interval(a['final_loss'])}, cheater in {fmt_prop(a['seeds_with_cheater'])} seeds")
+    for host, d in summary.get("landscape", {}).items():
+        z = str(max(d["sizes"]))
+        lines.append(f"landscape {host} s(alpha-up, size {z}) {fmt_interval(d['summary'][z]['alpha_up'])}, "
+                     f"s(random) {fmt_interval(d['summary'][z]['random'])}")
+    for arm, d in summary.get("policing", {}).items():
+        cheat = "; ".join(f"cheater +{g} share {fmt_interval(c['final_share'])}" for g, c in d["cheater"].items())
+        lines.append(f"policing  {arm:8s} shape MSE {fmt_interval(d['loss_trained_genomes'])}; {cheat}")
+    return lines
+
+
 # --------------------------------------------------------------------------- the report
 
 

@@ -60,17 +60,15 @@ def main(argv=None) -> int:
     cli.check_writable(a.out, is_dir=True)
     load_hosts(settings)  # a host that does not grow: one line before any training
 
-    from analysis.selfish_report import write_report
+    from analysis.selfish_report import summary_lines, write_report
     from nca.selfish.pipeline import run_all
 
     res = run_all(settings, a.out, progress=not a.quiet)
     summary = write_report(settings, res, a.out, " ".join(["scripts/selfish.py", *sys.argv[1:]]))
     print(f"wrote {Path(a.out) / 'index.html'} and {Path(a.out) / 'report.json'} ({res['timings']['total_s']:.0f} s)",
           file=sys.stderr)
-    for arm, d in summary["variants"].items():
-        s = d["summary"]["final_loss"]
-        print(f"  {arm:12s} loss {s['mean']:.4g} [{s['lo'] or float('nan'):.4g}, {s['hi'] or float('nan'):.4g}]",
-              file=sys.stderr)
+    for line in summary_lines(summary):
+        print("  " + line, file=sys.stderr)
     return 0
 
 

@@ -274,6 +274,8 @@ def add_null_tests(steps: list[int], maps: np.ndarray, alpha: np.ndarray, res: d
 def run(settings: PCAReportSettings, progress=None) -> dict:
     """Grow, fit, measure, test. Returns {"report": JSON-ready dict, "figures": [(name,
     title, caption, png bytes)]}. progress: callable(description) called at each stage."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import jax
 
     import nca
@@ -313,89 +315,96 @@ def run(settings: PCAReportSettings, progress=None) -> dict:
         raise NCAError(f"asked for {a.components} components but the features have only "
                        f"{n_feat[a.features]} dimensions")
 
-    # 1. rollouts and the PCA of the analysed steps
-    tell("grow")
-    states = grow_states(model, rollout, jax.random.fold_in(key, STREAM_ROLLOUTS), seeds=a.replicates, size=a.size)
-    grid = states.shape[-2]
-    tell("pca")
-    at = states[steps]  # [S, R, H, W, C]
-    f_at = feats(model, at)
-    pooled, maps, res = dissect.analyse_steps(steps, f_at, at[..., 3], a.components, a.standardize, a.per_step,
-                                              a.features, thr, thresholds)
-    alive_at = alive_of(at[..., 3], thr)
-    evr_rep = np.stack([np.stack([variance_captured(pooled, f_at[s, r][None], alive_at[s, r][None])[0]
-                                  for r in range(a.replicates)]) for s in range(len(steps))])  # [S, R, k]
-    tell("null")
-    add_null_tests(steps, maps, at[..., 3], res, thr, null, rule, a.bootstrap, a.seed,
-                    None if a.per_step else evr_rep)
-
-    # 2. emergence over development (first replicate), then damage and regrowth
-    tell("emergence")
-    ts = sorted(set(range(a.every, rollout + 1, a.every)) | {rollout})
-    growth = dissect.track(pooled, ts, feats(model, states[ts, 0]), states[ts, 0, ..., 3], thr, thresholds)
-    regrowth, damage_info = None, None
-    if a.regrow > 0:
-        tell("damage + regrowth")
-        alive_end = states[rollout, 0, ..., 3] > thr
-        k_dmg = jax.random.fold_in(key, STREAM_DAMAGE)
-        for i in range(100):  # the first training-distribution disc that erases >= 20% of the body
-            mask = disc_damage(jax.random.fold_in(k_dmg, i), (grid, grid))
-            frac = float((alive_end & (mask > 0)).sum() / max(alive_end.sum(), 1))
-            if frac >= 0.2:
-                break
-        x_dam = states[rollout, :1] * (1.0 - mask)[None, :, :, None]
-        re = grow_states(model, a.regrow, jax.random.fold_in(key, STREAM_REGROW), seeds=1, x0=x_dam, t0=rollout)
-        rts = sorted(set(range(0, a.regrow + 1, a.every)) | {a.regrow})
-        regrowth = dissect.track(pooled, [rollout + t for t in rts], feats(model, re[rts, 0]),
-                                 re[rts, 0, ..., 3], thr, thresholds)
-        damage_info = {"step": rollout, "regrow_steps": a.regrow, "fraction_of_body_erased": frac,
-                       "disc": "nca.damage.circle_masks (the article's training damage)"}
-    emergence = {"growth": growth, "regrowth": regrowth, "damage": damage_info,
-                 "summary": dissect.summarise_emergence(growth, regrowth),
-                 "note": "descriptive: first replicate, fixed-threshold kinds (kind_threshold rule), no null"}
-
-    # 3. rotation test: grow with rotated perception, score with the same PCA
+    # The rollouts that need nothing from the analysis (rotated perception, a second seed,
+    # other models) run on a second thread from the start: on a CPU, XLA compiles and the
+    # NumPy measures are mostly one-threaded, so they overlap. Same keys, same numbers.
     t_last = steps[-1]
-    ref_body = res["steps"][-1]
-    rot_bodies, rot_states, rot_maps = [ref_body], [states[t_last, 0]], [maps[-1, 0]]
-    for theta in a.rotations:
-        tell(f"rotation {theta:g}")
-        m_rot = model.rotated(theta)
-        x = grow_states(m_rot, t_last, jax.random.fold_in(key, STREAM_ROTATION), size=a.size)[t_last, 0]
-        alive = x[..., 3] > thr
-        if alive.sum() < 10:
-            raise NCAError(f"the body grown with perception rotated by {theta:g} deg has no alive cells at step {t_last}")
-        f = feats(m_rot, x)
-        mp = pc_maps(pooled, f, alive)
-        evr = variance_captured(pooled, f[None], alive[None])[0]
-        rot_bodies.append(dissect.describe_body(mp, x[..., 3], evr, thr, thresholds))
-        rot_states.append(x)
-        rot_maps.append(mp)
-    rotation = dissect.rotation_summary(list(a.rotations), ref_body, rot_bodies[1:]) if a.rotations else None
-    if rotation:
-        rotation["note"] = "descriptive: one rollout per angle; kinds of the rotated bodies are fixed-threshold labels"
-
-    # 4. comparison with a second seed and with other models (own PCA each, same steps)
-    comparisons, cmp_rows = [], []
-    null_angles = null_loading_angles_deg(jax.random.fold_in(key, STREAM_NULL_LOADINGS), int(pooled.mean.shape[0]),
-                                          a.components)
+    grid = a.size or model.grid_size
     pairs = [(f"{model.name} second seed", model, jax.random.fold_in(key, STREAM_SECOND_SEED), True)]
     pairs += [(m.name, m, jax.random.fold_in(key, STREAM_COMPARE), False) for m in others]
-    for label, m, k, same in pairs:
-        tell(f"compare {label}")
-        st = grow_states(m, t_last, k, size=grid)[steps, 0]  # [S, H, W, C]
-        alive = st[..., 3] > thr
-        if (alive.sum((1, 2)) < 10).any():
-            raise NCAError(f"{label} has fewer than 10 alive cells at one of steps {steps}: cannot compare")
-        f = feats(m, st)
-        p = fit_cell_pca(f, alive, a.components, a.standardize, a.features)
-        mp = pc_maps(p, f[-1], alive[-1])
-        c = dissect.compare_pcas(pooled, maps[-1, 0], p, mp, same)
-        body = dissect.describe_body(mp, st[-1, ..., 3], p.explained_variance_ratio, thr, thresholds)
-        c.update({"loading_angles_null_median_deg": null_angles.tolist(), "label": label, "model": m.name,
-                  "components_b": body["components"], "body_axis_deg_b": body["body_axis_deg"]})
-        comparisons.append(c)
-        cmp_rows.append((label, st[-1], mp, body))
+    with ThreadPoolExecutor(1) as pool:
+        rot_grown = {theta: pool.submit(grow_states, model.rotated(theta), t_last,
+                                        jax.random.fold_in(key, STREAM_ROTATION), size=a.size) for theta in a.rotations}
+        pair_grown = [pool.submit(grow_states, m, t_last, k, size=grid) for _, m, k, _ in pairs]
+        # 1. rollouts and the PCA of the analysed steps
+        tell("grow")
+        states = grow_states(model, rollout, jax.random.fold_in(key, STREAM_ROLLOUTS), seeds=a.replicates, size=a.size)
+        tell("pca")
+        at = states[steps]  # [S, R, H, W, C]
+        f_at = feats(model, at)
+        pooled, maps, res = dissect.analyse_steps(steps, f_at, at[..., 3], a.components, a.standardize, a.per_step,
+                                                  a.features, thr, thresholds)
+        alive_at = alive_of(at[..., 3], thr)
+        evr_rep = np.stack([np.stack([variance_captured(pooled, f_at[s, r][None], alive_at[s, r][None])[0]
+                                      for r in range(a.replicates)]) for s in range(len(steps))])  # [S, R, k]
+        tell("null")
+        add_null_tests(steps, maps, at[..., 3], res, thr, null, rule, a.bootstrap, a.seed,
+                        None if a.per_step else evr_rep)
+
+        # 2. emergence over development (first replicate), then damage and regrowth
+        tell("emergence")
+        ts = sorted(set(range(a.every, rollout + 1, a.every)) | {rollout})
+        growth = dissect.track(pooled, ts, feats(model, states[ts, 0]), states[ts, 0, ..., 3], thr, thresholds)
+        regrowth, damage_info = None, None
+        if a.regrow > 0:
+            tell("damage + regrowth")
+            alive_end = states[rollout, 0, ..., 3] > thr
+            k_dmg = jax.random.fold_in(key, STREAM_DAMAGE)
+            for i in range(100):  # the first training-distribution disc that erases >= 20% of the body
+                mask = disc_damage(jax.random.fold_in(k_dmg, i), (grid, grid))
+                frac = float((alive_end & (mask > 0)).sum() / max(alive_end.sum(), 1))
+                if frac >= 0.2:
+                    break
+            x_dam = states[rollout, :1] * (1.0 - mask)[None, :, :, None]
+            re = grow_states(model, a.regrow, jax.random.fold_in(key, STREAM_REGROW), seeds=1, x0=x_dam, t0=rollout)
+            rts = sorted(set(range(0, a.regrow + 1, a.every)) | {a.regrow})
+            regrowth = dissect.track(pooled, [rollout + t for t in rts], feats(model, re[rts, 0]),
+                                     re[rts, 0, ..., 3], thr, thresholds)
+            damage_info = {"step": rollout, "regrow_steps": a.regrow, "fraction_of_body_erased": frac,
+                           "disc": "nca.damage.circle_masks (the article's training damage)"}
+        emergence = {"growth": growth, "regrowth": regrowth, "damage": damage_info,
+                     "summary": dissect.summarise_emergence(growth, regrowth),
+                     "note": "descriptive: first replicate, fixed-threshold kinds (kind_threshold rule), no null"}
+
+        # 3. rotation test: grow with rotated perception, score with the same PCA
+        ref_body = res["steps"][-1]
+        rot_bodies, rot_states, rot_maps = [ref_body], [states[t_last, 0]], [maps[-1, 0]]
+        for theta in a.rotations:
+            tell(f"rotation {theta:g}")
+            m_rot = model.rotated(theta)
+            x = rot_grown[theta].result()[t_last, 0]
+            alive = x[..., 3] > thr
+            if alive.sum() < 10:
+                raise NCAError(f"the body grown with perception rotated by {theta:g} deg has no alive cells at step {t_last}")
+            f = feats(m_rot, x)
+            mp = pc_maps(pooled, f, alive)
+            evr = variance_captured(pooled, f[None], alive[None])[0]
+            rot_bodies.append(dissect.describe_body(mp, x[..., 3], evr, thr, thresholds))
+            rot_states.append(x)
+            rot_maps.append(mp)
+        rotation = dissect.rotation_summary(list(a.rotations), ref_body, rot_bodies[1:]) if a.rotations else None
+        if rotation:
+            rotation["note"] = "descriptive: one rollout per angle; kinds of the rotated bodies are fixed-threshold labels"
+
+        # 4. comparison with a second seed and with other models (own PCA each, same steps)
+        comparisons, cmp_rows = [], []
+        null_angles = null_loading_angles_deg(jax.random.fold_in(key, STREAM_NULL_LOADINGS), int(pooled.mean.shape[0]),
+                                              a.components)
+        for (label, m, k, same), grown in zip(pairs, pair_grown):
+            tell(f"compare {label}")
+            st = grown.result()[steps, 0]  # [S, H, W, C]
+            alive = st[..., 3] > thr
+            if (alive.sum((1, 2)) < 10).any():
+                raise NCAError(f"{label} has fewer than 10 alive cells at one of steps {steps}: cannot compare")
+            f = feats(m, st)
+            p = fit_cell_pca(f, alive, a.components, a.standardize, a.features)
+            mp = pc_maps(p, f[-1], alive[-1])
+            c = dissect.compare_pcas(pooled, maps[-1, 0], p, mp, same)
+            body = dissect.describe_body(mp, st[-1, ..., 3], p.explained_variance_ratio, thr, thresholds)
+            c.update({"loading_angles_null_median_deg": null_angles.tolist(), "label": label, "model": m.name,
+                      "components_b": body["components"], "body_axis_deg_b": body["body_axis_deg"]})
+            comparisons.append(c)
+            cmp_rows.append((label, st[-1], mp, body))
 
     # 5. the report dict and the figures
     tell("figures")

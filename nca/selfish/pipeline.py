@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -309,6 +310,19 @@ def train_core_run(cfg: Config, run_dir: Path, progress: bool, log) -> float | N
     return time.perf_counter() - t
 
 
+@contextmanager
+def _timed(timings: dict, key: str):
+    """Record the seconds the block takes as ``timings[key]`` (0.1 s resolution)."""
+    t = time.perf_counter()
+    yield
+    timings[key] = _seconds(time.perf_counter() - t)
+
+
+def _seconds(secs: float | None) -> float | None:
+    """Seconds at 0.1 s resolution for the report (None: a finished run was re-used)."""
+    return None if secs is None else round(secs, 1)
+
+
 def run_all(settings: SelfishSettings, out: Path, progress: bool = True, log=None) -> dict:
     """Run the selected experiments; returns numpy results for ``analysis.selfish_report``.
 
@@ -352,92 +366,86 @@ def run_all(settings: SelfishSettings, out: Path, progress: bool = True, log=Non
                 secs = train_core_run(cfg, run_dir, progress, log)
                 m = api.load_model(run_dir)
                 trained[arm, s] = (stack_params([m.params]), m.model_config)
-            res["timings"]["train_s"].setdefault(arm, {})[s] = None if secs is None else round(secs, 1)
+            res["timings"]["train_s"].setdefault(arm, {})[s] = _seconds(secs)
     if want_variants:
-        t = time.perf_counter()
-        for (arm, s), (params, mcfg) in trained.items():
-            log(f"[{arm} seed {s}] evaluating ({ccfg.persist_steps} steps, regeneration, fitness maps)")
-            if arm in ("lineages", "baseline"):
-                from .training import training_seed
+        with _timed(res["timings"], "evaluate_s"):
+            for (arm, s), (params, mcfg) in trained.items():
+                log(f"[{arm} seed {s}] evaluating ({ccfg.persist_steps} steps, regeneration, fitness maps)")
+                if arm in ("lineages", "baseline"):
+                    from .training import training_seed
 
-                x0, ids0 = training_seed(replace(tcfg, model=mcfg), ccfg.lineages if arm == "lineages" else 1,
-                                         ccfg.seed_radius, ccfg.lineages)
-            else:
-                x0, ids0 = cmp.start_state("cooperative", ccfg, mcfg)
-            res["variants"].setdefault(arm, {})[s] = cmp.evaluate_variant(params, mcfg, x0, ids0, target, ccfg,
-                                                                          jax.random.fold_in(jax.random.key(s), EVAL_STREAM))
-        res["timings"]["evaluate_s"] = round(time.perf_counter() - t, 1)
+                    x0, ids0 = training_seed(replace(tcfg, model=mcfg), ccfg.lineages if arm == "lineages" else 1,
+                                             ccfg.seed_radius, ccfg.lineages)
+                else:
+                    x0, ids0 = cmp.start_state("cooperative", ccfg, mcfg)
+                key = jax.random.fold_in(jax.random.key(s), EVAL_STREAM)
+                res["variants"].setdefault(arm, {})[s] = cmp.evaluate_variant(params, mcfg, x0, ids0, target, ccfg, key)
 
     if "credit" in settings.experiments:
-        t = time.perf_counter()
-        for s in seeds:
-            params, mcfg = trained["selfish", s]
-            p = jax.tree.map(lambda l: l[0], params)
-            x0, _ = cmp.start_state("cooperative", ccfg, mcfg)
-            log(f"[credit seed {s}] selfish vs private-copy gradients of {settings.credit_cells} cells")
-            res["credit"][s] = private_gap(p, mcfg, x0, target, jax.random.fold_in(jax.random.key(s), CREDIT_STREAM),
-                                           ccfg.eval_at, settings.credit_cells)
-        res["timings"]["credit_s"] = round(time.perf_counter() - t, 1)
+        with _timed(res["timings"], "credit_s"):
+            for s in seeds:
+                params, mcfg = trained["selfish", s]
+                p = jax.tree.map(lambda l: l[0], params)
+                x0, _ = cmp.start_state("cooperative", ccfg, mcfg)
+                log(f"[credit seed {s}] selfish vs private-copy gradients of {settings.credit_cells} cells")
+                key = jax.random.fold_in(jax.random.key(s), CREDIT_STREAM)
+                res["credit"][s] = private_gap(p, mcfg, x0, target, key, ccfg.eval_at, settings.credit_cells)
 
     if "invasion" in settings.experiments:
-        t = time.perf_counter()
-        host = hosts[settings.hosts[0]]
-        htarget = jnp.asarray(host.target_image())
-        hcfg = host.model_config
-        res["timings"]["adversary_s"] = {}
-        for s in seeds:
-            key = jax.random.fold_in(jax.random.key(s), INVASION_STREAM)
-            grown = cmp.host_states(host.params, hcfg, host.grid_size, ccfg.host_grow, key, n=1)[0]
-            mutants = {"host": host.params,
-                       "perturbed": perturb_params(host.params, jax.random.fold_in(key, PERTURB_STREAM),
-                                                   ccfg.perturb_scale)}
-            sp, smcfg = trained["selfish", s]
-            if smcfg.channels == hcfg.channels and smcfg.hidden <= hcfg.hidden:
-                mutants["selfish"] = pad_hidden(jax.tree.map(lambda l: l[0], sp), hcfg.hidden)
-            acfg = replace(ccfg.adversary, seed=s)
-            states = cmp.host_states(host.params, hcfg, host.grid_size, ccfg.host_grow, key, n=4)
-            log(f"[adversary seed {s}] training {acfg.steps} steps against {host.name}")
-            mutants["adversary"], secs = train_adversary_run(acfg, host, states, htarget,
-                                                             out / "adversary" / f"seed{s}" / "adversary.msgpack",
-                                                             progress)
-            res["timings"]["adversary_s"][s] = None if secs is None else round(secs, 1)
-            for name, mp in mutants.items():
-                log(f"[invasion seed {s}] {name} mutant, {ccfg.invasion_steps} steps")
-                res["invasion"].setdefault(name, {})[s] = cmp.run_invasion(host.params, mp, hcfg, grown, htarget,
-                                                                           ccfg, key)
-        res["timings"]["invasion_s"] = round(time.perf_counter() - t, 1)
+        with _timed(res["timings"], "invasion_s"):
+            host = hosts[settings.hosts[0]]
+            htarget = jnp.asarray(host.target_image())
+            hcfg = host.model_config
+            res["timings"]["adversary_s"] = {}
+            for s in seeds:
+                key = jax.random.fold_in(jax.random.key(s), INVASION_STREAM)
+                grown = cmp.host_states(host.params, hcfg, host.grid_size, ccfg.host_grow, key, n=1)[0]
+                mutants = {"host": host.params,
+                           "perturbed": perturb_params(host.params, jax.random.fold_in(key, PERTURB_STREAM),
+                                                       ccfg.perturb_scale)}
+                sp, smcfg = trained["selfish", s]
+                if smcfg.channels == hcfg.channels and smcfg.hidden <= hcfg.hidden:
+                    mutants["selfish"] = pad_hidden(jax.tree.map(lambda l: l[0], sp), hcfg.hidden)
+                acfg = replace(ccfg.adversary, seed=s)
+                states = cmp.host_states(host.params, hcfg, host.grid_size, ccfg.host_grow, key, n=4)
+                log(f"[adversary seed {s}] training {acfg.steps} steps against {host.name}")
+                mutants["adversary"], secs = train_adversary_run(acfg, host, states, htarget,
+                                                                 out / "adversary" / f"seed{s}" / "adversary.msgpack",
+                                                                 progress)
+                res["timings"]["adversary_s"][s] = _seconds(secs)
+                for name, mp in mutants.items():
+                    log(f"[invasion seed {s}] {name} mutant, {ccfg.invasion_steps} steps")
+                    res["invasion"].setdefault(name, {})[s] = cmp.run_invasion(host.params, mp, hcfg, grown, htarget,
+                                                                               ccfg, key)
 
     for name, host in hosts.items():
         htarget = jnp.asarray(host.target_image())
         if "spontaneous" in settings.experiments:
-            t = time.perf_counter()
-            log(f"[spontaneous {name}] {settings.experiment.steps} steps from the seed, seeds {seeds}")
-            res["spontaneous"][name] = spontaneous(host.params, host.model_config, htarget, settings.experiment, seeds,
-                                                   jax.random.key(SPONTANEOUS_STREAM))
-            res["timings"][f"spontaneous_s {name}"] = round(time.perf_counter() - t, 1)
+            with _timed(res["timings"], f"spontaneous_s {name}"):
+                log(f"[spontaneous {name}] {settings.experiment.steps} steps from the seed, seeds {seeds}")
+                res["spontaneous"][name] = spontaneous(host.params, host.model_config, htarget, settings.experiment,
+                                                       seeds, jax.random.key(SPONTANEOUS_STREAM))
         if "landscape" in settings.experiments:
-            t = time.perf_counter()
-            log(f"[landscape {name}] sizes {list(settings.experiment.sizes)}, seeds {seeds}")
-            res["landscape"][name] = landscape(host.params, host.model_config, htarget, settings.experiment, seeds,
-                                               jax.random.key(LANDSCAPE_STREAM))
-            res["timings"][f"landscape_s {name}"] = round(time.perf_counter() - t, 1)
+            with _timed(res["timings"], f"landscape_s {name}"):
+                log(f"[landscape {name}] sizes {list(settings.experiment.sizes)}, seeds {seeds}")
+                res["landscape"][name] = landscape(host.params, host.model_config, htarget, settings.experiment, seeds,
+                                                   jax.random.key(LANDSCAPE_STREAM))
 
     if "policing" in settings.experiments:
-        t = time.perf_counter()
-        pstates = {}
-        for arm, selfish in (("control", False), ("selfish", True)):
-            for s in seeds:
-                cfg = replace(tcfg, train_steps=settings.policing_train_steps, seed=s)
-                run_dir = out / "policing" / arm / f"seed{s}"
-                log(f"[policing {arm} seed {s}] training {cfg.train_steps} steps -> {run_dir}")
-                st, secs = train_somatic_run(cfg, replace(settings.game, selfish=selfish), run_dir, progress)
-                pstates.setdefault(arm, []).append(st)
-                res["timings"]["train_s"].setdefault(f"policing {arm}", {})[s] = None if secs is None else round(secs, 1)
-        log("[policing] planting cheaters")
-        res["policing"] = policing_eval(pstates, tcfg.model, target, settings.game, settings.policing, seeds,
-                                        jax.random.key(POLICING_STREAM))
-        res["timings"]["policing_s"] = round(time.perf_counter() - t, 1)
-    res["timings"]["total_s"] = round(time.perf_counter() - t_start, 1)
+        with _timed(res["timings"], "policing_s"):
+            pstates = {}
+            for arm, selfish in (("control", False), ("selfish", True)):
+                for s in seeds:
+                    cfg = replace(tcfg, train_steps=settings.policing_train_steps, seed=s)
+                    run_dir = out / "policing" / arm / f"seed{s}"
+                    log(f"[policing {arm} seed {s}] training {cfg.train_steps} steps -> {run_dir}")
+                    st, secs = train_somatic_run(cfg, replace(settings.game, selfish=selfish), run_dir, progress)
+                    pstates.setdefault(arm, []).append(st)
+                    res["timings"]["train_s"].setdefault(f"policing {arm}", {})[s] = _seconds(secs)
+            log("[policing] planting cheaters")
+            res["policing"] = policing_eval(pstates, tcfg.model, target, settings.game, settings.policing, seeds,
+                                            jax.random.key(POLICING_STREAM))
+    res["timings"]["total_s"] = _seconds(time.perf_counter() - t_start)
     return res
 
 

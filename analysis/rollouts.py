@@ -28,7 +28,7 @@ def grow_states(model: LoadedModel, steps: int, key: jax.Array, seeds: int = 1,
         size = size or model.grid_size
         if size < 3:
             raise NCAError(f"grid size must be >= 3, got {size}")
-        x0 = np.asarray(_seed_state(size, size, model.model_config, seeds))
+        x0 = np.asarray(nca.seed_state(size, size, model.model_config, batch=seeds))
     _, traj = nca.grow(model, steps, key, x0=jax.numpy.asarray(x0), t0=t0)
     states = np.asarray(traj.states, np.float32) if steps else np.zeros((0,) + x0.shape, np.float32)
     return np.concatenate([np.asarray(x0, np.float32)[None], states], 0)
@@ -53,10 +53,5 @@ def activations(model: LoadedModel, states: np.ndarray, features: str) -> np.nda
 def disc_damage(key: jax.Array, shape: tuple[int, int]) -> np.ndarray:
     """One of the article's training damage discs (``nca.damage.circle_masks``): [H, W] with
     1 where cells are erased."""
-    return np.asarray(_circle_masks(key, 1, shape[0], shape[1])[0])
+    return np.asarray(circle_masks(key, 1, shape[0], shape[1])[0])
 
-
-# One compiled program each instead of a dozen eager ops (each op compiles on first use:
-# seconds per report on a CPU; ``scripts/dissect.py`` is timed in bench/dissection.py).
-_seed_state = jax.jit(nca.seed_state, static_argnums=(0, 1, 2, 3))
-_circle_masks = jax.jit(circle_masks, static_argnums=(1, 2, 3))

@@ -149,3 +149,13 @@ def test_bad_damage_specs(spec):
 def test_bad_cut_specs(spec):
     with pytest.raises(NCAError, match="^bad cut"):
         parse_cut(spec)
+
+
+def test_circle_masks_are_the_same_eager_and_jitted():
+    # circle_masks is jitted (one program for an eager caller); the op-by-op masks must match
+    # bit for bit, or the analyses' wounds would move by a boundary pixel.
+    for i, (n, h, w) in enumerate([(1, 72, 72), (8, 36, 36), (5, 24, 40)]):
+        key = jax.random.key(i)
+        with jax.disable_jit():
+            eager = np.asarray(circle_masks(key, n, h, w))
+        np.testing.assert_array_equal(np.asarray(circle_masks(key, n, h, w)), eager)

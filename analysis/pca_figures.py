@@ -80,7 +80,7 @@ def fig_component_tests(body_steps: list[dict]) -> Figure:
 
 
 def report_figures(out, steps, at, maps, evr_rep, growth, regrowth, damage_info, rotation, rot_states, rot_maps,
-                   rot_bodies, comparisons, cmp_rows, states, thr, thresholds, plots) -> list[tuple]:
+                   rot_bodies, comparisons, cmp_rows, thr, thresholds, plots) -> list[tuple]:
     """(name, title, caption, png) of every figure of the report."""
     figs = [("explained_variance", "Explained variance",
              "Left: the pooled PCA's explained variance ratio per component (bars); dots with error bars: each "
@@ -126,7 +126,7 @@ def report_figures(out, steps, at, maps, evr_rep, growth, regrowth, damage_info,
                      % t_last, plots.fig_comparison(comparisons)))
         figs.append(("comparison_maps", "PC maps of the compared PCAs",
                      f"Step {t_last}; each row its own PCA.",
-                     plots.fig_pc_maps(np.stack([states[t_last, 0]] + [r[1] for r in cmp_rows]),
+                     plots.fig_pc_maps(np.stack([at[-1, 0]] + [r[1] for r in cmp_rows]),
                                        np.stack([maps[-1, 0]] + [r[2] for r in cmp_rows]),
                                        [out["steps"][-1]] + [r[3] for r in cmp_rows],
                                        [out["model"]] + [r[0] for r in cmp_rows], thr)))

@@ -20,6 +20,7 @@ What is measured (docs/pca.md has every key):
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -322,15 +323,22 @@ def run(settings: PCAReportSettings, progress=None) -> dict:
     grid = a.size or model.grid_size
     pairs = [(f"{model.name} second seed", model, jax.random.fold_in(key, STREAM_SECOND_SEED), True)]
     pairs += [(m.name, m, jax.random.fold_in(key, STREAM_COMPARE), False) for m in others]
+    # Record only the states the analysis reads (every g-th; 10x less to copy at dissect.py's
+    # settings). The t_last-step rollouts and the regrowth share g1, hence one compilation
+    # when the regrowth is as long as the growth.
+    g = math.gcd(a.every, rollout, *steps)
+    g1 = math.gcd(a.every, a.regrow, *steps)
     with ThreadPoolExecutor(1) as pool:
         rot_grown = {theta: pool.submit(grow_states, model.rotated(theta), t_last,
-                                        jax.random.fold_in(key, STREAM_ROTATION), size=a.size) for theta in a.rotations}
-        pair_grown = [pool.submit(grow_states, m, t_last, k, size=grid) for _, m, k, _ in pairs]
+                                        jax.random.fold_in(key, STREAM_ROTATION), size=a.size, every=g1)
+                     for theta in a.rotations}
+        pair_grown = [pool.submit(grow_states, m, t_last, k, size=grid, every=g1) for _, m, k, _ in pairs]
         # 1. rollouts and the PCA of the analysed steps
         tell("grow")
-        states = grow_states(model, rollout, jax.random.fold_in(key, STREAM_ROLLOUTS), seeds=a.replicates, size=a.size)
+        states = grow_states(model, rollout, jax.random.fold_in(key, STREAM_ROLLOUTS), seeds=a.replicates, size=a.size,
+                             every=g)  # states[i]: after i * g steps
         tell("pca")
-        at = states[steps]  # [S, R, H, W, C]
+        at = states[[t // g for t in steps]]  # [S, R, H, W, C]
         f_at = feats(model, at)
         pooled, maps, res = dissect.analyse_steps(steps, f_at, at[..., 3], a.components, a.standardize, a.per_step,
                                                   a.features, thr, thresholds)
@@ -344,22 +352,25 @@ def run(settings: PCAReportSettings, progress=None) -> dict:
         # 2. emergence over development (first replicate), then damage and regrowth
         tell("emergence")
         ts = sorted(set(range(a.every, rollout + 1, a.every)) | {rollout})
-        growth = dissect.track(pooled, ts, feats(model, states[ts, 0]), states[ts, 0, ..., 3], thr, thresholds)
+        grown_ts = states[[t // g for t in ts], 0]
+        growth = dissect.track(pooled, ts, feats(model, grown_ts), grown_ts[..., 3], thr, thresholds)
         regrowth, damage_info = None, None
         if a.regrow > 0:
             tell("damage + regrowth")
-            alive_end = states[rollout, 0, ..., 3] > thr
+            alive_end = states[-1, 0, ..., 3] > thr
             k_dmg = jax.random.fold_in(key, STREAM_DAMAGE)
             for i in range(100):  # the first training-distribution disc that erases >= 20% of the body
                 mask = disc_damage(jax.random.fold_in(k_dmg, i), (grid, grid))
                 frac = float((alive_end & (mask > 0)).sum() / max(alive_end.sum(), 1))
                 if frac >= 0.2:
                     break
-            x_dam = states[rollout, :1] * (1.0 - mask)[None, :, :, None]
-            re = grow_states(model, a.regrow, jax.random.fold_in(key, STREAM_REGROW), seeds=1, x0=x_dam, t0=rollout)
+            x_dam = states[-1, :1] * (1.0 - mask)[None, :, :, None]
+            re = grow_states(model, a.regrow, jax.random.fold_in(key, STREAM_REGROW), seeds=1, x0=x_dam, t0=rollout,
+                             every=g1)
             rts = sorted(set(range(0, a.regrow + 1, a.every)) | {a.regrow})
-            regrowth = dissect.track(pooled, [rollout + t for t in rts], feats(model, re[rts, 0]),
-                                     re[rts, 0, ..., 3], thr, thresholds)
+            re_ts = re[[t // g1 for t in rts], 0]
+            regrowth = dissect.track(pooled, [rollout + t for t in rts], feats(model, re_ts), re_ts[..., 3], thr,
+                                     thresholds)
             damage_info = {"step": rollout, "regrow_steps": a.regrow, "fraction_of_body_erased": frac,
                            "disc": "nca.damage.circle_masks (the article's training damage)"}
         emergence = {"growth": growth, "regrowth": regrowth, "damage": damage_info,
@@ -368,11 +379,11 @@ def run(settings: PCAReportSettings, progress=None) -> dict:
 
         # 3. rotation test: grow with rotated perception, score with the same PCA
         ref_body = res["steps"][-1]
-        rot_bodies, rot_states, rot_maps = [ref_body], [states[t_last, 0]], [maps[-1, 0]]
+        rot_bodies, rot_states, rot_maps = [ref_body], [at[-1, 0]], [maps[-1, 0]]
         for theta in a.rotations:
             tell(f"rotation {theta:g}")
             m_rot = model.rotated(theta)
-            x = rot_grown[theta].result()[t_last, 0]
+            x = rot_grown[theta].result()[-1, 0]
             alive = x[..., 3] > thr
             if alive.sum() < 10:
                 raise NCAError(f"the body grown with perception rotated by {theta:g} deg has no alive cells at step {t_last}")
@@ -392,7 +403,7 @@ def run(settings: PCAReportSettings, progress=None) -> dict:
                                               a.components)
         for (label, m, k, same), grown in zip(pairs, pair_grown):
             tell(f"compare {label}")
-            st = grown.result()[steps, 0]  # [S, H, W, C]
+            st = grown.result()[[t // g1 for t in steps], 0]  # [S, H, W, C]
             alive = st[..., 3] > thr
             if (alive.sum((1, 2)) < 10).any():
                 raise NCAError(f"{label} has fewer than 10 alive cells at one of steps {steps}: cannot compare")
@@ -419,7 +430,7 @@ def run(settings: PCAReportSettings, progress=None) -> dict:
     }
     out["pca"]["explained_variance_ratio_ci"] = [mean_interval(evr_rep[:, :, j].mean(0)) for j in range(a.components)]
     figs = pca_figures.report_figures(out, steps, at, maps, evr_rep, growth, regrowth, damage_info, rotation,
-                                      rot_states, rot_maps, rot_bodies, comparisons, cmp_rows, states, thr,
+                                      rot_states, rot_maps, rot_bodies, comparisons, cmp_rows, thr,
                                       thresholds, plots)
     out["timing_s"] = time.time() - t_start
     out["figures"] = [f"{name}.png" for name, *_ in figs]

@@ -17,21 +17,29 @@ from nca.errors import NCAError
 
 
 def grow_states(model: LoadedModel, steps: int, key: jax.Array, seeds: int = 1,
-                size: int | None = None, x0: np.ndarray | None = None, t0: int = 0) -> np.ndarray:
-    """All states of one rollout, the start state included.
+                size: int | None = None, x0: np.ndarray | None = None, t0: int = 0, every: int = 1) -> np.ndarray:
+    """The states of one rollout, the start state included.
 
-    Returns [steps + 1, seeds, H, W, C] float32: index t is the state after t steps
-    (from ``x0`` if given, [seeds, H, W, C], else from the seed). ``seeds`` rollouts share
-    the key but draw independent fire masks (one batched rollout).
+    Returns [steps // every + 1, seeds, H, W, C] float32: index i is the state after
+    ``i * every`` steps (from ``x0`` if given, [seeds, H, W, C], else from the seed); with
+    ``every`` 1 (the default), index t is the state after t steps. ``seeds`` rollouts share
+    the key but draw independent fire masks (one batched rollout). A larger ``every`` keeps
+    only what an analysis reads (the same states: step keys are ``fold_in(key, t)``).
     """
+    if every < 1 or steps % every:
+        raise NCAError(f"steps ({steps}) must be a multiple of every ({every}) and every >= 1")
     if x0 is None:
         size = size or model.grid_size
         if size < 3:
             raise NCAError(f"grid size must be >= 3, got {size}")
         x0 = np.asarray(nca.seed_state(size, size, model.model_config, batch=seeds))
-    _, traj = nca.grow(model, steps, key, x0=jax.numpy.asarray(x0), t0=t0)
-    states = np.asarray(traj.states, np.float32) if steps else np.zeros((0,) + x0.shape, np.float32)
-    return np.concatenate([np.asarray(x0, np.float32)[None], states], 0)
+    x0 = np.asarray(x0, np.float32)
+    out = np.empty((steps // every + 1,) + x0.shape, np.float32)
+    out[0] = x0
+    if steps:
+        _, traj = nca.grow(model, steps, key, x0=jax.numpy.asarray(x0), t0=t0, every=every)
+        out[1:] = traj.states
+    return out
 
 
 def activations(model: LoadedModel, states: np.ndarray, features: str) -> np.ndarray:

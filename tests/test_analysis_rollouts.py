@@ -23,6 +23,15 @@ def test_states_index_is_step_and_chunks_continue_exactly(lizard):
     np.testing.assert_array_equal(more[-1], s[60])
 
 
+def test_every_keeps_exactly_the_states_at_its_multiples(lizard):
+    s = lizard_states_60()
+    thin = grow_states(lizard, 60, jax.random.key(0), every=20)
+    assert thin.shape == (4, 1, 72, 72, 16)
+    np.testing.assert_array_equal(thin, s[::20])
+    with pytest.raises(nca.NCAError, match="multiple of every"):
+        grow_states(lizard, 50, jax.random.key(0), every=20)
+
+
 def test_activations_are_computed_from_the_given_state(lizard):
     x = lizard_states_60()[30]  # [1, H, W, C]
     _, traj = nca.grow(lizard, 1, jax.random.key(9), x0=x, record=("perception", "hidden"))

@@ -6,6 +6,8 @@ on the first model's own growth from the seed (alive cells at four steps spread 
 animation, at most step 200) -- the same PCA as ``scripts/pca_report.py``'s default, so
 the colours of an animation and a report mean the same thing. The colour range is fixed
 for the whole animation: +-the 99th percentile of |score| over the fitted cells.
+A caller holding a PCA already (``scripts/dissect.py``: its report's) passes it with
+``fitted`` so that the panels show exactly that one.
 """
 
 from __future__ import annotations
@@ -57,6 +59,19 @@ def fit_steps(steps: int) -> list[int]:
     return sorted({max(1, last * k // 4) for k in (1, 2, 3, 4)})
 
 
+def score_range(pca: CellPCA, features: np.ndarray) -> np.ndarray:
+    """Each component's colour range [k]: the 99th percentile of |score| over the cells the
+    PCA was fitted on (features [N, F])."""
+    return np.percentile(np.abs(pca.transform(features)), 99, axis=0)
+
+
+def fitted(pca: CellPCA, features: np.ndarray) -> dict:
+    """The panel context entry that makes an animation's pc panels show ``pca`` (fitted
+    elsewhere, e.g. a report's pooled PCA; features [N, F]: its fitted cells) instead of
+    fitting their own: ``nca.animate.export(..., panel_context=fitted(pca, features))``."""
+    return {"pc_fit": (pca, score_range(pca, features))}
+
+
 def fit_panel_pca(model, size: int, steps: int, seed: int) -> tuple[CellPCA, np.ndarray]:
     """The PCA the panels show, and each component's colour range [k]."""
     import nca
@@ -66,8 +81,7 @@ def fit_panel_pca(model, size: int, steps: int, seed: int) -> tuple[CellPCA, np.
     states = np.asarray(traj.states)[np.asarray(at) - 1]  # traj.states[t-1] is the state after t steps
     alive = states[..., 3] > model.model_config.alive_threshold
     pca = fit_cell_pca(state_features(states), alive, n_components=MAX_COMPONENTS)
-    scores = pca.transform(state_features(states)[alive])
-    return pca, np.percentile(np.abs(scores), 99, axis=0)
+    return pca, score_range(pca, state_features(states)[alive])
 
 
 def _factory(index: int):

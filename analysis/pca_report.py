@@ -178,6 +178,39 @@ def binomial_interval(k: int, n: int, level: float = 0.95) -> list[float]:
 # --------------------------------------------------------------------------- the null per component
 
 
+NULL_THREADS = 2
+
+
+def _body_tests(step: int, r: int, maps: np.ndarray, alpha: np.ndarray, threshold: float, null: NullSettings,
+                rule: KindRule, seed: int) -> dict:
+    """One body's measures and spatial-null test: maps [H, W, k], alpha [H, W] -> a record
+    (frame, measures, the alive cells' values [n, k] and positions, the test, the kinds)."""
+    from .axes import measure_maps
+
+    k = maps.shape[-1]
+    alive = alive_of(alpha, threshold)
+    n_alive = int(alive.sum())
+    frame, meas = measure_maps(maps, alpha, threshold, AxisThresholds())
+    rows, cols = np.nonzero(alive)
+    values = maps[rows, cols]  # [n, k]
+    rec = {"frame": frame, "meas": meas, "values": values, "uv": view_coords(rows, cols)}
+    if n_alive < null.min_cells:
+        rec["test"] = None
+        rec["reason"] = f"only {n_alive} alive cells (< {null.min_cells}): no null"
+        kinds = ["none"] * k
+        reasons = [rec["reason"]] * k
+    else:
+        centre = view_coords([frame.centroid_rc[0]], [frame.centroid_rc[1]])[0]
+        test = BodyNull(alive, centre, null, seed=seed, key=(int(step), r)).test(values)
+        rec["test"] = test
+        rec["reason"] = None
+        kinds, reasons = body_kinds(test["p_value"], test["radial_p_value"], test["association_stat"],
+                                    test["radial_stat"], np.array([m.angle_to_body_axis_deg for m in meas]),
+                                    frame.elongation, rule)
+    rec["kinds"], rec["kind_reasons"] = kinds, reasons
+    return rec
+
+
 def add_null_tests(steps: list[int], maps: np.ndarray, alpha: np.ndarray, res: dict, threshold: float,
                     null: NullSettings, rule: KindRule, n_boot: int, seed: int, evr: np.ndarray | None = None,
                     progress=None) -> None:
@@ -187,38 +220,37 @@ def add_null_tests(steps: list[int], maps: np.ndarray, alpha: np.ndarray, res: d
     ``analysis.dissect.analyse_steps`` (its measures are the first replicate's); evr:
     [S, R, k] each replicate's variance share (for its interval) or None.
     """
-    from .axes import measure_maps
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
 
     n_s, n_r = maps.shape[:2]
-    k = maps.shape[-1]
+
+    def one_body(sr):  # every (step, replicate) body is independent, with its own PRNG streams
+        s, r = sr
+        rec = _body_tests(steps[s], r, maps[s, r], alpha[s, r], threshold, null, rule, seed)
+        if progress is not None:
+            progress()
+        return rec
+
+    # The bodies on two threads: their NumPy and FFT work releases the GIL for most of the
+    # time (1.6x on 2 cores). BLAS is held to one thread for the whole section, not per call:
+    # threadpool_limits is process-wide, so nested per-thread limits would undo each other.
+    with threadpool_limits(1, "blas"), ThreadPoolExecutor(NULL_THREADS) as pool:
+        recs = list(pool.map(one_body, [(s, r) for s in range(n_s) for r in range(n_r)]))
+        bodies = [recs[s * n_r:(s + 1) * n_r] for s in range(n_s)]
+        cis = {}
+        for s in range(n_s):
+            for j, c in enumerate(res["steps"][s]["components"]):
+                per_rep = bodies[s]
+                if all(len(rec["values"]) >= null.min_cells for rec in per_rep):
+                    cis[s, j] = pool.submit(direction_ci, [rec["values"][:, j] for rec in per_rep],
+                                            [rec["uv"] for rec in per_rep], c["direction_deg"], n_boot, seed=seed,
+                                            key=(int(steps[s]), j), starts=[rec["meas"][j].direction_deg for rec in per_rep])
+        cis = {sj: f.result() for sj, f in cis.items()}
     for s in range(n_s):
         body = res["steps"][s]
-        per_rep = []  # per replicate: dict of arrays
-        for r in range(n_r):
-            a = alpha[s, r]
-            alive = alive_of(a, threshold)
-            n_alive = int(alive.sum())
-            frame, meas = measure_maps(maps[s, r], a, threshold, AxisThresholds())
-            rows, cols = np.nonzero(alive)
-            values = maps[s, r][rows, cols]  # [n, k]
-            rec = {"frame": frame, "meas": meas, "values": values, "uv": view_coords(rows, cols)}
-            if n_alive < null.min_cells:
-                rec["test"] = None
-                rec["reason"] = f"only {n_alive} alive cells (< {null.min_cells}): no null"
-                kinds = ["none"] * k
-                reasons = [rec["reason"]] * k
-            else:
-                centre = view_coords([frame.centroid_rc[0]], [frame.centroid_rc[1]])[0]
-                test = BodyNull(alive, centre, null, seed=seed, key=(int(steps[s]), r)).test(values)
-                rec["test"] = test
-                rec["reason"] = None
-                kinds, reasons = body_kinds(test["p_value"], test["radial_p_value"], test["association_stat"],
-                                            test["radial_stat"], np.array([m.angle_to_body_axis_deg for m in meas]),
-                                            frame.elongation, rule)
-            rec["kinds"], rec["kind_reasons"] = kinds, reasons
-            per_rep.append(rec)
-            if progress is not None:
-                progress()
+        per_rep = bodies[s]
         first = per_rep[0]
         for j, c in enumerate(body["components"]):
             c["kind_threshold"] = c["kind"]  # the old fixed-threshold label (no null), first replicate
@@ -253,12 +285,8 @@ def add_null_tests(steps: list[int], maps: np.ndarray, alpha: np.ndarray, res: d
             c["radial_association_ci"] = mean_interval([rec["meas"][j].radial_association for rec in per_rep])
             if evr is not None:
                 c["explained_variance_ratio_ci"] = mean_interval(evr[s, :, j])
-            ok = [rec for rec in per_rep if len(rec["values"]) >= null.min_cells]
-            if len(ok) == len(per_rep):
-                c["direction_ci_deg"] = direction_ci([rec["values"][:, j] for rec in per_rep],
-                                                     [rec["uv"] for rec in per_rep], c["direction_deg"], n_boot,
-                                                     seed=seed, key=(int(steps[s]), j),
-                                                     starts=[rec["meas"][j].direction_deg for rec in per_rep])
+            if (s, j) in cis:
+                c["direction_ci_deg"] = cis[s, j]
                 c["direction_ci_reason"] = None
             else:
                 c["direction_ci_deg"] = None
@@ -272,9 +300,11 @@ def add_null_tests(steps: list[int], maps: np.ndarray, alpha: np.ndarray, res: d
 # --------------------------------------------------------------------------- run
 
 
-def run(settings: PCAReportSettings, progress=None) -> dict:
+def run(settings: PCAReportSettings, progress=None, on_pca=None) -> dict:
     """Grow, fit, measure, test. Returns {"report": JSON-ready dict, "figures": [(name,
-    title, caption, png bytes)]}. progress: callable(description) called at each stage."""
+    title, caption, png bytes)]}. progress: callable(description) called at each stage;
+    on_pca: callable(pca, features [N, F] of its fitted cells), called as soon as the pooled
+    PCA is fitted (``scripts/dissect.py`` starts its animation's PC panels with it)."""
     from concurrent.futures import ThreadPoolExecutor
 
     import jax
@@ -343,6 +373,8 @@ def run(settings: PCAReportSettings, progress=None) -> dict:
         pooled, maps, res = dissect.analyse_steps(steps, f_at, at[..., 3], a.components, a.standardize, a.per_step,
                                                   a.features, thr, thresholds)
         alive_at = alive_of(at[..., 3], thr)
+        if on_pca is not None:
+            on_pca(pooled, f_at[alive_at])
         evr_rep = np.stack([np.stack([variance_captured(pooled, f_at[s, r][None], alive_at[s, r][None])[0]
                                       for r in range(a.replicates)]) for s in range(len(steps))])  # [S, R, k]
         tell("null")
@@ -437,7 +469,7 @@ def run(settings: PCAReportSettings, progress=None) -> dict:
     return {"report": out, "figures": figs}
 
 
-def run_with_progress(settings: PCAReportSettings, quiet: bool = False) -> dict:
+def run_with_progress(settings: PCAReportSettings, quiet: bool = False, on_pca=None) -> dict:
     """``run`` with a stage progress bar on stderr (none with quiet); the bar appears at the
     first stage, after the models have loaded (a bad name stops before any output)."""
     import sys
@@ -454,7 +486,7 @@ def run_with_progress(settings: PCAReportSettings, quiet: bool = False) -> dict:
         bars[0].set_description(desc)
 
     try:
-        return run(settings, progress)
+        return run(settings, progress, on_pca)
     finally:
         for b in bars:
             b.close()

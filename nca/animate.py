@@ -457,12 +457,15 @@ class _NoBar:
         pass
 
 
-def export(anim: Animation, out: str | Path, progress=None, command: str | None = None) -> dict:
+def export(anim: Animation, out: str | Path, progress=None, command: str | None = None,
+           panel_context: dict | None = None) -> dict:
     """Render ``anim`` to ``out`` (.gif, .mp4, or a folder for PNG frames) and write the
     sidecar JSON next to it. Returns the sidecar's content.
 
     progress: optional ``(description, total_steps) -> bar`` with ``update(n)`` and
-    ``close()`` (a tqdm), called once per pass over the rollout.
+    ``close()`` (a tqdm), called once per pass over the rollout. panel_context: extra
+    entries for the panel factories (``nca.render.make_panels``), e.g. a PCA fitted
+    elsewhere (``analysis.panels.fitted``); their names are recorded in the sidecar.
     """
     anim.validate()
     out = Path(out)
@@ -498,7 +501,7 @@ def export(anim: Animation, out: str | Path, progress=None, command: str | None 
                 ranges = channel_ranges(stream(), wanted, bar.update)
             finally:
                 bar.close()
-        context = {"models": models, "size": size, "steps": anim.steps, "seed": anim.seeds[0]}
+        context = {"models": models, "size": size, "steps": anim.steps, "seed": anim.seeds[0], **(panel_context or {})}
         panels = make_panels(items, anim.background, ranges, context)
         layout: Layout = make_layout(len(sources), panels, [s.label for s in sources], (size, size),
                                      anim.scale, anim.cols, anim.counter)
@@ -522,6 +525,7 @@ def export(anim: Animation, out: str | Path, progress=None, command: str | None 
                      "label": s.label} for s in sources],
         "damage": [d.describe(size, size) for d in anim.damage],
         "channel_range": {str(c): v for c, v in ranges.items()},
+        "panel_context": sorted(panel_context or ()),
         "chunk_frames": anim.chunk_frames or default_chunk_frames(len(sources), size, size, n_channels, n_frames),
         "output": {"path": str(out), "format": output_format(out), "frames": n_frames,
                    "width": layout.width, "height": layout.height,

@@ -8,8 +8,8 @@ Writes DIR/index.html + DIR/report.json + figures (analysis.pca_report: every co
 axis measures tested against a spatial null, intervals over --replicates rollouts; lighter
 than scripts/pca_report.py's defaults, for speed: steps 100 and 200 analysed, emergence every
 10 steps, 200 steps of regrowth, one rotation, no model comparison) and
-DIR/growth.gif: the organism beside its first two principal-component maps, growing from the
-seed, cut in half at step 200 and regrowing (scripts/animate.py).
+DIR/growth.gif: the organism beside its first two principal-component maps (the report's
+pooled PCA), growing from the seed, cut in half at step 200 and regrowing (scripts/animate.py).
 """
 
 import shlex
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
 
     from tqdm import tqdm
 
-    from analysis.panels import register
+    from analysis.panels import fitted, register
     from nca.animate import Animation, Cut, export
 
     register()
@@ -55,13 +55,18 @@ def main(argv=None) -> int:
                      damage=(Cut(200, "left"),), panels=("rgba", "pc1", "pc2"))
     gif = a.out / "growth.gif"
     bar = None if a.quiet else (lambda d, n: tqdm(total=n, desc=d, unit="step", file=sys.stderr, position=1))
-    # The animation runs beside the report: on a CPU both are mostly one-threaded (XLA
-    # compiles and NumPy), so the second core does it for free (bench/dissection.py).
+    # The animation's PC panels show the report's own pooled PCA (the movie's PC1 is the
+    # report's PC1), and the animation runs beside the rest of the report from the moment
+    # that PCA is fitted.
+    movie = []
     with ThreadPoolExecutor(1) as pool:
-        movie = pool.submit(export, anim, gif, progress=bar, command=settings.command)
-        result = pca_report.run_with_progress(settings, a.quiet)
+        def start_movie(pca, features):
+            movie.append(pool.submit(export, anim, gif, progress=bar, command=settings.command,
+                                     panel_context=fitted(pca, features)))
+
+        result = pca_report.run_with_progress(settings, a.quiet, on_pca=start_movie)
         pca_report.write(result, a.out)
-        movie.result()
+        movie[0].result()
     for line in pca_report.summary_lines(result["report"]):
         print(line, file=sys.stderr)
     print(f"open {a.out / 'index.html'} (report) and {gif} (growth, cut at step 200, regrowth)", file=sys.stderr)

@@ -43,3 +43,29 @@ def test_registered_pc_panels_fit_the_animated_model():
     assert pc1.pca is pc2.pca  # one fit shared by the animation's panels
     assert pc1.pca.explained_variance_ratio[0] >= pc2.pca.explained_variance_ratio[0]
     assert fit_steps(80) == [20, 40, 60, 80] and fit_steps(1000)[-1] == 200
+
+
+def test_a_given_pca_is_the_one_the_exported_panels_show(tmp_path, monkeypatch):
+    """export(panel_context=fitted(pca, features)): the pc panels show that PCA (dissect.py
+    passes its report's) and fit none of their own."""
+    import json
+
+    import analysis.panels as panels
+    from nca.animate import Animation, export
+
+    register()
+    s, body = planted_state(np.random.default_rng(1), size=72)
+    pca = fit_cell_pca(s[None, ..., 4:], body[None], n_components=6)
+
+    def no_fit(*a, **k):
+        raise AssertionError("the panels fitted their own PCA")
+
+    monkeypatch.setattr(panels, "fit_panel_pca", no_fit)
+    meta = export(Animation(models=("distill:lizard/persistent",), steps=4, every=2, scale=1, panels=("pc1", "pc2")),
+                  tmp_path / "a.gif", panel_context=panels.fitted(pca, s[body][:, 4:]))
+    titles = [t["panel"] for t in meta["output"]["tiles"]]
+    assert titles == [f"PC{j + 1} ({pca.explained_variance_ratio[j]:.0%})" for j in (0, 1)]
+    assert meta["panel_context"] == ["pc_fit"]
+    assert json.loads((tmp_path / "a.gif.json").read_text())["panel_context"] == ["pc_fit"]
+    vmax = panels.fitted(pca, s[body][:, 4:])["pc_fit"][1]
+    np.testing.assert_allclose(vmax, np.percentile(np.abs(pca.transform(s[body][:, 4:])), 99, axis=0))

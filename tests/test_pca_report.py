@@ -59,6 +59,22 @@ def test_report_on_published_model(script, tmp_path):
         assert (out / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_on_pca_gets_the_reports_own_pca_and_its_cells():
+    """run(on_pca=...) hands over the pooled PCA the report measures (dissect.py's movie
+    shows it), with the features of exactly the cells it was fitted on."""
+    import numpy as np
+
+    from analysis import pca_report
+
+    got = []
+    s = pca_report.PCAReportSettings(model="distill:lizard/persistent", at=(30,), replicates=1, every=30, regrow=0,
+                                     rotations=(), compare=(), components=2, surrogates=99, bootstrap=10)
+    rep = pca_report.run(s, on_pca=lambda pca, feats: got.append((pca, feats)))["report"]
+    (pca, feats), = got
+    np.testing.assert_allclose(pca.explained_variance_ratio, rep["pca"]["explained_variance_ratio"])
+    assert feats.shape == (rep["steps"][0]["n_alive"], 12)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["distill:lizard/nope", "--out", "x"], "unknown published model"),
     (["distill:lizard/persistent", "--out", "x", "--steps", "50", "--at", "80"], "outside the rollout"),

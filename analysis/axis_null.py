@@ -340,14 +340,14 @@ def _monotone_residual(y: np.ndarray, projs) -> np.ndarray:
     """y minus its best non-decreasing function of any of the projections (isotonic
     regression; each projection oriented so that y tends to increase along it); the smallest
     residual. y: [n]; projs: sequence of [n] -> [n]."""
-    from sklearn.isotonic import isotonic_regression
+    from .axes import isotonic
 
     best, best_sse = None, np.inf
     for proj in projs:
         order = np.argsort(proj, kind="stable")
         ys = y[order]
         r = np.empty_like(y)
-        r[order] = ys - isotonic_regression(ys, increasing=True)
+        r[order] = ys - isotonic(ys)
         sse = float(r @ r)
         if sse < best_sse:
             best, best_sse = r, sse

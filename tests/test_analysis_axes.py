@@ -166,3 +166,21 @@ def test_directions_on_the_pixel_grid_are_not_biased():
             _, (meas,) = measure_maps(m, alpha)
             signed.append(float(wrap180(meas.direction_deg - theta)))
         assert abs(np.mean(signed)) < 0.3 and max(map(abs, signed)) < 1.0, (theta, signed)
+
+
+def test_isotonic_is_scikit_learns_fit_bit_for_bit():
+    """axes.isotonic calls scipy's solver directly, skipping scikit-learn's validation (the
+    spatial null makes thousands of small calls); the fits must not change."""
+    from sklearn.isotonic import isotonic_regression
+
+    from analysis.axes import isotonic
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n = int(rng.integers(3, 500))
+        y = rng.normal(size=n).cumsum() * rng.random() + rng.normal(size=n)
+        w = rng.integers(1, 5, n).astype(np.float64)
+        np.testing.assert_array_equal(isotonic(y), isotonic_regression(y))
+        np.testing.assert_array_equal(isotonic(y, w), isotonic_regression(y, sample_weight=w))
+    fit = isotonic(np.array([3.0, 1.0, 2.0]))
+    np.testing.assert_allclose(fit, [2.0, 2.0, 2.0])  # pooled violators

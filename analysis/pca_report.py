@@ -302,7 +302,8 @@ def add_null_tests(steps: list[int], maps: np.ndarray, alpha: np.ndarray, res: d
 
 def run(settings: PCAReportSettings, progress=None, on_pca=None) -> dict:
     """Grow, fit, measure, test. Returns {"report": JSON-ready dict, "figures": [(name,
-    title, caption, png bytes)]}. progress: callable(description) called at each stage;
+    title, caption, png bytes)], "viewer": the live viewer's PCA data (this report's pooled
+    PCA; ``analysis.viewer.analysis_from``) or None}. progress: callable(description) called at each stage;
     on_pca: callable(pca, features [N, F] of its fitted cells), called as soon as the pooled
     PCA is fitted (``scripts/dissect.py`` starts its animation's PC panels with it)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -311,7 +312,7 @@ def run(settings: PCAReportSettings, progress=None, on_pca=None) -> dict:
 
     import nca
 
-    from . import dissect, pca_figures, plots
+    from . import dissect, pca_figures, plots, viewer
     from .compare import null_loading_angles_deg
     from .pca import FEATURES, fit_cell_pca, pc_maps, state_features, variance_captured
     from .rollouts import activations, disc_damage, grow_states
@@ -375,6 +376,9 @@ def run(settings: PCAReportSettings, progress=None, on_pca=None) -> dict:
         alive_at = alive_of(at[..., 3], thr)
         if on_pca is not None:
             on_pca(pooled, f_at[alive_at])
+        # the page's live viewer shows this same PCA (it supports the hidden channels only)
+        viewer_data = (viewer.analysis_from(pooled, at[alive_at], steps, a.replicates)
+                       if a.features == "hidden" and not a.standardize else None)
         evr_rep = np.stack([np.stack([variance_captured(pooled, f_at[s, r][None], alive_at[s, r][None])[0]
                                       for r in range(a.replicates)]) for s in range(len(steps))])  # [S, R, k]
         tell("null")
@@ -466,7 +470,7 @@ def run(settings: PCAReportSettings, progress=None, on_pca=None) -> dict:
                                       thresholds, plots)
     out["timing_s"] = time.time() - t_start
     out["figures"] = [f"{name}.png" for name, *_ in figs]
-    return {"report": out, "figures": figs}
+    return {"report": out, "figures": figs, "viewer": viewer_data}
 
 
 def run_with_progress(settings: PCAReportSettings, quiet: bool = False, on_pca=None) -> dict:
@@ -527,7 +531,8 @@ def write(result: dict, out: Path, viewer: bool = True) -> None:
 
         from .viewer import ViewerSettings, write_viewer
 
-        write_viewer(nca.load_model(rep["model"]), out / "viewer.html", ViewerSettings(seed=rep["seed"]))
+        write_viewer(nca.load_model(rep["model"]), out / "viewer.html", ViewerSettings(seed=rep["seed"]),
+                     analysis=result.get("viewer"))
     page = pca_figures.build_html(json_safe(rep), [(t, c, p) for _, t, c, p in result["figures"]],
                                   viewer="viewer.html" if viewer else None)
     atomic_write_bytes(out / "index.html", page.encode())

@@ -105,22 +105,31 @@ def analysis_data(model: LoadedModel, settings: ViewerSettings = ViewerSettings(
         at.append(settings.steps)
     sel = states[at]
     alive = alive_of(sel[..., 3], cfg.alive_threshold)
-    n_alive = int(alive.sum())
-    means = sel[alive].mean(0) if n_alive else np.zeros(cfg.channels)
     k = min(settings.components, cfg.hidden_channels)
-    pca, note = None, ""
     if k < 1:
-        note = "the model has no hidden channels"
-    else:
-        try:
-            fit = fit_cell_pca(sel[..., 4:], alive, k, standardize=False, name="hidden")
-            pca = {"features": "hidden", "offset": 4, "steps": at, "n_samples": fit.n_samples,
-                   "components": fit.components.tolist(), "mean": fit.mean.tolist(),
-                   "scale": fit.scale.tolist(), "explained_variance_ratio": fit.explained_variance_ratio.tolist()}
-        except NCAError as e:
-            note = str(e)
-    return {"pca": pca, "pca_note": note, "channel_means": np.asarray(means, float).tolist(),
-            "n_alive_cells": n_alive}
+        return analysis_from(None, sel[alive], at, note="the model has no hidden channels", channels=cfg.channels)
+    try:
+        fit = fit_cell_pca(sel[..., 4:], alive, k, standardize=False, name="hidden")
+    except NCAError as e:
+        return analysis_from(None, sel[alive], at, note=str(e), channels=cfg.channels)
+    return analysis_from(fit, sel[alive], at)
+
+
+def analysis_from(pca, cells: np.ndarray, steps: list[int], rollouts: int = 1, note: str = "",
+                  channels: int | None = None) -> dict:
+    """``analysis_data``'s dict from a PCA of the hidden channels (an ``analysis.pca.CellPCA``,
+    or None with ``note``) and the states of the cells it was fitted on (cells: [N, C]) at
+    ``steps`` of ``rollouts`` rollouts. ``analysis.pca_report`` passes its own pooled PCA,
+    so that a report's live viewer shows the report's components."""
+    cells = np.asarray(cells)
+    means = cells.mean(0) if len(cells) else np.zeros(channels if channels is not None else cells.shape[-1])
+    out = None
+    if pca is not None:
+        out = {"features": "hidden", "offset": 4, "steps": [int(t) for t in steps], "rollouts": int(rollouts),
+               "n_samples": pca.n_samples, "components": pca.components.tolist(), "mean": pca.mean.tolist(),
+               "scale": pca.scale.tolist(), "explained_variance_ratio": pca.explained_variance_ratio.tolist()}
+    return {"pca": out, "pca_note": note, "channel_means": np.asarray(means, float).tolist(),
+            "n_alive_cells": int(len(cells))}
 
 
 def payload(model: LoadedModel, settings: ViewerSettings = ViewerSettings(), analysis: dict | None = None) -> dict:

@@ -55,6 +55,10 @@ def test_report_on_published_model(script, tmp_path):
     assert "href='viewer.html'" in html
     page = (out / "viewer.html").read_text()
     assert rep["model"] in page and "<script" in page and "http" not in page.split("<script", 1)[1][:200]
+    # ... and shows the report's own pooled PCA (not a fit of its own)
+    data = json.loads(page.split('<script id="nca-payload" type="application/json">', 1)[1].split("</script>", 1)[0])
+    assert data["pca"]["steps"] == [30, 60] and data["pca"]["rollouts"] == 2
+    assert data["pca"]["explained_variance_ratio"] == rep["pca"]["explained_variance_ratio"]
     for f in rep["figures"]:
         assert (out / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -29,7 +29,7 @@
     `<code>analysis.interventions.ablate</code> at the "state" point: the component of every cell's state along the ` +
     `direction is set to 0 (zero) or to its mean over the alive cells of an intact rollout (mean).</p>` +
     (pca ? `<p>PCs: PCA of the ${pca.features} features of alive cells (alpha &gt; ${M.alive_threshold}) over ` +
-      `steps ${pca.steps.join(", ")} of a rollout from the seed; explained variance ` +
+      `steps ${pca.steps.join(", ")} of ${(pca.rollouts || 1) > 1 ? pca.rollouts + " rollouts" : "a rollout"} from the seed; explained variance ` +
       pca.explained_variance_ratio.map((v) => (100 * v).toFixed(1) + "%").join(", ") + ".</p>" : "");
 
   // ---- canvas ---------------------------------------------------------------------------

@@ -360,6 +360,7 @@ def run(settings: PCAReportSettings, progress=None, on_pca=None) -> dict:
     g = math.gcd(a.every, rollout, *steps)
     g1 = math.gcd(a.every, a.regrow, *steps)
     with ThreadPoolExecutor(1) as pool:
+        pool.submit(_warm_figures)  # matplotlib's imports and fonts, while the main thread waits on XLA
         rot_grown = {theta: pool.submit(grow_states, model.rotated(theta), t_last,
                                         jax.random.fold_in(key, STREAM_ROTATION), size=a.size, every=g1)
                      for theta in a.rotations}
@@ -471,6 +472,18 @@ def run(settings: PCAReportSettings, progress=None, on_pca=None) -> dict:
     out["timing_s"] = time.time() - t_start
     out["figures"] = [f"{name}.png" for name, *_ in figs]
     return {"report": out, "figures": figs, "viewer": viewer_data}
+
+
+def _warm_figures() -> None:
+    """Import matplotlib and render one small figure with text (loads the fonts): ~1 s that
+    the first report figure would otherwise pay at the end, on the critical path."""
+    from matplotlib.figure import Figure
+
+    from .plots import png_bytes
+
+    fig = Figure(figsize=(1, 1))
+    fig.add_subplot().set_title("warm")
+    png_bytes(fig)
 
 
 def run_with_progress(settings: PCAReportSettings, quiet: bool = False, on_pca=None) -> dict:

@@ -21,7 +21,6 @@ from pathlib import Path
 import jax
 import msgpack
 import numpy as np
-from flax import serialization
 
 from .errors import NCAError
 
@@ -321,6 +320,8 @@ def save_checkpoint(path: Path, state: dict) -> None:
     The file is flax's msgpack encoding (``flax.serialization.msgpack_restore`` reads it;
     tested byte for byte), streamed to disk array by array.
     """
+    from flax import serialization  # here, not at import: flax costs every analysis script 0.3 s
+
     payload = {"format_version": FORMAT_VERSION, "state": serialization.to_state_dict(_to_numpy(state))}
     atomic_write_bytes(Path(path), lambda f: _write_msgpack(f, payload))
 
@@ -366,7 +367,8 @@ def _read_msgpack(f):
     if b in (0xC4, 0xC5, 0xC6):
         return _read_exact(f, _unpack(f, _LEN[b]))
     if b in _FIXEXT or b in (0xC7, 0xC8, 0xC9):
-        size = _FIXEXT[b] if b in _FIXEXT else _unpack(f, _LEN[b])
+        if b not in _FIXEXT:
+            _unpack(f, _LEN[b])  # the length prefix: read past it (the array record says its size)
         code = _unpack(f, ">b")
         if code not in (_EXT_NDARRAY, _EXT_NPSCALAR):
             raise ValueError(f"unknown msgpack extension type {code}")
@@ -415,6 +417,8 @@ def load_checkpoint(path: Path, template: dict) -> dict:
     except Exception as e:
         raise NCAError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}: {e}); "
                        "restore it from a copy or start a new run") from None
+    from flax import serialization
+
     np_template = _template_numpy(template)
     try:
         restored = serialization.from_state_dict(np_template, raw)

@@ -315,7 +315,7 @@ def run(settings: PCAReportSettings, progress=None, on_pca=None) -> dict:
     from . import dissect, pca_figures, plots, viewer
     from .compare import null_loading_angles_deg
     from .pca import FEATURES, fit_cell_pca, pc_maps, state_features, variance_captured
-    from .rollouts import activations, disc_damage, grow_states
+    from .rollouts import activations, grow_states
 
     a = settings
     a.validate()
@@ -369,6 +369,8 @@ def run(settings: PCAReportSettings, progress=None, on_pca=None) -> dict:
         tell("grow")
         states = grow_states(model, rollout, jax.random.fold_in(key, STREAM_ROLLOUTS), seeds=a.replicates, size=a.size,
                              every=g)  # states[i]: after i * g steps
+        if a.regrow > 0:  # the damage and the regrowth need only the grown body: on the side thread now
+            regrown = pool.submit(_damage_and_regrow, model, states[-1, :1], key, grid, thr, a.regrow, rollout, g1)
         tell("pca")
         at = states[[t // g for t in steps]]  # [S, R, H, W, C]
         f_at = feats(model, at)
@@ -394,16 +396,7 @@ def run(settings: PCAReportSettings, progress=None, on_pca=None) -> dict:
         regrowth, damage_info = None, None
         if a.regrow > 0:
             tell("damage + regrowth")
-            alive_end = states[-1, 0, ..., 3] > thr
-            k_dmg = jax.random.fold_in(key, STREAM_DAMAGE)
-            for i in range(100):  # the first training-distribution disc that erases >= 20% of the body
-                mask = disc_damage(jax.random.fold_in(k_dmg, i), (grid, grid))
-                frac = float((alive_end & (mask > 0)).sum() / max(alive_end.sum(), 1))
-                if frac >= 0.2:
-                    break
-            x_dam = states[-1, :1] * (1.0 - mask)[None, :, :, None]
-            re = grow_states(model, a.regrow, jax.random.fold_in(key, STREAM_REGROW), seeds=1, x0=x_dam, t0=rollout,
-                             every=g1)
+            re, frac = regrown.result()
             rts = sorted(set(range(0, a.regrow + 1, a.every)) | {a.regrow})
             re_ts = re[[t // g1 for t in rts], 0]
             regrowth = dissect.track(pooled, [rollout + t for t in rts], feats(model, re_ts), re_ts[..., 3], thr,
@@ -472,6 +465,28 @@ def run(settings: PCAReportSettings, progress=None, on_pca=None) -> dict:
     out["timing_s"] = time.time() - t_start
     out["figures"] = [f"{name}.png" for name, *_ in figs]
     return {"report": out, "figures": figs, "viewer": viewer_data}
+
+
+def _damage_and_regrow(model, x_end: np.ndarray, key, grid: int, thr: float, steps: int, t0: int,
+                       every: int) -> tuple[np.ndarray, float]:
+    """The regrowth after damage: x_end [1, H, W, C] (the first replicate's grown body) hit by
+    the first of the article's training discs (stream STREAM_DAMAGE) that erases >= 20 % of
+    it, then grown ``steps`` steps from ``t0`` (stream STREAM_REGROW). -> (states [steps //
+    every + 1, 1, H, W, C], the fraction of the body erased)."""
+    import jax
+
+    from .rollouts import disc_damage, grow_states
+
+    alive_end = x_end[0, ..., 3] > thr
+    k_dmg = jax.random.fold_in(key, STREAM_DAMAGE)
+    for i in range(100):  # the first training-distribution disc that erases >= 20% of the body
+        mask = disc_damage(jax.random.fold_in(k_dmg, i), (grid, grid))
+        frac = float((alive_end & (mask > 0)).sum() / max(alive_end.sum(), 1))
+        if frac >= 0.2:
+            break
+    x_dam = x_end * (1.0 - mask)[None, :, :, None]
+    return grow_states(model, steps, jax.random.fold_in(key, STREAM_REGROW), seeds=1, x0=x_dam, t0=t0,
+                       every=every), frac
 
 
 def _warm_figures() -> None:

@@ -234,19 +234,20 @@ def add_null_tests(steps: list[int], maps: np.ndarray, alpha: np.ndarray, res: d
         return rec
 
     # The bodies on two threads: their NumPy and FFT work releases the GIL for most of the
-    # time (1.6x on 2 cores). BLAS is held to one thread for the whole section, not per call:
+    # time (1.2-1.9x on 2 cores, alternated runs). BLAS is held to one thread for the whole section, not per call:
     # threadpool_limits is process-wide, so nested per-thread limits would undo each other.
     with threadpool_limits(1, "blas"), ThreadPoolExecutor(NULL_THREADS) as pool:
         recs = list(pool.map(one_body, [(s, r) for s in range(n_s) for r in range(n_r)]))
         bodies = [recs[s * n_r:(s + 1) * n_r] for s in range(n_s)]
         cis = {}
         for s in range(n_s):
+            per_rep = bodies[s]
+            if not all(len(rec["values"]) >= null.min_cells for rec in per_rep):
+                continue
             for j, c in enumerate(res["steps"][s]["components"]):
-                per_rep = bodies[s]
-                if all(len(rec["values"]) >= null.min_cells for rec in per_rep):
-                    cis[s, j] = pool.submit(direction_ci, [rec["values"][:, j] for rec in per_rep],
-                                            [rec["uv"] for rec in per_rep], c["direction_deg"], n_boot, seed=seed,
-                                            key=(int(steps[s]), j), starts=[rec["meas"][j].direction_deg for rec in per_rep])
+                cis[s, j] = pool.submit(direction_ci, [rec["values"][:, j] for rec in per_rep],
+                                        [rec["uv"] for rec in per_rep], c["direction_deg"], n_boot, seed=seed,
+                                        key=(int(steps[s]), j), starts=[rec["meas"][j].direction_deg for rec in per_rep])
         cis = {sj: f.result() for sj, f in cis.items()}
     for s in range(n_s):
         body = res["steps"][s]
@@ -360,7 +361,6 @@ def run(settings: PCAReportSettings, progress=None, on_pca=None) -> dict:
     g = math.gcd(a.every, rollout, *steps)
     g1 = math.gcd(a.every, a.regrow, *steps)
     with ThreadPoolExecutor(1) as pool:
-        pool.submit(_warm_figures)  # matplotlib's imports and fonts, while the main thread waits on XLA
         rot_grown = {theta: pool.submit(grow_states, model.rotated(theta), t_last,
                                         jax.random.fold_in(key, STREAM_ROTATION), size=a.size, every=g1)
                      for theta in a.rotations}
@@ -487,18 +487,6 @@ def _damage_and_regrow(model, x_end: np.ndarray, key, grid: int, thr: float, ste
     x_dam = x_end * (1.0 - mask)[None, :, :, None]
     return grow_states(model, steps, jax.random.fold_in(key, STREAM_REGROW), seeds=1, x0=x_dam, t0=t0,
                        every=every), frac
-
-
-def _warm_figures() -> None:
-    """Import matplotlib and render one small figure with text (loads the fonts): ~1 s that
-    the first report figure would otherwise pay at the end, on the critical path."""
-    from matplotlib.figure import Figure
-
-    from .plots import png_bytes
-
-    fig = Figure(figsize=(1, 1))
-    fig.add_subplot().set_title("warm")
-    png_bytes(fig)
 
 
 def run_with_progress(settings: PCAReportSettings, quiet: bool = False, on_pca=None) -> dict:

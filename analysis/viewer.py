@@ -107,22 +107,21 @@ def analysis_data(model: LoadedModel, settings: ViewerSettings = ViewerSettings(
     alive = alive_of(sel[..., 3], cfg.alive_threshold)
     k = min(settings.components, cfg.hidden_channels)
     if k < 1:
-        return analysis_from(None, sel[alive], at, note="the model has no hidden channels", channels=cfg.channels)
+        return analysis_from(None, sel[alive], at, note="the model has no hidden channels")
     try:
         fit = fit_cell_pca(sel[..., 4:], alive, k, standardize=False, name="hidden")
     except NCAError as e:
-        return analysis_from(None, sel[alive], at, note=str(e), channels=cfg.channels)
+        return analysis_from(None, sel[alive], at, note=str(e))
     return analysis_from(fit, sel[alive], at)
 
 
-def analysis_from(pca, cells: np.ndarray, steps: list[int], rollouts: int = 1, note: str = "",
-                  channels: int | None = None) -> dict:
+def analysis_from(pca, cells: np.ndarray, steps: list[int], rollouts: int = 1, note: str = "") -> dict:
     """``analysis_data``'s dict from a PCA of the hidden channels (an ``analysis.pca.CellPCA``,
     or None with ``note``) and the states of the cells it was fitted on (cells: [N, C]) at
     ``steps`` of ``rollouts`` rollouts. ``analysis.pca_report`` passes its own pooled PCA,
     so that a report's live viewer shows the report's components."""
     cells = np.asarray(cells)
-    means = cells.mean(0) if len(cells) else np.zeros(channels if channels is not None else cells.shape[-1])
+    means = cells.mean(0) if len(cells) else np.zeros(cells.shape[-1])
     out = None
     if pca is not None:
         out = {"features": "hidden", "offset": 4, "steps": [int(t) for t in steps], "rollouts": int(rollouts),

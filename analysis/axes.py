@@ -194,18 +194,33 @@ def isotonic(y: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     return np.asarray(isotonic_regression(np.asarray(y, np.float64), weights=weights).x, np.float64)
 
 
-def monotone_r2(score: np.ndarray, proj: np.ndarray) -> float:
-    """Fraction of the variance of ``score [n]`` explained by the best non-decreasing
-    function of ``proj [n]`` (isotonic regression; cells with equal proj are pooled)."""
-    sst = float(((score - score.mean()) ** 2).sum())
-    if sst <= 0 or len(score) < 3:
-        return 0.0
+def _isotonic_sorted(score: np.ndarray, proj: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """-> (order [n] sorting proj, score[order], the isotonic fit in that order); cells
+    with equal proj (within 1e-9) are pooled."""
     order = np.argsort(proj, kind="stable")
     p, y = proj[order], score[order]
     starts = np.concatenate([[0], np.flatnonzero(np.diff(p) > 1e-9) + 1])
     counts = np.diff(np.append(starts, len(p))).astype(np.float64)
-    fit = isotonic(np.add.reduceat(y, starts) / counts, counts)
-    return 1.0 - float(((y - np.repeat(fit, counts.astype(int))) ** 2).sum()) / sst
+    return order, y, np.repeat(isotonic(np.add.reduceat(y, starts) / counts, counts), counts.astype(int))
+
+
+def monotone_fit(score: np.ndarray, proj: np.ndarray) -> np.ndarray:
+    """The best non-decreasing function of ``proj [n]`` fitted to ``score [n]`` (isotonic
+    regression; cells with equal proj are pooled) -> its value at each cell [n]."""
+    order, _, fit = _isotonic_sorted(score, proj)
+    out = np.empty(len(fit))
+    out[order] = fit
+    return out
+
+
+def monotone_r2(score: np.ndarray, proj: np.ndarray) -> float:
+    """Fraction of the variance of ``score [n]`` explained by the best non-decreasing
+    function of ``proj [n]`` (``monotone_fit``)."""
+    sst = float(((score - score.mean()) ** 2).sum())
+    if sst <= 0 or len(score) < 3:
+        return 0.0
+    _, y, fit = _isotonic_sorted(score, proj)
+    return 1.0 - float(((y - fit) ** 2).sum()) / sst
 
 
 def _plateau_argmax(angles: np.ndarray, values: np.ndarray) -> float:

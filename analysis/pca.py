@@ -1,6 +1,7 @@
 """Cell-state PCA: samples are alive cells, features are channels or activations.
 
-Pure functions over arrays (scikit-learn for the fit). Layout: a stack of grids
+Pure functions over arrays (scipy's SVD for the fit, exactly as scikit-learn's
+``PCA(svd_solver="full")`` solves it). Layout: a stack of grids
 ``[S, H, W, F]`` (S = analysed steps, or steps x seeds flattened) with an alive mask
 ``[S, H, W]``; PC maps come back as ``[S, H, W, k]`` with NaN at dead cells.
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.decomposition import PCA
+from scipy import linalg
 
 from nca.errors import NCAError
 
@@ -97,10 +98,12 @@ def fit_cell_pca(features: np.ndarray, alive: np.ndarray, n_components: int = 6,
     scale = x.std(0) if standardize else np.ones(f)
     scale = np.where(scale > 1e-12, scale, 1.0)
     z = (x - mean) / scale
-    pca = PCA(n_components=n_components, svd_solver="full").fit(z)
-    comps = canonical_signs(pca.components_)
-    return CellPCA(comps, mean, scale, pca.explained_variance_.copy(),
-                   pca.explained_variance_ratio_.copy(), n, name)
+    # scikit-learn's PCA(svd_solver="full") step for step (bit-identical, a test checks it),
+    # without its import, which cost about 1 s of every report's start.
+    _, sv, vt = linalg.svd(z - z.mean(0), full_matrices=False)
+    var = sv ** 2 / (n - 1)
+    return CellPCA(canonical_signs(vt[:n_components]), mean, scale, var[:n_components],
+                   var[:n_components] / var.sum(), n, name)
 
 
 def pc_maps(pca: CellPCA, features: np.ndarray, alive: np.ndarray) -> np.ndarray:

@@ -152,9 +152,9 @@ def fig_profiles(maps: np.ndarray, alpha: np.ndarray, body: dict, threshold: flo
                  max_components: int = 6) -> Figure:
     """Each component's score against position: along its found direction (axial and none;
     x = signed distance from the centroid along direction_deg, cells) or against distance
-    from the centroid (radial). Line: the best monotone fit (isotonic), whose R^2 is
-    ``monotone_r2``. maps: [H, W, k]; alpha: [H, W]."""
-    from sklearn.isotonic import IsotonicRegression
+    from the centroid (radial). Line: the best monotone fit (``axes.monotone_fit``), whose
+    R^2 is ``monotone_r2``. maps: [H, W, k]; alpha: [H, W]."""
+    from .axes import monotone_fit
 
     k = min(maps.shape[-1], max_components)
     rows, cols = np.nonzero(alpha > threshold)
@@ -168,12 +168,13 @@ def fig_profiles(maps: np.ndarray, alpha: np.ndarray, body: dict, threshold: flo
         if c["kind"] == "radial":
             x = np.hypot(u, v)
             ax.set_xlabel("distance from centroid (cells)", fontsize=7)
-            fit = IsotonicRegression(increasing=c["radial_association"] > 0).fit_transform(x, y)
+            sign = 1.0 if c["radial_association"] > 0 else -1.0  # increasing or decreasing
+            fit = sign * monotone_fit(sign * y, x)
         else:
             d = direction_vector(c["direction_deg"])
             x = u * d[0] + v * d[1]
             ax.set_xlabel(f"position along {c['direction_deg']:.0f}\u00b0 (cells)", fontsize=7)
-            fit = IsotonicRegression().fit_transform(x, y)
+            fit = monotone_fit(y, x)
         o = np.argsort(x)
         ax.plot(x, y, ".", ms=2, color=_colour(j), alpha=0.5)
         ax.plot(x[o], fit[o], "k-", lw=1.2)

@@ -139,3 +139,36 @@ def test_per_step_fits_match_single_step_pca_and_pooled_maps_are_shared():
     _, maps_pooled, res_pooled = analyse_steps([10, 20], feats, alpha, 3)
     np.testing.assert_allclose(maps_pooled, pc_maps(pooled, feats, alpha > 0.1))
     assert res_pooled["pca"]["fit_steps"] == [10, 20] and "explained_variance_ratio_fit" not in res_pooled["steps"][0]
+
+
+@pytest.mark.parametrize("standardize", [False, True])
+def test_fit_is_bit_identical_to_scikit_learn_full_svd_pca(standardize):
+    """fit_cell_pca solves the PCA with scipy's SVD itself (importing scikit-learn costs ~1 s of
+    every report's start); it must give exactly what scikit-learn's PCA(svd_solver="full") gave,
+    on planted low-rank data and on isotropic noise (near-tied variances)."""
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(7)
+    low_rank = rng.normal(size=(3, 500, 3)) @ rng.normal(size=(3, 12)) + 0.05 * rng.normal(size=(3, 500, 12))
+    for feats in (low_rank.reshape(3, 20, 25, 12), rng.normal(size=(2, 20, 25, 12))):
+        alive = rng.random(feats.shape[:-1]) < 0.7
+        p = fit_cell_pca(feats, alive, 5, standardize=standardize)
+        x = feats[alive].astype(np.float64)
+        scale = x.std(0) if standardize else np.ones(x.shape[1])
+        ref = PCA(n_components=5, svd_solver="full").fit((x - x.mean(0)) / np.where(scale > 1e-12, scale, 1.0))
+        assert np.array_equal(p.components, canonical_signs(ref.components_))
+        assert np.array_equal(p.explained_variance, ref.explained_variance_)
+        assert np.array_equal(p.explained_variance_ratio, ref.explained_variance_ratio_)
+
+
+def test_the_fit_and_the_profile_figure_need_no_scikit_learn(monkeypatch):
+    """The report's path stays free of the scikit-learn import (about 1 s of each start)."""
+    import sys
+
+    from analysis.plots import fig_profiles
+
+    for name in ("sklearn", "sklearn.decomposition", "sklearn.isotonic"):
+        monkeypatch.setitem(sys.modules, name, None)  # any import of it now raises
+    states, *_ = planted_states(np.random.default_rng(3), size=32, radius=12.0)
+    _, maps, res = analyse_steps([1], states[None, None, ..., 4:], states[None, None, ..., 3], 3)
+    fig_profiles(maps[0, 0], states[..., 3], res["steps"][0], 0.1)

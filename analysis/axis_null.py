@@ -50,9 +50,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import rankdata
 
-from .axes import COARSE_STEP_DEG, direction_vector, view_coords
+from .axes import COARSE_STEP_DEG, direction_vector, rankdata, view_coords
 
 # Named PRNG streams (np.random.SeedSequence spawn keys): one per use of randomness.
 STREAM_SURROGATES = 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from . import plots
 from .plots import ci_yerr
 from .report import CONVENTIONS, _esc, _fmt, _img, page_end, page_head, table
 
@@ -79,58 +80,68 @@ def fig_component_tests(body_steps: list[dict]) -> Figure:
     return fig
 
 
-def report_figures(out, steps, at, maps, evr_rep, growth, regrowth, damage_info, rotation, rot_states, rot_maps,
-                   rot_bodies, comparisons, cmp_rows, thr, thresholds, plots) -> list[tuple]:
-    """(name, title, caption, png) of every figure of the report."""
-    figs = [("explained_variance", "Explained variance",
+def body_figure_specs(pca: dict, body_steps: list[dict], replicates: int, steps: list[int], at: np.ndarray,
+                      maps: np.ndarray, evr_rep: np.ndarray, thr: float) -> list[tuple]:
+    """The figures of the analysed bodies, ready once the spatial null has run, as specs
+    ``(name, title, caption, make, args)`` (``analysis.figure_pool``): explained variance,
+    component tests, PC maps, profiles. pca, body_steps: the report's "pca" and "steps";
+    at: [S, R, H, W, C]; maps: [S, R, H, W, k]; evr_rep: [S, R, k]."""
+    return [("explained_variance", "Explained variance",
              "Left: the pooled PCA's explained variance ratio per component (bars); dots with error bars: each "
              "replicate's share (mean over the analysed steps), mean and 95% interval over the "
-             f"{out['replicates']} replicates; dotted: cumulative. Right: each component's share at each step.",
-             fig_explained_variance_ci(out["pca"], steps, evr_rep)),
+             f"{replicates} replicates; dotted: cumulative. Right: each component's share at each step.",
+             fig_explained_variance_ci, (pca, steps, evr_rep)),
             ("component_tests", "Axial and radial associations with their uncertainty",
              "Each component at each analysed step: its rank association with position along its best direction "
              "(left) and with distance from the centroid (right), mean and 95% interval over replicates. Filled: "
              "the component's kind is axial (left) / radial (right) by the spatial-null test (Holm-corrected, "
              "agreed over replicates); hollow: not. A high association alone is not evidence: smooth random "
              "fields reach 0.5 often (docs/pca.md).",
-             fig_component_tests(out["steps"])),
+             fig_component_tests, (body_steps,)),
             ("pc_maps", "PC maps over development",
              "Each row an analysed step (first replicate): the body (dashed: its long axis), then each PC's score "
              "(red +, blue -, grey: dead). Arrows: direction in which an axial component increases; rings: radial.",
-             plots.fig_pc_maps(at[:, 0], maps[:, 0], out["steps"], [f"step {t}" for t in steps], thr)),
+             plots.fig_pc_maps, (at[:, 0], maps[:, 0], body_steps, [f"step {t}" for t in steps], thr)),
             ("profiles", f"Profiles at step {steps[-1]}",
              "Each component's score against position along its found direction (radial: against distance "
              "from the centroid), one dot per cell; black: the best monotone fit.",
-             plots.fig_profiles(maps[-1, 0], at[-1, 0, ..., 3], out["steps"][-1], thr)),
-            ("emergence", "Emergence over development" + (" and regrowth" if damage_info else ""),
+             plots.fig_profiles, (maps[-1, 0], at[-1, 0, ..., 3], body_steps[-1], thr))]
+
+
+def later_figure_specs(out: dict, steps: list[int], at: np.ndarray, maps: np.ndarray, growth, regrowth, damage_info,
+                       rotation, rot_states, rot_maps, rot_bodies, comparisons, cmp_rows, thr: float,
+                       thresholds) -> list[tuple]:
+    """The descriptive extras' figures as specs (``body_figure_specs``): emergence and
+    regrowth, the rotation test, the comparisons."""
+    figs = [("emergence", "Emergence over development" + (" and regrowth" if damage_info else ""),
              "Descriptive (first replicate, no null): the pooled components measured every %d steps%s. Dotted: "
              "the old fixed threshold 0.5, which smooth random fields often pass." % (
                  out["settings"]["every"],
                  f"; vertical line: damage at step {damage_info['step']} "
                  f"({damage_info['fraction_of_body_erased']:.0%} of the body erased), then "
                  f"{damage_info['regrow_steps']} steps of regrowth" if damage_info else ""),
-             plots.fig_emergence(growth, regrowth, thresholds.min_association,
-                                 damage_info["step"] if damage_info else None))]
+             plots.fig_emergence, (growth, regrowth, thresholds.min_association,
+                                   damage_info["step"] if damage_info else None))]
     t_last = steps[-1]
     if rotation:
         axial = [c["index"] for c in out["steps"][-1]["components"] if c["kind"] in ("along-axis", "across-axis")]
         figs.append(("rotation", "Rotation test",
                      f"Grown with the perception rotated by &theta; (step {t_last}), scored with the same PCA. "
                      "A component that belongs to the body rotates with it (dotted identity line).",
-                     plots.fig_rotation(rotation, np.stack(rot_states), np.stack(rot_maps), rot_bodies,
-                                        axial[0] if axial else 0, thr)))
+                     plots.fig_rotation, (rotation, np.stack(rot_states), np.stack(rot_maps), rot_bodies,
+                                          axial[0] if axial else 0, thr)))
     if comparisons:
         figs.append(("comparison", "Comparison across seeds and models",
                      f"Principal angles between the first {len(out['pca']['explained_variance_ratio'])} PCs of the "
                      "reference and of each compared PCA (own fit, same steps), at step %d. 0&deg; = same subspace."
-                     % t_last, plots.fig_comparison(comparisons)))
+                     % t_last, plots.fig_comparison, (comparisons,)))
         figs.append(("comparison_maps", "PC maps of the compared PCAs",
                      f"Step {t_last}; each row its own PCA.",
-                     plots.fig_pc_maps(np.stack([at[-1, 0]] + [r[1] for r in cmp_rows]),
-                                       np.stack([maps[-1, 0]] + [r[2] for r in cmp_rows]),
-                                       [out["steps"][-1]] + [r[3] for r in cmp_rows],
-                                       [out["model"]] + [r[0] for r in cmp_rows], thr)))
-    return [(name, title, caption, plots.png_bytes(fig)) for name, title, caption, fig in figs]
+                     plots.fig_pc_maps, (np.stack([at[-1, 0]] + [r[1] for r in cmp_rows]),
+                                         np.stack([maps[-1, 0]] + [r[2] for r in cmp_rows]),
+                                         [out["steps"][-1]] + [r[3] for r in cmp_rows],
+                                         [out["model"]] + [r[0] for r in cmp_rows], thr)))
+    return figs
 
 
 def _ci_text(ci: dict | None, nd: int = 2, signed: bool = False) -> str:

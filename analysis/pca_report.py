@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from nca.errors import NCAError
 
@@ -163,12 +163,16 @@ def mean_interval(values, level: float = 0.95) -> dict:
     m = float(v.mean())
     if n < 2:
         return {"mean": m, "lo": None, "hi": None, "n": n}
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / np.sqrt(n))
+    # special.stdtrit is what scipy.stats.t.ppf evaluates (same bits), without importing
+    # scipy.stats (0.8 s of each report's start)
+    half = float(special.stdtrit(n - 1, 0.5 + level / 2) * v.std(ddof=1) / np.sqrt(n))
     return {"mean": m, "lo": m - half, "hi": m + half, "n": n}
 
 
 def binomial_interval(k: int, n: int, level: float = 0.95) -> list[float]:
     """Clopper-Pearson interval of a rate k/n."""
+    from scipy import stats
+
     a = 1 - level
     lo = 0.0 if k == 0 else float(stats.beta.ppf(a / 2, k, n - k + 1))
     hi = 1.0 if k == n else float(stats.beta.ppf(1 - a / 2, k + 1, n - k))
@@ -301,19 +305,22 @@ def add_null_tests(steps: list[int], maps: np.ndarray, alpha: np.ndarray, res: d
 # --------------------------------------------------------------------------- run
 
 
-def run(settings: PCAReportSettings, progress=None, on_pca=None) -> dict:
+def run(settings: PCAReportSettings, progress=None, on_pca=None, figures=None) -> dict:
     """Grow, fit, measure, test. Returns {"report": JSON-ready dict, "figures": [(name,
     title, caption, png bytes)], "viewer": the live viewer's PCA data (this report's pooled
     PCA; ``analysis.viewer.analysis_from``) or None}. progress: callable(description) called at each stage;
     on_pca: callable(pca, features [N, F] of its fitted cells), called as soon as the pooled
-    PCA is fitted (``scripts/dissect.py`` starts its animation's PC panels with it)."""
+    PCA is fitted (``scripts/dissect.py`` starts its animation's PC panels with it);
+    figures: an ``analysis.figure_pool.FigurePool`` that draws the figures beside the
+    analysis as their inputs are ready (None: drawn here at the end; same bytes)."""
     from concurrent.futures import ThreadPoolExecutor
 
     import jax
 
     import nca
 
-    from . import dissect, pca_figures, plots, viewer
+    from . import dissect, pca_figures, viewer
+    from .figure_pool import FigurePool
     from .compare import null_loading_angles_deg
     from .pca import FEATURES, fit_cell_pca, pc_maps, state_features, variance_captured
     from .rollouts import activations, grow_states
@@ -387,6 +394,11 @@ def run(settings: PCAReportSettings, progress=None, on_pca=None) -> dict:
         tell("null")
         add_null_tests(steps, maps, at[..., 3], res, thr, null, rule, a.bootstrap, a.seed,
                         None if a.per_step else evr_rep)
+        res["pca"]["explained_variance_ratio_ci"] = [mean_interval(evr_rep[:, :, j].mean(0))
+                                                     for j in range(a.components)]
+        fig_pool = figures if figures is not None else FigurePool(0)
+        drawn = [fig_pool.submit(f) for f in pca_figures.body_figure_specs(res["pca"], res["steps"], a.replicates,
+                                                                        steps, at, maps, evr_rep, thr)]
 
         # 2. emergence over development (first replicate), then damage and regrowth
         tell("emergence")
@@ -458,10 +470,10 @@ def run(settings: PCAReportSettings, progress=None, on_pca=None) -> dict:
         "kind_rule": asdict(rule), "null": {**asdict(null), "method": NULL_METHOD},
         **res, "emergence": emergence, "rotation": rotation, "comparison": comparisons,
     }
-    out["pca"]["explained_variance_ratio_ci"] = [mean_interval(evr_rep[:, :, j].mean(0)) for j in range(a.components)]
-    figs = pca_figures.report_figures(out, steps, at, maps, evr_rep, growth, regrowth, damage_info, rotation,
-                                      rot_states, rot_maps, rot_bodies, comparisons, cmp_rows, thr,
-                                      thresholds, plots)
+    drawn += [fig_pool.submit(f) for f in pca_figures.later_figure_specs(
+        out, steps, at, maps, growth, regrowth, damage_info, rotation, rot_states, rot_maps, rot_bodies,
+        comparisons, cmp_rows, thr, thresholds)]
+    figs = fig_pool.collect(drawn)
     out["timing_s"] = time.time() - t_start
     out["figures"] = [f"{name}.png" for name, *_ in figs]
     return {"report": out, "figures": figs, "viewer": viewer_data}
@@ -489,7 +501,7 @@ def _damage_and_regrow(model, x_end: np.ndarray, key, grid: int, thr: float, ste
                        every=every), frac
 
 
-def run_with_progress(settings: PCAReportSettings, quiet: bool = False, on_pca=None) -> dict:
+def run_with_progress(settings: PCAReportSettings, quiet: bool = False, on_pca=None, figures=None) -> dict:
     """``run`` with a stage progress bar on stderr (none with quiet); the bar appears at the
     first stage, after the models have loaded (a bad name stops before any output)."""
     import sys
@@ -506,7 +518,7 @@ def run_with_progress(settings: PCAReportSettings, quiet: bool = False, on_pca=N
         bars[0].set_description(desc)
 
     try:
-        return run(settings, progress, on_pca)
+        return run(settings, progress, on_pca, figures)
     finally:
         for b in bars:
             b.close()

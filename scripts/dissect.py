@@ -16,12 +16,12 @@ import shlex
 import sys
 from pathlib import Path
 
+from nca import cli
 from nca.cli import run_cli
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from nca import cli
 
     ap = cli.Parser(description=__doc__)
     ap.add_argument("model", nargs="?", default="distill:lizard/persistent", help="run directory or published name")
@@ -32,6 +32,15 @@ def main(argv=None) -> int:
     cli.add_quiet(ap)
     a = ap.parse_args(argv)
 
+    from analysis.figure_pool import FigurePool
+
+    # The figures are drawn in a second process beside the analysis (analysis.figure_pool),
+    # started first so that its imports overlap this process's own.
+    with FigurePool(1) as figures:
+        return dissect(a, argv, figures)
+
+
+def dissect(a, argv: list[str], figures) -> int:
     from analysis import pca_report
 
     # Lighter than scripts/pca_report.py's defaults, for a quick first look: the null and the
@@ -64,7 +73,7 @@ def main(argv=None) -> int:
             movie.append(pool.submit(export, anim, gif, progress=bar, command=settings.command,
                                      panel_context=fitted(pca, features)))
 
-        result = pca_report.run_with_progress(settings, a.quiet, on_pca=start_movie)
+        result = pca_report.run_with_progress(settings, a.quiet, on_pca=start_movie, figures=figures)
         pca_report.write(result, a.out)
         movie[0].result()
     for line in pca_report.summary_lines(result["report"]):

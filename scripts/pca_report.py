@@ -75,15 +75,20 @@ def settings_from_args(a, argv):
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     a = build_parser().parse_args(argv)
-    from analysis import pca_report
+    from analysis.figure_pool import FigurePool
 
-    from nca.cli import check_writable
+    # The figures are drawn in a second process beside the analysis (analysis.figure_pool),
+    # started first so that its imports overlap this process's own.
+    with FigurePool(1) as figures:
+        from analysis import pca_report
 
-    settings = settings_from_args(a, argv)
-    pca_report.preflight(settings)  # bad settings or model names: one line, nothing written
-    check_writable(a.out, is_dir=True)
-    result = pca_report.run_with_progress(settings, a.quiet)
-    pca_report.write(result, a.out)
+        from nca.cli import check_writable
+
+        settings = settings_from_args(a, argv)
+        pca_report.preflight(settings)  # bad settings or model names: one line, nothing written
+        check_writable(a.out, is_dir=True)
+        result = pca_report.run_with_progress(settings, a.quiet, figures=figures)
+        pca_report.write(result, a.out)
     for line in pca_report.summary_lines(result["report"]):
         print(line, file=sys.stderr)
     print(f"wrote {a.out}/index.html, report.json and {len(result['figures'])} figures in "

@@ -68,3 +68,25 @@ def test_run_cli_maps_errors_to_exit_codes():
                            ("KeyboardInterrupt()", 130, "interrupted")]:
         r = subprocess.run([sys.executable, "-c", code.format(exc=exc)], capture_output=True, text=True)
         assert r.returncode == rc and r.stderr.strip() == first, (exc, r.stderr)
+
+
+def test_run_cli_leaves_without_the_interpreters_teardown_but_loses_nothing(tmp_path):
+    """Run as the program itself, run_cli flushes the output, runs the atexit handlers and
+    exits at once after main: an object's finaliser (what the interpreter's teardown would
+    run, about 1 s after an analysis) never runs, while unflushed output, atexit work and the
+    exit code survive. Run by another program (runpy, as the tests do), it raises SystemExit
+    as before, and the caller lives on."""
+    code = ("import atexit, sys\nfrom nca.cli import run_cli\n"
+            "class Slow:\n    def __del__(self):\n        print('teardown ran', file=sys.stderr)\n"
+            "keep = Slow()\n"
+            "atexit.register(lambda: print('atexit ran', file=sys.stderr))\n"
+            "def main():\n    sys.stdout.write('no newline')\n    return {rc}\nrun_cli(main)\n")
+    for rc in (0, 3):
+        script = tmp_path / f"s{rc}.py"
+        script.write_text(code.format(rc=rc))
+        r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+        assert (r.returncode, r.stdout, r.stderr.strip()) == (rc, "no newline", "atexit ran"), r
+    caller = "import runpy, sys\ntry:\n    runpy.run_path(sys.argv[1], run_name='__main__')\n" \
+             "except SystemExit as e:\n    print('caught', e.code)\n"
+    r = subprocess.run([sys.executable, "-c", caller, str(tmp_path / "s3.py")], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout == "no newlinecaught 3\n", r

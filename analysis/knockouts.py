@@ -35,7 +35,6 @@ from functools import partial
 from itertools import combinations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from nca.damage import CUTS, Cut
@@ -99,6 +98,12 @@ def singles_and_pairs(channels) -> list[tuple[int, ...]]:
     return [(c,) for c in channels] + list(combinations(channels, 2))
 
 
+def _to_device(x) -> Array:
+    """A host array onto the device as float32. ``jax.device_put``, not ``jnp.asarray``: in
+    JAX 0.10 the latter compiles an identity program for every new shape (~0.1 s each)."""
+    return jax.device_put(np.asarray(x, np.float32))
+
+
 def knockout_hook(proj: Array, fill: Array, threshold: float):
     """The state hook of one knockout (proj [C, C], fill [C], both may be traced)."""
 
@@ -134,19 +139,21 @@ def ablation_losses(params, cfg: ModelConfig, start: Start, key: Array, target, 
                     chunk: int = 16, progress=None) -> tuple[np.ndarray, np.ndarray]:
     """Run every ablation from ``start``. -> (losses [N, B], final RGBA of replicate 0 [N, H, W, 4]).
 
-    Ablations go through in chunks of ``chunk`` (the last one padded), one compilation per
-    chunk size; ``progress(n)`` is called after each chunk with the number done."""
+    Ablations go through in chunks of ``chunk``, every one padded to ``chunk`` with intact
+    rollouts (discarded): one compiled program per condition length, however many
+    knockouts a call has (a test counts them); ``progress(n)`` is called after each chunk
+    with the number done."""
     n = len(ablations)
     losses, rgba = [], []
-    x0, target = jnp.asarray(start.x0), jnp.asarray(target)
+    x0, target = _to_device(start.x0), _to_device(target)
     for i in range(0, n, chunk):
         p = ablations.proj[i:i + chunk]
         m = ablations.fill[i:i + chunk]
         k = len(p)
-        if k < chunk and n > chunk:  # pad: same shape, same compiled program
+        if k < chunk:  # pad (zero projection and fill: intact): same shape, same program
             p = np.concatenate([p, np.zeros((chunk - k,) + p.shape[1:], p.dtype)])
             m = np.concatenate([m, np.zeros((chunk - k,) + m.shape[1:], m.dtype)])
-        loss, img = _ablated_rollouts(params, x0, key, start.t0, target, jnp.asarray(p), jnp.asarray(m),
+        loss, img = _ablated_rollouts(params, x0, key, start.t0, target, _to_device(p), _to_device(m),
                                       start.steps, cfg)
         losses.append(np.asarray(loss)[:k])
         rgba.append(np.asarray(img)[:k])
@@ -171,25 +178,33 @@ def unit_sets_mask(unit_sets, hidden: int) -> np.ndarray:
     return keep
 
 
-@partial(jax.jit, static_argnames=("steps", "cfg", "name"))
-def _weight_rollouts(params, x0, key, t0, target, keep, steps, cfg, name):
-    def one(k):
-        x, _ = rollout({**params, name: params[name] * k[:, None]}, x0, key, steps, cfg, record=(), t0=t0, fast=True)
+@partial(jax.jit, static_argnames=("steps", "cfg"))
+def _weight_rollouts(params, x0, key, t0, target, keep_w1, keep_w2, steps, cfg):
+    """Rollouts with rows of w1 (keep_w1 [N, 3C]: perception features read) and of w2
+    (keep_w2 [N, hidden]: units' outputs) scaled by the masks, vmapped over N. Unit and
+    read knockouts share this one program (a mask of ones changes nothing, bit for bit)."""
+    def one(k1, k2):
+        p = {**params, "w1": params["w1"] * k1[:, None], "w2": params["w2"] * k2[:, None]}
+        x, _ = rollout(p, x0, key, steps, cfg, record=(), t0=t0, fast=True)
         rgba = to_rgba(x)
         return per_sample_loss(rgba, target), rgba[0]
 
-    return jax.vmap(one)(keep)
+    return jax.vmap(one)(keep_w1, keep_w2)
 
 
 def _weight_ablation_losses(params, cfg, start, key, target, keep, name, chunk, progress):
-    x0, target = jnp.asarray(start.x0), jnp.asarray(target)
+    """keep [N, rows of params[name]] -> (losses [N, B], final RGBA of replicate 0); chunks
+    padded to ``chunk`` with intact rollouts, as in ``ablation_losses``."""
+    x0, target = _to_device(start.x0), _to_device(target)
+    rows = {"w1": 3 * cfg.channels, "w2": cfg.hidden}
     out, img = [], []
     for i in range(0, len(keep), chunk):
         k = keep[i:i + chunk]
         n = len(k)
-        if n < chunk and len(keep) > chunk:  # pad: same shape, same compiled program
-            k = np.concatenate([k, np.ones((chunk - n, k.shape[1]), np.float32)])
-        loss, rgba = _weight_rollouts(params, x0, key, start.t0, target, jnp.asarray(k), start.steps, cfg, name)
+        masks = {m: np.ones((chunk, r), np.float32) for m, r in rows.items()}
+        masks[name][:n] = k
+        masks = {m: _to_device(v) for m, v in masks.items()}
+        loss, rgba = _weight_rollouts(params, x0, key, start.t0, target, masks["w1"], masks["w2"], start.steps, cfg)
         out.append(np.asarray(loss)[:n])
         img.append(np.asarray(rgba)[:n])
         if progress is not None:
@@ -202,7 +217,7 @@ def _weight_ablation_losses(params, cfg, start, key, target, keep, name, chunk, 
 def unit_ablation_losses(params, cfg: ModelConfig, start: "Start", key: Array, target, keep: np.ndarray,
                          chunk: int = 16, progress=None) -> np.ndarray:
     """Losses [N, B] of the unit knockouts ``keep`` [N, hidden] (``unit_sets_mask``) from
-    ``start``, in chunks of ``chunk`` (the last padded: one compiled program)."""
+    ``start``, in chunks of ``chunk`` (padded: one compiled program)."""
     return _weight_ablation_losses(params, cfg, start, key, target, np.asarray(keep, np.float32), "w2", chunk,
                                    progress)[0]
 
@@ -404,7 +419,7 @@ def assay_starts(params, cfg: ModelConfig, key: Array, grid: int, assay: Assay, 
     x0: growth start [B, H, W, C] (default: the article's seed, ``assay.replicates`` times)."""
     seed = (np.asarray(seed_state(grid, grid, cfg, batch=assay.replicates)) if x0 is None
             else np.asarray(x0, np.float32))
-    grown = np.asarray(advance(params, jnp.asarray(seed), key, assay.grow_steps, cfg))
+    grown = np.asarray(advance(params, _to_device(seed), key, assay.grow_steps, cfg))
     keep = 1.0 - Cut(assay.grow_steps, assay.cut).mask(grid, grid).astype(np.float32)
     return {
         "growth": Start("growth", seed, 0, assay.grow_steps),

@@ -50,7 +50,7 @@ def parse_args(argv=None):
                    help="skip the first-order attribution of the repair to the MLP's units (3 fewer runs per channel)")
     cli.add_seed(p)
     p.add_argument("--size", type=cli.positive_int, default=None, metavar="N", help="grid size (default: the training grid)")
-    p.add_argument("--chunk", type=cli.positive_int, default=16, metavar="N", help="knockouts per compiled batch")
+    p.add_argument("--chunk", type=cli.positive_int, default=16, metavar="N", help="knockouts per compiled batch (every batch is padded to N: one compiled program per condition)")
     cli.add_quiet(p)
     return p.parse_args(argv)
 

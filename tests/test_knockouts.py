@@ -259,6 +259,23 @@ def test_unit_knockout_by_output_weights_equals_zeroing_the_hidden_activation(li
     assert abs(loss[1] - loss[0]).max() > 1e-5  # the two knockouts differ
 
 
+def test_unit_and_read_knockouts_of_any_count_share_one_compiled_program(lizard):
+    """Chunks are padded to ``chunk`` and both weight knockouts run in one program: a
+    condition compiles once however many knockouts of either kind it runs (the knockout
+    report compiled 5 programs for 3 conditions before), and the padding changes nothing."""
+    cfg = lizard.model_config
+    start = K.Start("persistence", np.asarray(nca.seed_state(12, 12, cfg, batch=1)), 7, 4)
+    key, target = jax.random.key(1), np.zeros((12, 12, 4), np.float32)
+    before = K._weight_rollouts._cache_size()
+    units = K.unit_ablation_losses(lizard.params, cfg, start, key, target, K.unit_sets_mask([(3,), (5, 9)], cfg.hidden),
+                                   chunk=4)
+    reads = [K.read_ablation_losses(lizard.params, cfg, start, key, target, sets, chunk=4)[0]
+             for sets in ([(4,)], [(4,), (6,), (7, 8), (9,), (10,)])]
+    assert K._weight_rollouts._cache_size() == before + 1
+    assert units.shape == (2, 1) and reads[0].shape == (1, 1) and reads[1].shape == (5, 1)
+    np.testing.assert_array_equal(reads[0][0], reads[1][0])  # alone or beside others: the same
+
+
 def test_no_small_singles_means_no_pair_was_eligible_and_the_verdict_says_so():
     # the published lizards' hidden channels all have single effects >= 0.13: under the old
     # rule (both singles < 0.1) "no backup pairs" was true by construction

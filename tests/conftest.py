@@ -10,3 +10,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # fast-math); every comparison in the tests is between programs built the same way.
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+# XLA's CPU fusion emitters (MLIR, the default in this JAX) took twice as long to compile
+# as the classic emitters: two compile-heavy tests ran in 12.5-14.5 s of CPU instead of
+# 23.2-24.2 s (alternated, 2026-11-30). Same reasoning as above: every comparison is
+# between programs built with the same flags.
+if "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_use_fusion_emitters=false").strip()

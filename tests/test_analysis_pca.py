@@ -162,7 +162,9 @@ def test_fit_is_bit_identical_to_scikit_learn_full_svd_pca(standardize):
 
 
 def test_the_fit_and_the_profile_figure_need_no_scikit_learn(monkeypatch):
-    """The report's path stays free of the scikit-learn import (about 1 s of each start)."""
+    """The report's path stays free of the scikit-learn import (about 1 s of each start), and
+    without it the profile figure still draws each component's monotone fit: non-decreasing
+    along the found direction (or with the sign of the radial association), not flat."""
     import sys
 
     from analysis.plots import fig_profiles
@@ -171,4 +173,11 @@ def test_the_fit_and_the_profile_figure_need_no_scikit_learn(monkeypatch):
         monkeypatch.setitem(sys.modules, name, None)  # any import of it now raises
     states, *_ = planted_states(np.random.default_rng(3), size=32, radius=12.0)
     _, maps, res = analyse_steps([1], states[None, None, ..., 4:], states[None, None, ..., 3], 3)
-    fig_profiles(maps[0, 0], states[..., 3], res["steps"][0], 0.1)
+    comps = res["steps"][0]["components"]
+    fig = fig_profiles(maps[0, 0], states[..., 3], res["steps"][0], 0.1)
+    assert len(fig.axes) == 3
+    for ax, c in zip(fig.axes, comps):
+        x, fit = ax.lines[1].get_data()  # the black line, drawn in order of x
+        sign = -1.0 if c["kind"] == "radial" and c["radial_association"] <= 0 else 1.0
+        assert np.all(np.diff(x) >= 0) and np.all(sign * np.diff(fit) >= -1e-12), c["kind"]
+        assert np.ptp(fit) > 0.1 * np.ptp(ax.lines[0].get_data()[1])

@@ -29,7 +29,7 @@ import jax
 import numpy as np
 
 from nca.api import LoadedModel
-from nca.model import seed_state, to_rgba
+from nca.model import seed_state, to_device, to_rgba
 
 from . import knockouts as K
 from .axes import AxisThresholds, alive_of
@@ -439,14 +439,14 @@ def measure_development(model: LoadedModel, params, init_params_, target, key: j
     out = weight_stats(params, init_params_)
     x0 = np.asarray(seed_state(grid, grid, cfg, batch=s.replicates))
     kg = jax.random.fold_in(key, STREAM_DEV_GROW)
-    grown = np.asarray(advance(params, jax.numpy.asarray(x0), kg, s.steps, cfg))  # [B, H, W, C]
+    grown = np.asarray(advance(params, to_device(x0), kg, s.steps, cfg))  # [B, H, W, C]
     target = np.asarray(target)
 
     def loss(x):
         return np.mean(np.square(np.clip(x[..., :4], 0, 1) - target), axis=(-3, -2, -1))
 
     keep = 1.0 - Cut(s.steps, s.cut).mask(grid, grid).astype(np.float32)
-    regrown = np.asarray(advance(params, jax.numpy.asarray(grown * keep[None, :, :, None]),
+    regrown = np.asarray(advance(params, to_device(grown * keep[None, :, :, None]),
                                  jax.random.fold_in(key, STREAM_DEV_REGROW), s.regrow, cfg, t0=s.steps))
     out["loss_regen"] = float(loss(regrown).mean())
     out["loss_grown"] = float(loss(grown).mean())

@@ -38,7 +38,7 @@ import jax
 import numpy as np
 
 from nca.damage import CUTS, Cut
-from nca.model import ModelConfig, alive_mask, rollout, seed_state, to_rgba
+from nca.model import ModelConfig, alive_mask, rollout, seed_state, to_device, to_rgba
 from nca.train import per_sample_loss
 
 Array = jax.Array
@@ -98,12 +98,6 @@ def singles_and_pairs(channels) -> list[tuple[int, ...]]:
     return [(c,) for c in channels] + list(combinations(channels, 2))
 
 
-def _to_device(x) -> Array:
-    """A host array onto the device as float32. ``jax.device_put``, not ``jnp.asarray``: in
-    JAX 0.10 the latter compiles an identity program for every new shape (~0.1 s each)."""
-    return jax.device_put(np.asarray(x, np.float32))
-
-
 def knockout_hook(proj: Array, fill: Array, threshold: float):
     """The state hook of one knockout (proj [C, C], fill [C], both may be traced)."""
 
@@ -145,7 +139,7 @@ def ablation_losses(params, cfg: ModelConfig, start: Start, key: Array, target, 
     with the number done."""
     n = len(ablations)
     losses, rgba = [], []
-    x0, target = _to_device(start.x0), _to_device(target)
+    x0, target = to_device(start.x0), to_device(target)
     for i in range(0, n, chunk):
         p = ablations.proj[i:i + chunk]
         m = ablations.fill[i:i + chunk]
@@ -153,7 +147,7 @@ def ablation_losses(params, cfg: ModelConfig, start: Start, key: Array, target, 
         if k < chunk:  # pad (zero projection and fill: intact): same shape, same program
             p = np.concatenate([p, np.zeros((chunk - k,) + p.shape[1:], p.dtype)])
             m = np.concatenate([m, np.zeros((chunk - k,) + m.shape[1:], m.dtype)])
-        loss, img = _ablated_rollouts(params, x0, key, start.t0, target, _to_device(p), _to_device(m),
+        loss, img = _ablated_rollouts(params, x0, key, start.t0, target, to_device(p), to_device(m),
                                       start.steps, cfg)
         losses.append(np.asarray(loss)[:k])
         rgba.append(np.asarray(img)[:k])
@@ -195,7 +189,7 @@ def _weight_rollouts(params, x0, key, t0, target, keep_w1, keep_w2, steps, cfg):
 def _weight_ablation_losses(params, cfg, start, key, target, keep, name, chunk, progress):
     """keep [N, rows of params[name]] -> (losses [N, B], final RGBA of replicate 0); chunks
     padded to ``chunk`` with intact rollouts, as in ``ablation_losses``."""
-    x0, target = _to_device(start.x0), _to_device(target)
+    x0, target = to_device(start.x0), to_device(target)
     rows = {"w1": 3 * cfg.channels, "w2": cfg.hidden}
     out, img = [], []
     for i in range(0, len(keep), chunk):
@@ -203,7 +197,7 @@ def _weight_ablation_losses(params, cfg, start, key, target, keep, name, chunk, 
         n = len(k)
         masks = {m: np.ones((chunk, r), np.float32) for m, r in rows.items()}
         masks[name][:n] = k
-        masks = {m: _to_device(v) for m, v in masks.items()}
+        masks = {m: to_device(v) for m, v in masks.items()}
         loss, rgba = _weight_rollouts(params, x0, key, start.t0, target, masks["w1"], masks["w2"], start.steps, cfg)
         out.append(np.asarray(loss)[:n])
         img.append(np.asarray(rgba)[:n])
@@ -419,7 +413,7 @@ def assay_starts(params, cfg: ModelConfig, key: Array, grid: int, assay: Assay, 
     x0: growth start [B, H, W, C] (default: the article's seed, ``assay.replicates`` times)."""
     seed = (np.asarray(seed_state(grid, grid, cfg, batch=assay.replicates)) if x0 is None
             else np.asarray(x0, np.float32))
-    grown = np.asarray(advance(params, _to_device(seed), key, assay.grow_steps, cfg))
+    grown = np.asarray(advance(params, to_device(seed), key, assay.grow_steps, cfg))
     keep = 1.0 - Cut(assay.grow_steps, assay.cut).mask(grid, grid).astype(np.float32)
     return {
         "growth": Start("growth", seed, 0, assay.grow_steps),

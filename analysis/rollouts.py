@@ -14,6 +14,7 @@ import nca
 from nca.api import LoadedModel
 from nca.damage import circle_masks
 from nca.errors import NCAError
+from nca.model import to_device
 
 
 def grow_states(model: LoadedModel, steps: int, key: jax.Array, seeds: int = 1,
@@ -37,7 +38,7 @@ def grow_states(model: LoadedModel, steps: int, key: jax.Array, seeds: int = 1,
     out = np.empty((steps // every + 1,) + x0.shape, np.float32)
     out[0] = x0
     if steps:
-        _, traj = nca.grow(model, steps, key, x0=jax.numpy.asarray(x0), t0=t0, every=every)
+        _, traj = nca.grow(model, steps, key, x0=to_device(x0), t0=t0, every=every)
         out[1:] = traj.states
     return out
 
@@ -53,7 +54,7 @@ def activations(model: LoadedModel, states: np.ndarray, features: str) -> np.nda
         raise ValueError(f"{features!r} is not an activation feature set")
     states = np.asarray(states, np.float32)
     flat = states.reshape((-1,) + states.shape[-3:])
-    _, traj = nca.grow(model, 1, jax.random.key(0), x0=jax.numpy.asarray(flat), record=(field,))
+    _, traj = nca.grow(model, 1, jax.random.key(0), x0=to_device(flat), record=(field,))
     acts = np.asarray(getattr(traj, field)[0])
     return acts.reshape(states.shape[:-1] + acts.shape[-1:])
 

@@ -252,15 +252,10 @@ def _leave(code: int) -> None:
     Only when the script is the program itself (``_is_the_program``)."""
     import atexit
 
+    atexit._run_exitfuncs()  # may print: the flush comes after
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError):  # a closed pipe: nothing more can reach it
-            pass
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
             pass
     os._exit(code)

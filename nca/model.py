@@ -437,6 +437,13 @@ def seed_state(height: int, width: int, cfg: ModelConfig = ModelConfig(), batch:
     return x if batch is None else jnp.broadcast_to(x, (batch, height, width, cfg.channels))
 
 
+def to_device(x) -> Array:
+    """A host state (or any float array) onto the device as float32. ``jax.device_put``, not
+    ``jnp.asarray``: in JAX 0.10 the latter compiles an identity program for every new shape
+    (~0.1 s each)."""
+    return jax.device_put(np.asarray(x, np.float32))
+
+
 def to_rgba(x: Array) -> Array:
     """[..., C] -> [..., 4]: premultiplied RGB and alpha, clipped to [0, 1]. A NumPy state
     gives a NumPy image (no XLA program compiled for a picture)."""

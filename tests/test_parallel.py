@@ -56,6 +56,16 @@ for k in range(4):
     for a, b in zip(jax.tree.leaves(alone[k][0].params), jax.tree.leaves(pop.params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b[k]), rtol=1e-4, atol=1e-6)
 
+# The growing experiment starts every rollout from the same seed state, the same on every
+# device: JAX 0.10's varying-axis check of shard_map refused the fast path's loops on it
+# (`train.py --experiment growing --seeds 0,1` crashed at step 0).
+big = [preset("tiny", seed=s, experiment="growing") for s in range(2)]
+tb = target
+alone = [compiled_train_step(c)(init_train_state(c), tb) for c in big]
+pop, losses = parallel.population_train_step(big[0], mesh)(
+    parallel.shard_population(parallel.stack_states([init_train_state(c) for c in big]), mesh), tb)
+np.testing.assert_allclose([float(l) for _, l in alone], np.asarray(losses), rtol=1e-5)
+
 # A batch the devices cannot split evenly is a clear error, before anything runs.
 from nca.errors import NCAError
 try:

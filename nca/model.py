@@ -85,7 +85,7 @@ class ModelConfig:
     perception: str = "sobel"
     padding: str = "zeros"
     alive_masking: bool = True
-    seed: str = "center"
+    seed_pattern: str = "center"
 
     def __post_init__(self):
         if self.channels < 4:
@@ -94,7 +94,7 @@ class ModelConfig:
             raise ValueError(f"hidden must be >= 1, got {self.hidden}")
         if not 0.0 < self.fire_rate <= 1.0:
             raise ValueError(f"fire_rate must be in (0, 1], got {self.fire_rate}")
-        for name, allowed in (("perception", PERCEPTIONS), ("padding", PADDINGS), ("seed", SEEDS)):
+        for name, allowed in (("perception", PERCEPTIONS), ("padding", PADDINGS), ("seed_pattern", SEEDS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
 
@@ -496,13 +496,13 @@ def rollout(
 
 def seed_state(height: int, width: int, cfg: ModelConfig = ModelConfig(), batch: int | None = None) -> Array:
     """The article's seed: one cell at (H//2, W//2) with channels 3.. set to 1
-    (``cfg.seed == "center"``); an all-zero grid for ``cfg.seed == "zeros"``.
+    (``cfg.seed_pattern == "center"``); an all-zero grid for ``cfg.seed_pattern == "zeros"``.
 
     Returns [H, W, C], or [batch, H, W, C] when ``batch`` is given.
     """
     # Built in NumPy: eagerly, each jnp op here compiled its own program (seconds per report).
     one = np.zeros((height, width, cfg.channels), np.float32)
-    if cfg.seed == "center":
+    if cfg.seed_pattern == "center":
         one[height // 2, width // 2, 3:] = 1.0
     x = jnp.asarray(one)
     return x if batch is None else jnp.broadcast_to(x, (batch, height, width, cfg.channels))

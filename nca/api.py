@@ -24,6 +24,7 @@ from .errors import NCAError, check_fits, out_of_memory_as_error
 from .hooks import as_hook
 from .model import HOOK_POINTS, Hooks, ModelConfig, Params, Trajectory, init_params, rollout, seed_state
 from .published import PREFIX, load_demo_json, load_published, target_of
+from .formats.isonca import ASSET as ISONCA_ASSET, ISONCA_NAME, is_isonca, read_isonca
 from .targets import load_target
 
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".npz")  # nca.formats.TORCH_SUFFIXES (imported lazily)
@@ -128,6 +129,22 @@ def save_model(model: LoadedModel, folder: str | Path) -> None:
     ckpt.save_model_folder(Path(folder), meta, params)
 
 
+def _looks_isonca(path: Path) -> bool:
+    import json
+
+    try:
+        return is_isonca(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return False
+
+
+def _isonca(spec: str, path: Path, target: str | None) -> LoadedModel:
+    cfg, params, provenance = read_isonca(path)
+    params = {k: jax.device_put(v) for k, v in params.items()}
+    # the demo's grid is 128 x 128; the lizard fits 96 x 96 (docs/importing.md)
+    return LoadedModel(spec, cfg, params, target, 96, provenance=provenance)
+
+
 def load_model(spec: str | Path, layout: str | None = None, target: str | None = None, **options) -> LoadedModel:
     """Load a model from any source (docs/importing.md):
 
@@ -136,7 +153,9 @@ def load_model(spec: str | Path, layout: str | None = None, target: str | None =
     - a params-only model folder (``save_model``: ``model.json`` + ``params.msgpack``);
     - ``model.pth`` / ``.pt`` / ``.bin`` / ``.npz``: a PyTorch Growing-NCA state_dict
       (layout "torch-linear" or "torch-conv", detected from the keys when not given);
-    - ``model.json``: the Distill notebook's demo export (the bundled models' format).
+    - ``model.json``: the Distill notebook's demo export (the bundled models' format), or
+      the isotropic NCA demo's ``cadata.json``; ``isonca:lizard`` is the bundled copy of
+      the latter (a hexagonal-grid, rotation-invariant rule).
 
     target: the target the model learned (a spec for ``nca.load_target``): kept with the
     model and, for a state_dict, used to *check* its orientation (``nca.formats.orient``);
@@ -154,6 +173,8 @@ def load_model(spec: str | Path, layout: str | None = None, target: str | None =
     if spec.startswith(PREFIX):
         cfg, params = load_published(spec)
         return LoadedModel(spec, cfg, params, target or target_of(spec))
+    if spec == ISONCA_NAME:
+        return _isonca(spec, ISONCA_ASSET, target or "lizard")
     at = _AT_STEP.match(spec)
     if at and not path.exists():
         return load_kept_model(at["run"], int(at["step"]))
@@ -168,6 +189,8 @@ def load_model(spec: str | Path, layout: str | None = None, target: str | None =
         params = {k: jax.device_put(np.asarray(v, np.float32)) for k, v in imported.params.items()}
         return LoadedModel(spec, imported.model_config, params, target, grid, provenance=dict(imported.provenance))
     if path.suffix == ".json" and path.is_file():
+        if _looks_isonca(path):
+            return _isonca(spec, path, target)
         cfg, params = load_demo_json(path)
         return LoadedModel(spec, cfg, params, target, provenance={"format": "distill-demo-json", "source": spec})
     if not path.exists() and (path.suffix or "/" in spec):

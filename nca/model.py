@@ -55,6 +55,14 @@ PERCEPTIONS = {
 # "zeros": cells outside the grid read 0 (the article); "circular": the grid is a torus
 # (the texture NCAs).
 PADDINGS = ("zeros", "circular")
+# Life masking: "pre-post" (the article: cells alive neither before nor after a step are
+# zeroed); "none" (texture NCAs: every cell lives); "fired-pre" (the isotropic NCA demo: a
+# cell that fires with no live neighbourhood is zeroed, nothing else is masked).
+LIFE_RULES = ("pre-post", "none", "fired-pre")
+# "square": 8 neighbours; "hex": a hexagonal grid in axial coordinates stored on the square
+# array -- cell (row i, col j) neighbours (i, j+-1), (i+-1, j), (i-1, j-1), (i+1, j+1) (the
+# isotropic NCA demo's layout; its Laplacian is ``HEX_LAPLACIAN``).
+TOPOLOGIES = ("square", "hex")
 # "center": one cell at (H//2, W//2) with channels 3.. = 1 (the article); "zeros": an all-zero
 # grid (texture NCAs, which have no alive masking and grow from their biases).
 SEEDS = ("center", "zeros")
@@ -84,8 +92,10 @@ class ModelConfig:
     # every config written before these fields existed loads as that CA.
     perception: str = "sobel"
     padding: str = "zeros"
-    alive_masking: bool = True
+    life: str = "pre-post"
     seed_pattern: str = "center"
+    topology: str = "square"
+    clamp: float = 0.0
 
     def __post_init__(self):
         if self.channels < 4:
@@ -94,9 +104,14 @@ class ModelConfig:
             raise ValueError(f"hidden must be >= 1, got {self.hidden}")
         if not 0.0 < self.fire_rate <= 1.0:
             raise ValueError(f"fire_rate must be in (0, 1], got {self.fire_rate}")
-        for name, allowed in (("perception", PERCEPTIONS), ("padding", PADDINGS), ("seed_pattern", SEEDS)):
+        for name, allowed in (("perception", PERCEPTIONS), ("padding", PADDINGS), ("life", LIFE_RULES),
+                              ("seed_pattern", SEEDS), ("topology", TOPOLOGIES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.topology == "hex" and self.perception != "laplacian":
+            raise ValueError(f"topology 'hex' has no Sobel pair: perception must be 'laplacian', got {self.perception!r}")
+        if self.clamp < 0:
+            raise ValueError(f"clamp must be >= 0 (0: none), got {self.clamp}")
 
     @property
     def kernels(self) -> int:
@@ -112,7 +127,8 @@ class ModelConfig:
         """The article's architecture (any width, angle, fire rate): the fast path's domain.
         A variant (other perception, circular padding, no alive masking) runs the reference
         step."""
-        return self.perception == "sobel" and self.padding == "zeros" and self.alive_masking
+        return (self.perception == "sobel" and self.padding == "zeros" and self.life == "pre-post"
+                and self.topology == "square" and not self.clamp)
 
     @property
     def hidden_channels(self) -> int:
@@ -161,6 +177,11 @@ SOBEL_Y = SOBEL_X.T.copy()
 # The 9-point Laplacian [[1,2,1],[2,-12,2],[1,2,1]] (the isotropic and texture NCAs' kernel),
 # scaled by 1/16 here; importers fold a source's own scale into its weights.
 LAPLACIAN = np.array([[1, 2, 1], [2, -12, 2], [1, 2, 1]], np.float32) / 16.0
+# The hexagonal Laplacian in axial coordinates (6 neighbours of weight 2, centre -12), same
+# 1/16 scale: the isotropic NCA demo's kernel (Mordvintsev et al. 2022).
+HEX_LAPLACIAN = np.array([[2, 2, 0], [2, -12, 2], [0, 2, 2]], np.float32) / 16.0
+# Offsets (row, col) of the hex neighbours, matching HEX_LAPLACIAN's non-zero taps.
+HEX_NEIGHBOURS = ((-1, -1), (-1, 0), (0, -1), (0, 1), (1, 0), (1, 1))
 
 
 def perception_kernels(angle_deg: float = 0.0) -> np.ndarray:
@@ -205,8 +226,26 @@ def laplacian(x: Array, padding: str = "zeros") -> Array:
     return (box - 16.0 * x) * 0.0625
 
 
+def hex_laplacian(x: Array, padding: str = "zeros") -> Array:
+    """``HEX_LAPLACIAN`` of every channel (6 taps). x: [..., H, W, C] -> same."""
+    p = _pad_hw(x, padding=padding)
+    h, w = x.shape[-3], x.shape[-2]
+    ring = sum(p[..., 1 + di:1 + di + h, 1 + dj:1 + dj + w, :] for di, dj in HEX_NEIGHBOURS)
+    return (ring - 6.0 * x) * 0.125
+
+
+def hex_max(a: Array, padding: str = "zeros") -> Array:
+    """Max of a cell and its 6 hex neighbours (padding never wins). a: [..., H, W, 1]."""
+    p = _pad_hw(a, -jnp.inf, padding)
+    h, w = a.shape[-3], a.shape[-2]
+    out = a
+    for di, dj in HEX_NEIGHBOURS:
+        out = jnp.maximum(out, p[..., 1 + di:1 + di + h, 1 + dj:1 + dj + w, :])
+    return out
+
+
 def perceive(x: Array, angle_deg: float = 0.0, neighbour_gradients: bool = True,
-             kind: str = "sobel", padding: str = "zeros") -> Array:
+             kind: str = "sobel", padding: str = "zeros", topology: str = "square") -> Array:
     """Perception vector of every cell. x: [..., H, W, C] -> [..., H, W, K*C].
 
     Feature order is *band* order: ``[identity (C), kx (C), ky (C)]`` (the published
@@ -225,13 +264,20 @@ def perceive(x: Array, angle_deg: float = 0.0, neighbour_gradients: bool = True,
             sx, sy = c * sx - s * sy, s * sx + c * sy
         bands += [sx, sy]
     if kind in ("laplacian", "sobel+laplacian"):
-        bands.append(laplacian(neighbours, padding))
+        bands.append(hex_laplacian(neighbours, padding) if topology == "hex" else laplacian(neighbours, padding))
     return jnp.concatenate(bands, axis=-1)
 
 
-def max_pool3(a: Array) -> Array:
-    """3x3 max-pool, stride 1, 'SAME' (padding never wins). a: [..., H, W, 1]."""
-    p = _pad_hw(a, -jnp.inf)
+def _life_mask(x: Array, cfg: "ModelConfig") -> Array:
+    """``alive_mask`` on the config's grid: the hex neighbourhood for ``topology="hex"``."""
+    if cfg.topology == "hex":
+        return hex_max(x[..., 3:4], cfg.padding) > cfg.alive_threshold
+    return max_pool3(x[..., 3:4], cfg.padding) > cfg.alive_threshold
+
+
+def max_pool3(a: Array, padding: str = "zeros") -> Array:
+    """3x3 max-pool, stride 1, 'SAME' (padding never wins; "circular" wraps). a: [..., H, W, 1]."""
+    p = _pad_hw(a, -jnp.inf, padding)
     rows = jnp.maximum(jnp.maximum(p[..., :-2, :, :], p[..., 1:-1, :, :]), p[..., 2:, :, :])
     return jnp.maximum(jnp.maximum(rows[..., :-2, :], rows[..., 1:-1, :]), rows[..., 2:, :])
 
@@ -309,15 +355,21 @@ def step(
     t = jnp.asarray(t, jnp.int32)
     check_hooks(hooks)
     x = _hook(hooks, "state", x, t)
-    pre = alive_mask(x, cfg.alive_threshold) if cfg.alive_masking else None
-    p = _hook(hooks, "perception", perceive(x, cfg.angle_deg, cfg.neighbour_gradients, cfg.perception, cfg.padding), t)
+    pre = _life_mask(x, cfg) if cfg.life != "none" else None
+    p = _hook(hooks, "perception", perceive(x, cfg.angle_deg, cfg.neighbour_gradients, cfg.perception,
+                                            cfg.padding, cfg.topology), t)
     h = _hook(hooks, "hidden", jax.nn.relu(p @ params["w1"] + params["b1"]), t)
     dx = _hook(hooks, "update", h @ params["w2"] + params["b2"], t)
     fire = fire_mask(key, x.shape, cfg.fire_rate) if fire is None else fire
     fire = _hook(hooks, "fire", fire.astype(x.dtype), t)
-    x = x + dx * fire
-    if cfg.alive_masking:
-        life = (pre & alive_mask(x, cfg.alive_threshold)).astype(x.dtype)
+    new = x + dx * fire
+    if cfg.clamp:  # the isotropic NCA demo clips updated cells to [-clamp, clamp]
+        new = x + fire * (jnp.clip(new, -cfg.clamp, cfg.clamp) - x)
+    x = new
+    if cfg.life == "pre-post":
+        life = (pre & _life_mask(x, cfg)).astype(x.dtype)
+    elif cfg.life == "fired-pre":  # only a cell that fires with no live neighbourhood dies
+        life = 1.0 - fire * (1.0 - pre.astype(x.dtype))
     else:  # texture NCAs: every cell lives (Niklasson et al. 2021)
         life = jnp.ones(x.shape[:-1] + (1,), x.dtype)
     life = _hook(hooks, "alive", life, t)

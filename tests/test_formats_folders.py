@@ -14,7 +14,7 @@ from nca.model import ModelConfig, init_params
 
 def test_save_model_round_trips_config_params_and_provenance(tmp_path):
     cfg = ModelConfig(channels=8, hidden=24, perception="laplacian", padding="circular",
-                      alive_masking=False, seed_pattern="zeros")
+                      life="none", seed_pattern="zeros")
     params = init_params(jax.random.key(1), cfg)
     params["b2"] = params["b2"] + 0.01  # not the do-nothing init: the grown states must differ from zeros
     m = nca.LoadedModel("mine", cfg, params, "lizard", 32, provenance={"format": "test", "source": "x"})

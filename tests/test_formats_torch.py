@@ -287,3 +287,15 @@ def test_torch_itself_when_installed(tmp_path, lizard):
     assert imp.provenance["variant"] == "swap(+1,+1)"
     ours = np.asarray(step(imp.params, x, jax.random.key(0), imp.model_config, fire=fired)[0])
     assert np.max(np.abs(ours - theirs)) < 1e-5
+
+
+def test_the_trap_the_obvious_band_order_grows_the_diagonal_mirror(lizard):
+    """The issue's trap, measured: the transposed reproduction read in the obvious band order
+    grows a clean lizard mirrored on the diagonal, with no error (200 steps, key 0: MSE
+    0.00016 to the transposed target, 0.030 to the target)."""
+    m, p = lizard
+    sd = tl.from_params(p, tl.LAYOUTS["torch-linear"], tl.Variant(True))
+    naive = import_torch(sd, variant="keep(+1,+1)")
+    x, _ = nca.grow(nca.LoadedModel("naive", naive.model_config, naive.params, None), 200, jax.random.key(0))
+    rgba, t = np.clip(np.asarray(x[..., :4]), 0, 1), m.target_image()
+    assert np.mean((rgba - t.transpose(1, 0, 2)) ** 2) < 0.002 < np.mean((rgba - t) ** 2)

@@ -25,6 +25,7 @@ from .hooks import as_hook
 from .model import HOOK_POINTS, Hooks, ModelConfig, Params, Trajectory, init_params, rollout, seed_state
 from .published import PREFIX, load_demo_json, load_published, target_of
 from .formats.isonca import ASSET as ISONCA_ASSET, ISONCA_NAME, is_isonca, read_isonca
+from .formats.tfjs import is_tfjs, read_tfjs
 from .targets import load_target
 
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".npz")  # nca.formats.TORCH_SUFFIXES (imported lazily)
@@ -129,13 +130,15 @@ def save_model(model: LoadedModel, folder: str | Path) -> None:
     ckpt.save_model_folder(Path(folder), meta, params)
 
 
-def _looks_isonca(path: Path) -> bool:
+def _json_kind(path: Path) -> str | None:
+    """"isonca", "tfjs" or None (the Distill demo export) for a .json model file."""
     import json
 
     try:
-        return is_isonca(json.loads(path.read_text()))
+        obj = json.loads(path.read_text())
     except (OSError, ValueError):
-        return False
+        return None
+    return "isonca" if is_isonca(obj) else "tfjs" if is_tfjs(obj) else None
 
 
 def _isonca(spec: str, path: Path, target: str | None) -> LoadedModel:
@@ -154,8 +157,9 @@ def load_model(spec: str | Path, layout: str | None = None, target: str | None =
     - ``model.pth`` / ``.pt`` / ``.bin`` / ``.npz``: a PyTorch Growing-NCA state_dict
       (layout "torch-linear" or "torch-conv", detected from the keys when not given);
     - ``model.json``: the Distill notebook's demo export (the bundled models' format), or
-      the isotropic NCA demo's ``cadata.json``; ``isonca:lizard`` is the bundled copy of
-      the latter (a hexagonal-grid, rotation-invariant rule).
+      the isotropic NCA demo's ``cadata.json`` (``isonca:lizard`` is the bundled copy: a
+      hexagonal-grid, rotation-invariant rule), or a TF.js graph model of the Growing NCA
+      (the Distill 2021 exports, e.g. the adversarial-reprogramming models).
 
     target: the target the model learned (a spec for ``nca.load_target``): kept with the
     model and, for a state_dict, used to *check* its orientation (``nca.formats.orient``);
@@ -189,8 +193,13 @@ def load_model(spec: str | Path, layout: str | None = None, target: str | None =
         params = {k: jax.device_put(np.asarray(v, np.float32)) for k, v in imported.params.items()}
         return LoadedModel(spec, imported.model_config, params, target, grid, provenance=dict(imported.provenance))
     if path.suffix == ".json" and path.is_file():
-        if _looks_isonca(path):
+        kind = _json_kind(path)
+        if kind == "isonca":
             return _isonca(spec, path, target)
+        if kind == "tfjs":
+            cfg, params, provenance = read_tfjs(path)
+            return LoadedModel(spec, cfg, {k: jax.device_put(v) for k, v in params.items()}, target,
+                               provenance=provenance)
         cfg, params = load_demo_json(path)
         return LoadedModel(spec, cfg, params, target, provenance={"format": "distill-demo-json", "source": spec})
     if not path.exists() and (path.suffix or "/" in spec):

@@ -130,6 +130,14 @@ def save_model(model: LoadedModel, folder: str | Path) -> None:
     ckpt.save_model_folder(Path(folder), meta, params)
 
 
+def _is_cax_npz(path: Path) -> bool:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return any(k.replace("/", ".").endswith("perceive.conv.kernel") for k in z.files)
+    except Exception:
+        return False
+
+
 def _json_kind(path: Path) -> str | None:
     """"isonca", "tfjs" or None (the Distill demo export) for a .json model file."""
     import json
@@ -155,7 +163,9 @@ def load_model(spec: str | Path, layout: str | None = None, target: str | None =
     - a run directory (its latest checkpoint), or ``runs/x@step=1000`` (a kept checkpoint);
     - a params-only model folder (``save_model``: ``model.json`` + ``params.msgpack``);
     - ``model.pth`` / ``.pt`` / ``.bin`` / ``.npz``: a PyTorch Growing-NCA state_dict
-      (layout "torch-linear" or "torch-conv", detected from the keys when not given);
+      (layout "torch-linear" or "torch-conv", detected from the keys when not given); an
+      ``.npz`` holding ``perceive.conv.kernel`` is read as CAX Growing-NCA params
+      (``nca.formats.cax``; options fire_rate_source, dropout, step_size);
     - ``model.json``: the Distill notebook's demo export (the bundled models' format), or
       the isotropic NCA demo's ``cadata.json`` (``isonca:lizard`` is the bundled copy: a
       hexagonal-grid, rotation-invariant rule), or a TF.js graph model of the Growing NCA
@@ -184,6 +194,14 @@ def load_model(spec: str | Path, layout: str | None = None, target: str | None =
         return load_kept_model(at["run"], int(at["step"]))
     if path.is_dir():
         return load_model_folder(path) if ckpt.is_model_folder(path) else load_run(path)
+    if path.suffix == ".npz" and path.is_file() and _is_cax_npz(path):
+        from .formats.cax import read_cax
+
+        if layout is not None:
+            raise NCAError(f"{spec} holds CAX parameters: layout= does not apply")
+        cfg, params, provenance = read_cax(path, **options)
+        return LoadedModel(spec, cfg, {k: jax.device_put(v) for k, v in params.items()}, target,
+                           provenance=provenance)
     if is_torch:
         from .formats import import_torch
 

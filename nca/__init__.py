@@ -1,11 +1,11 @@
 """nca: Growing Neural Cellular Automata in JAX, built to be dissected.
 
 Model (pure functions): ``ModelConfig``, ``init_params``, ``step``, ``rollout``,
-``seed_state``; training: ``Config``, ``preset``, ``train``; models: ``load_model``
+``seed_state``; training: ``Config``, ``preset``, ``train``; models: ``load_model``, ``save_model``
 (run directory or ``distill:<emoji>/<experiment>``), ``grow``; targets: ``load_target``.
 """
 
-from .api import LoadedModel, grow, load_model, load_run
+from .api import LoadedModel, grow, load_model, load_run, save_model
 from .config import Config, preset
 from .errors import NCAError
 from .model import (

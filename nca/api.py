@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -22,15 +23,21 @@ from .config import Config, load_config
 from .errors import NCAError, check_fits, out_of_memory_as_error
 from .hooks import as_hook
 from .model import HOOK_POINTS, Hooks, ModelConfig, Params, Trajectory, init_params, rollout, seed_state
-from .published import PREFIX, load_published, target_of
+from .published import PREFIX, load_demo_json, load_published, target_of
+from .formats.isonca import ASSET as ISONCA_ASSET, ISONCA_NAME, is_isonca, read_isonca
+from .formats.tfjs import is_tfjs, read_tfjs
 from .targets import load_target
+
+TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".npz")  # nca.formats.TORCH_SUFFIXES (imported lazily)
 
 
 @dataclass(frozen=True)
 class LoadedModel:
     """A model ready to grow. name: the spec it was loaded from; target: the target spec it
     learned; grid_size: its training grid (the published models: 72); config: the full
-    training Config of a run directory (None for published models)."""
+    training Config of a run directory (None for published models); provenance: where an
+    imported model came from and which conventions were applied (JSON-ready; None for our
+    own runs and the bundled models)."""
 
     name: str
     model_config: ModelConfig
@@ -40,6 +47,7 @@ class LoadedModel:
     target_size: int = 40
     target_padding: int = 16
     config: Config | None = None
+    provenance: dict | None = None
 
     def rotated(self, angle_deg: float) -> "LoadedModel":
         """The same model with its perception rotated by ``angle_deg`` (counter-clockwise as
@@ -66,16 +74,157 @@ def load_run(run_dir: str | Path) -> LoadedModel:
                        cfg.target_size, cfg.target_padding, cfg)
 
 
-def load_model(spec: str | Path) -> LoadedModel:
-    """A published model name (``distill:lizard/regenerating``) or a run directory."""
+_AT_STEP = re.compile(r"^(?P<run>.+)@step=(?P<step>\d+)$")
+
+
+def load_kept_model(run_dir: str | Path, step: int) -> LoadedModel:
+    """A run's kept training checkpoint (``Config.keep_checkpoints``) after ``step`` steps:
+    the run's config with those params. Spec form: ``runs/x@step=1000``."""
+    run_dir = Path(run_dir)
+    if not (run_dir / ckpt.CONFIG).is_file():
+        raise NCAError(f"{run_dir} is not a run directory (no {ckpt.CONFIG})")
+    cfg = load_config(run_dir / ckpt.CONFIG)
+    path = ckpt.kept_path(run_dir, step)
+    if not path.is_file():
+        kept = [s for s, _ in ckpt.list_kept(run_dir)]
+        shown = ", ".join(map(str, kept[:12])) + (" ..." if len(kept) > 12 else "")
+        raise NCAError(f"{run_dir} kept no checkpoint at step {step}; kept steps: {shown or 'none'}")
+    template = jax.eval_shape(partial(init_params, jax.random.key(0), cfg.model))
+    params = ckpt.load_kept(path, template)
+    return LoadedModel(f"{run_dir}@step={step}", cfg.model, params, cfg.target, cfg.grid_size,
+                       cfg.target_size, cfg.target_padding, cfg, {"format": "kept-checkpoint", "step": step})
+
+
+def model_config_from_dict(d: dict, where: str) -> ModelConfig:
+    """A ModelConfig from a JSON object, unknown fields and bad values as one NCAError."""
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise NCAError(f"{where}: unknown model fields {unknown}")
+    try:
+        return ModelConfig(**d)
+    except (TypeError, ValueError) as e:
+        raise NCAError(f"{where}: {e}") from None
+
+
+def load_model_folder(folder: str | Path) -> LoadedModel:
+    """A params-only model folder (``save_model``): config, params and provenance."""
+    folder = Path(folder)
+    meta = ckpt.read_model_meta(folder)
+    cfg = model_config_from_dict(meta["model"], str(folder / ckpt.MODEL_FILE))
+    template = jax.eval_shape(partial(init_params, jax.random.key(0), cfg))
+    params = ckpt.load_checkpoint(folder / ckpt.PARAMS_FILE, {"params": template})["params"]
+    return LoadedModel(meta.get("name") or str(folder), cfg, params, meta.get("target"),
+                       int(meta.get("grid_size", 72)), int(meta.get("target_size", 40)),
+                       int(meta.get("target_padding", 16)), None, meta.get("provenance"))
+
+
+def save_model(model: LoadedModel, folder: str | Path) -> None:
+    """Write ``model`` as a params-only folder (``model.json`` + ``params.msgpack``) that
+    ``load_model(folder)`` -- and so every script -- reads back. Refuses a folder holding
+    other files (a run directory, a source's own folder)."""
+    meta = {"name": model.name, "model": dataclasses.asdict(model.model_config), "target": model.target,
+            "grid_size": model.grid_size, "target_size": model.target_size,
+            "target_padding": model.target_padding, "provenance": model.provenance or {}}
+    params = {k: np.asarray(v, np.float32) for k, v in model.params.items()}
+    ckpt.save_model_folder(Path(folder), meta, params)
+
+
+def _is_cax_npz(path: Path) -> bool:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return any(k.replace("/", ".").endswith("perceive.conv.kernel") for k in z.files)
+    except Exception:
+        return False
+
+
+def _json_kind(path: Path) -> str | None:
+    """"isonca", "tfjs" or None (the Distill demo export) for a .json model file."""
+    import json
+
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return "isonca" if is_isonca(obj) else "tfjs" if is_tfjs(obj) else None
+
+
+def _isonca(spec: str, path: Path, target: str | None) -> LoadedModel:
+    cfg, params, provenance = read_isonca(path)
+    params = {k: jax.device_put(v) for k, v in params.items()}
+    # the demo's grid is 128 x 128; the lizard fits 96 x 96 (docs/importing.md)
+    return LoadedModel(spec, cfg, params, target, 96, provenance=provenance)
+
+
+def load_model(spec: str | Path, layout: str | None = None, target: str | None = None, **options) -> LoadedModel:
+    """Load a model from any source (docs/importing.md):
+
+    - ``distill:lizard/regenerating``: a bundled published model;
+    - a run directory (its latest checkpoint), or ``runs/x@step=1000`` (a kept checkpoint);
+    - a params-only model folder (``save_model``: ``model.json`` + ``params.msgpack``);
+    - ``model.pth`` / ``.pt`` / ``.bin`` / ``.npz``: a PyTorch Growing-NCA state_dict
+      (layout "torch-linear" or "torch-conv", detected from the keys when not given); an
+      ``.npz`` holding ``perceive.conv.kernel`` is read as CAX Growing-NCA params
+      (``nca.formats.cax``; options fire_rate_source, dropout, step_size);
+    - ``model.json``: the Distill notebook's demo export (the bundled models' format), or
+      the isotropic NCA demo's ``cadata.json`` (``isonca:lizard`` is the bundled copy: a
+      hexagonal-grid, rotation-invariant rule), or a TF.js graph model of the Growing NCA
+      (the Distill 2021 exports, e.g. the adversarial-reprogramming models).
+
+    target: the target the model learned (a spec for ``nca.load_target``): kept with the
+    model and, for a state_dict, used to *check* its orientation (``nca.formats.orient``);
+    without it the layout's declared orientation is used, unchecked (provenance says so).
+    options: passed to ``nca.formats.import_torch`` (fire_rate, fire, transposed,
+    feature_order, sobel_scale, variant, source_step, orientation).
+    """
     spec = str(spec)
+    path = Path(spec)
+    is_torch = path.suffix in TORCH_SUFFIXES
+    if (layout is not None or options) and not is_torch:
+        given = sorted(options) + (["layout"] if layout is not None else [])
+        raise NCAError(f"options {given} apply to PyTorch state_dicts ({', '.join(TORCH_SUFFIXES)}), "
+                       f"not to {spec!r}")
     if spec.startswith(PREFIX):
         cfg, params = load_published(spec)
-        return LoadedModel(spec, cfg, params, target_of(spec))
-    if Path(spec).is_dir():
-        return load_run(spec)
-    raise NCAError(f"unknown model {spec!r}: give a run directory or a published name such as "
-                   "'distill:lizard/regenerating' (nca.published_names() lists them)")
+        return LoadedModel(spec, cfg, params, target or target_of(spec))
+    if spec == ISONCA_NAME:
+        return _isonca(spec, ISONCA_ASSET, target or "lizard")
+    at = _AT_STEP.match(spec)
+    if at and not path.exists():
+        return load_kept_model(at["run"], int(at["step"]))
+    if path.is_dir():
+        return load_model_folder(path) if ckpt.is_model_folder(path) else load_run(path)
+    if path.suffix == ".npz" and path.is_file() and _is_cax_npz(path):
+        from .formats.cax import read_cax
+
+        if layout is not None:
+            raise NCAError(f"{spec} holds CAX parameters: layout= does not apply")
+        cfg, params, provenance = read_cax(path, **options)
+        return LoadedModel(spec, cfg, {k: jax.device_put(v) for k, v in params.items()}, target,
+                           provenance=provenance)
+    if is_torch:
+        from .formats import import_torch
+
+        target_img = None if target is None else load_target(target)
+        grid = 72 if target_img is None else target_img.shape[0]
+        imported = import_torch(path, layout, target=target_img, **options)
+        params = {k: jax.device_put(np.asarray(v, np.float32)) for k, v in imported.params.items()}
+        return LoadedModel(spec, imported.model_config, params, target, grid, provenance=dict(imported.provenance))
+    if path.suffix == ".json" and path.is_file():
+        kind = _json_kind(path)
+        if kind == "isonca":
+            return _isonca(spec, path, target)
+        if kind == "tfjs":
+            cfg, params, provenance = read_tfjs(path)
+            return LoadedModel(spec, cfg, {k: jax.device_put(v) for k, v in params.items()}, target,
+                               provenance=provenance)
+        cfg, params = load_demo_json(path)
+        return LoadedModel(spec, cfg, params, target, provenance={"format": "distill-demo-json", "source": spec})
+    if not path.exists() and (path.suffix or "/" in spec):
+        raise NCAError(f"unknown model {spec!r}: no such file or folder")
+    raise NCAError(f"unknown model {spec!r}: give a run directory (or run@step=N), a model folder, a "
+                   f"PyTorch state_dict ({', '.join(TORCH_SUFFIXES)}), a Distill demo .json, or a "
+                   "published name such as 'distill:lizard/regenerating' (nca.published_names() lists them)")
 
 
 @partial(jax.jit, static_argnames=("steps", "cfg", "record", "every"))
@@ -127,7 +276,7 @@ def grow(
         if unknown:  # a misspelt hook point would otherwise do nothing, silently
             raise NCAError(f"unknown hook point(s) {unknown}; choose from {', '.join(HOOK_POINTS)}")
         hooks = {name: as_hook(fn) for name, fn in hooks.items()}
-    widths = {"state": x0.shape[-1], "perception": 3 * x0.shape[-1], "hidden": model.model_config.hidden,
+    widths = {"state": x0.shape[-1], "perception": model.model_config.perception_dim, "hidden": model.model_config.hidden,
               "update": x0.shape[-1], "fire": 1, "alive": 1}
     frame = math.prod(x0.shape[:-1]) * 4  # bytes of one channel of the state(s), float32
     check_fits(frame * (4 * x0.shape[-1] + 2 * model.model_config.hidden
@@ -138,4 +287,5 @@ def grow(
         return _grow(model.params, x0, key, t0, hooks or None, steps, model.model_config, tuple(record), every)
 
 
-__all__ = ["LoadedModel", "load_model", "load_run", "grow", "init_params"]
+__all__ = ["LoadedModel", "load_model", "load_run", "load_kept_model", "load_model_folder", "save_model",
+           "grow", "init_params"]

@@ -526,3 +526,55 @@ def list_kept(run_dir: Path) -> list[tuple[int, Path]]:
 def load_kept(path: Path, params_template) -> dict:
     """The params of one kept checkpoint (shapes checked against ``params_template``)."""
     return load_checkpoint(path, {"params": params_template})["params"]
+
+
+# --------------------------------------------------------------------------- params-only model folders
+# A model without its training run: ``model.json`` (format, model config, target, grid and
+# provenance) and ``params.msgpack`` (``{"params": ...}``), no optimiser state or pool. What
+# ``nca.save_model`` writes for an imported model, so every script can load it by path.
+
+MODEL_FILE = "model.json"
+PARAMS_FILE = "params.msgpack"
+MODEL_FORMAT = "nca-lens-model"
+
+
+def is_model_folder(folder: Path) -> bool:
+    return (Path(folder) / MODEL_FILE).is_file()
+
+
+def save_model_folder(folder: Path, meta: dict, params) -> None:
+    """Write a params-only model folder atomically, file by file (params first, so a
+    ``model.json`` is only ever beside complete params).
+
+    meta: JSON-ready (``{"model": {...}, "target": ..., "provenance": {...}}``). Refuses a
+    folder that holds anything but a previous model folder (a run directory, a source's
+    files): nothing is written into someone else's folder.
+    """
+    import json
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NCAError(f"cannot write model folder {folder}: a file of that name is in the way")
+    if folder.is_dir():
+        foreign = sorted(p.name for p in folder.iterdir() if p.name not in (MODEL_FILE, PARAMS_FILE))
+        if foreign:
+            raise NCAError(f"model folder {folder} already holds other files ({', '.join(foreign[:5])}); "
+                           "choose an empty or new folder")
+    check_writable(folder, folder=True)
+    save_checkpoint(folder / PARAMS_FILE, {"params": params})
+    text = json.dumps({"format": MODEL_FORMAT, "version": FORMAT_VERSION, **meta}, indent=2, sort_keys=True)
+    atomic_write_bytes(folder / MODEL_FILE, (text + "\n").encode())
+
+
+def read_model_meta(folder: Path) -> dict:
+    """The ``model.json`` of a params-only model folder (checked to be one)."""
+    import json
+
+    path = Path(folder) / MODEL_FILE
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise NCAError(f"cannot read {path}: {e}") from None
+    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT or not isinstance(meta.get("model"), dict):
+        raise NCAError(f"{path} is not an nca-lens model file (format {MODEL_FORMAT!r} with a model object)")
+    return meta

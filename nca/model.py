@@ -42,6 +42,32 @@ HOOK_POINTS = ("state", "perception", "hidden", "update", "fire", "alive")
 RECORDABLE = ("state", "perception", "hidden", "update", "fire", "alive")
 
 
+# Perception kinds: the filters each channel is read with, in feature (band) order. "sobel"
+# is the article's [identity, d/dx, d/dy]; "laplacian" is the isotropic NCA's rotation-
+# invariant [identity, Laplacian] (Mordvintsev, Niklasson & Randazzo 2022, "Isotropic NCA");
+# "sobel+laplacian" the texture NCA's [identity, d/dx, d/dy, Laplacian] (Niklasson et al.,
+# Distill 2021, "Self-Organising Textures").
+PERCEPTIONS = {
+    "sobel": ("identity", "dx", "dy"),
+    "laplacian": ("identity", "laplacian"),
+    "sobel+laplacian": ("identity", "dx", "dy", "laplacian"),
+}
+# "zeros": cells outside the grid read 0 (the article); "circular": the grid is a torus
+# (the texture NCAs).
+PADDINGS = ("zeros", "circular")
+# Life masking: "pre-post" (the article: cells alive neither before nor after a step are
+# zeroed); "none" (texture NCAs: every cell lives); "fired-pre" (the isotropic NCA demo: a
+# cell that fires with no live neighbourhood is zeroed, nothing else is masked).
+LIFE_RULES = ("pre-post", "none", "fired-pre")
+# "square": 8 neighbours; "hex": a hexagonal grid in axial coordinates stored on the square
+# array -- cell (row i, col j) neighbours (i, j+-1), (i+-1, j), (i-1, j-1), (i+1, j+1) (the
+# isotropic NCA demo's layout; its Laplacian is ``HEX_LAPLACIAN``).
+TOPOLOGIES = ("square", "hex")
+# "center": one cell at (H//2, W//2) with channels 3.. = 1 (the article); "zeros": an all-zero
+# grid (texture NCAs, which have no alive masking and grow from their biases).
+SEEDS = ("center", "zeros")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture of the update rule. Defaults are the article's.
@@ -62,6 +88,14 @@ class ModelConfig:
     alive_threshold: float = 0.1
     angle_deg: float = 0.0
     neighbour_gradients: bool = True
+    # Architecture variants (docs/importing.md); the defaults are the article's CA, and
+    # every config written before these fields existed loads as that CA.
+    perception: str = "sobel"
+    padding: str = "zeros"
+    life: str = "pre-post"
+    seed_pattern: str = "center"
+    topology: str = "square"
+    clamp: float = 0.0
 
     def __post_init__(self):
         if self.channels < 4:
@@ -70,10 +104,31 @@ class ModelConfig:
             raise ValueError(f"hidden must be >= 1, got {self.hidden}")
         if not 0.0 < self.fire_rate <= 1.0:
             raise ValueError(f"fire_rate must be in (0, 1], got {self.fire_rate}")
+        for name, allowed in (("perception", PERCEPTIONS), ("padding", PADDINGS), ("life", LIFE_RULES),
+                              ("seed_pattern", SEEDS), ("topology", TOPOLOGIES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.topology == "hex" and self.perception != "laplacian":
+            raise ValueError(f"topology 'hex' has no Sobel pair: perception must be 'laplacian', got {self.perception!r}")
+        if self.clamp < 0:
+            raise ValueError(f"clamp must be >= 0 (0: none), got {self.clamp}")
+
+    @property
+    def kernels(self) -> int:
+        """Filters per channel in the perception vector (3 for the article's Sobel pair)."""
+        return len(PERCEPTIONS[self.perception])
 
     @property
     def perception_dim(self) -> int:
-        return 3 * self.channels
+        return self.kernels * self.channels
+
+    @property
+    def is_article(self) -> bool:
+        """The article's architecture (any width, angle, fire rate): the fast path's domain.
+        A variant (other perception, circular padding, no alive masking) runs the reference
+        step."""
+        return (self.perception == "sobel" and self.padding == "zeros" and self.life == "pre-post"
+                and self.topology == "square" and not self.clamp)
 
     @property
     def hidden_channels(self) -> int:
@@ -85,8 +140,8 @@ class ModelConfig:
 
         17,248 for the article's model (the figure the issue and peers count with).
         """
-        c, h = self.channels, self.hidden
-        return 2 * (9 * 3 * c + 3 * c * h + h * c)
+        c, h, k = self.channels, self.hidden, self.kernels
+        return 2 * (9 * k * c + k * c * h + h * c)
 
 
 # --------------------------------------------------------------------------- parameters
@@ -108,7 +163,7 @@ def init_params(key: Array, cfg: ModelConfig = ModelConfig()) -> Params:
 
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     c, h = cfg.channels, cfg.hidden
-    return {"w1": (3 * c, h), "b1": (h,), "w2": (h, c), "b2": (c,)}
+    return {"w1": (cfg.perception_dim, h), "b1": (h,), "w2": (h, c), "b2": (c,)}
 
 
 # --------------------------------------------------------------------------- kernels
@@ -119,6 +174,14 @@ IDENTITY_KERNEL = np.outer([0, 1, 0], [0, 1, 0]).astype(np.float32)
 # cross-correlation like tf.nn.depthwise_conv2d; d/dy is its transpose.
 SOBEL_X = np.outer([1, 2, 1], [-1, 0, 1]).astype(np.float32) / 8.0
 SOBEL_Y = SOBEL_X.T.copy()
+# The 9-point Laplacian [[1,2,1],[2,-12,2],[1,2,1]] (the isotropic and texture NCAs' kernel),
+# scaled by 1/16 here; importers fold a source's own scale into its weights.
+LAPLACIAN = np.array([[1, 2, 1], [2, -12, 2], [1, 2, 1]], np.float32) / 16.0
+# The hexagonal Laplacian in axial coordinates (6 neighbours of weight 2, centre -12), same
+# 1/16 scale: the isotropic NCA demo's kernel (Mordvintsev et al. 2022).
+HEX_LAPLACIAN = np.array([[2, 2, 0], [2, -12, 2], [0, 2, 2]], np.float32) / 16.0
+# Offsets (row, col) of the hex neighbours, matching HEX_LAPLACIAN's non-zero taps.
+HEX_NEIGHBOURS = ((-1, -1), (-1, 0), (0, -1), (0, 1), (1, 0), (1, 1))
 
 
 def perception_kernels(angle_deg: float = 0.0) -> np.ndarray:
@@ -131,18 +194,20 @@ def perception_kernels(angle_deg: float = 0.0) -> np.ndarray:
     return np.stack([IDENTITY_KERNEL, c * SOBEL_X - s * SOBEL_Y, s * SOBEL_X + c * SOBEL_Y])
 
 
-def _pad_hw(x: Array, value: float = 0.0) -> Array:
+def _pad_hw(x: Array, value: float = 0.0, padding: str = "zeros") -> Array:
     pad = [(0, 0)] * (x.ndim - 3) + [(1, 1), (1, 1), (0, 0)]
+    if padding == "circular":
+        return jnp.pad(x, pad, mode="wrap")
     return jnp.pad(x, pad, constant_values=value)
 
 
-def sobel(x: Array) -> tuple[Array, Array]:
-    """Unrotated Sobel derivatives of every channel, zero padding ('SAME').
+def sobel(x: Array, padding: str = "zeros") -> tuple[Array, Array]:
+    """Unrotated Sobel derivatives of every channel, zero (or circular) padding ('SAME').
 
     x: [..., H, W, C] -> (d/dx, d/dy), each [..., H, W, C]. Separable: smooth [1,2,1] one
     way, difference [-1,0,1] the other -- 4 adds per output instead of 9 MACs.
     """
-    p = _pad_hw(x)
+    p = _pad_hw(x, padding=padding)
     d = p[..., :, 2:, :] - p[..., :, :-2, :]  # difference along x: [..., H+2, W, C]
     sx = (d[..., :-2, :, :] + 2.0 * d[..., 1:-1, :, :] + d[..., 2:, :, :]) * 0.125
     s = p[..., :, :-2, :] + 2.0 * p[..., :, 1:-1, :] + p[..., :, 2:, :]  # smooth along x
@@ -150,24 +215,69 @@ def sobel(x: Array) -> tuple[Array, Array]:
     return sx, sy
 
 
-def perceive(x: Array, angle_deg: float = 0.0, neighbour_gradients: bool = True) -> Array:
-    """Perception vector of every cell. x: [..., H, W, C] -> [..., H, W, 3C].
+def laplacian(x: Array, padding: str = "zeros") -> Array:
+    """The 9-point Laplacian (``LAPLACIAN``) of every channel. x: [..., H, W, C] -> same.
+
+    Separable: [1,2,1] (x) [1,2,1] - 16 * identity, so the same 4 adds as a Sobel term.
+    """
+    p = _pad_hw(x, padding=padding)
+    s = p[..., :, :-2, :] + 2.0 * p[..., :, 1:-1, :] + p[..., :, 2:, :]  # smooth along x
+    box = s[..., :-2, :, :] + 2.0 * s[..., 1:-1, :, :] + s[..., 2:, :, :]
+    return (box - 16.0 * x) * 0.0625
+
+
+def hex_laplacian(x: Array, padding: str = "zeros") -> Array:
+    """``HEX_LAPLACIAN`` of every channel (6 taps). x: [..., H, W, C] -> same."""
+    p = _pad_hw(x, padding=padding)
+    h, w = x.shape[-3], x.shape[-2]
+    ring = sum(p[..., 1 + di:1 + di + h, 1 + dj:1 + dj + w, :] for di, dj in HEX_NEIGHBOURS)
+    return (ring - 6.0 * x) * 0.125
+
+
+def hex_max(a: Array, padding: str = "zeros") -> Array:
+    """Max of a cell and its 6 hex neighbours (padding never wins). a: [..., H, W, 1]."""
+    p = _pad_hw(a, -jnp.inf, padding)
+    h, w = a.shape[-3], a.shape[-2]
+    out = a
+    for di, dj in HEX_NEIGHBOURS:
+        out = jnp.maximum(out, p[..., 1 + di:1 + di + h, 1 + dj:1 + dj + w, :])
+    return out
+
+
+def perceive(x: Array, angle_deg: float = 0.0, neighbour_gradients: bool = True,
+             kind: str = "sobel", padding: str = "zeros", topology: str = "square") -> Array:
+    """Perception vector of every cell. x: [..., H, W, C] -> [..., H, W, K*C].
 
     Feature order is *band* order: ``[identity (C), kx (C), ky (C)]`` (the published
-    models' order; the TF notebook interleaved per channel instead).
+    models' order; the TF notebook interleaved per channel instead). kind (``PERCEPTIONS``)
+    adds or replaces bands: "laplacian" is ``[identity, lap]``, "sobel+laplacian" is
+    ``[identity, kx, ky, lap]``. The Laplacian is rotation-invariant, so ``angle_deg``
+    turns only the Sobel pair.
     """
     neighbours = x if neighbour_gradients else jax.lax.stop_gradient(x)
-    sx, sy = sobel(neighbours)
-    if angle_deg:
-        a = np.deg2rad(angle_deg)
-        c, s = float(np.cos(a)), float(np.sin(a))
-        sx, sy = c * sx - s * sy, s * sx + c * sy
-    return jnp.concatenate([x, sx, sy], axis=-1)
+    bands = [x]
+    if kind in ("sobel", "sobel+laplacian"):
+        sx, sy = sobel(neighbours, padding)
+        if angle_deg:
+            a = np.deg2rad(angle_deg)
+            c, s = float(np.cos(a)), float(np.sin(a))
+            sx, sy = c * sx - s * sy, s * sx + c * sy
+        bands += [sx, sy]
+    if kind in ("laplacian", "sobel+laplacian"):
+        bands.append(hex_laplacian(neighbours, padding) if topology == "hex" else laplacian(neighbours, padding))
+    return jnp.concatenate(bands, axis=-1)
 
 
-def max_pool3(a: Array) -> Array:
-    """3x3 max-pool, stride 1, 'SAME' (padding never wins). a: [..., H, W, 1]."""
-    p = _pad_hw(a, -jnp.inf)
+def _life_mask(x: Array, cfg: "ModelConfig") -> Array:
+    """``alive_mask`` on the config's grid: the hex neighbourhood for ``topology="hex"``."""
+    if cfg.topology == "hex":
+        return hex_max(x[..., 3:4], cfg.padding) > cfg.alive_threshold
+    return max_pool3(x[..., 3:4], cfg.padding) > cfg.alive_threshold
+
+
+def max_pool3(a: Array, padding: str = "zeros") -> Array:
+    """3x3 max-pool, stride 1, 'SAME' (padding never wins; "circular" wraps). a: [..., H, W, 1]."""
+    p = _pad_hw(a, -jnp.inf, padding)
     rows = jnp.maximum(jnp.maximum(p[..., :-2, :, :], p[..., 1:-1, :, :]), p[..., 2:, :, :])
     return jnp.maximum(jnp.maximum(rows[..., :-2, :], rows[..., 1:-1, :]), rows[..., 2:, :])
 
@@ -245,14 +355,24 @@ def step(
     t = jnp.asarray(t, jnp.int32)
     check_hooks(hooks)
     x = _hook(hooks, "state", x, t)
-    pre = alive_mask(x, cfg.alive_threshold)
-    p = _hook(hooks, "perception", perceive(x, cfg.angle_deg, cfg.neighbour_gradients), t)
+    pre = _life_mask(x, cfg) if cfg.life != "none" else None
+    p = _hook(hooks, "perception", perceive(x, cfg.angle_deg, cfg.neighbour_gradients, cfg.perception,
+                                            cfg.padding, cfg.topology), t)
     h = _hook(hooks, "hidden", jax.nn.relu(p @ params["w1"] + params["b1"]), t)
     dx = _hook(hooks, "update", h @ params["w2"] + params["b2"], t)
     fire = fire_mask(key, x.shape, cfg.fire_rate) if fire is None else fire
     fire = _hook(hooks, "fire", fire.astype(x.dtype), t)
-    x = x + dx * fire
-    life = _hook(hooks, "alive", (pre & alive_mask(x, cfg.alive_threshold)).astype(x.dtype), t)
+    new = x + dx * fire
+    if cfg.clamp:  # the isotropic NCA demo clips updated cells to [-clamp, clamp]
+        new = x + fire * (jnp.clip(new, -cfg.clamp, cfg.clamp) - x)
+    x = new
+    if cfg.life == "pre-post":
+        life = (pre & _life_mask(x, cfg)).astype(x.dtype)
+    elif cfg.life == "fired-pre":  # only a cell that fires with no live neighbourhood dies
+        life = 1.0 - fire * (1.0 - pre.astype(x.dtype))
+    else:  # texture NCAs: every cell lives (Niklasson et al. 2021)
+        life = jnp.ones(x.shape[:-1] + (1,), x.dtype)
+    life = _hook(hooks, "alive", life, t)
     cache = {"perception": p, "hidden": h, "update": dx, "fire": fire, "alive": life}
     return x * life, cache
 
@@ -344,7 +464,8 @@ def rollout(
 
     fast: use ``fast_step`` (the MLP only where a cell fires and is alive; equal to
     ``step`` to float rounding, several times faster on CPU) when nothing but states is
-    recorded and there are no hooks; otherwise the reference ``step`` runs regardless.
+    recorded, there are no hooks and ``cfg.is_article``; otherwise the reference ``step``
+    runs regardless.
     """
     unknown = set(record) - set(RECORDABLE)
     if unknown:
@@ -357,7 +478,7 @@ def rollout(
         raise ValueError("active_steps supports recording states only")
     t0 = jnp.asarray(t0, jnp.int32)
 
-    if fast and not hooks and set(record) <= {"state"}:
+    if fast and not hooks and set(record) <= {"state"} and cfg.is_article:
 
         def fast_one(x, t, fire):  # gates inactive steps itself (its masks skip the MLP)
             active = None if active_steps is None else t - t0 < active_steps
@@ -426,13 +547,15 @@ def rollout(
 
 
 def seed_state(height: int, width: int, cfg: ModelConfig = ModelConfig(), batch: int | None = None) -> Array:
-    """The article's seed: one cell at (H//2, W//2) with channels 3.. set to 1.
+    """The article's seed: one cell at (H//2, W//2) with channels 3.. set to 1
+    (``cfg.seed_pattern == "center"``); an all-zero grid for ``cfg.seed_pattern == "zeros"``.
 
     Returns [H, W, C], or [batch, H, W, C] when ``batch`` is given.
     """
     # Built in NumPy: eagerly, each jnp op here compiled its own program (seconds per report).
     one = np.zeros((height, width, cfg.channels), np.float32)
-    one[height // 2, width // 2, 3:] = 1.0
+    if cfg.seed_pattern == "center":
+        one[height // 2, width // 2, 3:] = 1.0
     x = jnp.asarray(one)
     return x if batch is None else jnp.broadcast_to(x, (batch, height, width, cfg.channels))
 

@@ -63,6 +63,29 @@ def decode_layer(layer: dict) -> tuple[np.ndarray, np.ndarray]:
     return q[:n_in] * float(layer["weight_scale"]), q[n_in] * float(layer["bias_scale"])
 
 
+def load_demo_json(path: Path, name: str | None = None) -> tuple[ModelConfig, Params]:
+    """A model in the Distill demo's JSON format (what the article's notebook exports and
+    the bundled models are): ``[layer1, layer2]``, each quantised to uint8 with a bias row.
+    The channel count and hidden width are read from the layers."""
+    name = name or str(path)
+    try:
+        layers = json.loads(Path(path).read_text())
+        w1, b1 = decode_layer(layers[0])
+        w2, b2 = decode_layer(layers[1])
+    except Exception as e:
+        raise NCAError(f"model file {path} is not a readable Distill demo export: {e}") from None
+    channels, hidden = w2.shape[1], w2.shape[0]
+    if w1.shape != (3 * channels, hidden) or channels < 4:
+        raise NCAError(f"model {name} has shapes {w1.shape}, {w2.shape}: layer 1 must read 3 x the "
+                       "channels layer 2 writes (>= 4), and write what layer 2 reads")
+    cfg = ModelConfig(channels=channels, hidden=hidden)
+    w1 = w1.copy()
+    w1[cfg.channels : 2 * cfg.channels] *= DEMO_SOBEL_X_SIGN
+    w1[2 * cfg.channels :] *= DEMO_SOBEL_Y_SIGN
+    params = {"w1": jnp.asarray(w1), "b1": jnp.asarray(b1), "w2": jnp.asarray(w2), "b2": jnp.asarray(b2)}
+    return cfg, params
+
+
 def load_published(name: str) -> tuple[ModelConfig, Params]:
     """Load a published model by name -> (ModelConfig(), params)."""
     files = _files()
@@ -71,17 +94,7 @@ def load_published(name: str) -> tuple[ModelConfig, Params]:
             f"unknown published model {name!r}; names look like 'distill:lizard/regenerating' "
             f"(nca.published_names() lists all {len(files)})"
         )
-    try:
-        layers = json.loads(files[name].read_text())
-        w1, b1 = decode_layer(layers[0])
-        w2, b2 = decode_layer(layers[1])
-    except Exception as e:
-        raise NCAError(f"published model file {files[name]} is corrupt: {e}") from None
-    cfg = ModelConfig()
-    if w1.shape != (cfg.perception_dim, cfg.hidden) or w2.shape != (cfg.hidden, cfg.channels):
-        raise NCAError(f"published model {name} has unexpected shapes {w1.shape}, {w2.shape}")
-    w1 = w1.copy()
-    w1[cfg.channels : 2 * cfg.channels] *= DEMO_SOBEL_X_SIGN
-    w1[2 * cfg.channels :] *= DEMO_SOBEL_Y_SIGN
-    params = {"w1": jnp.asarray(w1), "b1": jnp.asarray(b1), "w2": jnp.asarray(w2), "b2": jnp.asarray(b2)}
+    cfg, params = load_demo_json(files[name], name)
+    if cfg != ModelConfig():
+        raise NCAError(f"published model {name} has unexpected shapes {params['w1'].shape}, {params['w2'].shape}")
     return cfg, params

@@ -166,9 +166,10 @@ def shard_population(states: TrainState, mesh: Mesh) -> TrainState:
     return jax.device_put(states, NamedSharding(mesh, P(AXIS)))
 
 
-def population_train_step(cfg: Config, mesh: Mesh, fast: bool | None = None):
+def population_train_step(cfg: Config, mesh: Mesh, fast: bool | None = None, per_model_target: bool = False):
     """K models trained at once, one compiled program: ``(states [K, ...], target [H, W, 4])
-    -> (states, losses [K])``; the target is shared, the states donated.
+    -> (states, losses [K])``; the target is shared, the states donated. per_model_target:
+    the target is ``[K, H, W, 4]``, one per model, split like the states (a sweep over targets).
 
     Each device trains its K/devices models with ``vmap(train_step)`` (``shard_map``):
     the models are independent, so the devices never communicate and each runs its own
@@ -182,6 +183,7 @@ def population_train_step(cfg: Config, mesh: Mesh, fast: bool | None = None):
     """
     split = NamedSharding(mesh, P(AXIS))
     replicated = NamedSharding(mesh, P())
-    per_device = jax.vmap(partial(train_step, cfg, fast=fast), in_axes=(0, None))
-    fn = jax.shard_map(per_device, mesh=mesh, in_specs=(P(AXIS), P()), out_specs=(P(AXIS), P(AXIS)))
-    return jax.jit(fn, in_shardings=(split, replicated), out_shardings=(split, split), donate_argnums=(0,))
+    per_device = jax.vmap(partial(train_step, cfg, fast=fast), in_axes=(0, 0 if per_model_target else None))
+    t_spec, t_sharding = (P(AXIS), split) if per_model_target else (P(), replicated)
+    fn = jax.shard_map(per_device, mesh=mesh, in_specs=(P(AXIS), t_spec), out_specs=(P(AXIS), P(AXIS)))
+    return jax.jit(fn, in_shardings=(split, t_sharding), out_shardings=(split, split), donate_argnums=(0,))

@@ -248,13 +248,13 @@ def _short(s: str, n: int = 80) -> str:
     return s if len(s) <= n else s[:n] + "..."
 
 
-def post_result(job: Job, result) -> None:
-    """Post this process's results (JSON-able) for process 0's ``gather``."""
+def post_result(job: Job, result, tag: str = "done") -> None:
+    """Post this process's results (JSON-able) for process 0's ``gather`` of the same tag."""
     if job.distributed:
-        _client().key_value_set(f"{KEY_PREFIX}/done/{job.index}", json.dumps(result))
+        _client().key_value_set(f"{KEY_PREFIX}/{tag}/{job.index}", json.dumps(result))
 
 
-def gather(job: Job, mine, names_of=lambda p: "", poll_s: float = 0.5) -> list:
+def gather(job: Job, mine, names_of=lambda p: "", poll_s: float = 0.5, tag: str = "done") -> list:
     """Process 0: every process's posted result, in process order (its own is ``mine``).
 
     Waits as long as the others train; a process that stops being live (no heartbeat for
@@ -270,7 +270,7 @@ def gather(job: Job, mine, names_of=lambda p: "", poll_s: float = 0.5) -> list:
     while len(results) < job.count:  # every missing process looked at in turn: a dead one is
         for p in range(1, job.count):  # named within the heartbeat timeout of its death
             if p not in results:
-                got = _await(client, job, p, f"{KEY_PREFIX}/done/{p}", 0, doing=names_of(p))
+                got = _await(client, job, p, f"{KEY_PREFIX}/{tag}/{p}", 0, doing=names_of(p))
                 if got is not None:
                     results[p] = json.loads(got)
         if len(results) < job.count:

@@ -12,9 +12,12 @@ One 1-D mesh (axis ``"data"``) over whatever devices exist. Two kinds of paralle
 Results equal single-device training to float rounding (``tests/test_parallel.py`` runs
 both on 2 forced host devices). The fast CA step (``nca.model.fast_step``) is off by
 default in ``sharded_train_step``: its cell compaction runs over the whole batch, which
-would make devices exchange the batch every CA step. Multi-host: call
-``jax.distributed.initialize()`` in every process first; ``jax.devices()`` then lists all
-hosts' devices and the same mesh spans them (docs/performance.md).
+would make devices exchange the batch every CA step. Many processes or hosts: populations
+and sweeps use ``nca.distributed`` (each process trains its share of the models over its
+``jax.local_devices()``; tested with two processes, docs/distributed.md). A
+``sharded_train_step`` mesh over every process's devices (``jax.devices()`` after
+``jax.distributed.initialize()``) is possible too, but untested here: on CPU it would need
+the gloo collectives (``jax_cpu_collectives_implementation``).
 
 On a CPU, ``use_cpu_cores`` exposes the cores as devices before JAX starts, so that the
 devices' shares of a population -- ``nca.multiseed``'s seeds -- run at the same time.

@@ -154,6 +154,9 @@ def train_runs(cfgs: Sequence[Config], out_dir: Path, names: Sequence[str], *, p
             claims.enter_context(ckpt.claim_run_dir(out_dir))
             ckpt.clean_stale_temps(out_dir, (SUMMARY, JOB))
             if not resume:
+                if (out_dir / JOB).exists():
+                    raise NCAError(f"{out_dir} already holds a job ({JOB}); resume it (--resume) or choose "
+                                   "another output folder (nothing was overwritten)")
                 _check_population_dir(out_dir, lambda p: p.name.startswith("seed_") or p.name in tops)
                 _write_job(out_dir, names, cfgs)
         for i in mine:

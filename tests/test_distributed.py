@@ -140,6 +140,8 @@ def test_a_population_resumed_after_a_stop_ends_bit_identical(tmp_path, referenc
     # resuming a finished population trains nothing and reports it
     _, again = resume_runs(out, **QUIET)
     assert [r["final_loss"] for r in again] == [r["final_loss"] for r in results]
+    with pytest.raises(NCAError, match="already holds a job"):  # a new job into it is refused
+        train_seeds(cfg, out, [7], **QUIET)
 
 
 def test_shares_are_disjoint_and_cover_every_run():

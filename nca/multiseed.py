@@ -159,6 +159,9 @@ def train_runs(cfgs: Sequence[Config], out_dir: Path, names: Sequence[str], *, p
                                    "another output folder (nothing was overwritten)")
                 _check_population_dir(out_dir, lambda p: p.name.startswith("seed_") or p.name in tops)
                 _write_job(out_dir, names, cfgs)
+        # the others write nothing until process 0 has claimed and checked OUT (if it refused,
+        # it is gone, and JAX ends them: no half-made run folders of a refused job)
+        agree(job, "out-checked", True, names_of=names_of)
         for i in mine:
             claims.enter_context(ckpt.claim_run_dir(dirs[i]))
             clean_run_dir(dirs[i])

@@ -285,12 +285,10 @@ def _train_share(cfgs, dirs, names, resume, progress, stop_at, log, devices, job
         groups[(group_key(r.cfg), r.start)].append(r)
     states, results, interrupted = [], {}, False
     for (_, start), group in groups.items():  # in order of first appearance: deterministic
-        if start >= group[0].cfg.train_steps:  # finished: report it (and draw a preview a kill skipped)
-            for r in group:
-                mse = None
-                if not (r.dir / ckpt.PREVIEW).exists():
-                    target = load_target(r.cfg.target, r.cfg.target_size, r.cfg.target_padding)
-                    mse = save_preview(r.dir / ckpt.PREVIEW, r.cfg, r.state.params, target)
+        if start >= group[0].cfg.train_steps:  # finished: report it (the preview redrawn: a kill may
+            for r in group:  # have come before it, and its MSE goes in the summary)
+                target = load_target(r.cfg.target, r.cfg.target_size, r.cfg.target_padding)
+                mse = save_preview(r.dir / ckpt.PREVIEW, r.cfg, r.state.params, target)
                 results[r.name] = _result(r, job, start, mse)
             states.append(stack_states([r.state for r in group]))
             continue

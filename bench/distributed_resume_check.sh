@@ -1,4 +1,6 @@
-cd /work/wt/distributed
+#!/bin/bash
+# A 2-process job with a killed worker, resumed, against uninterrupted seeds (docs/validation/distributed.md).
+cd "$(dirname "$0")/.."  # the repository root
 . .venv/bin/activate
 export JAX_PLATFORMS=cpu PYTHONUNBUFFERED=1
 rm -rf /tmp/rk /tmp/rk_ref0 /tmp/rk_ref1

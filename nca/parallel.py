@@ -12,9 +12,12 @@ One 1-D mesh (axis ``"data"``) over whatever devices exist. Two kinds of paralle
 Results equal single-device training to float rounding (``tests/test_parallel.py`` runs
 both on 2 forced host devices). The fast CA step (``nca.model.fast_step``) is off by
 default in ``sharded_train_step``: its cell compaction runs over the whole batch, which
-would make devices exchange the batch every CA step. Multi-host: call
-``jax.distributed.initialize()`` in every process first; ``jax.devices()`` then lists all
-hosts' devices and the same mesh spans them (docs/performance.md).
+would make devices exchange the batch every CA step. Many processes or hosts: populations
+and sweeps use ``nca.distributed`` (each process trains its share of the models over its
+``jax.local_devices()``; tested with two processes, docs/distributed.md). A
+``sharded_train_step`` mesh over every process's devices (``jax.devices()`` after
+``jax.distributed.initialize()``) is possible too, but untested here: on CPU it would need
+the gloo collectives (``jax_cpu_collectives_implementation``).
 
 On a CPU, ``use_cpu_cores`` exposes the cores as devices before JAX starts, so that the
 devices' shares of a population -- ``nca.multiseed``'s seeds -- run at the same time.
@@ -166,9 +169,10 @@ def shard_population(states: TrainState, mesh: Mesh) -> TrainState:
     return jax.device_put(states, NamedSharding(mesh, P(AXIS)))
 
 
-def population_train_step(cfg: Config, mesh: Mesh, fast: bool | None = None):
+def population_train_step(cfg: Config, mesh: Mesh, fast: bool | None = None, per_model_target: bool = False):
     """K models trained at once, one compiled program: ``(states [K, ...], target [H, W, 4])
-    -> (states, losses [K])``; the target is shared, the states donated.
+    -> (states, losses [K])``; the target is shared, the states donated. per_model_target:
+    the target is ``[K, H, W, 4]``, one per model, split like the states (a sweep over targets).
 
     Each device trains its K/devices models with ``vmap(train_step)`` (``shard_map``):
     the models are independent, so the devices never communicate and each runs its own
@@ -182,10 +186,11 @@ def population_train_step(cfg: Config, mesh: Mesh, fast: bool | None = None):
     """
     split = NamedSharding(mesh, P(AXIS))
     replicated = NamedSharding(mesh, P())
-    per_device = jax.vmap(partial(train_step, cfg, fast=fast), in_axes=(0, None))
+    per_device = jax.vmap(partial(train_step, cfg, fast=fast), in_axes=(0, 0 if per_model_target else None))
+    t_spec, t_sharding = (P(AXIS), split) if per_model_target else (P(), replicated)
     # check_vma=False: the fast path's fori_loops start from unsharded zeros and end device-varying;
     # the models never communicate, so there is nothing for the check to protect (JAX 0.10
-    # refused the quick preset's step: "carry input and carry output must have equal types").
-    fn = jax.shard_map(per_device, mesh=mesh, in_specs=(P(AXIS), P()), out_specs=(P(AXIS), P(AXIS)),
+    # refused the growing experiment's step: "carry input and carry output must have equal types").
+    fn = jax.shard_map(per_device, mesh=mesh, in_specs=(P(AXIS), t_spec), out_specs=(P(AXIS), P(AXIS)),
                        check_vma=False)
-    return jax.jit(fn, in_shardings=(split, replicated), out_shardings=(split, split), donate_argnums=(0,))
+    return jax.jit(fn, in_shardings=(split, t_sharding), out_shardings=(split, split), donate_argnums=(0,))

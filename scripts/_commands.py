@@ -13,6 +13,7 @@ import importlib
 # command name -> script module (the file scripts/<module>.py)
 COMMANDS = {
     "nca-train": "train",
+    "nca-sweep": "sweep",
     "nca-grow": "grow",
     "nca-animate": "animate",
     "nca-dissect": "dissect",

@@ -7,9 +7,18 @@
     python scripts/train.py --preset quick --seeds 0,1,2,3 --out runs/lizard4   # 4 seeds at once
 
 With --seeds LIST, one model per seed trains at once (vmapped) into OUT/seed_<s>/, each a
-normal run directory (continue one alone with --resume OUT/seed_<s>). On a CPU the cores
+normal run directory (continue one alone with --resume OUT/seed_<s>, or all of them with
+--resume OUT), and OUT/summary.csv lists each seed's final loss. On a CPU the cores
 are exposed as JAX devices and each trains its share of the seeds, side by side, in one
 compiled program (nca.multiseed; $JAX_NUM_CPU_DEVICES=1 keeps all the seeds on one device).
+
+Many processes, many machines (jax.distributed; docs/distributed.md): start the same command
+once per process with --coordinator HOST:PORT --num-processes N --process-id I (or
+--distributed on SLURM / Open MPI); each process trains every N-th seed, process 0 writes
+OUT/summary.csv. OUT must be a folder every process can write (a shared file system):
+
+    python scripts/train.py --preset quick --seeds 0,1,2,3 --out runs/l4 \
+        --coordinator localhost:12345 --num-processes 2 --process-id 0   # and --process-id 1
 
 The run directory gets config.json, checkpoint.msgpack (atomic, every --checkpoint-every
 steps and on Ctrl-C), metrics.csv, preview.png ([target | grown from the seed]) and
@@ -29,6 +38,7 @@ if __package__ in (None, ""):  # `python scripts/train.py` from a clean clone
 
 from nca.cli import Parser, add_quiet, nonneg_int_list, run_cli  # noqa: E402
 from nca.config import PRESETS, add_config_args, field_flag, fields_as_flags, overrides_from_args  # noqa: E402
+from nca.distributed import add_distributed_args, cluster_from_args  # noqa: E402
 
 
 def parser() -> Parser:
@@ -43,6 +53,7 @@ def parser() -> Parser:
                     help="comma-separated seeds trained at once into OUT/seed_<s>/ (default: one run, --seed)")
     add_quiet(ap)
     add_config_args(ap)
+    add_distributed_args(ap)
     return ap
 
 
@@ -60,14 +71,28 @@ def main() -> int:
                            f"with it (got {', '.join(extra)})")
     elif a.out is None:
         raise NCAError("give --out DIR for a new run (or --resume DIR to continue one)")
+    from nca.multiseed import is_population_dir
+
+    population = a.resume is not None and is_population_dir(a.resume)
+    cluster = cluster_from_args(a)
+    if cluster is not None and a.seeds is None and not population:
+        raise NCAError("a single run cannot be split over processes; give --seeds LIST (or --resume a "
+                       "folder of seeds) to train with several processes")
+    if population and overrides:
+        raise NCAError(f"--resume {a.resume} continues every run in it with its saved config; "
+                       "--train-steps cannot be given for a folder of runs")
     if a.seeds is not None:
         if "seed" in overrides:
             raise NCAError("give --seed (one run) or --seeds (several), not both")
         if len(set(a.seeds)) != len(a.seeds):
             raise NCAError(f"--seeds repeat in {','.join(map(str, a.seeds))}; each seed trains once")
+    if a.seeds is not None or population:
         from nca.parallel import use_cpu_cores  # before anything starts JAX (nca.multiseed)
 
         use_cpu_cores()
+    from nca.distributed import SINGLE, initialize
+
+    job = SINGLE if cluster is None else initialize(cluster)  # before JAX starts its backends
     from nca.config import load_config, preset
     from nca.train import train
 
@@ -78,6 +103,11 @@ def main() -> int:
             raise NCAError(fields_as_flags(str(e))) from None
 
     try:
+        if population:
+            from nca.multiseed import resume_runs
+
+            resume_runs(a.resume, progress=not a.quiet, job=job)
+            return 0
         if a.resume is not None:
             cfg = None
             if overrides and (a.resume / "config.json").is_file():  # only --train-steps: checked above
@@ -87,12 +117,14 @@ def main() -> int:
             return 0
         cfg = config(lambda: preset(a.preset or "quick", **overrides))
         seeds = f"seed {cfg.seed}" if a.seeds is None else f"seeds {','.join(map(str, a.seeds))}"
+        if job.distributed:
+            seeds += f" (process {job.index} of {job.count})"
         print(f"training {cfg.experiment} {cfg.target!r} on a {cfg.grid_size}x{cfg.grid_size} grid, "
               f"{cfg.train_steps} steps, {seeds} -> {a.out}")
         if a.seeds is not None:
             from nca.multiseed import train_seeds
 
-            train_seeds(cfg, a.out, a.seeds, progress=not a.quiet)
+            train_seeds(cfg, a.out, a.seeds, progress=not a.quiet, job=job)
         else:
             train(cfg, a.out, progress=not a.quiet)
     except NCAError as e:  # the hint after the last "; " names config fields: give the flags

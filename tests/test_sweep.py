@@ -1,0 +1,144 @@
+"""Sweeps (nca.sweep) and their results table (analysis.sweep_report).
+
+A grid expands to configs x seeds with stable names; runs that differ only in seed and
+target train as one vmapped program (per-model targets) and equal the same runs trained as
+plain populations; the scores find a body where there is one (a published model) and none
+where there is none (an untrained model scores the empty grid's loss); the table's
+intervals are over seeds.
+"""
+
+import csv
+import io
+import runpy
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+import nca
+from analysis.sweep_report import (ScoreSettings, config_table, score_model, to_csv, to_html, varied_fields)
+from nca.config import preset
+from nca.errors import NCAError
+from nca.model import init_params
+from nca.multiseed import read_job, train_seeds
+from nca.sweep import Sweep, expand, groups, parse_axis, train_sweep
+
+QUIET = dict(progress=False, log=lambda *_: None)
+
+
+def test_axes_parse_to_typed_values_and_bad_ones_are_one_line():
+    assert parse_axis("lr=1e-3,2e-3") == ("lr", (0.001, 0.002))
+    assert parse_axis("fire-rate=0.5,0.75") == ("fire_rate", (0.5, 0.75))
+    assert parse_axis("hidden=32") == ("hidden", (32,))
+    assert parse_axis("target=lizard,butterfly") == ("target", ("lizard", "butterfly"))
+    for text, pattern in [("lr", "FIELD=V1,V2"), ("speed=1", "not a config field"), ("seed=1,2", "--seeds"),
+                          ("hidden=3.5", "not int"), ("lr=1,1", "repeat")]:
+        with pytest.raises(NCAError, match=pattern):
+            parse_axis(text)
+
+
+def test_a_grid_expands_to_configs_times_seeds_with_names():
+    base = preset("tiny")
+    names, cfgs, varied = expand(Sweep(base, (("lr", (1e-3, 2e-3)), ("hidden", (16, 32))), seeds=(0, 1)))
+    assert names[:3] == ["lr0.001_hidden16/seed_0", "lr0.001_hidden16/seed_1", "lr0.001_hidden32/seed_0"]
+    assert len(names) == 8 and len(set(names)) == 8
+    assert [(c.lr, c.model.hidden, c.seed) for c in cfgs[:3]] == [(1e-3, 16, 0), (1e-3, 16, 1), (1e-3, 32, 0)]
+    assert varied[3] == {"lr": 1e-3, "hidden": 32, "seed": 1}
+    # lr and hidden width are static in the compiled step: 4 programs of 2 seeds
+    assert groups(cfgs) == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    names, cfgs, _ = expand(Sweep(base, configs=({"lr": 1e-3}, {"fire_rate": 0.75}), seeds=(3,)))
+    assert names == ["lr0.001/seed_3", "fire_rate0.75/seed_3"] and cfgs[1].model.fire_rate == 0.75
+    with pytest.raises(NCAError, match="not both"):
+        Sweep(base, (("lr", (1e-3,)),), ({"lr": 1e-3},))
+    with pytest.raises(NCAError, match=r"config hidden0: .*hidden must be >= 1"):
+        expand(Sweep(base, (("hidden", (0,)),)))
+
+
+def test_seeds_and_targets_share_one_program_and_equal_plain_populations(tmp_path):
+    base = preset("tiny", train_steps=3, checkpoint_every=3, keep_checkpoints="none")
+    sweep = Sweep(base, (("target", ("lizard", "butterfly")),), seeds=(0, 1))
+    names, cfgs, _ = expand(sweep)
+    assert groups(cfgs) == [[0, 1, 2, 3]]  # one vmapped program, a target per model
+    _, results = train_sweep(sweep, tmp_path / "sw", **QUIET)
+    assert [r["run"] for r in results] == names and all(r["step"] == 3 for r in results)
+    assert read_job(tmp_path / "sw") == (names, cfgs)
+    for target in ("lizard", "butterfly"):
+        alone = train_seeds(preset("tiny", train_steps=3, checkpoint_every=3, keep_checkpoints="none",
+                                   target=target), tmp_path / target, [0, 1], **QUIET)
+        for i, s in enumerate((0, 1)):
+            got = nca.load_model(tmp_path / "sw" / f"target{target}" / f"seed_{s}")
+            for name in got.params:
+                np.testing.assert_allclose(np.asarray(got.params[name]), np.asarray(alone.params[name][i]),
+                                           rtol=1e-4, atol=1e-6)
+    lizard0 = nca.load_model(tmp_path / "sw" / "targetlizard" / "seed_0").params["w1"]
+    butterfly0 = nca.load_model(tmp_path / "sw" / "targetbutterfly" / "seed_0").params["w1"]
+    assert not np.allclose(np.asarray(lizard0), np.asarray(butterfly0))  # the targets really differed
+
+
+@pytest.fixture(scope="module")
+def published():
+    return nca.load_model("distill:lizard/regenerating")
+
+
+def test_scores_find_a_body_where_there_is_one_and_none_where_there_is_none(published):
+    m = published
+    s = ScoreSettings(grow_steps=100, persist_steps=20, regrow_steps=60, replicates=2, seed=0)
+    target = m.target_image()
+    got = score_model(m.params, m.model_config, target, m.grid_size, s)
+    empty = got["empty_loss"]
+    # planted: the published regenerating lizard grows, holds and regrows its cut half
+    assert np.all(got["growth"] < 0.1 * empty) and np.all(got["persistence"] < 0.1 * empty)
+    assert np.all(got["regeneration"] < 0.25 * empty)
+    cut = score_model(m.params, m.model_config, target, m.grid_size,
+                      ScoreSettings(grow_steps=100, persist_steps=20, regrow_steps=1, replicates=2, seed=0))
+    assert np.all(got["regeneration"] < 0.5 * cut["regeneration"])  # the score saw the regrowth
+    # negative: an untrained model (zero last layer) grows nothing -> the empty grid's loss
+    zero = score_model(init_params(jax.random.key(0), m.model_config), m.model_config, target, m.grid_size, s)
+    for k in ("growth", "persistence", "regeneration"):
+        np.testing.assert_allclose(zero[k], empty, rtol=0.02)
+
+
+def test_the_table_takes_intervals_over_seeds():
+    def run(lr, seed, g):
+        ci = {"mean": g, "lo": g - 0.01, "hi": g + 0.01, "n": 4}
+        return {"values": {"lr": lr, "seed": seed}, "final_loss": g / 2, "empty_loss": 0.04,
+                "growth": ci, "persistence": ci, "regeneration": ci}
+
+    runs = [run(1e-3, s, g) for s, g in enumerate((0.010, 0.012, 0.014))] + [run(2e-3, 0, 0.03)]
+    table = config_table(runs, ["lr", "seed"])
+    assert [r["config"] for r in table] == [{"lr": 1e-3}, {"lr": 2e-3}]
+    a = table[0]["growth"]
+    assert a["n"] == 3 and a["mean"] == pytest.approx(0.012)
+    # t interval over the 3 seed means: 0.012 +- t(0.975, 2) * 0.002 / sqrt(3)
+    assert a["hi"] - a["mean"] == pytest.approx(4.302653 * 0.002 / 3 ** 0.5, rel=1e-5)
+    assert table[1]["growth"]["lo"] is None  # one seed: no interval, not a fake one
+    rows = list(csv.DictReader(io.StringIO(to_csv(table, ["lr", "seed"]))))
+    assert rows[0]["lr"] == "0.001" and rows[0]["n_seeds"] == "3" and rows[1]["growth_lo"] == ""
+    page = to_html(table, ["lr", "seed"], ScoreSettings())
+    assert "0.0120 [" in page and "(n=3)" in page and "(n=1)" in page
+
+
+def test_varied_fields_are_those_that_differ():
+    names, cfgs, _ = expand(Sweep(preset("tiny"), (("lr", (1e-3, 2e-3)),), seeds=(0, 1)))
+    assert varied_fields(cfgs) == ["lr", "seed"]
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["--vary", "speed=1,2"], "not a config field"),
+    (["--vary", "lr=1e-3", "--configs", "x.json"], "not both"),
+    (["--resume", "--vary", "lr=1e-3"], "saved configs"),
+    (["--configs", "{tmp}/missing.json"], "cannot read --configs"),
+    (["--coordinator", "localhost:1"], "together"),
+])
+def test_sweep_script_bad_input_is_one_line(tmp_path, args, pattern, monkeypatch, capsys):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["sweep.py", "--out", str(tmp_path / "sw"), *args, "--quiet"])
+    from pathlib import Path
+
+    with pytest.raises(SystemExit) as e:
+        runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "sweep.py"), run_name="__main__")
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith("error: ") and pattern in err, err
+    assert not (tmp_path / "sw" / "job.json").exists()

@@ -26,6 +26,10 @@ finite, comparable value), averaged over
 ``replicates`` rollouts (independent fire masks). **Effect** = ``(L - L_ref) / (L_empty -
 L_ref)``: 0 = as the intact model, 1 = as bad as an empty grid (``L_empty = mean(target^2)``);
 above 1 when the body overgrows. Epistasis of a pair: ``effect(ij) - effect(i) - effect(j)``.
+A rollout whose state becomes non-finite has *diverged*: its loss is the maximal loss
+(``max_loss``), so its effect is the maximal effect, and it stays in n (``clip_diverged``;
+issue 23: such replicates used to be dropped). Backups are flagged by ``buffering``, the
+fraction of the double knockout's effect each single leaves undone.
 """
 
 from __future__ import annotations
@@ -587,7 +591,8 @@ def atlas(params, cfg: ModelConfig, target, key: Array, grid: int, channels, ass
     effect_ci [N] ({mean, lo, hi, n}), effect_replicates [N][B]}`` for singles (+ extra)
     and, where pairs were run, ``pairs: {labels, loss, effect, effect_replicates}``,
     ``epistasis [n][n]`` (additive, channel order), ``redundant`` (the old all-or-none rule,
-    kept for comparison) and ``redundancy`` (``redundancy``: eligibility and Segre's scaled
+    kept for comparison), ``diverged`` per knockout (replicates counted at the maximal loss)
+    and ``redundancy`` (``redundancy``: buffering with its flags, and Segre's scaled
     epistasis with intervals); with two or more ``extra`` directions also ``extra_pairs``
     {labels, effect, effect_replicates} (pairs jointly ablated) and ``extra_redundancy``;
     ``images``: final RGBA of replicate 0 per condition (NumPy,

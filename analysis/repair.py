@@ -15,27 +15,39 @@ Here, over steps ``t0 .. t0 + h - 1`` from a grown state (same fire masks in eve
   steps; an effect is the RMS over cells of the difference from the clean run, per
   replicate (independent fire masks);
 * **total(h)**: c ablated, everything reacts;
-* **direct(h)**: c ablated, and every other hidden channel frozen at the clean run's values
-  (patched into the state each step) and the life mask frozen at the clean run's (the
+* **direct(h)**, two definitions, both reported (``definitions`` per horizon):
+  *others frozen*: c ablated, and every other hidden channel frozen at the clean run's
+  values (patched into the state each step) and the life mask frozen at the clean run's (the
   "alive" hook); the fire masks are the same by construction. What still evolves is the
   readout itself: the RGBA channels read themselves, so a passive relaxation of the body
-  (its own leak, no other part reacting) belongs to the direct path and is *not* repair;
-* **repair_fraction(h) = (direct - total) / direct**: 1 = fully undone by the other channels,
-  0 = no compensation, < 0 = the others amplify the damage. Undefined (null, with a reason)
-  when the direct effect is below ``min_direct``;
+  (its own leak, no other part reacting) belongs to the direct path and is *not* repair.
+  *update frozen* (McGrath et al.'s direct path: nothing downstream of the ablated write
+  reacts): each step's update computed on the clean incoming state with c ablated, the
+  changes summed onto the clean trajectory; here the readout's own leak is downstream, so
+  passive relaxation scores as repair;
+* **repair_fraction(h) = (direct - total) / direct** under each: 1 = fully undone by the
+  reaction, 0 = no compensation, < 0 = the total effect exceeds the direct one -- which is
+  what a channel with a second, *mediated* output scores with no compensation anywhere
+  (planted: -0.02 to -0.41). Undefined (null, with a reason) when the direct effect is below
+  ``min_direct``; **along_direct** = <d - total, d> / <d, d>, the compensation along the
+  direct effect's own direction (0 for the mediated output);
 * **attribution**: for each other hidden channel k, the ablated run again with only k frozen
   at its clean values ("k may not react"). ``share_k(h) = (frozen_k - total) /
   (direct - total)``: the part of the compensation that disappears when k cannot react;
-  the channels with a large share are c's backups. Shares need not sum to 1 (backups can
-  interact); ``unattributed`` = 1 - the sum.
+  channels with a large share are listed as ``compensating`` (not "backups": a channel that
+  passively copies c and leaks away without it is listed the same way, planted). Shares
+  need not sum to 1 (they can interact); ``unattributed`` = 1 - the sum.
 * **pulse(h)**: c ablated in step t0 only: ``pulse_recovery(h) = 1 - pulse(h) / max pulse``
   (does a one-step perturbation decay?). Descriptive only: a passive leak also decays.
 
 Every number is reported at several horizons (``RepairSettings.horizons``) with n and a
 95 % interval over replicates (``analysis.stats``), never as one horizon-dependent number.
 Controls (tests/test_repair.py): a rule that permanently erases cells and a rule with pure
-relaxation give repair ~0 at every horizon; a rule with two identical integral controllers
-gives ~full repair attributed to the twin; the same rule with the twin's feedback cut gives 0.
+relaxation give repair ~0 at every horizon (relaxation: under "others frozen" only); a rule
+with two identical integral controllers gives ~full repair attributed to the twin; the same
+rule with the twin's feedback cut gives 0 (others frozen); a rule without compensation whose
+channel drives a mediated second output gives 1 - sqrt(1 + m^2) < 0 under both; a passive
+copying channel gives m > 0 under both (m = the share of the copy that has leaked).
 """
 
 from __future__ import annotations

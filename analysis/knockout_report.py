@@ -46,14 +46,28 @@ def conventions(s: KnockoutSettings) -> dict:
         "scaled_epistasis": "Segre et al. 2005 with fitness W = 1 - effect (clipped to [0, 1]): (W_ij - W_i W_j) / "
                             "|W~ - W_i W_j|, W~ = 0 if aggravating, min(W_i, W_j) if alleviating; -1 = the pair "
                             "kills although each single is harmless (backups), 0 = independent, +1 = same pathway",
-        "backup pair": f"eligible (both single effects < {th.single_max}), double effect >= {th.double_min}, scaled "
-                       f"epistasis <= -{th.flag} with its interval's upper end < 0",
-        "eligible_pairs": "pairs that could have been flagged (both singles small); 'none eligible' means the "
-                          "question could not be asked, not that there is no redundancy",
+        "buffering": "1 - max(effect(i), effect(j), 0) / effect(ij): the fraction of the double knockout's effect "
+                     "that each single leaves undone; 1 = a perfect backup whatever the function's share of the body, "
+                     "0.5 = two independent parts (additive), 0 = one single does it all",
+        "backup pair": f"double effect >= {th.double_floor} with its interval's lower end > 0, buffering >= "
+                       f"{th.buffer_min} with its interval's lower end > {th.buffer_lo} (flagged); flagged_strict: also "
+                       f"both singles < {th.single_max}; flagged_scaled_epistasis: the old rule (both singles < "
+                       f"{th.single_max}, double >= {th.double_min}, scaled epistasis <= -{th.flag}, upper end < 0)",
+        "eligible_pairs": "the pairs the tested ones were drawn from (any pair can be flagged by buffering); unit "
+                          "pairs: pair_selection says how many were tested and how (most alike outputs + uniform)",
+        "diverged": "replicates whose state became non-finite: counted at the maximal loss (every value at its far "
+                    "end, mean(max(t, 1 - t)^2)), i.e. the maximal effect; never dropped, n = replicates run",
         "essential": f"mean single effect >= {K.ESSENTIAL}",
         "repair_fraction": "McGrath et al. 2023: (direct - total) / direct, RMS RGBA deviation from the clean run "
-                           "after h steps of ablating the channel's perception; direct = other hidden channels and "
-                           "life masks frozen at the clean run (the RGBA keeps its own dynamics)",
+                           "after h steps of ablating the channel's perception, under two definitions of direct: "
+                           "others_frozen = the other hidden channels and the life masks frozen at the clean run (the "
+                           "RGBA keeps its own dynamics; the top-level repair_fraction), update_frozen = each step's "
+                           "update computed on the clean state with the ablation, summed (McGrath et al.'s direct "
+                           "path: nothing downstream reacts, the RGBA's own leak included); planted: a rule without "
+                           "compensation whose channel drives a second output scores -0.07 to -0.41 under both, a "
+                           "passive copying channel +0.37 to +1.00 (tests/test_repair.py)",
+        "along_direct": "<d - total, d> / <d, d>: the compensation along the direct effect d's own direction; 0 for "
+                        "the mediated second output, which the norm-based repair fraction scores negative",
         "attribution share": "(effect with channel k frozen at the clean run - total) / (direct - total): the part of "
                              "the compensation that disappears when k cannot react",
         "unit share": "first order: -<sum over steps of the change (total - direct) of unit j's write fire*h_j*W2[j,:4], "
@@ -105,13 +119,15 @@ def figures(rep: dict, images: list, s: KnockoutSettings) -> list[tuple[str, str
         u = first["units"]
         figs.append(("units", f"Hidden units of the update MLP ({first['model']})",
                      f"Left: each unit's single knockout effect ({u['condition']}), sorted, 95% intervals; right: "
-                     f"scaled epistasis of the {u['redundancy']['tested_pairs']} tested pairs of eligible units "
-                     f"({u['redundancy']['eligible_pairs']} eligible); -1 = a backup pair.",
+                     f"scaled epistasis of the {u['redundancy']['tested_pairs']} tested pairs of the "
+                     f"{u['redundancy']['eligible_pairs']} ({u['pair_selection']['how']}); -1 = synthetic lethal. "
+                     f"Backups are flagged by buffering (report.json).",
                      plots.fig_unit_atlas(u)))
     if first["repair"] is not None:
         figs.append(("repair", f"Self-repair, McGrath et al. 2023 ({first['model']})",
                      f"From the grown bodies at step {s.grow}, each channel's perception ablated. direct: the other "
-                     "hidden channels and the life masks frozen at the clean run; total: everything reacts; pulse: "
+                     "hidden channels and the life masks frozen at the clean run (the report's other definition, "
+                     "update frozen, is in report.json); total: everything reacts; pulse: "
                      "ablated in one step only. RMS RGBA deviation from the clean run, bands: 95% over replicates. "
                      "Bottom: repair fraction (direct - total) / direct per horizon.",
                      plots.fig_repair_hydra(first["repair"])))
@@ -194,18 +210,21 @@ def page_intro(rep: dict, s: KnockoutSettings) -> str:
         rr = []
         for r in rep["results"]:
             by = r["summary"]["repair"]["by_horizon"]
-            rr.append([r["model"], "repair fraction (norms)"] + [fmt_ci(x["median_repair_fraction"]) for x in by])
-            if all("median_compensation_along_direct" in x for x in by):
-                rr.append([r["model"], "compensation along the direct effect"]
-                          + [fmt_ci(x["median_compensation_along_direct"]) for x in by])
+            for d in ("others_frozen", "update_frozen"):
+                if all(d in x for x in by):
+                    rr.append([r["model"], f"repair fraction (norms), direct = {d.replace('_', ' ')}"]
+                              + [fmt_ci(x[d]["median_repair_fraction"]) for x in by])
+                    rr.append([r["model"], f"compensation along the direct effect, direct = {d.replace('_', ' ')}"]
+                              + [fmt_ci(x[d]["median_along_direct"]) for x in by])
         html += ("<h3>Self-repair: medians over channels, by horizon</h3>"
                  + table(["model", "measure"] + [f"h = {h}" for h in s.repair_at], rr))
         first = rep["results"][0]["repair"]
         brows = []
         for p in first["per_channel"]:
             for a in p["at"]:
-                if a.get("backups"):
-                    brows.append([p["channel"], a["h"], fmt_ci(a["repair_fraction"]), ", ".join(map(str, a["backups"]))])
+                if a.get("compensating"):
+                    brows.append([p["channel"], a["h"], fmt_ci(a["repair_fraction"]),
+                                  ", ".join(map(str, a["compensating"]))])
         if s.repair_units:
             urows = []
             for p in first["per_channel"]:
@@ -218,8 +237,10 @@ def page_intro(rep: dict, s: KnockoutSettings) -> str:
             html += ("<h3>Which units' changed output makes the difference (first order, largest horizon)</h3>"
                      + table(["channel", "h", "compensation along the direct effect", "sum over units",
                               "largest unit shares"], urows))
-        html += ("<h3>Backups of the repair (share >= 0.25 of the compensation)</h3>"
-                 + (table(["channel", "h", "repair fraction", "backup channels"], brows) if brows else "<p>none</p>"))
+        html += ("<h3>Compensating channels (share >= 0.25 of the compensation; a passively following channel "
+                 "scores the same, so these are not shown to be backups)</h3>"
+                 + (table(["channel", "h", "repair fraction", "compensating channels"], brows) if brows
+                    else "<p>none</p>"))
     red = []
     for r in rep["results"]:
         for p in s.pairs:
@@ -227,14 +248,18 @@ def page_intro(rep: dict, s: KnockoutSettings) -> str:
             for what, key in (("channels", "redundancy"), ("PCs", "extra_redundancy")):
                 for f in (cond.get(key) or {}).get("flagged", []):
                     red.append([r["model"], f"{what}, {p}", "+".join(f["pair"]), fmt_ci(f["effect_double"]),
-                                fmt_ci(f["scaled_epistasis"])])
+                                fmt_ci(f["buffering"]), fmt_ci(f["scaled_epistasis"])])
         if r["units"] is not None:
             for f in r["units"]["redundancy"]["flagged"]:
                 red.append([r["model"], f"units, {r['units']['condition']}", "+".join(map(str, f["pair"])),
-                            fmt_ci(f["effect_double"]), fmt_ci(f["scaled_epistasis"])])
-    html += ("<h3>Backup pairs (redundancy)</h3>" + (table(
-        ["model", "what", "pair", "double effect", "scaled epistasis"], red) if red else
+                            fmt_ci(f["effect_double"]), fmt_ci(f["buffering"]), fmt_ci(f["scaled_epistasis"])])
+    html += ("<h3>Backup pairs (redundancy: buffering)</h3>" + (table(
+        ["model", "what", "pair", "double effect", "buffering", "scaled epistasis"], red) if red else
         "<p>none flagged; see the eligibility in the first table</p>"))
+    drows = [[r["model"], cn, ", ".join(r["summary"][cn]["diverged_labels"])]
+             for r in rep["results"] for cn in CONDITIONS if r["summary"][cn].get("diverged_labels")]
+    html += ("<h3>Diverged rollouts (counted at the maximal effect, never dropped)</h3>"
+             + (table(["model", "condition", "knockout (diverged / replicates)"], drows) if drows else "<p>none</p>"))
     return html
 
 
@@ -264,4 +289,16 @@ def summary_lines(result: dict) -> list[str]:
             f"{cn} {fmt_ci(sm[cn]['essential_channels_ci'], 1)}" for cn in CONDITIONS)
             + "".join(f"; channel pairs ({p}): {sm[p]['redundancy_verdict']}" for p in s.pairs)
             + (f"; unit pairs: {sm['units']['redundancy_verdict']}" if "units" in sm else ""))
+        lines.append(f"{r['model']}: diverged rollouts (counted at the maximal effect) " + ", ".join(
+            f"{cn} {sm[cn]['diverged_replicates']} in {sm[cn]['diverged_knockouts']} knockouts"
+            + (f" ({', '.join(sm[cn]['diverged_labels'])})" if sm[cn]["diverged_labels"] else "")
+            for cn in CONDITIONS))
+        if "repair" in sm:
+            for x in sm["repair"]["by_horizon"]:
+                if "others_frozen" in x:
+                    lines.append(f"{r['model']}: repair at h = {x['h']}: median repair fraction "
+                                 f"{fmt_ci(x['others_frozen']['median_repair_fraction'])} (others frozen), "
+                                 f"{fmt_ci(x['update_frozen']['median_repair_fraction'])} (update frozen); along "
+                                 f"the direct effect {fmt_ci(x['others_frozen']['median_along_direct'])}, "
+                                 f"{fmt_ci(x['update_frozen']['median_along_direct'])}")
     return lines

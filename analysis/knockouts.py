@@ -26,6 +26,10 @@ finite, comparable value), averaged over
 ``replicates`` rollouts (independent fire masks). **Effect** = ``(L - L_ref) / (L_empty -
 L_ref)``: 0 = as the intact model, 1 = as bad as an empty grid (``L_empty = mean(target^2)``);
 above 1 when the body overgrows. Epistasis of a pair: ``effect(ij) - effect(i) - effect(j)``.
+A rollout whose state becomes non-finite has *diverged*: its loss is the maximal loss
+(``max_loss``), so its effect is the maximal effect, and it stays in n (``clip_diverged``;
+issue 23: such replicates used to be dropped). Backups are flagged by ``buffering``, the
+fraction of the double knockout's effect each single leaves undone.
 """
 
 from __future__ import annotations
@@ -114,9 +118,17 @@ def _ablated_rollouts(params, x0, key, t0, target, proj, fill, steps, cfg):
         x, _ = rollout(params, x0, key, steps, cfg, record=(), t0=t0,
                        hooks={"state": knockout_hook(p, m, cfg.alive_threshold)})
         rgba = to_rgba(x)  # what is seen: an exploding body saturates instead of diverging
-        return per_sample_loss(rgba, target), rgba[0]
+        return _loss_or_nan(x, rgba, target), rgba[0]
 
     return jax.vmap(one)(proj, fill)
+
+
+def _loss_or_nan(x, rgba, target):
+    """Per-replicate loss [B], NaN where the state x [B, H, W, C] holds a non-finite value (a
+    diverged rollout: clipping would hide an infinity as a finite picture). The host turns
+    NaN into the maximal loss (``clip_diverged``), so a divergence is never dropped."""
+    finite = jax.numpy.all(jax.numpy.isfinite(x), axis=(-3, -2, -1))
+    return jax.numpy.where(finite, per_sample_loss(rgba, target), jax.numpy.nan)
 
 
 @dataclass(frozen=True)
@@ -181,7 +193,7 @@ def _weight_rollouts(params, x0, key, t0, target, keep_w1, keep_w2, steps, cfg):
         p = {**params, "w1": params["w1"] * k1[:, None], "w2": params["w2"] * k2[:, None]}
         x, _ = rollout(p, x0, key, steps, cfg, record=(), t0=t0, fast=True)
         rgba = to_rgba(x)
-        return per_sample_loss(rgba, target), rgba[0]
+        return _loss_or_nan(x, rgba, target), rgba[0]
 
     return jax.vmap(one)(keep_w1, keep_w2)
 
@@ -232,6 +244,22 @@ def read_ablation_losses(params, cfg: ModelConfig, start: "Start", key: Array, t
     return _weight_ablation_losses(params, cfg, start, key, target, keep, "w1", chunk, progress)
 
 
+def max_loss(target) -> float:
+    """The largest loss any picture as seen (RGBA in [0, 1]) can have against ``target``
+    [H, W, 4]: every value at the far end, mean(max(t, 1 - t)^2)."""
+    t = np.asarray(target, np.float64)[..., :4]
+    return float(np.mean(np.square(np.maximum(t, 1.0 - t))))
+
+
+def clip_diverged(losses, worst: float) -> tuple[np.ndarray, np.ndarray]:
+    """losses [N, B] with NaN/inf where a rollout diverged -> (losses with those set to
+    ``worst`` (``max_loss``: a divergence is the maximal effect, not missing data),
+    diverged [N, B] bool). Nothing is dropped: every replicate run stays in n."""
+    losses = np.asarray(losses, np.float64)
+    bad = ~np.isfinite(losses)
+    return np.where(bad, worst, losses), bad
+
+
 def replicate_effects(losses: np.ndarray, empty: float) -> np.ndarray:
     """losses [1 + N, B] (row 0: the intact run) -> effects [N, B], each replicate against the
     intact run with the same fire masks: (L_b - Lref_b) / (L_empty - Lref_b)."""
@@ -277,25 +305,62 @@ def scaled_epistasis(e_i, e_j, e_ij) -> np.ndarray:
     return np.where((exp <= 1e-9) & (eps <= 0), np.nan, out)  # a lethal single: nothing to compare
 
 
+# Scaled epistasis cannot flag a backup whose function is a small share of the body: with
+# both singles at 0 (W_i = W_j = 1) it equals W_ij - 1 = -effect(ij), so two perfect backups
+# of one colour covering 4 % of the loss score -0.04 (tests/test_knockouts.py). Every
+# definition of genetic interaction depends on such a choice of scale (Mani, St Onge, Hartman,
+# Giaever & Roth 2008, "Defining genetic interaction", PNAS 105:3461). The backup measure here
+# is therefore relative to the double knockout itself:
+#
+#   buffering(i, j) = 1 - max(effect(i), effect(j), 0) / effect(ij)
+#
+# the fraction of the double's damage that *each* single leaves undone: 1 = each alone
+# harmless while both together do harm (a perfect backup, whatever the harm's size), 0.5 =
+# two independent parts each doing half (additive), 0 = one single already does all of it.
+# It is the normalisation "by the double knockout's effect" the audit of issue 23 asked for.
+
+
 @dataclass(frozen=True)
 class RedundancySettings:
-    """A pair is *eligible* (could be flagged) when both single effects (means over
-    replicates) are below ``single_max``; it is flagged as a *backup pair* when its double
-    effect is at least ``double_min`` and its scaled epistasis is at most ``-flag`` with the
-    upper end of its 95 % interval below 0. Fixed before looking at any model."""
+    """A pair is flagged as a *backup pair* when its double effect is real (mean >=
+    ``double_floor`` and the lower end of its 95 % interval > 0) and its buffering (see
+    above) is at least ``buffer_min`` (each single does at most 1 - buffer_min of the
+    double's damage: 0.8 leaves room above the additive 0.5 of two independent parts) with
+    the lower end of its interval above ``buffer_lo``. ``strict``: also both singles <
+    ``single_max``. The old rule, kept beside it for comparison: scaled epistasis (Segre et
+    al. 2005) <= -``flag`` with its interval's upper end < 0, double >= ``double_min``, both
+    singles < ``single_max``. Fixed before looking at any model."""
 
     single_max: float = 0.1
     double_min: float = 0.1
     flag: float = 0.5
+    buffer_min: float = 0.8
+    buffer_lo: float = 0.5
+    double_floor: float = 0.005
+
+
+def buffering(e_i, e_j, e_ij) -> np.ndarray:
+    """1 - max(e_i, e_j, 0) / e_ij (arrays broadcast; per replicate): the fraction of the
+    double knockout's effect that each single leaves undone; NaN where e_ij <= 0."""
+    e_i, e_j, e_ij = (np.asarray(a, np.float64) for a in (e_i, e_j, e_ij))
+    worst = np.maximum(np.maximum(e_i, e_j), 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(e_ij > 0, 1.0 - worst / np.where(e_ij > 0, e_ij, 1.0), np.nan)
 
 
 def redundancy(labels, single: np.ndarray, pairs, double: np.ndarray, n_eligible_pairs: int,
                n_eligible: int, th: RedundancySettings = RedundancySettings()) -> dict:
     """Score measured pairs. single: effects [n, B] of ``labels``; pairs: [(i, j)] indices
-    into labels; double: effects [P, B]. -> {"eligible_units", "eligible_pairs", "tested_pairs",
-    "pairs": [{pair, effect_single, effect_double, scaled_epistasis (mean, lo, hi, n)}],
-    "flagged": [...], "verdict"} (verdict: "none eligible" when no pair could be flagged, so
-    an empty list is never read as evidence of no redundancy)."""
+    into labels; double: effects [P, B]; n_eligible_pairs / n_eligible: the population the
+    pairs were drawn from (pairs / parts that could have been flagged).
+
+    -> {"eligible_units", "eligible_pairs", "tested_pairs", "pairs": [{pair, effect_single,
+    effect_double, buffering, scaled_epistasis (each mean, lo, hi, n)}], "flagged" (backup
+    pairs by buffering, ``RedundancySettings``), "flagged_strict" (of those, both singles <
+    single_max), "flagged_scaled_epistasis" (the old rule), "verdict", "thresholds",
+    "buffering_counts" {threshold: pairs with mean buffering >= it and a real double}}. The
+    verdict is "none eligible" when no pair could be flagged, so an empty list is never read
+    as evidence of no redundancy."""
     from .stats import mean_ci
 
     rows = []
@@ -303,17 +368,33 @@ def redundancy(labels, single: np.ndarray, pairs, double: np.ndarray, n_eligible
         se = scaled_epistasis(single[i], single[j], d)  # per replicate
         rows.append({"pair": [labels[i], labels[j]],
                      "effect_single": [mean_ci(single[i]), mean_ci(single[j])],
-                     "effect_double": mean_ci(d), "scaled_epistasis": mean_ci(se)})
-    flagged = [r for r in rows
-               if r["effect_double"]["mean"] is not None and r["effect_double"]["mean"] >= th.double_min
-               and r["scaled_epistasis"]["mean"] is not None and r["scaled_epistasis"]["mean"] <= -th.flag
-               and r["scaled_epistasis"]["hi"] is not None and r["scaled_epistasis"]["hi"] < 0
-               and max(r["effect_single"][0]["mean"], r["effect_single"][1]["mean"]) < th.single_max]
-    flagged.sort(key=lambda r: r["scaled_epistasis"]["mean"])
+                     "effect_double": mean_ci(d), "buffering": mean_ci(buffering(single[i], single[j], d)),
+                     "scaled_epistasis": mean_ci(se)})
+
+    def real_double(r):
+        d = r["effect_double"]
+        return d["mean"] is not None and d["mean"] >= th.double_floor and d["lo"] is not None and d["lo"] > 0
+
+    def small_singles(r):
+        return max(r["effect_single"][0]["mean"], r["effect_single"][1]["mean"]) < th.single_max
+
+    flagged = [r for r in rows if real_double(r) and r["buffering"]["mean"] is not None
+               and r["buffering"]["mean"] >= th.buffer_min
+               and r["buffering"]["lo"] is not None and r["buffering"]["lo"] > th.buffer_lo]
+    flagged.sort(key=lambda r: -r["buffering"]["mean"])
+    old = [r for r in rows
+           if r["effect_double"]["mean"] is not None and r["effect_double"]["mean"] >= th.double_min
+           and r["scaled_epistasis"]["mean"] is not None and r["scaled_epistasis"]["mean"] <= -th.flag
+           and r["scaled_epistasis"]["hi"] is not None and r["scaled_epistasis"]["hi"] < 0 and small_singles(r)]
+    old.sort(key=lambda r: r["scaled_epistasis"]["mean"])
+    counts = {str(b): sum(1 for r in rows if real_double(r) and r["buffering"]["mean"] is not None
+                          and r["buffering"]["mean"] >= b) for b in (0.5, 0.8, 0.9)}
     verdict = ("none eligible" if n_eligible_pairs == 0 else
                f"{len(flagged)} flagged of {len(rows)} tested ({n_eligible_pairs} eligible)")
     return {"eligible_units": int(n_eligible), "eligible_pairs": int(n_eligible_pairs), "tested_pairs": len(rows),
-            "pairs": rows, "flagged": flagged, "verdict": verdict, "thresholds": th.__dict__}
+            "pairs": rows, "flagged": flagged, "flagged_strict": [r for r in flagged if small_singles(r)],
+            "flagged_scaled_epistasis": old, "buffering_counts": counts, "verdict": verdict,
+            "thresholds": th.__dict__}
 
 
 def output_similarity(w2: np.ndarray, units) -> np.ndarray:
@@ -325,64 +406,97 @@ def output_similarity(w2: np.ndarray, units) -> np.ndarray:
 
 @dataclass(frozen=True)
 class UnitAtlasSettings:
-    """condition: where the units are knocked out ("growth" or "persistence");
-    max_pairs: how many eligible pairs are measured, most similar outputs first (a backup
-    must write something like what it backs up; ``output_similarity``); chunk: knockouts
-    per compiled batch."""
+    """condition: where the units are knocked out ("growth" or "persistence"); the pairs
+    tested are drawn from all ``hidden * (hidden - 1) / 2`` pairs of units (buffering can
+    flag any pair): the ``max_pairs`` whose output weights are most alike (a backup that
+    writes what its partner writes; ``output_similarity``), then ``random_pairs`` drawn
+    uniformly without replacement from the rest (PRNG stream "unit_pairs" of the atlas's
+    key), so the flagged fraction of the random ones estimates it for the untested pairs
+    (Wilson interval); all pairs when the two add up to the population. chunk: knockouts per
+    compiled batch."""
 
     condition: str = "growth"
-    max_pairs: int = 96
+    max_pairs: int = 48
+    random_pairs: int = 48
     chunk: int = 16
     redundancy: RedundancySettings = RedundancySettings()
 
 
+def choose_unit_pairs(w2, key: Array, most_similar: int, random_pairs: int) -> tuple[list, list, list]:
+    """The unit pairs to test. w2: output weights [hidden, C]. -> (pairs [(i, j)], how
+    ["similar" | "random" | "all"] per pair, |cosine| of their output weights per pair)."""
+    from nca.rng import stream
+
+    h = np.asarray(w2).shape[0]
+    allp = list(combinations(range(h), 2))
+    sim = output_similarity(np.asarray(w2), range(h))
+    if most_similar + random_pairs >= len(allp):
+        return allp, ["all"] * len(allp), [float(sim[p]) for p in allp]
+    order = sorted(range(len(allp)), key=lambda q: -sim[allp[q]])
+    top = order[:most_similar]
+    rest = np.array(sorted(order[most_similar:]))
+    pick = np.asarray(jax.random.choice(stream(key, "unit_pairs"), len(rest), (random_pairs,), replace=False))
+    chosen = top + [int(rest[i]) for i in sorted(pick)]
+    how = ["similar"] * len(top) + ["random"] * random_pairs
+    return [allp[q] for q in chosen], how, [float(sim[allp[q]]) for q in chosen]
+
+
 def unit_atlas(params, cfg: ModelConfig, target, key: Array, start: "Start",
                settings: UnitAtlasSettings = UnitAtlasSettings(), progress=None) -> dict:
-    """Single knockouts of every hidden unit of the update MLP, then pairs among the
-    eligible units (both singles < ``single_max``), scored by ``redundancy``.
+    """Single knockouts of every hidden unit of the update MLP, then the pairs of
+    ``choose_unit_pairs``, scored by ``redundancy`` (buffering and, for comparison, the
+    scaled epistasis), then all small units (single < ``single_max``) knocked out at once.
 
     start: the condition's start (``assay_starts``); B = its batch = replicates.
     -> {"condition", "units", "effect" {mean, lo, hi} [hidden], "effect_replicates" [hidden][B],
-    "similarity_of_tested", "redundancy" (see ``redundancy``; plus ``eligible_group``: all
-    eligible units knocked out together, its effect, the sum of their singles and the excess,
-    each with an interval)}."""
-    from itertools import combinations as comb
-
-    from .stats import mean_ci_axis
+    "diverged" [hidden] (replicates whose state became non-finite, counted at the maximal
+    loss), "similarity_of_tested", "pair_selection" {population, most_similar, random,
+    random_flagged (Wilson interval)}, "redundancy" (see ``redundancy``; plus
+    ``eligible_group``: all small units knocked out together, its effect, the sum of their
+    singles and the excess, each with an interval)}."""
+    from .stats import mean_ci, mean_ci_axis, proportion_ci
 
     s = settings
     h = cfg.hidden
-    empty = empty_loss(target)
+    empty, worst = empty_loss(target), max_loss(target)
     keep = np.concatenate([np.ones((1, h), np.float32), unit_sets_mask([(j,) for j in range(h)], h)])
-    eff = replicate_effects(unit_ablation_losses(params, cfg, start, key, target, keep, s.chunk, progress), empty)
+    loss, div = clip_diverged(unit_ablation_losses(params, cfg, start, key, target, keep, s.chunk, progress), worst)
+    eff = replicate_effects(loss, empty)
     mean = eff.mean(1)
-    eligible = [j for j in range(h) if mean[j] < s.redundancy.single_max]
-    all_pairs = list(comb(range(len(eligible)), 2))
-    sim = output_similarity(np.asarray(params["w2"]), eligible) if eligible else np.zeros((0, 0))
-    ranked = sorted(all_pairs, key=lambda p: -sim[p])[:s.max_pairs]
-    pairs = [(eligible[a], eligible[b]) for a, b in ranked]
-    # the pairs, then all eligible units at once (a screen of the pairs not tested: if the
+    small = [j for j in range(h) if mean[j] < s.redundancy.single_max]
+    pairs, how, sim = choose_unit_pairs(params["w2"], key, s.max_pairs, s.random_pairs)
+    # the pairs, then all small units at once (a screen of the pairs not tested: if the
     # group's effect is no more than the sum of its singles, no strong redundancy hides in it)
-    sets = pairs + ([tuple(eligible)] if len(eligible) > 1 else [])
+    sets = pairs + ([tuple(small)] if len(small) > 1 else [])
     double = np.zeros((0, eff.shape[1]))
+    ddiv = np.zeros((0, eff.shape[1]), bool)
     if sets:
         keep2 = np.concatenate([np.ones((1, h), np.float32), unit_sets_mask(sets, h)])
-        double = replicate_effects(unit_ablation_losses(params, cfg, start, key, target, keep2, s.chunk, progress),
-                                   empty)
+        l2, ddiv = clip_diverged(unit_ablation_losses(params, cfg, start, key, target, keep2, s.chunk, progress),
+                                 worst)
+        double, ddiv = replicate_effects(l2, empty), ddiv[1:]
     group = None
-    if len(eligible) > 1:
-        from .stats import mean_ci
-
-        group = {"units": len(eligible), "effect": mean_ci(double[-1]),
-                 "sum_of_singles": mean_ci(eff[eligible].sum(0)),
-                 "excess": mean_ci(double[-1] - eff[eligible].sum(0))}
+    if len(small) > 1:
+        group = {"units": len(small), "effect": mean_ci(double[-1]),
+                 "sum_of_singles": mean_ci(eff[small].sum(0)),
+                 "excess": mean_ci(double[-1] - eff[small].sum(0))}
         double = double[:-1]
     ci = mean_ci_axis(eff, axis=1)
-    red = redundancy(list(range(h)), eff, pairs, double, len(all_pairs), len(eligible), s.redundancy)
+    npairs = h * (h - 1) // 2
+    red = redundancy(list(range(h)), eff, pairs, double, npairs, h, s.redundancy)
     red["eligible_group"] = group
+    flagged = {tuple(f["pair"]) for f in red["flagged"]}
+    rnd = [tuple(p) in flagged for p, w in zip(pairs, how) if w == "random"]
+    selection = {"population": npairs, "tested": len(pairs), "most_similar": how.count("similar"),
+                 "random": how.count("random"), "all": how.count("all") == npairs,
+                 "how": "all pairs" if how.count("all") == npairs else
+                 f"the {how.count('similar')} pairs with the most alike output weights, then {how.count('random')} "
+                 f"drawn uniformly from the other {npairs - how.count('similar')} (stream 'unit_pairs')",
+                 "random_flagged": proportion_ci(rnd) if rnd else None}
     return {"condition": s.condition, "units": h, "start_step": start.t0, "steps": start.steps,
             "effect": {k: ci[k].tolist() for k in ("mean", "lo", "hi")}, "effect_replicates": eff.tolist(),
-            "similarity_of_tested": [float(sim[p]) for p in ranked], "redundancy": red}
+            "diverged": div[1:].sum(1).tolist(), "pairs_diverged": int(ddiv[:len(pairs)].any(1).sum()),
+            "similarity_of_tested": sim, "pair_selection": selection, "redundancy": red}
 
 
 @dataclass(frozen=True)
@@ -477,11 +591,14 @@ def atlas(params, cfg: ModelConfig, target, key: Array, grid: int, channels, ass
     effect_ci [N] ({mean, lo, hi, n}), effect_replicates [N][B]}`` for singles (+ extra)
     and, where pairs were run, ``pairs: {labels, loss, effect, effect_replicates}``,
     ``epistasis [n][n]`` (additive, channel order), ``redundant`` (the old all-or-none rule,
-    kept for comparison) and ``redundancy`` (``redundancy``: eligibility and Segre's scaled
+    kept for comparison), ``diverged`` per knockout (replicates counted at the maximal loss)
+    and ``redundancy`` (``redundancy``: buffering with its flags, and Segre's scaled
     epistasis with intervals); with two or more ``extra`` directions also ``extra_pairs``
     {labels, effect, effect_replicates} (pairs jointly ablated) and ``extra_redundancy``;
     ``images``: final RGBA of replicate 0 per condition (NumPy,
     not JSON: for the figures)."""
+    from nca.errors import NCAError
+
     from .stats import mean_ci
 
     rs = redundancy_settings or RedundancySettings()
@@ -494,6 +611,8 @@ def atlas(params, cfg: ModelConfig, target, key: Array, grid: int, channels, ass
     pairs = channel_ablations(list(combinations(channels, 2)), c, channel_means)
     starts = assay_starts(params, cfg, key, grid, assay, x0)
     empty = empty_loss(target)
+    worst = max_loss(target)
+    max_eff = lambda ref: (worst - ref) / max(empty - ref, 1e-12)  # noqa: E731  (a diverged rollout's effect)
     out = {"empty_loss": empty, "channels": channels, "conditions": {}}
     images = {}
     for name in CONDITIONS:
@@ -514,6 +633,10 @@ def atlas(params, cfg: ModelConfig, target, key: Array, grid: int, channels, ass
             if name in pair_conditions:
                 abl = abl + pairs
             loss, rgba = ablation_losses(params, cfg, st, key, target, abl, chunk, progress)
+        loss, diverged = clip_diverged(loss, worst)  # a diverged rollout = the maximal loss, kept in n
+        if diverged[0].any():
+            raise NCAError(f"the intact model diverged (non-finite state) in {int(diverged[0].sum())} of "
+                           f"{diverged.shape[1]} replicates of {name}: no reference to measure effects against")
         mean = loss.mean(1)
         ref = float(mean[0])
         eff_rep = replicate_effects(loss, empty)  # [N - 1, B]
@@ -522,21 +645,22 @@ def atlas(params, cfg: ModelConfig, target, key: Array, grid: int, channels, ass
         cond = {"start_step": st.t0, "steps": st.steps, "reference_loss": ref, "replicates": int(loss.shape[1]),
                 "labels": list(singles.labels), "loss": mean[1:1 + ns].tolist(),
                 "loss_sd": loss[1:1 + ns].std(1).tolist(), "effect": eff[:ns].tolist(),
-                "effect_ci": [mean_ci(e) for e in eff_rep[:ns]], "effect_replicates": eff_rep[:ns].tolist()}
+                "effect_ci": [mean_ci(e) for e in eff_rep[:ns]], "effect_replicates": eff_rep[:ns].tolist(),
+                "diverged": diverged[1:1 + ns].sum(1).tolist(), "max_effect": float(max_eff(ref)),
+                "max_loss": worst}
         images[name] = {"reference": rgba[0], "singles": rgba[1:1 + ns], "start": np.clip(st.x0[0, ..., :4], 0, 1)}
         if name in pair_conditions:
             pe = {p: float(e) for p, e in zip(combinations(channels, 2), eff[ns:])}
             single_eff = {ch: float(eff[index[ch]]) for ch in channels}
             cond["pairs"] = {"labels": list(pairs.labels), "loss": mean[1 + ns:].tolist(),
-                             "effect": eff[ns:].tolist(), "effect_replicates": eff_rep[ns:].tolist()}
+                             "effect": eff[ns:].tolist(), "effect_replicates": eff_rep[ns:].tolist(),
+                             "diverged": diverged[1 + ns:].sum(1).tolist()}
             cond["epistasis"] = epistasis(np.array([single_eff[ch] for ch in channels]), pe, index).tolist()
             cond["redundant"] = redundant_pairs(single_eff, pe, th)
             nch = len(channels)
-            eligible = [i for i in range(nch) if eff[i] < rs.single_max]
-            pidx = list(combinations(range(nch), 2))
-            tested = [k for k, (i, j) in enumerate(pidx) if i in eligible and j in eligible]
-            cond["redundancy"] = redundancy([str(ch) for ch in channels], eff_rep[:nch], [pidx[k] for k in tested],
-                                            eff_rep[ns:][tested], len(tested), len(eligible), rs)
+            pidx = list(combinations(range(nch), 2))  # every pair: buffering can flag any of them
+            cond["redundancy"] = redundancy([str(ch) for ch in channels], eff_rep[:nch], pidx,
+                                            eff_rep[ns:], len(pidx), nch, rs)
             cond["redundancy"]["all_pairs"] = [{"pair": [str(channels[i]), str(channels[j])],
                                                 "scaled_epistasis": mean_ci(scaled_epistasis(
                                                     eff_rep[i], eff_rep[j], eff_rep[ns + k]))}
@@ -549,14 +673,12 @@ def atlas(params, cfg: ModelConfig, target, key: Array, grid: int, channels, ass
                               np.stack([extra.proj[i] + extra.proj[j] for i, j in pidx]),
                               np.stack([extra.fill[i] + extra.fill[j] for i, j in pidx]))
             lj, _ = ablation_losses(params, cfg, st, key, target, none_ablation(c) + joint, chunk, progress)
+            lj, dvj = clip_diverged(lj, worst)
             dj = replicate_effects(lj, empty)
             se = eff_rep[len(channels):ns]  # the extras' single effects [k, B]
-            elig = [i for i in range(k) if se[i].mean() < rs.single_max]
-            tested = [q for q, (i, j) in enumerate(pidx) if i in elig and j in elig]
             cond["extra_pairs"] = {"labels": list(joint.labels), "effect": dj.mean(1).tolist(),
-                                   "effect_replicates": dj.tolist()}
-            cond["extra_redundancy"] = redundancy(list(extra.labels), se, [pidx[q] for q in tested], dj[tested],
-                                                  len(tested), len(elig), rs)
+                                   "effect_replicates": dj.tolist(), "diverged": dvj[1:].sum(1).tolist()}
+            cond["extra_redundancy"] = redundancy(list(extra.labels), se, pidx, dj, len(pidx), k, rs)
             cond["extra_redundancy"]["all_pairs"] = [
                 {"pair": [extra.labels[i], extra.labels[j]],
                  "scaled_epistasis": mean_ci(scaled_epistasis(se[i], se[j], dj[q]))} for q, (i, j) in enumerate(pidx)]
@@ -589,6 +711,10 @@ def summarise(atl: dict, repair: dict | None = None, units: dict | None = None, 
              "max_effect": float(eff.max()), "max_effect_label": c["labels"][int(eff.argmax())],
              "max_effect_ci": c["effect_ci"][int(eff.argmax())], "mean_effect": float(eff.mean()),
              "mean_effect_ci": mean_ci(rep.mean(0))}
+        div = np.array(c.get("diverged", [0] * len(c["labels"])))
+        d.update({"diverged_knockouts": int((div > 0).sum()), "diverged_replicates": int(div.sum()),
+                  "diverged_labels": [f"{lab} ({int(k)}/{c['replicates']})" for lab, k in zip(c["labels"], div)
+                                      if k > 0]})
         if "epistasis" in c:
             e = np.array(c["epistasis"], float)
             e = e[np.triu_indices(n, 1)]
@@ -596,7 +722,9 @@ def summarise(atl: dict, repair: dict | None = None, units: dict | None = None, 
             d.update({"redundant_pairs_old_rule": len(c["redundant"]), "mean_epistasis": float(np.nanmean(e)),
                       "min_epistasis": float(np.nanmin(e)), "max_epistasis": float(np.nanmax(e)),
                       "eligible_pairs": r["eligible_pairs"], "tested_pairs": r["tested_pairs"],
-                      "backup_pairs": len(r["flagged"]), "redundancy_verdict": r["verdict"]})
+                      "backup_pairs": len(r["flagged"]), "backup_pairs_strict": len(r["flagged_strict"]),
+                      "backup_pairs_scaled_epistasis": len(r["flagged_scaled_epistasis"]),
+                      "redundancy_verdict": r["verdict"]})
         if "extra_redundancy" in c:
             r = c["extra_redundancy"]
             d.update({"pc_eligible_pairs": r["eligible_pairs"], "pc_backup_pairs": len(r["flagged"]),
@@ -613,7 +741,11 @@ def summarise(atl: dict, repair: dict | None = None, units: dict | None = None, 
                                                            rng, axis=1),
                         "small_units": int((rep.mean(1) < r["thresholds"]["single_max"]).sum()),
                         "eligible_pairs": r["eligible_pairs"], "tested_pairs": r["tested_pairs"],
-                        "backup_pairs": len(r["flagged"]), "redundancy_verdict": r["verdict"]}
+                        "backup_pairs": len(r["flagged"]), "backup_pairs_strict": len(r["flagged_strict"]),
+                        "backup_pairs_scaled_epistasis": len(r["flagged_scaled_epistasis"]),
+                        "pair_selection": units.get("pair_selection"),
+                        "diverged_units": int((np.array(units.get("diverged", [0])) > 0).sum()),
+                        "redundancy_verdict": r["verdict"]}
     return out
 
 
@@ -644,7 +776,9 @@ class KnockoutSettings:
     replicates (intervals are over them); pcs: top hidden-state PCs also knocked out (mean
     ablation); mode: channel knockouts "zero" or "mean"; pairs: conditions with all channel
     pairs; unit_condition: where the 128 MLP units are knocked out ("growth",
-    "persistence", or None to skip); max_unit_pairs: eligible unit pairs measured;
+    "persistence", or None to skip); max_unit_pairs: unit pairs measured with the most alike
+    output weights, random_unit_pairs: then drawn uniformly from the other pairs
+    (``UnitAtlasSettings``);
     repair_at: self-repair horizons (() to skip); repair_attribute: the per-channel "k
     frozen" runs; repair_units: the first-order attribution to the MLP's units; seed: the one PRNG seed; size: grid size (None: the model's); chunk:
     knockouts per compiled batch."""
@@ -658,7 +792,8 @@ class KnockoutSettings:
     mode: str = "zero"
     pairs: tuple[str, ...] = ("growth",)
     unit_condition: str | None = "growth"
-    max_unit_pairs: int = 96
+    max_unit_pairs: int = 48
+    random_unit_pairs: int = 48
     repair_at: tuple[int, ...] = (5, 10, 20, 40, 60)
     repair_attribute: bool = True
     repair_units: bool = True
@@ -672,8 +807,9 @@ class KnockoutSettings:
         for name in ("grow", "persist", "regrow", "replicates", "chunk"):
             if getattr(self, name) < 1:
                 raise NCAError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.pcs < 0 or self.max_unit_pairs < 0:
-            raise NCAError("pcs and max_unit_pairs must be >= 0")
+        for name in ("pcs", "max_unit_pairs", "random_unit_pairs"):
+            if getattr(self, name) < 0:
+                raise NCAError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.mode not in ("zero", "mean"):
             raise NCAError(f"mode must be zero or mean, got {self.mode!r}")
         bad = set(self.pairs) - set(CONDITIONS)
@@ -694,7 +830,7 @@ def rollouts_per_model(cfg: ModelConfig, s: KnockoutSettings) -> int:
     n = cfg.channels - 4
     total = 3 * (1 + n + s.pcs) + (n * (n - 1) // 2 + 1 + s.pcs * (s.pcs - 1) // 2) * len(s.pairs)
     if s.unit_condition:
-        total += cfg.hidden + s.max_unit_pairs + 3
+        total += cfg.hidden + min(s.max_unit_pairs + s.random_unit_pairs, cfg.hidden * (cfg.hidden - 1) // 2) + 3
     if s.repair_at:
         total += n * variants_per_channel(cfg, s.repair_attribute, s.repair_units)
     return total
@@ -749,7 +885,7 @@ def run(models, s: KnockoutSettings, progress=None) -> dict:
         units = None
         if s.unit_condition:
             units = unit_atlas(m.params, cfg, target, key, starts[s.unit_condition],
-                               UnitAtlasSettings(s.unit_condition, s.max_unit_pairs, s.chunk), progress)
+                               UnitAtlasSettings(s.unit_condition, s.max_unit_pairs, s.random_unit_pairs, s.chunk), progress)
         rep = None
         if s.repair_at:
             st = starts["persistence"]  # the grown bodies at step ``grow``, every replicate

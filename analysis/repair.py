@@ -15,27 +15,39 @@ Here, over steps ``t0 .. t0 + h - 1`` from a grown state (same fire masks in eve
   steps; an effect is the RMS over cells of the difference from the clean run, per
   replicate (independent fire masks);
 * **total(h)**: c ablated, everything reacts;
-* **direct(h)**: c ablated, and every other hidden channel frozen at the clean run's values
-  (patched into the state each step) and the life mask frozen at the clean run's (the
+* **direct(h)**, two definitions, both reported (``definitions`` per horizon):
+  *others frozen*: c ablated, and every other hidden channel frozen at the clean run's
+  values (patched into the state each step) and the life mask frozen at the clean run's (the
   "alive" hook); the fire masks are the same by construction. What still evolves is the
   readout itself: the RGBA channels read themselves, so a passive relaxation of the body
-  (its own leak, no other part reacting) belongs to the direct path and is *not* repair;
-* **repair_fraction(h) = (direct - total) / direct**: 1 = fully undone by the other channels,
-  0 = no compensation, < 0 = the others amplify the damage. Undefined (null, with a reason)
-  when the direct effect is below ``min_direct``;
+  (its own leak, no other part reacting) belongs to the direct path and is *not* repair.
+  *update frozen* (McGrath et al.'s direct path: nothing downstream of the ablated write
+  reacts): each step's update computed on the clean incoming state with c ablated, the
+  changes summed onto the clean trajectory; here the readout's own leak is downstream, so
+  passive relaxation scores as repair;
+* **repair_fraction(h) = (direct - total) / direct** under each: 1 = fully undone by the
+  reaction, 0 = no compensation, < 0 = the total effect exceeds the direct one -- which is
+  what a channel with a second, *mediated* output scores with no compensation anywhere
+  (planted: -0.02 to -0.41). Undefined (null, with a reason) when the direct effect is below
+  ``min_direct``; **along_direct** = <d - total, d> / <d, d>, the compensation along the
+  direct effect's own direction (0 for the mediated output);
 * **attribution**: for each other hidden channel k, the ablated run again with only k frozen
   at its clean values ("k may not react"). ``share_k(h) = (frozen_k - total) /
   (direct - total)``: the part of the compensation that disappears when k cannot react;
-  the channels with a large share are c's backups. Shares need not sum to 1 (backups can
-  interact); ``unattributed`` = 1 - the sum.
+  channels with a large share are listed as ``compensating`` (not "backups": a channel that
+  passively copies c and leaks away without it is listed the same way, planted). Shares
+  need not sum to 1 (they can interact); ``unattributed`` = 1 - the sum.
 * **pulse(h)**: c ablated in step t0 only: ``pulse_recovery(h) = 1 - pulse(h) / max pulse``
   (does a one-step perturbation decay?). Descriptive only: a passive leak also decays.
 
 Every number is reported at several horizons (``RepairSettings.horizons``) with n and a
 95 % interval over replicates (``analysis.stats``), never as one horizon-dependent number.
 Controls (tests/test_repair.py): a rule that permanently erases cells and a rule with pure
-relaxation give repair ~0 at every horizon; a rule with two identical integral controllers
-gives ~full repair attributed to the twin; the same rule with the twin's feedback cut gives 0.
+relaxation give repair ~0 at every horizon (relaxation: under "others frozen" only); a rule
+with two identical integral controllers gives ~full repair attributed to the twin; the same
+rule with the twin's feedback cut gives 0 (others frozen); a rule without compensation whose
+channel drives a mediated second output gives 1 - sqrt(1 + m^2) < 0 under both; a passive
+copying channel gives m > 0 under both (m = the share of the copy that has leaked).
 """
 
 from __future__ import annotations
@@ -89,6 +101,42 @@ def _clean(params, x0, key, t0, steps, cfg):
     _, tr = rollout(params, x0, key, steps, cfg, record=("state", "alive"), t0=t0)
     incoming = jnp.concatenate([x0[None], tr.states[:-1]], 0)
     return incoming, to_rgba(tr.states), tr.alive
+
+
+@partial(jax.jit, static_argnames=("cfg",))
+def _hydra_runs(params, x0, key, t0, incoming, seen, life, keep, clamp, hz_idx, cfg):
+    """The total run and the two direct runs of one ablation, in lockstep (same fire masks).
+
+    keep [3C]: the perception features read (0 = ablated); clamp [C]: 1 for the channels
+    frozen at the clean run in the "others frozen" direct run. The "update frozen" direct run
+    (McGrath et al.'s direct path: nothing downstream of the ablated write reacts) adds, to the
+    clean trajectory, each step's change of the update computed *on the clean incoming state*
+    with the ablation (life masks of the clean run): x_B(s + 1) = clean(s + 1) + sum_{r <= s}
+    [step_ablated(incoming_r) - clean(r + 1)]. -> (RMS RGBA deviation from the clean run
+    [3, T, B] for (total, others frozen, update frozen), the deviation fields at the horizons
+    [3, nH, B, H, W, 4])."""
+    nh = hz_idx.shape[0]
+    fields0 = jnp.zeros((3, nh) + x0.shape[:-1] + (4,), x0.dtype)
+
+    def body(carry, i):
+        xt, xa, acc, fields = carry
+        t = t0 + i
+        k = step_key(key, t)
+        xt, _ = step(params, xt, k, cfg, t, _hooks_of(keep, 0.0, 0.0, incoming[i], life[i]))
+        xa, _ = step(params, xa, k, cfg, t, _hooks_of(keep, clamp, 1.0, incoming[i], life[i]))
+        # the same step on the clean incoming state, without and with the ablation (the clean
+        # step is recomputed rather than read from the recording, so rounding cancels)
+        c0, _ = step(params, incoming[i], k, cfg, t, _hooks_of(1.0, 0.0, 1.0, incoming[i], life[i]))
+        c1, _ = step(params, incoming[i], k, cfg, t, _hooks_of(keep, 0.0, 1.0, incoming[i], life[i]))
+        acc = acc + (c1 - c0)
+        dev = jnp.stack([to_rgba(v) - seen[i] for v in (xt, xa, c0 + acc)])  # [3, B, H, W, 4]
+        at = (hz_idx == i).astype(x0.dtype)[None, :, None, None, None, None]
+        fields = fields + at * dev[:, None]
+        return (xt, xa, acc, fields), jnp.sqrt(jnp.mean(jnp.square(dev), axis=(-3, -2, -1)))
+
+    (_, _, _, fields), rms = jax.lax.scan(body, (x0, x0, jnp.zeros_like(x0), fields0),
+                                          jnp.arange(incoming.shape[0]))
+    return jnp.moveaxis(rms, 1, 0), fields
 
 
 @partial(jax.jit, static_argnames=("cfg",))
@@ -231,9 +279,8 @@ def repair_curves(params, cfg: ModelConfig, x0, key: jax.Array, t0: int, channel
         others = [k for k in hidden if k != c]
         frozen_hidden = np.zeros(c_all, np.float32)
         frozen_hidden[hidden] = 1.0
-        variants += [(keep, np.zeros(c_all), 0.0, never), (keep, frozen_hidden, 1.0, never),
-                     (keep, np.zeros(c_all), 0.0, t0 + 1)]
-        index += [(c, "total", None), (c, "direct", None), (c, "pulse", None)]
+        variants.append((keep, np.zeros(c_all), 0.0, t0 + 1))
+        index.append((c, "pulse", None))
         if s.attribute:
             for k in others:
                 variants.append((keep, np.eye(c_all, dtype=np.float32)[k], 0.0, never))
@@ -252,25 +299,49 @@ def repair_curves(params, cfg: ModelConfig, x0, key: jax.Array, t0: int, channel
             progress(n)
     devs = np.concatenate(devs)  # [V, T, B]
     by = {(c, kind, k): devs[i] for i, (c, kind, k) in enumerate(index)}
+    hz_idx = jnp.asarray([h - 1 for h in s.horizons], jnp.int32)
+    frozen_hidden = np.zeros(c_all, np.float32)
+    frozen_hidden[hidden] = 1.0
+    fields = {}
+    for c in channels:  # total and both direct runs (one compiled program for every channel)
+        keep = jnp.asarray(1.0 - perception_directions([c], c_all).sum(0), jnp.float32)
+        rms, f = _hydra_runs(params, x0, key, t0, incoming, seen, life, keep, jnp.asarray(frozen_hidden), hz_idx, cfg)
+        rms = np.asarray(rms, np.float64)
+        by[(c, "total", None)], by[(c, "direct", None)], by[(c, "direct_update", None)] = rms
+        fields[c] = np.asarray(f, np.float64)  # [3, nH, B, H, W, 4]
+        if progress is not None:
+            progress(1)
     hz = [h for h in s.horizons]
     out = {"h": list(range(1, steps + 1)), "horizons": hz, "t0": int(t0), "replicates": int(x0.shape[0]),
            "min_direct": s.min_direct, "per_channel": []}
     repair_by_channel = []  # [channel][horizon][replicate]
+    by_definition = {d: {"repair": [], "along": []} for d in DEFINITIONS}  # [channel][horizon][replicate]
     for c in channels:
         tot, dire, pul = by[(c, "total", None)], by[(c, "direct", None)], by[(c, "pulse", None)]
+        dire_u = by[(c, "direct_update", None)]
         ok = dire >= s.min_direct
         frac = _ratio(dire - tot, dire, ok)  # [T, B]
+        frac_u = _ratio(dire_u - tot, dire_u, dire_u >= s.min_direct)
         peak = np.maximum.accumulate(pul, axis=0)
         rec = _ratio(peak - pul, peak, peak > 1e-9)
         curves = {}
-        for name, a in (("direct", dire), ("total", tot), ("pulse", pul)):
+        for name, a in (("direct", dire), ("direct_update_frozen", dire_u), ("total", tot), ("pulse", pul)):
             m = mean_ci_axis(a, axis=-1)
             curves[name] = {k: m[k].tolist() for k in ("mean", "lo", "hi")}
+        f_tot, f_defs = fields[c][0], {"others_frozen": fields[c][1], "update_frozen": fields[c][2]}
         at = []
-        for h in hz:
+        for j, h in enumerate(hz):
             i = h - 1
             entry = {"h": h, "direct": mean_ci(dire[i]), "total": mean_ci(tot[i]),
                      "repair_fraction": mean_ci(frac[i]), "pulse_recovery": mean_ci(rec[i])}
+            defs = {}
+            for name, dev, fr in (("others_frozen", dire, frac), ("update_frozen", dire_u, frac_u)):
+                along = compensation_along(f_defs[name][j], f_tot[j], s.min_direct)
+                defs[name] = {"direct": mean_ci(dev[i]), "repair_fraction": mean_ci(fr[i]),
+                              "along_direct": mean_ci(along)}
+                by_definition[name]["repair"].append(fr[i])
+                by_definition[name]["along"].append(along)
+            entry["definitions"] = defs
             if not np.any(ok[i]):
                 entry["repair_fraction"]["reason"] = f"direct effect below {s.min_direct} (RMS RGBA)"
             if s.attribute:
@@ -281,9 +352,11 @@ def repair_curves(params, cfg: ModelConfig, x0, key: jax.Array, t0: int, channel
                 entry["unattributed"] = mean_ci(np.where(okc, 1.0 - np.nansum(list(arrs.values()), axis=0), np.nan))
                 entry["attribution"] = shares
                 rf = entry["repair_fraction"]
-                entry["backups"] = [a["channel"] for a in shares if a["share"]["mean"] is not None
-                                    and a["share"]["mean"] >= s.backup_share and (a["share"]["lo"] or 0) > 0
-                                    and rf["lo"] is not None and rf["lo"] > 0]
+                # channels whose reaction carries the compensation. Not "backups": a channel that
+                # passively follows the ablated one scores the same (tests/test_repair.py)
+                entry["compensating"] = [a["channel"] for a in shares if a["share"]["mean"] is not None
+                                         and a["share"]["mean"] >= s.backup_share and (a["share"]["lo"] or 0) > 0
+                                         and rf["lo"] is not None and rf["lo"] > 0]
             at.append(entry)
         if s.attribute_units:
             for entry, u in zip(at, unit_attribution(params, cfg, x0, key, t0, incoming, seen, life, c, s)):
@@ -300,6 +373,11 @@ def repair_curves(params, cfg: ModelConfig, x0, key: jax.Array, t0: int, channel
                             for b in range(rb.shape[2])])
         entry = {"h": h, "median_repair_fraction": mean_ci(med),
                  "channels_defined": int(np.isfinite(rb[:, j]).any(axis=1).sum())}
+        for name in DEFINITIONS:  # both direct definitions, both measures of compensation
+            for what, key in (("repair", "median_repair_fraction"), ("along", "median_along_direct")):
+                a = np.array([x[j] for x in _by_channel_horizon(by_definition[name][what], len(hz))])  # [n, B]
+                with np.errstate(all="ignore"):
+                    entry.setdefault(name, {})[key] = mean_ci(np.nanmedian(a, axis=0))
         if s.attribute_units:  # the compensation along the direct effect: median over channels per replicate
             along = np.array([p["at"][j]["units"]["measured_along_direct_replicates"] for p in out["per_channel"]])
             with np.errstate(all="ignore"):
@@ -309,6 +387,25 @@ def repair_curves(params, cfg: ModelConfig, x0, key: jax.Array, t0: int, channel
     return out
 
 
+DEFINITIONS = ("others_frozen", "update_frozen")
+
+
+def _by_channel_horizon(flat: list, n_h: int) -> list:
+    """[channel * horizon] arrays appended in (channel, horizon) order -> [channel][horizon]."""
+    return [flat[i:i + n_h] for i in range(0, len(flat), n_h)]
+
+
+def compensation_along(direct_field, total_field, min_direct: float) -> np.ndarray:
+    """<d - total, d> / <d, d> per replicate: the part of the direct effect d (RGBA deviation
+    field [B, H, W, 4]) that the reaction cancels along d's own direction (1 = all of it,
+    < 0 = it adds along d); NaN where d's RMS is below ``min_direct``."""
+    d = np.asarray(direct_field, np.float64)
+    tau = np.asarray(total_field, np.float64)
+    dd = np.sum(d * d, axis=(1, 2, 3))
+    ok = dd > (min_direct ** 2) * np.prod(d.shape[1:])
+    return _ratio(np.sum((d - tau) * d, axis=(1, 2, 3)), dd, ok)
+
+
 def variants_per_channel(cfg: ModelConfig, attribute: bool, attribute_units: bool = False) -> int:
     """Runs ``repair_curves`` makes per channel (for progress bars)."""
-    return 3 + (cfg.channels - 5 if attribute else 0) + (3 if attribute_units else 0)
+    return 2 + (cfg.channels - 5 if attribute else 0) + (3 if attribute_units else 0)

@@ -6,7 +6,8 @@ CPU cores), and print what it found.
 
 What is timed: ``analysis.knockouts.unit_atlas`` as ``scripts/knockout_report.py`` runs it:
 the grown start (growth condition: from the seed, ``--steps`` steps), the 128 single unit
-knockouts and the ``--max-pairs`` pairs among the eligible units (both singles < 0.1),
+knockouts, the ``--max-pairs`` pairs with the most alike output weights and ``--random-pairs``
+drawn uniformly from the other pairs of the 128 units (8128 in all), then all small units at once,
 ``--replicates`` fire-mask replicates each, compilation included (a cold process: the
 figure a user waits for). The knockouts run on the fast path as zeroed output weights,
 vmapped in chunks of 16 (one compiled program per chunk shape).
@@ -30,7 +31,8 @@ def main(argv=None) -> int:
     ap.add_argument("model", nargs="?", default="distill:lizard/regenerating", help="published name or run folder")
     ap.add_argument("--steps", type=int, default=160, help="CA steps of the growth condition")
     ap.add_argument("--replicates", type=int, default=5, help="fire-mask replicates")
-    ap.add_argument("--max-pairs", type=int, default=96, help="eligible pairs measured")
+    ap.add_argument("--max-pairs", type=int, default=48, help="pairs with the most alike output weights")
+    ap.add_argument("--random-pairs", type=int, default=48, help="pairs drawn uniformly from the rest")
     ap.add_argument("--seed", type=int, default=0, help="PRNG seed")
     ap.add_argument("--json", action="store_true", help="one JSON object on stdout")
     a = ap.parse_args(argv)
@@ -50,7 +52,8 @@ def main(argv=None) -> int:
     cpu0 = time.process_time()
     start = K.Start("growth", np.asarray(nca.seed_state(m.grid_size, m.grid_size, cfg, batch=a.replicates)), 0,
                     a.steps)
-    u = K.unit_atlas(m.params, cfg, target, key, start, K.UnitAtlasSettings(max_pairs=a.max_pairs))
+    u = K.unit_atlas(m.params, cfg, target, key, start, K.UnitAtlasSettings(max_pairs=a.max_pairs,
+                                                                          random_pairs=a.random_pairs))
     wall = time.time() - t0
     cpu = time.process_time() - cpu0
     eff = np.array(u["effect"]["mean"])
@@ -60,7 +63,16 @@ def main(argv=None) -> int:
            "import_s": round(t0 - t_import, 1), "cpus": os.cpu_count(), "loadavg": os.getloadavg(),
            "units_effect_ge_0.5": int((eff >= K.ESSENTIAL).sum()), "units_effect_lt_0.1": int((eff < 0.1).sum()),
            "eligible_pairs": r["eligible_pairs"], "tested_pairs": r["tested_pairs"], "flagged": len(r["flagged"]),
+           "flagged_strict": len(r["flagged_strict"]), "flagged_scaled_epistasis": len(r["flagged_scaled_epistasis"]),
+           "buffering_counts": r["buffering_counts"], "pair_selection": u["pair_selection"],
+           "diverged_units": sum(1 for d in u["diverged"] if d), "pairs_diverged": u["pairs_diverged"],
+           "cpu_s_per_rollout": round(cpu / (1 + cfg.hidden + 1 + r["tested_pairs"] + 1), 3),
            "verdict": r["verdict"], "eligible_group": r["eligible_group"],
+           "most_buffered": sorted(({"pair": p["pair"], "buffering": p["buffering"],
+                                     "effect_double": p["effect_double"]["mean"],
+                                     "effect_single": [e["mean"] for e in p["effect_single"]]} for p in r["pairs"]
+                                    if p["buffering"]["mean"] is not None),
+                                   key=lambda p: -p["buffering"]["mean"])[:5],
            "most_aggravating": sorted(({"pair": p["pair"], "scaled_epistasis": p["scaled_epistasis"],
                                         "effect_double": p["effect_double"]["mean"]} for p in r["pairs"]
                                        if p["scaled_epistasis"]["mean"] is not None),

@@ -1,9 +1,10 @@
 """Knockout atlas of a Growing NCA: single and double knockouts of the hidden channels (and
 top PCs) in growth, persistence and regeneration; the 128 units of the update MLP and
-their pairs; redundancy scored as Segre et al.'s scaled epistasis with its eligibility;
-self-repair after McGrath et al. 2023 (direct vs total effect, attributed to the backups) at
-several horizons. Every headline number has n and a 95 % interval over fire-mask
-replicates. Several models (e.g. the seeds of a --seeds run) are compared.
+their pairs; backups scored by buffering (relative to the double knockout) beside Segre et
+al.'s scaled epistasis; self-repair after McGrath et al. 2023 (direct vs total effect, two
+definitions of direct, attributed to the channels that react) at several horizons; diverged
+rollouts counted at the maximal effect. Every headline number has n and a 95 % interval
+over fire-mask replicates. Several models (e.g. the seeds of a --seeds run) are compared.
 
     python scripts/knockout_report.py distill:lizard/regenerating --out reports/ko
     python scripts/knockout_report.py runs/lizard4/seed_* --out reports/ko4 --pairs growth,regeneration
@@ -39,8 +40,11 @@ def parse_args(argv=None):
                         "(growth, persistence, regeneration; 'none': no pairs)")
     p.add_argument("--units", default="growth", choices=["growth", "persistence", "none"],
                    help="condition of the 128 hidden-unit knockouts and their pairs ('none': skip)")
-    p.add_argument("--unit-pairs", type=cli.nonneg_int, default=96, metavar="N",
-                   help="eligible unit pairs measured (most similar output weights first)")
+    p.add_argument("--unit-pairs", type=cli.nonneg_int, default=48, metavar="N",
+                   help="unit pairs measured with the most alike output weights")
+    p.add_argument("--random-unit-pairs", type=cli.nonneg_int, default=48, metavar="N",
+                   help="unit pairs then drawn uniformly from all the others (all pairs when the two "
+                        "reach hidden*(hidden-1)/2)")
     p.add_argument("--repair-at", type=cli.nonneg_int_list, default="5,10,20,40,60", metavar="LIST",
                    help="comma-separated horizons (CA steps after the grown state) of the self-repair "
                         "measures; '0': skip")
@@ -67,7 +71,8 @@ def settings_from(a, argv):
     at = tuple(sorted(set(a.repair_at) - {0}))
     ko = KnockoutSettings(grow=a.grow, persist=a.persist, regrow=a.regrow, cut=a.cut, replicates=a.replicates,
                           pcs=a.pcs, mode=a.mode, pairs=pairs, unit_condition=None if a.units == "none" else a.units,
-                          max_unit_pairs=a.unit_pairs, repair_at=at, repair_attribute=not a.no_attribution,
+                          max_unit_pairs=a.unit_pairs,
+                          random_unit_pairs=a.random_unit_pairs, repair_at=at, repair_attribute=not a.no_attribution,
                           repair_units=not a.no_unit_attribution, seed=a.seed, size=a.size, chunk=a.chunk)
     return KnockoutReportSettings(models=tuple(a.models), knockouts=ko,
                                   command="python scripts/knockout_report.py " + " ".join(shlex.quote(x) for x in argv))

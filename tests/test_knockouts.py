@@ -69,15 +69,16 @@ def test_atlas_on_the_hand_built_model_reports_the_backup_pair():
     assert g["labels"] == ["4", "5", "6", "7"]
     e = np.array(g["epistasis"], float)
     assert e[0, 1] > 0.0 and [r["pair"] for r in g["redundant"]] == [[4, 5]]
-    r = g["redundancy"]  # 6 is essential: 4, 5, 7 are eligible, 3 pairs could be flagged
-    assert (r["eligible_units"], r["eligible_pairs"], r["tested_pairs"]) == (3, 3, 3)
+    r = g["redundancy"]  # buffering can flag any pair: all 6 are tested; 6 is lethal alone (buffering 0)
+    assert (r["eligible_units"], r["eligible_pairs"], r["tested_pairs"]) == (4, 6, 6)
     assert [f["pair"] for f in r["flagged"]] == [["4", "5"]]
+    assert [f["pair"] for f in r["flagged_scaled_epistasis"]] == [["4", "5"]]  # the old rule agrees here
     assert g["effect_ci"][2]["mean"] == pytest.approx(1.0) and g["effect_ci"][2]["n"] == 2
 
 
 def test_directions_knocked_out_in_pairs_find_the_backup_pair_too():
     # "PCs" that are the channel directions of 4 and 5 (and 6): their joint ablation is the
-    # backup pair; 6 alone is lethal, so the pairs with it are not eligible
+    # backup pair; 6 alone is lethal, so the pairs with it have buffering 0
     cfg, params, x0, target = or_model()
     eye = np.eye(8, dtype=np.float32)
     extra = K.direction_ablations([eye[4:5], eye[5:6], eye[6:7]], ["d4", "d5", "d6"], 8)
@@ -88,7 +89,7 @@ def test_directions_knocked_out_in_pairs_find_the_backup_pair_too():
     assert g["extra_pairs"]["labels"] == ["d4+d5", "d4+d6", "d5+d6"]
     assert g["extra_pairs"]["effect"] == pytest.approx([1.0, 1.0, 1.0])
     r = g["extra_redundancy"]
-    assert (r["eligible_units"], r["eligible_pairs"]) == (2, 1)
+    assert (r["eligible_units"], r["eligible_pairs"], r["tested_pairs"]) == (3, 3, 3)
     assert [f["pair"] for f in r["flagged"]] == [["d4", "d5"]]
     assert "extra_pairs" not in a["conditions"]["persistence"]
     assert "pairs" not in a["conditions"]["regeneration"]
@@ -164,7 +165,7 @@ def test_knockout_report_end_to_end(tmp_path, capsys):
     out = tmp_path / "ko"
     argv = ["distill:lizard/regenerating", "--out", str(out), "--size", "40", "--grow", "30", "--persist", "10",
             "--regrow", "10", "--pcs", "2", "--repair-at", "2,5", "--chunk", "32", "--pairs", "regeneration",
-            "--replicates", "2", "--units", "persistence", "--unit-pairs", "4", "--quiet"]
+            "--replicates", "2", "--units", "persistence", "--unit-pairs", "4", "--random-unit-pairs", "3", "--quiet"]
     assert script["main"](argv) == 0
     rep = json.loads((out / "report.json").read_text())
     res = rep["results"][0]
@@ -176,14 +177,23 @@ def test_knockout_report_end_to_end(tmp_path, capsys):
     assert g["extra_pairs"]["labels"] == ["PC1+PC2"] and "pc_redundancy_verdict" in res["summary"]["regeneration"]
     assert "pairs" not in res["atlas"]["conditions"]["growth"]
     assert len(res["units"]["effect"]["mean"]) == 128 and res["units"]["condition"] == "persistence"
-    assert res["units"]["redundancy"]["tested_pairs"] <= 4
+    sel = res["units"]["pair_selection"]
+    assert res["units"]["redundancy"]["tested_pairs"] == 7 and (sel["most_similar"], sel["random"]) == (4, 3)
+    assert sel["population"] == res["units"]["redundancy"]["eligible_pairs"] == 128 * 127 // 2
+    assert {"buffering", "scaled_epistasis"} <= set(g["redundancy"]["pairs"][0])
+    assert len(g["diverged"]) == 14 and "diverged_replicates" in res["summary"]["growth"]
+    d = res["repair"]["per_channel"][0]["at"][1]["definitions"]
+    assert set(d) == {"others_frozen", "update_frozen"} and d["others_frozen"]["repair_fraction"] == \
+        res["repair"]["per_channel"][0]["at"][1]["repair_fraction"]
+    assert "median_along_direct" in res["summary"]["repair"]["by_horizon"][0]["update_frozen"]
     assert [x["h"] for x in res["repair"]["summary"]] == [2, 5] and len(res["repair"]["per_channel"]) == 12
     assert len(res["repair"]["per_channel"][0]["at"][1]["attribution"]) == 11
     assert len(res["repair"]["per_channel"][0]["at"][1]["units"]["top_units"]) == 5
     assert [x["h"] for x in res["summary"]["repair"]["by_horizon"]] == [2, 5]
     assert "median_compensation_along_direct" in res["summary"]["repair"]["by_horizon"][1]
     assert {"effects.png", "gallery.png", "epistasis_regeneration.png", "repair.png", "units.png"} <= set(rep["figures"])
-    assert "unit pairs" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unit pairs" in err and "diverged rollouts" in err and "(update frozen)" in err
     with pytest.raises(SystemExit) as e:  # argparse: one error line, exit 2
         script["main"](["distill:lizard/regenerating", "--out", str(out), "--grow", "0"])
     assert e.value.code == 2
@@ -276,13 +286,19 @@ def test_unit_and_read_knockouts_of_any_count_share_one_compiled_program(lizard)
     np.testing.assert_array_equal(reads[0][0], reads[1][0])  # alone or beside others: the same
 
 
-def test_no_small_singles_means_no_pair_was_eligible_and_the_verdict_says_so():
-    # the published lizards' hidden channels all have single effects >= 0.13: under the old
-    # rule (both singles < 0.1) "no backup pairs" was true by construction
-    single = 0.13 + np.random.default_rng(0).uniform(0, 1, (4, 5))
-    r = K.redundancy(["4", "5", "6", "7"], single, [], np.zeros((0, 5)), 0, 0)
-    assert r["eligible_pairs"] == 0 and r["tested_pairs"] == 0 and r["verdict"] == "none eligible"
-    assert r["flagged"] == []
+def test_large_singles_no_longer_make_the_question_vacuous_and_the_strict_count_is_kept():
+    # the published lizard's hidden channels all have single effects >= 0.2: under the old
+    # rule (both singles < 0.1) "no backup pairs" was true by construction. Buffering asks
+    # each pair: here singles of 0.3 and a double of 2.0 (each single does 15 % of it) is
+    # flagged, but not by the strict variant; an additive pair (0.3 + 0.3 = 0.6) is not
+    rng = np.random.default_rng(0)
+    single = 0.3 + 0.01 * rng.standard_normal((3, 5))
+    double = np.stack([2.0 + 0.01 * rng.standard_normal(5), 0.6 + 0.01 * rng.standard_normal(5)])
+    r = K.redundancy(["4", "5", "6"], single, [(0, 1), (0, 2)], double, 3, 3)
+    assert [f["pair"] for f in r["flagged"]] == [["4", "5"]] and r["flagged_strict"] == []
+    assert r["pairs"][1]["buffering"]["mean"] == pytest.approx(0.5, abs=0.03)
+    assert r["verdict"] == "1 flagged of 2 tested (3 eligible)"
+    assert K.redundancy(["4"], single[:1], [], np.zeros((0, 5)), 0, 1)["verdict"] == "none eligible"
 
 
 def test_scaled_epistasis_follows_segre():
@@ -318,4 +334,121 @@ def test_knockout_report_library_run_and_write_compare_two_models(tmp_path):
     page = (tmp_path / "index.html").read_text()
     assert "Knockout atlas: distill:lizard/regenerating, distill:lizard/persistent" in page and "library test" in page
     lines = KR.summary_lines(result)
-    assert len(lines) == 2 and lines[1].startswith("distill:lizard/persistent: essential channels growth ")
+    assert len(lines) == 4 and lines[2].startswith("distill:lizard/persistent: essential channels growth ")
+    assert lines[1].startswith("distill:lizard/regenerating: diverged rollouts (counted at the maximal effect) growth 0")
+
+
+def diverging_model():
+    """8 channels, fire rate 1, every cell alive (alpha = 1, never updated). Unit 0 reads
+    c5 - c4 and writes 2x to c5: with c4 = 10 (a brake) relu(1 - 10) = 0 and nothing moves;
+    knock c4 out and c5 triples every step, overflowing to inf and then NaN (inf - inf in
+    the Sobel stencils) within 100 steps. Channel 6 is never read."""
+    cfg = ModelConfig(channels=8, hidden=4, fire_rate=1.0)
+    w1, b1 = np.zeros((24, 4), np.float32), np.zeros(4, np.float32)
+    w2, b2 = np.zeros((4, 8), np.float32), np.zeros(8, np.float32)
+    w1[5, 0], w1[4, 0] = 1.0, -1.0
+    w2[0, 5] = 2.0
+    params = {k: jnp.asarray(v) for k, v in dict(w1=w1, b1=b1, w2=w2, b2=b2).items()}
+    x0 = np.zeros((3, 8, 8, 8), np.float32)
+    x0[..., 3], x0[..., 4], x0[..., 5] = 1.0, 10.0, 1.0
+    target = np.zeros((8, 8, 4), np.float32)
+    target[..., 3] = 1.0
+    return cfg, params, x0, target
+
+
+def test_a_diverging_knockout_is_the_maximal_effect_counted_in_n_not_dropped():
+    # before issue 23 the NaN losses were dropped by the interval (PC1 of the lizard: "n = 1"
+    # of 5) and the mean effect was NaN; now each diverged replicate counts as the worst loss
+    cfg, params, x0, target = diverging_model()
+    eye = np.eye(8, dtype=np.float32)
+    extra = K.direction_ablations([eye[4:5]], ["brake"], 8, means=[[0.0]])  # the state-hook path
+    a = K.atlas(params, cfg, target, jax.random.key(0), 8, [4, 6],
+                K.Assay(grow_steps=100, persist_steps=3, regrow_steps=3, replicates=3), chunk=4,
+                x0=x0, extra=extra)
+    g = a["conditions"]["growth"]
+    assert g["labels"] == ["4", "6", "brake"]
+    assert g["diverged"] == [3, 0, 3]  # every replicate of both knockout paths diverged
+    worst = K.max_loss(target)
+    assert worst == pytest.approx(1.0) and g["max_effect"] == pytest.approx((1.0 - 0.0) / 0.25)
+    for i in (0, 2):
+        ci = g["effect_ci"][i]
+        assert ci["n"] == 3 and ci["mean"] == pytest.approx(4.0) and np.isfinite(g["effect"][i])
+    assert g["effect"][1] == 0.0 and g["effect_ci"][1]["n"] == 3
+    s = K.summarise(a)
+    assert s["growth"]["diverged_knockouts"] == 2 and s["growth"]["diverged_replicates"] == 6
+    losses, bad = K.clip_diverged([[0.1, np.nan], [np.inf, 0.2]], 9.0)
+    assert losses.tolist() == [[0.1, 9.0], [9.0, 0.2]] and bad.tolist() == [[False, True], [True, False]]
+
+
+def colour_backup_model():
+    """8 channels, 8 units, fire rate 1, all cells alive (alpha = 1 never updated); the target
+    is alpha 1 and R = G = B = 0.2. Each colour is reset every step to 0.2 x its licence:
+    R <- 0.2 OR(c4, c5) (relu(c4) + relu(c5) - relu(c4 + c5 - 1)), G <- 0.2 relu(c6), B <- 0.2
+    relu(c7). So c4 and c5 are perfect backups of each other for R (either alone suffices);
+    c6 and c7 are independent (each carries its own colour). Losing one colour costs 0.01 of
+    the 0.28 empty-grid loss: an effect of 0.036, the function's small share of the body."""
+    cfg = ModelConfig(channels=8, hidden=8, fire_rate=1.0)
+    w1, b1 = np.zeros((24, 8), np.float32), np.zeros(8, np.float32)
+    w2, b2 = np.zeros((8, 8), np.float32), np.zeros(8, np.float32)
+    for j, ch in enumerate((0, 1, 2)):  # units 0-2: each colour's own value, subtracted
+        w1[ch, j], w2[j, ch] = 1.0, -1.0
+    w1[4, 3], w2[3, 0] = 1.0, 0.2       # relu(c4)
+    w1[5, 4], w2[4, 0] = 1.0, 0.2       # relu(c5)
+    w1[4, 5] = w1[5, 5] = 1.0           # relu(c4 + c5 - 1)
+    b1[5], w2[5, 0] = -1.0, -0.2
+    w1[6, 6], w2[6, 1] = 1.0, 0.2       # G <- relu(c6)
+    w1[7, 7], w2[7, 2] = 1.0, 0.2       # B <- relu(c7)
+    params = {k: jnp.asarray(v) for k, v in dict(w1=w1, b1=b1, w2=w2, b2=b2).items()}
+    x0 = np.zeros((2, 6, 6, 8), np.float32)
+    x0[..., :3], x0[..., 3], x0[..., 4:] = 0.2, 1.0, 1.0
+    target = np.zeros((6, 6, 4), np.float32)
+    target[..., :3], target[..., 3] = 0.2, 1.0
+    return cfg, params, x0, target
+
+
+def test_a_perfect_backup_of_one_colour_is_flagged_whatever_its_share_of_the_body():
+    cfg, params, x0, target = colour_backup_model()
+    a = K.atlas(params, cfg, target, jax.random.key(0), 6, [4, 5, 6, 7],
+                K.Assay(grow_steps=4, persist_steps=2, regrow_steps=2, replicates=2), chunk=8, x0=x0)
+    g = a["conditions"]["growth"]
+    eff = dict(zip(g["labels"], g["effect"]))
+    pe = dict(zip(g["pairs"]["labels"], g["pairs"]["effect"]))
+    share = 0.01 / 0.28
+    assert eff["4"] == pytest.approx(0.0, abs=1e-6) and eff["5"] == pytest.approx(0.0, abs=1e-6)
+    assert eff["6"] == pytest.approx(share, rel=1e-3) and pe["4+5"] == pytest.approx(share, rel=1e-3)
+    assert pe["6+7"] == pytest.approx(2 * share, rel=1e-3)  # independent parts: additive
+    r = g["redundancy"]
+    assert r["eligible_pairs"] == 6 and r["tested_pairs"] == 6
+    assert [f["pair"] for f in r["flagged"]] == [["4", "5"]]  # the backup, and only it
+    rows = {"+".join(p["pair"]): p for p in r["pairs"]}
+    assert rows["4+5"]["buffering"]["mean"] == pytest.approx(1.0)
+    assert rows["6+7"]["buffering"]["mean"] == pytest.approx(0.5, abs=1e-3)  # additive: not a backup
+    assert rows["4+6"]["buffering"]["mean"] == pytest.approx(0.0, abs=1e-3)  # 6 alone does all of it
+    assert rows["5+7"]["buffering"]["mean"] == pytest.approx(0.0, abs=1e-3)
+    # the old measure misses it: scaled epistasis = -effect(ij) when the singles are 0
+    assert rows["4+5"]["scaled_epistasis"]["mean"] == pytest.approx(-share, rel=1e-2)
+    assert r["flagged_scaled_epistasis"] == []
+    assert r["flagged_strict"] == r["flagged"]
+    assert r["buffering_counts"]["0.8"] == 1 and r["buffering_counts"]["0.9"] == 1  # 6+7 sits at 0.5 exactly
+
+
+def test_buffering_definition_on_textbook_cases():
+    assert K.buffering(0.0, 0.0, 0.04) == pytest.approx(1.0)    # perfect backup, tiny function
+    assert K.buffering(0.5, 0.5, 1.0) == pytest.approx(0.5)     # additive
+    assert K.buffering(1.0, 0.0, 1.0) == pytest.approx(0.0)     # one single does it all
+    assert K.buffering(-0.1, 0.0, 0.2) == pytest.approx(1.0)    # a helpful single counts as 0
+    assert np.isnan(K.buffering(0.0, 0.0, 0.0))                 # no double effect: undefined
+
+
+def test_unit_pairs_beyond_the_most_alike_are_drawn_uniformly_and_counted():
+    w2 = np.asarray(jax.random.normal(jax.random.key(3), (12, 8)))
+    pairs, how, sim = K.choose_unit_pairs(w2, jax.random.key(0), 5, 7)
+    allp = [(i, j) for i in range(12) for j in range(i + 1, 12)]
+    sims = K.output_similarity(w2, range(12))
+    top5 = sorted(allp, key=lambda p: -sims[p])[:5]
+    assert pairs[:5] == top5 and how == ["similar"] * 5 + ["random"] * 7
+    assert len(set(pairs)) == 12 and not set(pairs[5:]) & set(top5)
+    assert K.choose_unit_pairs(w2, jax.random.key(0), 5, 7)[0] == pairs  # reproducible: one named stream
+    assert K.choose_unit_pairs(w2, jax.random.key(1), 5, 7)[0][5:] != pairs[5:]
+    everything, how_all, _ = K.choose_unit_pairs(w2, jax.random.key(0), 60, 6)
+    assert everything == allp and set(how_all) == {"all"}

@@ -67,6 +67,23 @@ def twin_rule(w=0.1, lam=0.2, g=0.05, twin_feedback=True):
                    {4: g, 5: g if twin_feedback else 0.0})
 
 
+def mediation_rule(lam=0.05):
+    """No compensation anywhere: channel 4 (constant 1) drives R (R <- 0.5 relu(c4) each step)
+    and a second, mediated output: c5 follows c4 (dc5 = lam (c4 - c5)) and G <- 0.5 relu(c5).
+    Ablating c4's read, R is lost at once and G fades as c5 decays; nothing undoes anything."""
+    return planted([({0: 1.0}, 0.0, {0: -1.0}), ({4: 1.0}, 0.0, {0: 0.5, 5: lam}),
+                    ({5: 1.0}, 0.0, {5: -lam, 1: 0.5}), ({1: 1.0}, 0.0, {1: -1.0})], {})
+
+
+def follower_rule(lam=0.05):
+    """A passive copying channel: c5 follows c4 (dc5 = lam (c4 - c5)) and inhibits R, which
+    is R <- 0.5 relu(c4 - c5 + 1) (0.5 in the clean run, c4 = c5 = 1). Ablating c4's read
+    removes R's drive; then c5, copying the now-absent c4, leaks away and releases R. No part
+    senses the loss or acts to undo it: c5 only tracks what it copies."""
+    return planted([({0: 1.0}, 0.0, {0: -1.0}), ({4: 1.0, 5: -1.0}, 1.0, {0: 0.5}),
+                    ({4: 1.0}, 0.0, {5: lam}), ({5: 1.0}, 0.0, {5: -lam})], {})
+
+
 HORIZONS = (10, 40, 120)
 
 
@@ -79,6 +96,8 @@ def results():
         "relax": repair_curves(relaxing_rule(), CFG, start(c6=1.0), key, 0, [6], s),
         "twin": repair_curves(twin_rule(), CFG, start(c4=1.0, c5=1.0), key, 0, [4], s),
         "cut": repair_curves(twin_rule(twin_feedback=False), CFG, start(c4=1.0, c5=1.0), key, 0, [4], s),
+        "mediation": repair_curves(mediation_rule(), CFG, start(c0=0.5, c1=0.5, c4=1.0, c5=1.0), key, 0, [4], s),
+        "follower": repair_curves(follower_rule(), CFG, start(c0=0.5, c4=1.0, c5=1.0), key, 0, [4], s),
     }
 
 
@@ -93,7 +112,7 @@ def test_permanent_erasure_is_not_repair_at_any_horizon(results):
         assert a["direct"]["mean"] > 0.3  # the ablation does a lot ...
         assert abs(a["repair_fraction"]["mean"]) < 0.02  # ... and nothing undoes it
         assert a["pulse_recovery"]["mean"] == pytest.approx(0.0, abs=1e-6)  # one step kills for good
-        assert a["backups"] == []
+        assert a["compensating"] == []
 
 
 def test_pure_relaxation_is_not_repair_at_any_horizon(results):
@@ -102,7 +121,7 @@ def test_pure_relaxation_is_not_repair_at_any_horizon(results):
         a = at(r, h)
         assert a["total"]["mean"] > 0.05
         assert abs(a["repair_fraction"]["mean"]) < 0.02, (h, a["repair_fraction"])
-        assert a["backups"] == []
+        assert a["compensating"] == []
 
 
 def test_identical_twin_controller_gives_full_repair_attributed_to_the_twin(results):
@@ -114,7 +133,7 @@ def test_identical_twin_controller_gives_full_repair_attributed_to_the_twin(resu
     shares = {x["channel"]: x["share"]["mean"] for x in a["attribution"]}
     assert shares[5] == pytest.approx(1.0, abs=0.02)
     assert all(abs(shares[k]) < 1e-6 for k in (6, 7))  # never read: no part in the repair
-    assert a["backups"] == [5]
+    assert a["compensating"] == [5]
 
 
 def test_without_the_twins_feedback_nothing_compensates(results):
@@ -123,7 +142,7 @@ def test_without_the_twins_feedback_nothing_compensates(results):
         a = at(r, h)
         assert a["direct"]["mean"] > 0.15
         assert abs(a["repair_fraction"]["mean"]) < 0.02
-        assert a["backups"] == []
+        assert a["compensating"] == []
 
 
 def test_summary_reports_every_horizon_with_an_interval_over_replicates(results):
@@ -150,3 +169,63 @@ def test_unit_attribution_names_the_twins_reader_and_accounts_for_the_compensati
     cut = repair_curves(twin_rule(twin_feedback=False), CFG, start(c4=1.0, c5=1.0), jax.random.key(0), 0, [4], s)
     u = cut["per_channel"][0]["at"][1]["units"]
     assert all(abs(x["share"]["mean"]) < 1e-6 for x in u["top_units"])
+
+
+def defs(r, h):
+    return at(r, h)["definitions"]
+
+
+def test_negative_repair_is_what_a_rule_without_compensation_scores_when_the_channel_has_a_second_output(results):
+    """The lizard's shape (repair fraction falling below 0 with the horizon) from a rule with
+    no compensation at all: the total effect includes the mediated output (G through c5),
+    which both direct definitions exclude. Expected: 1 - sqrt(1 + m^2), m = 1 - 0.95^(h-1)
+    (the share of G lost): -0.066, -0.322, -0.413 at h = 10, 40, 120. Along the direct
+    effect (R) the reaction changes nothing: compensation along d = 0."""
+    r = results["mediation"]
+    for h in HORIZONS:
+        m = 1 - 0.95 ** (h - 1)
+        for name in ("others_frozen", "update_frozen"):
+            d = defs(r, h)[name]
+            assert d["direct"]["mean"] == pytest.approx(0.25, abs=1e-4)
+            assert d["repair_fraction"]["mean"] == pytest.approx(1 - np.sqrt(1 + m * m), abs=2e-3), (h, name)
+            assert d["along_direct"]["mean"] == pytest.approx(0.0, abs=1e-4)
+        assert at(r, h)["compensating"] == []
+    s = {x["h"]: x for x in r["summary"]}
+    assert s[120]["update_frozen"]["median_repair_fraction"]["mean"] == pytest.approx(1 - np.sqrt(2), abs=3e-3)
+    assert s[120]["others_frozen"]["median_along_direct"]["mean"] == pytest.approx(0.0, abs=1e-4)
+
+
+def test_a_passive_copying_channel_scores_as_repair_under_both_definitions(results):
+    """What a positive score can be without any backup: c5 only copies c4 and leaks when c4
+    is gone; the repair fraction is 1 - 0.95^(h-1) (0.37, 0.86, 1.00) under both direct
+    definitions and along d, and c5 is listed as the compensating channel. So a positive
+    repair fraction and a compensating channel do not mean a backup (docs/validation/repair.md)."""
+    r = results["follower"]
+    for h in HORIZONS:
+        expect = 1 - 0.95 ** (h - 1)
+        for name in ("others_frozen", "update_frozen"):
+            d = defs(r, h)[name]
+            assert d["repair_fraction"]["mean"] == pytest.approx(expect, abs=2e-3), (h, name)
+            assert d["along_direct"]["mean"] == pytest.approx(expect, abs=2e-3)
+    assert at(r, 120)["compensating"] == [5]
+
+
+def test_the_update_frozen_definition_counts_the_readouts_own_relaxation_as_repair(results):
+    """McGrath et al.'s direct path freezes everything downstream of the ablated write,
+    the readout's own dynamics included: alpha's leak, which the 'others frozen' definition
+    keeps in the direct path (repair 0), reacts in the total run only, so under 'update
+    frozen' pure relaxation scores as repair. At h = 40: direct alpha 1 - 0.02 * 40 = 0.2,
+    total 1 - 0.4 (1 - 0.95^40) = 0.651: repair 1 - 0.349 / 0.8 = 0.56."""
+    r = results["relax"]
+    d = defs(r, 40)
+    assert abs(d["others_frozen"]["repair_fraction"]["mean"]) < 0.02
+    assert d["update_frozen"]["repair_fraction"]["mean"] == pytest.approx(1 - (1 - 0.651) / 0.8, abs=0.01)
+    assert d["update_frozen"]["direct"]["mean"] == pytest.approx(0.4, abs=1e-3)
+    for h in HORIZONS:  # erasure reads nothing of the readout: 0 under both
+        assert abs(defs(results["erase"], h)["update_frozen"]["repair_fraction"]["mean"]) < 0.02, h
+    # the twin rule with the twin's feedback cut has alpha's leak (-0.2 alpha) too: under
+    # "update frozen" alpha falls 0.1 a step (direct 1 - 0.1 h, seen 0 from h = 10) while the
+    # total relaxes to 0.5 + 0.5 * 0.8^h, so at h = 10 repair = 1 - (1 - 0.554) = 0.554
+    d = defs(results["cut"], 10)
+    assert abs(d["others_frozen"]["repair_fraction"]["mean"]) < 0.02
+    assert d["update_frozen"]["repair_fraction"]["mean"] == pytest.approx(0.5 + 0.5 * 0.8 ** 10, abs=0.01)

@@ -117,9 +117,13 @@ TESTS = {"any_direction": "p_value", "radial": "radial_p_value", "along_axis": "
          "across_axis": "across_p_value"}
 
 
-def battery(draws: int, n_power: int, stts: list[float], seed: int, model: str, old: str | None) -> dict:
+def battery(draws: int, n_power: int, stts: list[float], seed: int, model: str, old: str | None,
+            families: list[str] | None = None, parts: tuple[str, ...] = ("fp", "power"), partial=None) -> dict:
     """The null's calibration on field families it was not built from, and its power on
-    planted patterns, on ``model``'s own body (step 200, key(0), first rollout)."""
+    planted patterns, on ``model``'s own body (step 200, key(0), first rollout). families:
+    names of ``FAMILIES`` (None: all), in the order run; parts: "fp", "power"; partial:
+    callable(result so far), called after each family and power cell (a long run leaves
+    what it measured)."""
     import jax
     import numpy as np
 
@@ -147,8 +151,16 @@ def battery(draws: int, n_power: int, stts: list[float], seed: int, model: str, 
         out["kind_rule_any_or_radial"] = rate((res["p_value"] < 0.05) | (res["radial_p_value"] < 0.05))
         return out
 
-    fp, cpu = {}, {}
-    for i, (name, (kind, params)) in enumerate(FAMILIES.items()):
+    fp, cpu, power = {}, {}, {}
+    out = {"body": f"{model}, step 200, key(0), first rollout", "n_alive": int(mask.sum()),
+           "body_length_cells": float(BodyNull(mask, centre, settings, axis_deg=frame.axis_deg).length),
+           "body_axis_deg": frame.axis_deg, "settings": str(settings), "nominal": 0.05,
+           "false_positives": fp, "cpu_s_per_family": cpu, "power_p_lt_0.05": power,
+           "signal_to_texture": "the planted pattern's sd over the body / the texture's sd", "old_null_commit": old}
+    names = list(FAMILIES) if families is None else families
+    for name in names if "fp" in parts else []:
+        i = list(FAMILIES).index(name)  # the family's own stream, whatever the order run
+        kind, params = FAMILIES[name]
         fields = draw_family(mask, kind, params, draws, np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, i))))
         t0 = time.process_time()
         res = BodyNull(mask, centre, settings, seed=seed, key=(i,), axis_deg=frame.axis_deg).test(fields)
@@ -160,13 +172,14 @@ def battery(draws: int, n_power: int, stts: list[float], seed: int, model: str, 
                                     "radial": rate(r_old["radial_p_value"] < 0.05)}
         print(f"{name}: " + ", ".join(f"{k} {v['k']}/{v['n']}" for k, v in fp[name].items() if isinstance(v, dict)
                                       and "k" in v) + f" (old: {fp[name].get('old_null')})", file=sys.stderr, flush=True)
+        if partial is not None:
+            partial(out)
     rows, cols = np.nonzero(mask)
     uv = view_coords(rows, cols)
     d = np.hypot(*(uv - centre).T)
     textures = {"matern1.5_l3": ("matern", {"nu": 1.5, "ell": 3}),
                 "two_scale_f2_b15_w0.3": ("two_scale", {"ell_fine": 2, "ell_broad": 15, "broad": 0.3})}
-    power = {}
-    for ti, (tname, (kind, params)) in enumerate(textures.items()):
+    for ti, (tname, (kind, params)) in enumerate(textures.items() if "power" in parts else []):
         gen = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2, ti)))
         for pi, pattern in enumerate(("ramp_along_axis", "ramp_across_axis", "ramp_random_angle", "radial")):
             for si, stt in enumerate(stts):
@@ -185,13 +198,9 @@ def battery(draws: int, n_power: int, stts: list[float], seed: int, model: str, 
                 print(f"power {tname} {pattern} stt {stt:g}: " + ", ".join(
                     f"{k} {v['k']}/{v['n']}" for k, v in power[f"{tname}/{pattern}/stt{stt:g}"].items()),
                       file=sys.stderr, flush=True)
-    return {"body": f"{model}, step 200, key(0), first rollout", "n_alive": int(mask.sum()),
-            "body_length_cells": float(BodyNull(mask, centre, settings, axis_deg=frame.axis_deg).length),
-            "body_axis_deg": frame.axis_deg, "settings": str(settings), "nominal": 0.05,
-            "false_positives": fp, "cpu_s_per_family": cpu,
-            "power_p_lt_0.05": power,
-            "signal_to_texture": "the planted pattern's sd over the body / the texture's sd",
-            "old_null_commit": old}
+                if partial is not None:
+                    partial(out)
+    return out
 
 
 def main() -> int:
@@ -209,6 +218,9 @@ def main() -> int:
     ap.add_argument("--power-draws", type=int, default=30,
                     help="planted maps per pattern, texture and signal-to-texture ratio (default: %(default)s)")
     ap.add_argument("--stt", default="0.5,1,2,4", help="comma-separated signal-to-texture ratios (default: %(default)s)")
+    ap.add_argument("--families", default=None,
+                    help="comma-separated battery families, in the order run (default: all of FAMILIES)")
+    ap.add_argument("--parts", default="fp,power", help="battery parts: fp, power (default: %(default)s)")
     ap.add_argument("--battery-model", default="distill:lizard/regenerating",
                     help="whose body the battery is drawn on (default: %(default)s)")
     ap.add_argument("--old-null", default="de498a5",
@@ -223,12 +235,17 @@ def main() -> int:
         res["timing"] = timing(a.baseline, a.rounds, a.model)
     if "dissect" in only:
         res["dissect"] = dissect_timing(a.dissect_baseline, a.rounds)
-    if "battery" in only:
-        res["battery"] = battery(a.draws, a.power_draws, [float(x) for x in a.stt.split(",")], a.seed,
-                                 a.battery_model, a.old_null or None)
-    text = json.dumps(res, indent=1)
     sys.path.insert(0, str(ROOT))
     from nca.checkpoint import atomic_write_bytes
+
+    def partial(b):
+        atomic_write_bytes(a.out / "dissection.json", json.dumps({**res, "battery": b, "partial": True}, indent=1).encode())
+
+    if "battery" in only:
+        res["battery"] = battery(a.draws, a.power_draws, [float(x) for x in a.stt.split(",")], a.seed,
+                                 a.battery_model, a.old_null or None,
+                                 a.families.split(",") if a.families else None, tuple(a.parts.split(",")), partial)
+    text = json.dumps(res, indent=1)
 
     atomic_write_bytes(a.out / "dissection.json", text.encode())
     print(text)

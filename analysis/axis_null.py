@@ -104,6 +104,22 @@ class NullSettings:
     scale_range: float = 2.0
     min_cells: int = 30
 
+    def __post_init__(self):
+        from nca.errors import NCAError
+
+        for name in ("n_surrogates", "block", "min_cells"):
+            if int(getattr(self, name)) < 1:
+                raise NCAError(f"NullSettings.{name} must be >= 1, got {getattr(self, name)}")
+        if self.stop_after < 0:
+            raise NCAError(f"NullSettings.stop_after must be >= 0 (0: no early stop), got {self.stop_after}")
+        if not self.scale_range >= 1:
+            raise NCAError(f"NullSettings.scale_range must be >= 1, got {self.scale_range}")
+        for name in ("max_sigma_body", "max_lag_body"):
+            if not getattr(self, name) > 0:
+                raise NCAError(f"NullSettings.{name} must be > 0, got {getattr(self, name)}")
+        if not self.sigmas_px or min(self.sigmas_px) <= 0:
+            raise NCAError(f"NullSettings.sigmas_px must be positive scales, got {self.sigmas_px}")
+
 
 def _standardise_cols(x: np.ndarray) -> np.ndarray:
     x = x - x.mean(0, keepdims=True)

@@ -203,6 +203,75 @@ def battery(draws: int, n_power: int, stts: list[float], seed: int, model: str, 
     return out
 
 
+def models_agreement(paths: list[str], step: int, replicates: int, seed: int, components: int = 3) -> dict:
+    """Agreement across independently trained models (training seeds): each model grown
+    ``replicates`` times to ``step`` (key(seed)), its own pooled hidden-channel PCA, each PC map
+    tested on each body (pca_report's null and kind rule). Per model and PC: kinds, axis
+    gradients and p-values per replicate; the radial association; the signed association with
+    the position along the body's long axis, the PC's sign fixed so that its core is high
+    (radial association < 0; a PC's sign is arbitrary). Over models: how many give each kind
+    (Wilson interval) and the mean signed along-axis association (t interval over models): a
+    head-tail gradient shared by independently trained models has one sign in all of them."""
+    import jax
+    import numpy as np
+
+    import nca
+    from analysis.axes import direction_vector, spearman, view_coords
+    from analysis.axis_null import KindRule, NullSettings, agreed_kind
+    from analysis.pca import fit_cell_pca, pc_maps, state_features
+    from analysis.pca_report import _body_tests
+    from analysis.rollouts import grow_states
+    from analysis.stats import mean_ci, proportion_ci
+
+    per_model = []
+    for path in paths:
+        t0 = time.process_time()
+        m = nca.load_model(path)
+        thr = m.model_config.alive_threshold
+        st = grow_states(m, step, jax.random.key(seed), seeds=replicates, every=step)[-1]  # [R, H, W, C]
+        f = state_features(st, "hidden")
+        alive = st[..., 3] > thr
+        pca = fit_cell_pca(f, alive, components, False, "hidden")
+        maps = pc_maps(pca, f, alive)  # [R, H, W, k]
+        recs = [_body_tests(step, r, maps[r], st[r, ..., 3], thr, NullSettings(), KindRule(), seed)
+                for r in range(replicates)]
+        comps = []
+        for j in range(components):
+            rec = recs[0]
+            rows, cols = np.nonzero(alive[0])
+            uv = view_coords(rows, cols)
+            y = maps[0][rows, cols, j]
+            sign = -1.0 if rec["meas"][j].radial_association > 0 else 1.0  # core high
+            along = spearman(sign * y, uv @ direction_vector(rec["frame"].axis_deg))
+            t = [r["test"] for r in recs]
+            comps.append({
+                "pc": j + 1, "explained_variance_ratio": float(pca.explained_variance_ratio[j]),
+                "kind": agreed_kind([r["kinds"][j] for r in recs])[0], "kind_seeds": [r["kinds"][j] for r in recs],
+                "axis_gradient": agreed_kind([r["gradients"][j] for r in recs])[0],
+                **{f"{name}_seeds": [None if x is None else float(x[name][j]) for x in t]
+                   for name in ("p_value", "radial_p_value", "along_p_value", "across_p_value")},
+                "radial_association": float(sign * rec["meas"][j].radial_association),
+                "signed_along_axis_association": float(along), "body_axis_deg": rec["frame"].axis_deg})
+        per_model.append({"model": path, "n_alive": int(alive[0].sum()), "components": comps,
+                          "cpu_s": time.process_time() - t0})
+        print(f"{path}: " + "; ".join(f"PC{c['pc']} {c['kind']}/{c['axis_gradient']} p_rad "
+                                       f"{c['radial_p_value_seeds']} p_along {c['along_p_value_seeds']} "
+                                       f"along {c['signed_along_axis_association']:+.2f}" for c in comps),
+              file=sys.stderr, flush=True)
+    over = {}
+    for j in range(components):
+        cs = [pm["components"][j] for pm in per_model]
+        over[f"PC{j + 1}"] = {
+            "kinds": [c["kind"] for c in cs], "axis_gradients": [c["axis_gradient"] for c in cs],
+            "radial_kind_rate": proportion_ci([c["kind"] == "radial" for c in cs]),
+            "any_kind_rate": proportion_ci([c["kind"] != "none" for c in cs]),
+            "axis_gradient_rate": proportion_ci([c["axis_gradient"] != "none" for c in cs]),
+            "radial_association": mean_ci([c["radial_association"] for c in cs]),
+            "signed_along_axis_association": mean_ci([c["signed_along_axis_association"] for c in cs])}
+    return {"models": paths, "step": step, "replicates": replicates, "seed": seed, "per_model": per_model,
+            "over_models": over, "note": "n = number of independently trained models; PCs matched by index"}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     req = ap.add_argument_group("required arguments")
@@ -221,6 +290,9 @@ def main() -> int:
     ap.add_argument("--families", default=None,
                     help="comma-separated battery families, in the order run (default: all of FAMILIES)")
     ap.add_argument("--parts", default="fp,power", help="battery parts: fp, power (default: %(default)s)")
+    ap.add_argument("--models", nargs="*", default=[],
+                    help="run folders of independently trained models for --only models")
+    ap.add_argument("--models-step", type=int, default=60, help="step the models are analysed at (default: %(default)s)")
     ap.add_argument("--battery-model", default="distill:lizard/regenerating",
                     help="whose body the battery is drawn on (default: %(default)s)")
     ap.add_argument("--old-null", default="de498a5",
@@ -241,6 +313,8 @@ def main() -> int:
     def partial(b):
         atomic_write_bytes(a.out / "dissection.json", json.dumps({**res, "battery": b, "partial": True}, indent=1).encode())
 
+    if "models" in only:
+        res["models"] = models_agreement(a.models, a.models_step, 3, a.seed)
     if "battery" in only:
         res["battery"] = battery(a.draws, a.power_draws, [float(x) for x in a.stt.split(",")], a.seed,
                                  a.battery_model, a.old_null or None,

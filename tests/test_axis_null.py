@@ -148,6 +148,15 @@ def test_holm_and_kind_rules():
     assert kind == "none" and agreement == 0.6 and "unstable" in reason
 
 
+@pytest.mark.parametrize("bad", [{"block": 0}, {"n_surrogates": 0}, {"stop_after": -1}, {"scale_range": 0.5},
+                                 {"max_lag_body": 0.0}, {"sigmas_px": ()}])
+def test_bad_null_settings_are_one_clear_error(bad):
+    from nca.errors import NCAError
+
+    with pytest.raises(NCAError, match=f"NullSettings.{next(iter(bad))}"):
+        NullSettings(**bad)
+
+
 def test_body_with_too_few_cells_reports_no_p_value():
     from analysis.axis_null import NullSettings as S
     from analysis.pca_report import add_null_tests

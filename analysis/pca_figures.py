@@ -167,6 +167,8 @@ def components_table(components: list[dict]) -> str:
              if c.get("explained_variance_ratio_ci") else _fmt(c["explained_variance_ratio"], 3)),
             ("kind", lambda c: c["kind"]), ("agreement", lambda c: f"{c['kind_agreement']:.0%}"),
             ("p axial", lambda c: p(c.get("p_value"))), ("p radial", lambda c: p(c.get("radial_p_value"))),
+            ("p along axis", lambda c: p(c.get("along_p_value"))), ("p across axis", lambda c: p(c.get("across_p_value"))),
+            ("axis gradient", lambda c: c.get("axis_gradient", "-")),
             ("direction [95% CI]", dci),
             ("\u03c1 directional", lambda c: _ci_text(c.get("association_ci"))),
             ("\u03c1 radial", lambda c: _ci_text(c.get("radial_association_ci"), signed=True)),
@@ -196,15 +198,23 @@ def build_html(r: dict, figures: list[tuple[str, str, bytes]], viewer: str | Non
              "(direction: bootstrap over cells and replicates).</p>",
              components_table(last["components"]),
              "<h3>How a component gets a kind</h3><dl>"
-             "<dt>p axial</dt><dd>the chance that a random smooth field with this map's own texture, on this body, "
-             "orders the cells along <i>its own best</i> direction at least as well as the map does along its best "
-             f"({r['null']['n_surrogates']} surrogates; method: {_esc(r['null']['method'])}).</dd>"
+             "<dt>p axial</dt><dd>the chance that a random field with this map's own variogram (up to half the "
+             "body's length), on this body, orders the cells along <i>its own best</i> direction at least as well "
+             f"as the map does along its best (at most {r['null']['n_surrogates']} surrogates, a sequential test: "
+             f"the smallest possible p is {1 / (r['null']['n_surrogates'] + 1):.4g}; method: "
+             f"{_esc(r['null']['method'])}).</dd>"
              "<dt>p radial</dt><dd>the same for the rank association with distance from the centroid.</dd>"
+             "<dt>p along / across axis</dt><dd>the same for the association with the position along the body's "
+             "long (head-tail) axis, and across it: the biologist's question, with the same surrogates. A random "
+             "field's broad component points anywhere and these statistics see only its projection, so they keep "
+             "power the search over all directions pays away. <i>axis gradient</i>: along, across, both or none, "
+             "Holm over the body's k components per test, agreed over the replicates like the kind.</dd>"
              f"<dt>kind</dt><dd><b>axial</b> (along-axis within {r['thresholds']['along_max_deg']}&deg; of the long "
              f"axis, else across-axis) or <b>radial</b> when its Holm-adjusted p (over the body's k components, per test) is below "
              f"{rule['alpha']}, the larger association winning when both are; and only if at least "
              f"{rule['min_agreement']:.0%} of the replicates give the same kind (<i>agreement</i>). Otherwise "
-             "<b>none</b>, with the reason. The old label (association &ge; 0.5, no null) is shown for comparison."
+             "<b>none</b>, with the reason. The old label (association &ge; 0.5, no null) is shown for comparison. "
+             "A direction interval is given only for an axial kind (a significant direction)."
              "</dd></dl>",
              "<h3>Conventions</h3><ul>" + "".join(f"<li><b>{_esc(k)}</b>: {_esc(v)}</li>"
                                                   for k, v in r.get("conventions", CONVENTIONS).items()) + "</ul>"]

@@ -7,11 +7,13 @@ state with independent fire masks), a grid H x W, F features, k PCs.
 What is measured (docs/pca.md has every key):
 1. R rollouts; one PCA of the alive cells pooled over the analysed steps and replicates.
 2. Per analysed step and replicate, each PC map's axis measures (``analysis.axes``) and
-   its spatial-null p-values (``analysis.axis_null``); per component the kind is axial or
-   radial only when significant (Holm over the body's 2k tests) and the same in at least
-   ``min_agreement`` of the replicates; the direction gets a bootstrap interval over cells
-   and replicates; association, radial association and variance share get a 95 % interval
-   over replicates.
+   its spatial-null p-values (``analysis.axis_null``: any direction, radial, along and
+   across the body's long axis); per component the kind is axial or radial only when
+   significant (Holm over the body's k components, per test) and the same in at least
+   ``min_agreement`` of the replicates, and likewise the fixed-axis gradient (along / across /
+   both / none); only a component with a significant direction (kind axial) gets a
+   bootstrap interval of its direction; association, radial association and variance share
+   get a 95 % interval over replicates.
 3. Descriptive extras on the first replicate (no null, documented as such): emergence over
    development and regrowth after damage, the rotation test, comparison with a second seed
    and with other models.
@@ -72,7 +74,7 @@ class PCAReportSettings:
     regrow: int = 100
     rotations: tuple[float, ...] = (45.0, 90.0, 180.0)
     compare: tuple[str, ...] | None = None
-    surrogates: int = 199
+    surrogates: int = 999
     bootstrap: int = 100
     alpha: float = 0.05
     min_agreement: float = 0.8
@@ -205,14 +207,25 @@ def _body_tests(step: int, r: int, maps: np.ndarray, alpha: np.ndarray, threshol
         reasons = [rec["reason"]] * k
     else:
         centre = view_coords([frame.centroid_rc[0]], [frame.centroid_rc[1]])[0]
-        test = BodyNull(alive, centre, null, seed=seed, key=(int(step), r)).test(values)
+        test = BodyNull(alive, centre, null, seed=seed, key=(int(step), r), axis_deg=frame.axis_deg).test(values)
         rec["test"] = test
         rec["reason"] = None
         kinds, reasons = body_kinds(test["p_value"], test["radial_p_value"], test["association_stat"],
                                     test["radial_stat"], np.array([m.angle_to_body_axis_deg for m in meas]),
                                     frame.elongation, rule)
     rec["kinds"], rec["kind_reasons"] = kinds, reasons
+    rec["gradients"] = (["none"] * k if rec["test"] is None else
+                        axis_gradients(rec["test"]["along_p_value"], rec["test"]["across_p_value"], rule.alpha))
     return rec
+
+
+def axis_gradients(p_along: np.ndarray, p_across: np.ndarray, alpha: float) -> list[str]:
+    """The fixed-axis question per component: a gradient along the body's long (head-tail)
+    axis, across it, both, or none -- each test Holm-adjusted over the k components.
+    p_along, p_across: [k] -> [k] labels."""
+    adj_a, adj_c = holm(np.asarray(p_along, float)), holm(np.asarray(p_across, float))
+    return [{(True, True): "both", (True, False): "along", (False, True): "across", (False, False): "none"}[
+        (bool(a < alpha), bool(c < alpha))] for a, c in zip(adj_a, adj_c)]
 
 
 def add_null_tests(steps: list[int], maps: np.ndarray, alpha: np.ndarray, res: dict, threshold: float,
@@ -249,6 +262,10 @@ def add_null_tests(steps: list[int], maps: np.ndarray, alpha: np.ndarray, res: d
             if not all(len(rec["values"]) >= null.min_cells for rec in per_rep):
                 continue
             for j, c in enumerate(res["steps"][s]["components"]):
+                # a direction interval only for a significant direction (issue 23): random
+                # fields got 6-deg-wide intervals of a direction that is not there
+                if agreed_kind([rec["kinds"][j] for rec in per_rep], rule)[0] not in ("along-axis", "across-axis"):
+                    continue
                 cis[s, j] = pool.submit(direction_ci, [rec["values"][:, j] for rec in per_rep],
                                         [rec["uv"] for rec in per_rep], c["direction_deg"], n_boot, seed=seed,
                                         key=(int(steps[s]), j), starts=[rec["meas"][j].direction_deg for rec in per_rep])
@@ -269,22 +286,30 @@ def add_null_tests(steps: list[int], maps: np.ndarray, alpha: np.ndarray, res: d
                 c["kind_reason"] = f"the first replicate's kind is {first['kinds'][j]}, most replicates' none"
             if kind in ("along-axis", "across-axis") and first["kinds"][j] != kind:
                 c["kind_reason"] = f"the first replicate gives {first['kinds'][j]}; the kind is the replicates' majority"
+            grads = [rec["gradients"][j] for rec in per_rep]
+            grad, grad_agreement, grad_reason = agreed_kind(grads, rule)
+            c.update({"axis_gradient": grad, "axis_gradient_agreement": grad_agreement,
+                      "axis_gradient_seeds": grads, "axis_gradient_reason": grad_reason})
             if first["test"] is None:
-                for key in ("p_value", "radial_p_value", "p_value_holm", "radial_p_value_holm",
-                            "null_sigma_px", "null_smooth_weight", "association_stat"):
+                for key in ("p_value", "radial_p_value", "p_value_holm", "radial_p_value_holm", "along_p_value",
+                            "across_p_value", "along_p_value_holm", "across_p_value_holm", "along_stat",
+                            "across_stat", "n_drawn", "null_sigma_px", "null_smooth_weight", "association_stat"):
                     c[key] = None
                 c["p_value_reason"] = first["reason"]
             else:
                 t = first["test"]
-                adj, adj_r = holm(t["p_value"]), holm(t["radial_p_value"])
-                c.update({"p_value": float(t["p_value"][j]), "radial_p_value": float(t["radial_p_value"][j]),
-                          "p_value_holm": float(adj[j]), "radial_p_value_holm": float(adj_r[j]),
+                adj = {name: holm(t[name]) for name in ("p_value", "radial_p_value", "along_p_value", "across_p_value")}
+                c.update({name: float(t[name][j]) for name in adj})
+                c.update({f"{name}_holm": float(v[j]) for name, v in adj.items()})
+                c.update({"along_stat": float(t["along_stat"][j]), "across_stat": float(t["across_stat"][j]),
+                          "n_drawn": int(t["n_drawn"][j]),
                           "null_sigma_px": float(t["sigma_px"][j]), "null_smooth_weight": float(t["smooth_weight"][j]),
                           "association_stat": float(t["association_stat"][j]), "p_value_reason": None})
             c["n_surrogates"] = null.n_surrogates
+            c["min_p"] = 1.0 / (null.n_surrogates + 1)
             c["p_value_seeds"] = [None if rec["test"] is None else float(rec["test"]["p_value"][j]) for rec in per_rep]
-            c["radial_p_value_seeds"] = [None if rec["test"] is None else float(rec["test"]["radial_p_value"][j])
-                                         for rec in per_rep]
+            for name in ("radial_p_value", "along_p_value", "across_p_value"):
+                c[f"{name}_seeds"] = [None if rec["test"] is None else float(rec["test"][name][j]) for rec in per_rep]
             c["direction_deg_seeds"] = [rec["meas"][j].direction_deg for rec in per_rep]
             c["association_ci"] = mean_interval([rec["meas"][j].association for rec in per_rep])
             c["radial_association_ci"] = mean_interval([rec["meas"][j].radial_association for rec in per_rep])
@@ -293,9 +318,12 @@ def add_null_tests(steps: list[int], maps: np.ndarray, alpha: np.ndarray, res: d
             if (s, j) in cis:
                 c["direction_ci_deg"] = cis[s, j]
                 c["direction_ci_reason"] = None
-            else:
+            elif not all(len(rec["values"]) >= null.min_cells for rec in per_rep):
                 c["direction_ci_deg"] = None
                 c["direction_ci_reason"] = f"a replicate has fewer than {null.min_cells} alive cells"
+            else:
+                c["direction_ci_deg"] = None
+                c["direction_ci_reason"] = "no significant direction (kind is not axial): no interval"
             if c["kind"] not in ("along-axis", "across-axis"):
                 c["profile"] = None
         body["n_alive_ci"] = mean_interval([rec["frame"].n_alive for rec in per_rep])
@@ -524,9 +552,11 @@ def run_with_progress(settings: PCAReportSettings, quiet: bool = False, on_pca=N
             b.close()
 
 
-NULL_METHOD = ("surrogate maps on the body mask matched to the map's texture (second-difference structure "
-               "function after its best monotone profile; Burt et al. 2020 NeuroImage 220:117038), max over "
-               "directions inside the null, p maximised over scales up to 2x the fitted one (Berger & Boos 1994)")
+NULL_METHOD = ("surrogate maps on the body mask whose variogram matches the map's (normal scores) at lags up to "
+               "half the body's length, as a non-negative mixture of smoothing scales up to half its length plus a "
+               "white nugget (Burt et al. 2020 NeuroImage 220:117038); max over directions inside the null; "
+               "fixed-axis statistics along / across the body's long axis with the same surrogates; sequential "
+               "Monte-Carlo p-values (Besag & Clifford 1991 Biometrika 78:301)")
 
 
 def _conventions() -> dict:

@@ -1,8 +1,8 @@
 """The cost and the calibration of the PCA report's spatial null, measured side by side.
 
     python bench/dissection.py --out /tmp/bench_dissection                 # timing, 2 rounds
-    python bench/dissection.py --out /tmp/bench_dissection --validate      # + the null's calibration
-    python bench/dissection.py --out /tmp/b --only validate --draws 200
+    python bench/dissection.py --out /tmp/bench_dissection --validate      # + the null's battery
+    python bench/dissection.py --out /tmp/b --only battery --draws 120
     python bench/dissection.py --out /tmp/b --only dissect --rounds 3         # the first command's time
 
 timing: ``scripts/pca_report.py distill:lizard/persistent`` as it was at ``--baseline`` (the
@@ -16,15 +16,16 @@ dissect: ``scripts/dissect.py`` (the README's first command, defaults) at ``--di
 rounds, each in a fresh process (a cold start: every program compiled); wall-clock and CPU
 seconds and the ratio new/old of the medians. The brief: under 20 s on an idle 2-core machine.
 
-validate: on the published persistent lizard's own body (step 200, first rollout):
-- false positives: ``--draws`` smooth Gaussian random fields (no axis, no radial pattern) at
-  each smoothness scale in ``--scales``; the rate of axial p < 0.05, radial p < 0.05, and of
-  either (one body, one component: no Holm), each with its 95 % Clopper-Pearson interval;
-  and, for comparison, the rate at which the old fixed rule (association >= 0.5) fires;
-- power: ``--draws``/4 planted ramps, sharp splits (random offset) and core-periphery maps at
-  random angles with noise 0.3 x the map's sd over the body: the rate of p < 0.05, the rate of
-  directions within 2 deg, and the rate at which the direction interval (3 replicates: fresh
-  noise, same pattern) contains the planted angle.
+battery (issue 23, item 3): on the published regenerating lizard's own body (step 200, first
+rollout; the audit's body):
+- false positives: ``--draws`` fields of each family of ``analysis.null_battery.FAMILIES``
+  (Matérn nu 0.5 / 1.5 / 2.5 at lengths 3-40 cells, two-scale mixtures, anisotropic fields:
+  none is what the null is built from, none has an axis); the rate of p < 0.05 of each of the
+  four tests (any direction, radial, along and across the body's long axis), one body and one
+  map at a time (no Holm), each with its 95 % Clopper-Pearson interval; and the same fields'
+  rates under the null at ``--old-null`` (the texture-matched null of issue 13);
+- power: ``--power-draws`` planted ramps along the body axis, across it, at a random angle,
+  and core-periphery maps, on two textures, at each signal-to-texture ratio of ``--stt``.
 Writes OUT/dissection.json and prints it.
 """
 
@@ -97,99 +98,228 @@ def timing(baseline: str, rounds: int, model: str) -> dict:
                          "new": f"python scripts/pca_report.py {model} --out DIR --quiet"}}
 
 
-def validate(draws: int, scales: list[float], seed: int) -> dict:
+def _old_null(commit: str):
+    """The null module as it was at ``commit`` (for before/after rates on the same fields)."""
+    import importlib.util
+
+    src = subprocess.run(["git", "show", f"{commit}:analysis/axis_null.py"], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout.replace("from .axes import", "from analysis.axes import")
+    path = Path(tempfile.mkdtemp()) / "old_axis_null.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("old_axis_null", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["old_axis_null"] = mod  # its dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+TESTS = {"any_direction": "p_value", "radial": "radial_p_value", "along_axis": "along_p_value",
+         "across_axis": "across_p_value"}
+
+
+def battery(draws: int, n_power: int, stts: list[float], seed: int, model: str, old: str | None,
+            families: list[str] | None = None, parts: tuple[str, ...] = ("fp", "power"), partial=None) -> dict:
+    """The null's calibration on field families it was not built from, and its power on
+    planted patterns, on ``model``'s own body (step 200, key(0), first rollout). families:
+    names of ``FAMILIES`` (None: all), in the order run; parts: "fp", "power"; partial:
+    callable(result so far), called after each family and power cell (a long run leaves
+    what it measured)."""
     import jax
     import numpy as np
 
     import nca
-    from analysis.axes import best_direction, body_frame, direction_vector, view_coords, wrap180
-    from analysis.axis_null import BodyNull, NullSettings, direction_ci
+    from analysis.axes import body_frame, direction_vector, view_coords
+    from analysis.axis_null import BodyNull, NullSettings
+    from analysis.null_battery import FAMILIES, draw_family, planted_ramp
     from analysis.pca_report import binomial_interval
     from analysis.rollouts import grow_states
 
-    states = grow_states(nca.load_model("distill:lizard/persistent"), 200, jax.random.key(0))
+    states = grow_states(nca.load_model(model), 200, jax.random.key(0))
     alpha = states[200, 0, ..., 3]
     mask = alpha > 0.1
     frame = body_frame(alpha)
     centre = view_coords([frame.centroid_rc[0]], [frame.centroid_rc[1]])[0]
-    gen = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+    settings = NullSettings()
+    old_mod = _old_null(old) if old else None
 
     def rate(hits):
         k, n = int(np.sum(hits)), int(np.size(hits))
-        return {"rate": k / n, "ci95": binomial_interval(k, n), "k": k, "n": n}
+        return {"rate": k / n, "ci95_clopper_pearson": binomial_interval(k, n), "k": k, "n": n}
 
-    fp = {}
-    for i, sigma in enumerate(scales):
-        bn = BodyNull(mask, centre, NullSettings(), seed=seed, key=(i,))
-        fields = bn.smooth_fields(sigma, draws, gen)
-        res = bn.test(fields)
-        fp[str(sigma)] = {"axial": rate(res["p_value"] < 0.05), "radial": rate(res["radial_p_value"] < 0.05),
-                          "either": rate((res["p_value"] < 0.05) | (res["radial_p_value"] < 0.05)),
-                          "old_rule_association_ge_0.5": rate(np.maximum(res["association_stat"],
-                                                                         res["radial_stat"]) >= 0.5)}
-        print(f"sigma {sigma}: {fp[str(sigma)]}", file=sys.stderr)
+    def rates(res):
+        out = {name: rate(res[key] < 0.05) for name, key in TESTS.items() if key in res}
+        out["kind_rule_any_or_radial"] = rate((res["p_value"] < 0.05) | (res["radial_p_value"] < 0.05))
+        return out
+
+    fp, cpu, power = {}, {}, {}
+    out = {"body": f"{model}, step 200, key(0), first rollout", "n_alive": int(mask.sum()),
+           "body_length_cells": float(BodyNull(mask, centre, settings, axis_deg=frame.axis_deg).length),
+           "body_axis_deg": frame.axis_deg, "settings": str(settings), "nominal": 0.05,
+           "false_positives": fp, "cpu_s_per_family": cpu, "power_p_lt_0.05": power,
+           "signal_to_texture": "the planted pattern's sd over the body / the texture's sd", "old_null_commit": old}
+    names = list(FAMILIES) if families is None else families
+    for name in names if "fp" in parts else []:
+        i = list(FAMILIES).index(name)  # the family's own stream, whatever the order run
+        kind, params = FAMILIES[name]
+        fields = draw_family(mask, kind, params, draws, np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, i))))
+        t0 = time.process_time()
+        res = BodyNull(mask, centre, settings, seed=seed, key=(i,), axis_deg=frame.axis_deg).test(fields)
+        cpu[name] = time.process_time() - t0
+        fp[name] = {"params": params, **rates(res), "median_surrogates_drawn": float(np.median(res["n_drawn"]))}
+        if old_mod is not None:
+            r_old = old_mod.BodyNull(mask, centre, old_mod.NullSettings(), seed=seed, key=(i,)).test(fields)
+            fp[name]["old_null"] = {"any_direction": rate(r_old["p_value"] < 0.05),
+                                    "radial": rate(r_old["radial_p_value"] < 0.05)}
+        print(f"{name}: " + ", ".join(f"{k} {v['k']}/{v['n']}" for k, v in fp[name].items() if isinstance(v, dict)
+                                      and "k" in v) + f" (old: {fp[name].get('old_null')})", file=sys.stderr, flush=True)
+        if partial is not None:
+            partial(out)
     rows, cols = np.nonzero(mask)
-    uv_abs = view_coords(rows, cols)
-    uv = uv_abs - centre
-    n_pow = max(10, draws // 4)
-    hits = {"ramp": [], "split": [], "radial": []}
-    within2, covered = {"ramp": [], "split": []}, {"ramp": [], "split": []}
-    for t in range(n_pow):
-        bn = BodyNull(mask, centre, NullSettings(), seed=seed, key=(100 + t,))
-        theta = gen.uniform(0, 360, 2)
-        offset = gen.uniform(-3, 3)
-        reps = []
-        for _ in range(3):
-            pr, ps = uv @ direction_vector(theta[0]), uv @ direction_vector(theta[1])
-            split = (ps > offset).astype(float)
-            d = np.hypot(*uv.T)
-            reps.append(np.stack([pr + gen.normal(0, 0.3 * pr.std(), len(uv)),
-                                  split + gen.normal(0, 0.3 * split.std(), len(uv)),
-                                  -d + gen.normal(0, 0.3 * d.std(), len(uv))], 1))
-        res = bn.test(reps[0])
-        hits["ramp"].append(res["p_value"][0] < 0.05)
-        hits["split"].append(res["p_value"][1] < 0.05)
-        hits["radial"].append(res["radial_p_value"][2] < 0.05)
-        for j, name in ((0, "ramp"), (1, "split")):
-            est = best_direction(reps[0][:, j:j + 1], uv_abs)[0][0]
-            within2[name].append(abs(float(wrap180(est - theta[j]))) < 2.0)
-            lo, hi = direction_ci([r[:, j] for r in reps], [uv_abs] * 3, est, n_boot=100, seed=seed, key=(t, j))
-            covered[name].append(float(np.mod(theta[j] - lo, 360.0)) <= hi - lo)
-    power = {k: rate(v) for k, v in hits.items()}
-    return {"body": "distill:lizard/persistent, step 200, key(0)", "n_alive": int(mask.sum()),
-            "false_positives": fp, "power_p_lt_0.05": power,
-            "direction_within_2deg": {k: rate(v) for k, v in within2.items()},
-            "direction_ci_covers_truth": {k: rate(v) for k, v in covered.items()},
-            "noise": "0.3 x the clean map's sd over the body", "settings": "NullSettings() defaults"}
+    uv = view_coords(rows, cols)
+    d = np.hypot(*(uv - centre).T)
+    textures = {"matern1.5_l3": ("matern", {"nu": 1.5, "ell": 3}),
+                "two_scale_f2_b15_w0.3": ("two_scale", {"ell_fine": 2, "ell_broad": 15, "broad": 0.3})}
+    for ti, (tname, (kind, params)) in enumerate(textures.items() if "power" in parts else []):
+        gen = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2, ti)))
+        for pi, pattern in enumerate(("ramp_along_axis", "ramp_across_axis", "ramp_random_angle", "radial")):
+            for si, stt in enumerate(stts):
+                tex = draw_family(mask, kind, params, n_power, gen)
+                maps = []
+                for m in range(n_power):
+                    if pattern == "radial":
+                        maps.append(stt * (d - d.mean()) / d.std() * gen.choice([-1, 1]) + tex[:, m])
+                        continue
+                    theta = {"ramp_along_axis": frame.axis_deg, "ramp_across_axis": frame.axis_deg + 90.0,
+                             "ramp_random_angle": gen.uniform(0, 360)}[pattern] + gen.choice([0.0, 180.0])
+                    maps.append(planted_ramp(uv, theta, tex[:, m], stt))
+                res = BodyNull(mask, centre, settings, seed=seed, key=(1000 + ti, pi, si),
+                               axis_deg=frame.axis_deg).test(np.stack(maps, 1))
+                power[f"{tname}/{pattern}/stt{stt:g}"] = rates(res)
+                print(f"power {tname} {pattern} stt {stt:g}: " + ", ".join(
+                    f"{k} {v['k']}/{v['n']}" for k, v in power[f"{tname}/{pattern}/stt{stt:g}"].items()),
+                      file=sys.stderr, flush=True)
+                if partial is not None:
+                    partial(out)
+    return out
+
+
+def models_agreement(paths: list[str], step: int, replicates: int, seed: int, components: int = 3) -> dict:
+    """Agreement across independently trained models (training seeds): each model grown
+    ``replicates`` times to ``step`` (key(seed)), its own pooled hidden-channel PCA, each PC map
+    tested on each body (pca_report's null and kind rule). Per model and PC: kinds, axis
+    gradients and p-values per replicate; the radial association; the signed association with
+    the position along the body's long axis, the PC's sign fixed so that its core is high
+    (radial association < 0; a PC's sign is arbitrary). Over models: how many give each kind
+    (Wilson interval) and the mean signed along-axis association (t interval over models): a
+    head-tail gradient shared by independently trained models has one sign in all of them."""
+    import jax
+    import numpy as np
+
+    import nca
+    from analysis.axes import direction_vector, spearman, view_coords
+    from analysis.axis_null import KindRule, NullSettings, agreed_kind
+    from analysis.pca import fit_cell_pca, pc_maps, state_features
+    from analysis.pca_report import _body_tests
+    from analysis.rollouts import grow_states
+    from analysis.stats import mean_ci, proportion_ci
+
+    per_model = []
+    for path in paths:
+        t0 = time.process_time()
+        m = nca.load_model(path)
+        thr = m.model_config.alive_threshold
+        st = grow_states(m, step, jax.random.key(seed), seeds=replicates, every=step)[-1]  # [R, H, W, C]
+        f = state_features(st, "hidden")
+        alive = st[..., 3] > thr
+        pca = fit_cell_pca(f, alive, components, False, "hidden")
+        maps = pc_maps(pca, f, alive)  # [R, H, W, k]
+        recs = [_body_tests(step, r, maps[r], st[r, ..., 3], thr, NullSettings(), KindRule(), seed)
+                for r in range(replicates)]
+        comps = []
+        for j in range(components):
+            rec = recs[0]
+            rows, cols = np.nonzero(alive[0])
+            uv = view_coords(rows, cols)
+            y = maps[0][rows, cols, j]
+            sign = -1.0 if rec["meas"][j].radial_association > 0 else 1.0  # core high
+            along = spearman(sign * y, uv @ direction_vector(rec["frame"].axis_deg))
+            t = [r["test"] for r in recs]
+            comps.append({
+                "pc": j + 1, "explained_variance_ratio": float(pca.explained_variance_ratio[j]),
+                "kind": agreed_kind([r["kinds"][j] for r in recs])[0], "kind_seeds": [r["kinds"][j] for r in recs],
+                "axis_gradient": agreed_kind([r["gradients"][j] for r in recs])[0],
+                **{f"{name}_seeds": [None if x is None else float(x[name][j]) for x in t]
+                   for name in ("p_value", "radial_p_value", "along_p_value", "across_p_value")},
+                "radial_association": float(sign * rec["meas"][j].radial_association),
+                "signed_along_axis_association": float(along), "body_axis_deg": rec["frame"].axis_deg})
+        per_model.append({"model": path, "n_alive": int(alive[0].sum()), "components": comps,
+                          "cpu_s": time.process_time() - t0})
+        print(f"{path}: " + "; ".join(f"PC{c['pc']} {c['kind']}/{c['axis_gradient']} p_rad "
+                                       f"{c['radial_p_value_seeds']} p_along {c['along_p_value_seeds']} "
+                                       f"along {c['signed_along_axis_association']:+.2f}" for c in comps),
+              file=sys.stderr, flush=True)
+    over = {}
+    for j in range(components):
+        cs = [pm["components"][j] for pm in per_model]
+        over[f"PC{j + 1}"] = {
+            "kinds": [c["kind"] for c in cs], "axis_gradients": [c["axis_gradient"] for c in cs],
+            "radial_kind_rate": proportion_ci([c["kind"] == "radial" for c in cs]),
+            "any_kind_rate": proportion_ci([c["kind"] != "none" for c in cs]),
+            "axis_gradient_rate": proportion_ci([c["axis_gradient"] != "none" for c in cs]),
+            "radial_association": mean_ci([c["radial_association"] for c in cs]),
+            "signed_along_axis_association": mean_ci([c["signed_along_axis_association"] for c in cs])}
+    return {"models": paths, "step": step, "replicates": replicates, "seed": seed, "per_model": per_model,
+            "over_models": over, "note": "n = number of independently trained models; PCs matched by index"}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     req = ap.add_argument_group("required arguments")
     req.add_argument("--out", type=Path, required=True, help="folder for dissection.json")
-    ap.add_argument("--only", default="timing", help="comma-separated: timing, dissect, validate (default: %(default)s)")
-    ap.add_argument("--validate", action="store_true", help="also run the null's calibration (same as --only timing,validate)")
+    ap.add_argument("--only", default="timing", help="comma-separated: timing, dissect, battery (default: %(default)s)")
+    ap.add_argument("--validate", action="store_true", help="also run the null's battery (same as --only timing,battery)")
     ap.add_argument("--rounds", type=int, default=2, help="timing rounds, old and new alternating (default: %(default)s)")
     ap.add_argument("--baseline", default=BASELINE, help="commit of 'today' (default: %(default)s)")
     ap.add_argument("--dissect-baseline", default=DISSECT_BASELINE,
                     help="commit of the dissect timing's 'before' (default: %(default)s)")
     ap.add_argument("--model", default="distill:lizard/persistent", help="model of the timing runs (default: %(default)s)")
-    ap.add_argument("--draws", type=int, default=200, help="null fields per scale (default: %(default)s)")
-    ap.add_argument("--scales", default="1.5,3,6,10", help="comma-separated smoothness scales, cells (default: %(default)s)")
+    ap.add_argument("--draws", type=int, default=120, help="fields per family of the battery (default: %(default)s)")
+    ap.add_argument("--power-draws", type=int, default=30,
+                    help="planted maps per pattern, texture and signal-to-texture ratio (default: %(default)s)")
+    ap.add_argument("--stt", default="0.5,1,2,4", help="comma-separated signal-to-texture ratios (default: %(default)s)")
+    ap.add_argument("--families", default=None,
+                    help="comma-separated battery families, in the order run (default: all of FAMILIES)")
+    ap.add_argument("--parts", default="fp,power", help="battery parts: fp, power (default: %(default)s)")
+    ap.add_argument("--models", nargs="*", default=[],
+                    help="run folders of independently trained models for --only models")
+    ap.add_argument("--models-step", type=int, default=60, help="step the models are analysed at (default: %(default)s)")
+    ap.add_argument("--battery-model", default="distill:lizard/regenerating",
+                    help="whose body the battery is drawn on (default: %(default)s)")
+    ap.add_argument("--old-null", default="de498a5",
+                    help="commit of the null to compare on the same fields ('' for none; default: %(default)s, "
+                         "the texture-matched null of issue 13)")
     ap.add_argument("--seed", type=int, default=0, help="the PRNG seed (default: %(default)s)")
     a = ap.parse_args()
-    only = set(a.only.split(",")) | ({"validate"} if a.validate else set())
+    only = set(a.only.replace("validate", "battery").split(",")) | ({"battery"} if a.validate else set())
     a.out.mkdir(parents=True, exist_ok=True)
     res = {"command": "python bench/dissection.py " + " ".join(sys.argv[1:])}
     if "timing" in only:
         res["timing"] = timing(a.baseline, a.rounds, a.model)
     if "dissect" in only:
         res["dissect"] = dissect_timing(a.dissect_baseline, a.rounds)
-    if "validate" in only:
-        res["validate"] = validate(a.draws, [float(x) for x in a.scales.split(",")], a.seed)
-    text = json.dumps(res, indent=1)
     sys.path.insert(0, str(ROOT))
     from nca.checkpoint import atomic_write_bytes
+
+    def partial(b):
+        atomic_write_bytes(a.out / "dissection.json", json.dumps({**res, "battery": b, "partial": True}, indent=1).encode())
+
+    if "models" in only:
+        res["models"] = models_agreement(a.models, a.models_step, 3, a.seed)
+    if "battery" in only:
+        res["battery"] = battery(a.draws, a.power_draws, [float(x) for x in a.stt.split(",")], a.seed,
+                                 a.battery_model, a.old_null or None,
+                                 a.families.split(",") if a.families else None, tuple(a.parts.split(",")), partial)
+    text = json.dumps(res, indent=1)
 
     atomic_write_bytes(a.out / "dissection.json", text.encode())
     print(text)

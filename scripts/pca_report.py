@@ -50,7 +50,9 @@ def build_parser():
     ap.add_argument("--compare", type=_or_none(cli.str_list), default=None, metavar="LIST",
                     help="comma-separated models to compare with (default: the other experiments of a published "
                          "emoji; '' for none); a second seed of MODEL is always compared")
-    ap.add_argument("--surrogates", type=cli.positive_int, default=199, help="spatial-null surrogate maps per map")
+    ap.add_argument("--surrogates", type=cli.positive_int, default=999,
+                    help="the most spatial-null surrogates per map (a sequential test stops early for a clearly "
+                         "non-significant map; the smallest p is 1/(N+1))")
     ap.add_argument("--bootstrap", type=cli.positive_int, default=100, help="bootstrap draws per direction interval")
     ap.add_argument("--alpha", type=float, default=0.05,
                     help="significance level of a kind, Holm-corrected over a body's components")

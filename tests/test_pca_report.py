@@ -35,10 +35,17 @@ def test_report_on_published_model(script, tmp_path):
             assert need <= set(c) and c["kind"] in ("along-axis", "across-axis", "radial", "none")
             assert 0 <= c["direction_deg"] < 360 and 0 <= c["angle_to_body_axis_deg"] <= 90
             assert len(c["kind_seeds"]) == 2 and c["kind_agreement"] in (0.5, 1.0)
-            # every component: a null p-value (or a reason), a direction interval, intervals over replicates
+            # every component: null p-values (any direction, radial, along and across the body axis),
+            # a fixed-axis gradient label, a direction interval only for a significant direction
+            # (issue 23), intervals over replicates
             assert 0 < c["p_value"] <= 1 and 0 < c["radial_p_value"] <= 1 and c["n_surrogates"] == 99
-            lo, hi = c["direction_ci_deg"]
-            assert lo <= hi and (c["kind"] not in ("along-axis", "across-axis") or lo <= c["direction_deg"] <= hi)
+            assert 0 < c["along_p_value"] <= 1 and 0 < c["across_p_value"] <= 1 and c["min_p"] == 0.01
+            assert c["axis_gradient"] in ("along", "across", "both", "none") and len(c["axis_gradient_seeds"]) == 2
+            if c["kind"] in ("along-axis", "across-axis"):
+                lo, hi = c["direction_ci_deg"]
+                assert lo <= c["direction_deg"] <= hi
+            else:
+                assert c["direction_ci_deg"] is None and "no significant direction" in c["direction_ci_reason"]
             assert c["association_ci"]["n"] == 2 and c["association_ci"]["lo"] <= c["association_ci"]["mean"]
             assert c["kind_threshold"] in ("along-axis", "across-axis", "radial", "none")
             if c["kind"] == "none":

@@ -179,6 +179,23 @@ def check_writable(path: Path, is_dir: bool) -> None:
         raise NCAError(f"cannot write to {folder}: {e.strerror or e}") from None
 
 
+def claim_report_dir(out: Path, command: str, args, skip: tuple[str, ...] = ("out", "quiet")):
+    """Claim the report folder ``out`` for this script (``nca.checkpoint.claim_report_dir``):
+    the same command with the same settings replaces its report; another model's or other
+    settings' report, or files it did not write, are refused with one line before any
+    computing. args: the parsed arguments (an ``argparse.Namespace`` or a dict); every one
+    but ``skip`` (where it writes, whether it prints) is a setting; ``None``: the command
+    checks its settings itself. Use as ``with cli.claim_report_dir(a.out, "dissect", a):``.
+    """
+    from .checkpoint import claim_report_dir as claim
+
+    settings = None
+    if args is not None:
+        settings = {k: v for k, v in sorted((vars(args) if not isinstance(args, dict) else args).items())
+                    if k not in skip}
+    return claim(Path(out), command, settings)
+
+
 # --- running ------------------------------------------------------------------------------------
 
 def _newline_if_bar() -> None:

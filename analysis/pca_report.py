@@ -572,8 +572,10 @@ def summary_lines(rep: dict) -> list[str]:
 
     last = rep["steps"][-1]
     lines = [f"{rep['model']}: step {last['step']}, body axis {last['body_axis_deg']:.1f} deg, "
-             f"{rep['replicates']} replicate(s)"]
-    for c in last["components"]:
+             f"{rep['replicates']} replicate(s); components by their share of step {last['step']}'s variance"]
+    # A pooled PCA's components are ordered by their share of the pooled data, not of this
+    # step's: listed in pooled order, a step's shares came out of order ("PC3 7.2 % / PC4 7.5 %").
+    for c in sorted(last["components"], key=lambda c: -c["explained_variance_ratio"]):
         p = "-" if c.get("p_value") is None else f"{c['p_value']:.3f}"
         pr = "-" if c.get("radial_p_value") is None else f"{c['radial_p_value']:.3f}"
         lines.append(f"  PC{c['index'] + 1} {c['explained_variance_ratio']:6.1%}  {component_label(c)}  "

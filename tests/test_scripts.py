@@ -57,6 +57,7 @@ def test_grow_script_png_and_errors(tmp_path):
     p = run("scripts/grow.py", "distill:lizard/persistent", "--steps", "60", "--size", "48",
             "--out", tmp_path / "l.png")
     assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("grew ") and "grew" not in p.stderr  # the result on stdout (issue 25)
     from PIL import Image
 
     assert Image.open(tmp_path / "l.png").size == (48 * 4, 48 * 4)

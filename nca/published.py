@@ -67,8 +67,12 @@ def load_published(name: str) -> tuple[ModelConfig, Params]:
     """Load a published model by name -> (ModelConfig(), params)."""
     files = _files()
     if name not in files:
+        import difflib
+
+        close = difflib.get_close_matches(name, sorted(files), n=1, cutoff=0.8)  # the closest one
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise NCAError(
-            f"unknown published model {name!r}; names look like 'distill:lizard/regenerating' "
+            f"unknown published model {name!r}; {hint}names look like 'distill:lizard/regenerating' "
             f"(nca.published_names() lists all {len(files)})"
         )
     try:

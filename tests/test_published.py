@@ -110,3 +110,14 @@ def test_unknown_name_is_a_clear_error():
         nca.load_model("distill:unicorn/persistent")
     with pytest.raises(nca.NCAError, match="unknown model"):
         nca.load_model("no/such/dir")
+
+
+def test_a_typo_in_a_published_name_suggests_the_closest_names():
+    """Issue 25: difflib's closest names, and none for a name close to nothing."""
+    with pytest.raises(nca.NCAError, match=r"did you mean 'distill:lizard/regenerating'\?"):
+        nca.load_model("distill:lizzard/regenerating")
+    with pytest.raises(nca.NCAError, match=r"did you mean 'distill:lizard/persistent'"):
+        nca.load_model("distill:lizard/persistant")
+    with pytest.raises(nca.NCAError) as e:  # control: nothing close, nothing suggested
+        nca.load_model("distill:qqqqqqqqqqqq/zzzzzzzzzz")
+    assert "did you mean" not in str(e.value)

@@ -90,3 +90,15 @@ def test_run_cli_leaves_without_the_interpreters_teardown_but_loses_nothing(tmp_
              "except SystemExit as e:\n    print('caught', e.code)\n"
     r = subprocess.run([sys.executable, "-c", caller, str(tmp_path / "s3.py")], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout == "no newlinecaught 3\n", r
+
+
+def test_nca_error_is_a_value_error_and_bad_model_configs_raise_it():
+    """Issue 25: callers catch bad input as ValueError, as they expect; the library's own
+    validation raises NCAError (so scripts print it as one line)."""
+    from nca.model import ModelConfig
+
+    assert issubclass(NCAError, ValueError)
+    for bad in (dict(channels=3), dict(hidden=0), dict(fire_rate=0.0)):
+        with pytest.raises(NCAError, match=next(iter(bad))):
+            ModelConfig(**bad)
+    ModelConfig(channels=4, hidden=1, fire_rate=1.0)  # control: the edge values are fine

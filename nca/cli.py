@@ -232,6 +232,7 @@ def run_cli(main: Callable[[], int | None]) -> None:
     read-only folder, a full disk or a file-size limit. Ctrl-C exits 130 after the
     script's own handlers (training saves a checkpoint first) have run.
     """
+    _warnings_as_lines()
     try:
         code = main()
     except NCAError as e:
@@ -249,6 +250,26 @@ def run_cli(main: Callable[[], int | None]) -> None:
     if not _is_the_program():
         sys.exit(code or 0)
     _leave(code or 0)
+
+
+def _warnings_as_lines() -> None:
+    """The library's own warnings (``nca.targets.OpaqueTargetWarning``, ...) as one line,
+    ``warning: ...``, on stderr; other packages' warnings as Python shows them."""
+    import warnings
+
+    if getattr(warnings.showwarning, "_nca", False):
+        return
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category.__module__.split(".")[0] == "nca":
+            _newline_if_bar()
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    show._nca = True
+    warnings.showwarning = show
 
 
 def _is_the_program() -> bool:

@@ -109,7 +109,7 @@ def _train_seeds_claimed(cfg, cfgs, dirs, out_dir, progress, stop_at, log, devic
     k = len(cfgs)
     check_fits(training_bytes(cfg, k), f"training {k} seeds on a {cfg.grid_size}x{cfg.grid_size} grid",
                "train fewer seeds at once, or lower pool_size, batch_size, target_size or rollout_max")
-    target_np = load_target(cfg.target, cfg.target_size, cfg.target_padding)
+    target_np = load_target(cfg.target, cfg.target_size, cfg.target_padding, cfg.target_background)
     devices = jax.local_devices() if devices is None else list(devices)
     mesh = make_mesh(devices[:min(k, len(devices))])
     step_fn = population_train_step(cfg, mesh)

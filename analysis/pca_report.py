@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -134,22 +133,6 @@ def preflight(settings: "PCAReportSettings") -> None:
     if settings.components > n_feat[settings.features]:
         raise NCAError(f"asked for {settings.components} components but the features have only "
                        f"{n_feat[settings.features]} dimensions")
-
-
-def check_writable(out: Path) -> None:
-    """Raise NCAError unless ``out`` is (or can be created as) a writable folder. Creates nothing."""
-    out = Path(out)
-    if out.exists():
-        if not out.is_dir():
-            raise NCAError(f"--out {out} exists and is not a folder")
-        if not os.access(out, os.W_OK | os.X_OK):
-            raise NCAError(f"--out {out} is not writable")
-        return
-    parent = out.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise NCAError(f"--out {out}: cannot create it ({parent} is not a writable folder)")
 
 
 def mean_interval(values, level: float = 0.95) -> dict:

@@ -33,14 +33,6 @@ def lineage_frame(state: np.ndarray, ids: np.ndarray, tint: float = 0.5, scale: 
     return img.repeat(scale, 0).repeat(scale, 1)
 
 
-def animation_gif(states: np.ndarray, ids: np.ndarray, scale: int = 4, fps: int = 15) -> bytes:
-    """GIF bytes of states [F, H, W, C] coloured by ids [F, H, W] (loops forever)."""
-    import imageio.v3 as iio
-
-    frames = np.stack([lineage_frame(s, i, scale=scale) for s, i in zip(states, ids)])
-    return iio.imwrite("<bytes>", frames, extension=".gif", duration=int(1000 / fps), loop=0)
-
-
 def _plt():
     import matplotlib
 
@@ -48,28 +40,6 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def curves_figure(panels: list[tuple[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]]], ylabel: str,
-                  log: bool = False, xlabel: str = "CA step"):
-    """One subplot per panel (title, {label: [(x, y) per seed]}): a thin line per seed, a
-    thick one for the mean over seeds."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
-    for ax, (title, series) in zip(axes[0], panels):
-        for j, (label, runs) in enumerate(series.items()):
-            c = PALETTE[j % len(PALETTE)]
-            for x, y in runs:
-                ax.plot(x, y, color=c, alpha=0.35, lw=0.8)
-            ax.plot(runs[0][0], np.mean([y for _, y in runs], axis=0), color=c, lw=2, label=label)
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        if log:
-            ax.set_yscale("log")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
 
 
 def image_grid_figure(rows: list[tuple[str, list[tuple[str, np.ndarray]]]], cmap=None, vmin=None, vmax=None):
@@ -95,14 +65,6 @@ def image_grid_figure(rows: list[tuple[str, list[tuple[str, np.ndarray]]]], cmap
     if cmap is not None and im is not None:
         fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6)
     return fig
-
-
-def fmt(s: dict, digits: int = 4) -> str:
-    """A ``spread`` dict as 'mean ± std (n)'."""
-    if s["mean"] is None:
-        return "n/a"
-    n = sum(v is not None for v in s["values"])
-    return f"{s['mean']:.{digits}g} ± {s['std']:.2g} (n={n})"
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:

@@ -108,11 +108,6 @@ def init_params(key: Array, cfg: ModelConfig = ModelConfig()) -> Params:
     }
 
 
-def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
-    c, h = cfg.channels, cfg.hidden
-    return {"w1": (3 * c, h), "b1": (h,), "w2": (h, c), "b2": (c,)}
-
-
 # --------------------------------------------------------------------------- kernels
 
 

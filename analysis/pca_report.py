@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import special
 
 from nca.errors import NCAError
 
@@ -137,19 +136,11 @@ def preflight(settings: "PCAReportSettings") -> None:
 
 def mean_interval(values, level: float = 0.95) -> dict:
     """{"mean", "lo", "hi", "n"}: Student-t interval of the mean over replicates (NaN
-    ignored); lo/hi None for n < 2."""
-    v = np.asarray(values, np.float64)
-    v = v[np.isfinite(v)]
-    n = int(v.size)
-    if n == 0:
-        return {"mean": None, "lo": None, "hi": None, "n": 0}
-    m = float(v.mean())
-    if n < 2:
-        return {"mean": m, "lo": None, "hi": None, "n": n}
-    # special.stdtrit is what scipy.stats.t.ppf evaluates (same bits), without importing
-    # scipy.stats (0.8 s of each report's start)
-    half = float(special.stdtrit(n - 1, 0.5 + level / 2) * v.std(ddof=1) / np.sqrt(n))
-    return {"mean": m, "lo": m - half, "hi": m + half, "n": n}
+    ignored); lo/hi None for n < 2. ``analysis.stats.mean_ci`` in report.json's layout."""
+    from .stats import mean_ci
+
+    c = mean_ci(np.asarray(values, np.float64), level)
+    return {k: c[k] for k in ("mean", "lo", "hi", "n")}
 
 
 def binomial_interval(k: int, n: int, level: float = 0.95) -> list[float]:

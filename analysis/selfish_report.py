@@ -79,14 +79,14 @@ def img(uri: str, alt: str = "", width: int | None = None) -> str:
 
 
 def page(title: str, sections: list[tuple[str, str]]) -> str:
-    """A self-contained HTML page from (heading, html body) sections."""
-    style = ("body{font-family:sans-serif;max-width:1300px;margin:auto;padding:1em}"
-             "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
-             "font-size:13px}th{background:#eee}img{margin:4px;image-rendering:pixelated}"
-             "p.note{color:#555;font-size:13px}")
-    body = "".join(f"<h2>{html.escape(h)}</h2>\n{b}\n" for h, b in sections)
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>\n{body}</body></html>")
+    """A self-contained HTML page from (heading, html body) sections: the reports' one page
+    head and style (``analysis.report.page_head``); notes are its ``cap`` captions."""
+    from .report import page_head
+
+    body = "".join(f"<h2>{html.escape(h)}</h2>\n" + b.replace("class='note'", "class='cap'") + "\n"
+                   for h, b in sections)
+    return (page_head(title) + "<style>img{margin:4px;image-rendering:pixelated}</style>"  # pixel-art frames
+            f"<h1>{html.escape(title)}</h1>\n{body}</body></html>")
 
 
 def png(fig) -> bytes:
@@ -310,20 +310,11 @@ def summary_lines(summary: dict) -> list[str]:
 
 
 def tojson(o):
-    """numpy-free JSON values (non-finite floats -> None)."""
-    if isinstance(o, dict):
-        return {str(k): tojson(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [tojson(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return tojson(o.tolist())
-    if isinstance(o, (np.floating, float)):
-        return None if not np.isfinite(o) else round(float(o), 7)
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, np.bool_):
-        return bool(o)
-    return o
+    """numpy-free JSON values (non-finite floats -> None, floats rounded to 7 decimals):
+    ``analysis.report.json_safe``, the one JSON cleaner."""
+    from .report import json_safe
+
+    return json_safe(o, digits=7)
 
 
 # Every key of report.json, documented (the page shows this table too).

@@ -113,7 +113,12 @@ def check_writable(path: Path, folder: bool = False) -> None:
     path = Path(path)
     where = path if folder else path.parent
     if not folder and path.is_dir():
-        raise NCAError(f"cannot write {path}: it is a folder")
+        raise NCAError(f"cannot write {path}: it is a folder; give a file name")
+    for parent in [where, *where.parents]:  # the nearest existing one must be a folder
+        if parent.exists():
+            if not parent.is_dir():
+                raise NCAError(f"cannot write under {parent}: it is a file, not a folder")
+            break
     _mkdir(where)
     probe = None
     try:

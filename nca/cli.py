@@ -22,7 +22,6 @@ import argparse
 import errno
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -154,29 +153,8 @@ def add_quiet(p: Parser) -> None:
 
 # --- output paths -------------------------------------------------------------------------------
 
-def check_writable(path: Path, is_dir: bool) -> None:
-    """Fail now, with one line, if ``path`` cannot be written; before any computing.
-
-    ``is_dir``: ``path`` is an output folder (created if missing), else an output file whose
-    folder is created if missing. Probes by creating (and removing) a temporary file, since
-    ``os.access`` is wrong for root on a read-only file system.
-    """
-    path = Path(path)
-    folder = path if is_dir else path.parent
-    if not is_dir and path.is_dir():
-        raise NCAError(f"{path} is a folder; give a file name")
-    for parent in [folder, *folder.parents]:
-        if parent.exists():
-            if not parent.is_dir():
-                raise NCAError(f"cannot write under {parent}: it is a file, not a folder")
-            break
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise NCAError(f"cannot write to {folder}: {e.strerror or e}") from None
+# check_writable: nca.checkpoint.check_writable (the one copy: a probe file written and synced,
+# so a read-only folder, a full disk or a file in the way are found before any computing).
 
 
 def claim_report_dir(out: Path, command: str, args, skip: tuple[str, ...] = ("out", "quiet")):

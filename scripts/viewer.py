@@ -10,7 +10,7 @@ PC directions, perception rotation. The PCA basis comes from a rollout of --step
 from the seed (docs/viewer.md).
 """
 
-from nca.cli import Parser, add_out, add_quiet, add_seed, add_steps, check_writable, positive_int, run_cli
+from nca.cli import Parser, add_out, add_quiet, add_seed, add_steps, positive_int, run_cli
 
 
 def parse_args(argv=None):
@@ -29,7 +29,9 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     a = parse_args(argv)
-    check_writable(a.out, is_dir=False)
+    from nca.checkpoint import check_writable
+
+    check_writable(a.out)  # before any computing
 
     import nca
     from analysis.viewer import ViewerSettings, write_viewer

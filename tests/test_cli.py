@@ -44,13 +44,15 @@ def test_help_lists_out_as_required_and_shows_defaults():
 
 
 def test_check_writable_refuses_a_path_under_a_regular_file(tmp_path):
+    from nca.checkpoint import check_writable  # the one copy (issue 25: there were 3)
+
     blocker = tmp_path / "file"
     blocker.write_text("mine")
     with pytest.raises(NCAError, match="it is a file"):
-        cli.check_writable(blocker / "sub" / "out", is_dir=True)
+        check_writable(blocker / "sub" / "out", folder=True)
     with pytest.raises(NCAError, match="is a folder"):
-        cli.check_writable(tmp_path, is_dir=False)
-    cli.check_writable(tmp_path / "new" / "dir", is_dir=True)  # creatable: fine
+        check_writable(tmp_path)
+    check_writable(tmp_path / "new" / "dir", folder=True)  # creatable: fine
     assert (tmp_path / "new" / "dir").is_dir() and list((tmp_path / "new" / "dir").iterdir()) == []
     assert blocker.read_text() == "mine"
 

@@ -14,7 +14,7 @@ import pytest
 SCRIPTS = sorted(p for p in (Path(__file__).resolve().parents[1] / "scripts").glob("*.py") if not p.name.startswith("_"))
 # --out may be optional only where a command has a reason: grow.py --list writes nothing,
 # train.py --resume DIR writes into DIR, dissect.py is the README's first command (no
-# arguments; it writes to reports/lizard).
+# arguments; it writes to reports/<model>/, e.g. reports/lizard-persistent/).
 OUT_OPTIONAL = {"grow.py", "train.py", "dissect.py"}
 FORBIDDEN = {"--no-progress": "--quiet"}
 

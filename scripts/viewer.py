@@ -40,8 +40,7 @@ def main(argv=None) -> int:
     settings = ViewerSettings(steps=a.steps, components=a.components, size=a.size, seed=a.seed,
                               autoplay=not a.paused)
     path = write_viewer(model, a.out, settings)
-    if not a.quiet:
-        print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB)")
+    print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB)")  # the result: stdout (--quiet: no progress)
     return 0
 
 

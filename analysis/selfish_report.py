@@ -205,7 +205,7 @@ def muller_figure(times: np.ndarray, counts: np.ndarray, parent: np.ndarray, tit
 def band_figure(panels, ylabel: str, xlabel: str = "CA step", log: bool = False):
     """panels: [(title, {label: (x [T], values [S, T])})] -> the mean with a 95% t-band over
     seeds and a thin line per seed."""
-    from scipy import stats
+    from .stats import mean_ci_axis
 
     plt = _plt()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.2), squeeze=False)
@@ -216,9 +216,9 @@ def band_figure(panels, ylabel: str, xlabel: str = "CA step", log: bool = False)
             for row in v:
                 ax.plot(x, row, color=c, alpha=0.25, lw=0.7)
             m = v.mean(0)
-            if len(v) > 1:
-                h = stats.t.ppf(0.975, len(v) - 1) * v.std(0, ddof=1) / np.sqrt(len(v))
-                ax.fill_between(x, m - h, m + h, color=c, alpha=0.25)
+            if len(v) > 1:  # the 95 % t band over seeds (analysis.stats, the one home)
+                ci = mean_ci_axis(v, axis=0)
+                ax.fill_between(x, ci["lo"], ci["hi"], color=c, alpha=0.25)
             ax.plot(x, m, color=c, lw=2, label=f"{label} (n={len(v)})")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(xlabel)

@@ -247,11 +247,6 @@ def monotone_r2(score: np.ndarray, proj: np.ndarray) -> float:
     return 1.0 - float(((y - fit) ** 2).sum()) / sst
 
 
-def _plateau_argmax(angles: np.ndarray, values: np.ndarray) -> float:
-    """Mean of the angles where ``values`` reach their maximum (a plateau for step maps)."""
-    return float(angles[values >= values.max() - 1e-12].mean())
-
-
 def smoother_r2(y: np.ndarray, uv: np.ndarray, thetas_deg: np.ndarray, weights: np.ndarray | None = None,
                 bandwidth: float = SMOOTHER_BANDWIDTH) -> np.ndarray:
     """Variance fraction of one map explained by a smooth function of the position projected

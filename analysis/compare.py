@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import subspace_angles
 
+from nca.errors import NCAError
+
 from .axes import wrap180
 
 
@@ -24,7 +26,7 @@ def loading_angles_deg(components_a: np.ndarray, components_b: np.ndarray) -> np
     """Principal angles (degrees, ascending) between row spans. [k, F], [k', F] -> [min(k, k')]."""
     a, b = np.asarray(components_a, np.float64), np.asarray(components_b, np.float64)
     if a.shape[1] != b.shape[1]:
-        raise ValueError(f"feature dimensions differ: {a.shape[1]} vs {b.shape[1]}")
+        raise NCAError(f"feature dimensions differ: {a.shape[1]} vs {b.shape[1]}")
     return np.sort(np.rad2deg(subspace_angles(a.T, b.T)))
 
 
@@ -37,11 +39,11 @@ def map_angles_deg(maps_a: np.ndarray, maps_b: np.ndarray) -> tuple[np.ndarray, 
     a = np.asarray(maps_a, np.float64)
     b = np.asarray(maps_b, np.float64)
     if a.shape[:-1] != b.shape[:-1]:
-        raise ValueError(f"grids differ: {a.shape[:-1]} vs {b.shape[:-1]}")
+        raise NCAError(f"grids differ: {a.shape[:-1]} vs {b.shape[:-1]}")
     common = np.isfinite(a).all(-1) & np.isfinite(b).all(-1)
     n = int(common.sum())
     if n <= max(a.shape[-1], b.shape[-1]):
-        raise ValueError(f"only {n} cells alive in both bodies: too few to compare")
+        raise NCAError(f"only {n} cells alive in both bodies: too few to compare")
     xa, xb = a[common], b[common]
     return np.sort(np.rad2deg(subspace_angles(xa - xa.mean(0), xb - xb.mean(0)))), n
 

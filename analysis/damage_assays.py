@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nca.damage import Cut, circle_masks
+from nca.errors import NCAError
 from nca.model import ModelConfig, seed_state, to_rgba
 from nca.train import per_sample_loss
 
@@ -57,7 +58,7 @@ def damage_masks(kind: str, key: jax.Array, n: int, height: int, width: int) -> 
     elif kind == "scatter":
         return np.asarray(jax.random.bernoulli(key, 0.5, (n, height, width)))
     else:
-        raise ValueError(f"unknown damage {kind!r}; choose from {PANEL}")
+        raise NCAError(f"unknown damage {kind!r}; choose from {PANEL}")
     return np.broadcast_to(m, (n, height, width)).copy()
 
 

@@ -69,7 +69,9 @@ class FigurePool:
 
     def __init__(self, processes: int = 1):
         if processes < 0:
-            raise ValueError(f"processes must be >= 0, got {processes}")
+            from nca.errors import NCAError
+
+            raise NCAError(f"processes must be >= 0, got {processes}")
         self._executor = None
         self._workers = []
         if processes:

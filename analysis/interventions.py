@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nca.errors import NCAError
 from nca.hooks import Hook, as_hook
 from nca.model import HOOK_POINTS
 
@@ -50,7 +51,7 @@ def channel_directions(channels, n_features: int) -> np.ndarray:
     """Unit vectors of ``channels`` (ints) in a feature space of ``n_features``: [k, F]."""
     channels = np.atleast_1d(np.asarray(channels, int))
     if channels.size and (channels.min() < 0 or channels.max() >= n_features):
-        raise ValueError(f"channels {channels.tolist()} outside 0..{n_features - 1}")
+        raise NCAError(f"channels {channels.tolist()} outside 0..{n_features - 1}")
     return np.eye(n_features, dtype=np.float32)[channels]
 
 
@@ -105,11 +106,11 @@ def ablate(directions, mode: str = "zero", value=None, source=None, source_t0: i
     t_start, t_stop: step window (``t_stop`` None: to the end); mask: [H, W] cells.
     """
     if mode not in MODES:
-        raise ValueError(f"unknown ablation mode {mode!r}; choose one of {MODES}")
+        raise NCAError(f"unknown ablation mode {mode!r}; choose one of {MODES}")
     if mode == "mean" and value is None:
-        raise ValueError("mean ablation needs value= (the component means, [k])")
+        raise NCAError("mean ablation needs value= (the component means, [k])")
     if mode == "resample" and source is None:
-        raise ValueError("resample ablation needs source= (a recording [T, ..., F])")
+        raise NCAError("resample ablation needs source= (a recording [T, ..., F])")
     arrays = {"d": jnp.atleast_2d(jnp.asarray(directions, jnp.float32))}
     if mode == "mean":  # (a value or source that the mode does not read is not carried)
         arrays["value"] = jnp.atleast_1d(jnp.asarray(value, jnp.float32))
@@ -194,7 +195,7 @@ def hooks(**by_point: Hook) -> dict[str, Hook]:
     """``hooks(state=h1, perception=h2)`` with the point names checked."""
     bad = set(by_point) - set(HOOK_POINTS)
     if bad:
-        raise ValueError(f"unknown hook points {sorted(bad)}; choose from {HOOK_POINTS}")
+        raise NCAError(f"unknown hook points {sorted(bad)}; choose from {HOOK_POINTS}")
     return dict(by_point)
 
 

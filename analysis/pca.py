@@ -67,7 +67,7 @@ def state_features(states: np.ndarray, features: str = "hidden") -> np.ndarray:
         return states[..., 4:]
     if features == "state":
         return states
-    raise ValueError(f"{features!r} is not a state feature set; use 'hidden' or 'state'")
+    raise NCAError(f"{features!r} is not a state feature set; use 'hidden' or 'state'")
 
 
 def min_cells(n_components: int) -> int:
@@ -86,7 +86,7 @@ def fit_cell_pca(features: np.ndarray, alive: np.ndarray, n_components: int = 6,
     features = np.asarray(features)
     alive = np.asarray(alive, bool)
     if features.shape[:-1] != alive.shape:
-        raise ValueError(f"features {features.shape} and alive {alive.shape} do not match")
+        raise NCAError(f"features {features.shape} and alive {alive.shape} do not match")
     x = features[alive].astype(np.float64)
     n, f = x.shape
     if n < min_cells(n_components):

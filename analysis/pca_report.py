@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import special
 
 from nca.errors import NCAError
 
@@ -138,37 +136,13 @@ def preflight(settings: "PCAReportSettings") -> None:
                        f"{n_feat[settings.features]} dimensions")
 
 
-def check_writable(out: Path) -> None:
-    """Raise NCAError unless ``out`` is (or can be created as) a writable folder. Creates nothing."""
-    out = Path(out)
-    if out.exists():
-        if not out.is_dir():
-            raise NCAError(f"--out {out} exists and is not a folder")
-        if not os.access(out, os.W_OK | os.X_OK):
-            raise NCAError(f"--out {out} is not writable")
-        return
-    parent = out.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise NCAError(f"--out {out}: cannot create it ({parent} is not a writable folder)")
-
-
 def mean_interval(values, level: float = 0.95) -> dict:
     """{"mean", "lo", "hi", "n"}: Student-t interval of the mean over replicates (NaN
-    ignored); lo/hi None for n < 2."""
-    v = np.asarray(values, np.float64)
-    v = v[np.isfinite(v)]
-    n = int(v.size)
-    if n == 0:
-        return {"mean": None, "lo": None, "hi": None, "n": 0}
-    m = float(v.mean())
-    if n < 2:
-        return {"mean": m, "lo": None, "hi": None, "n": n}
-    # special.stdtrit is what scipy.stats.t.ppf evaluates (same bits), without importing
-    # scipy.stats (0.8 s of each report's start)
-    half = float(special.stdtrit(n - 1, 0.5 + level / 2) * v.std(ddof=1) / np.sqrt(n))
-    return {"mean": m, "lo": m - half, "hi": m + half, "n": n}
+    ignored); lo/hi None for n < 2. ``analysis.stats.mean_ci`` in report.json's layout."""
+    from .stats import mean_ci
+
+    c = mean_ci(np.asarray(values, np.float64), level)
+    return {k: c[k] for k in ("mean", "lo", "hi", "n")}
 
 
 def binomial_interval(k: int, n: int, level: float = 0.95) -> list[float]:
@@ -602,8 +576,10 @@ def summary_lines(rep: dict) -> list[str]:
 
     last = rep["steps"][-1]
     lines = [f"{rep['model']}: step {last['step']}, body axis {last['body_axis_deg']:.1f} deg, "
-             f"{rep['replicates']} replicate(s)"]
-    for c in last["components"]:
+             f"{rep['replicates']} replicate(s); components by their share of step {last['step']}'s variance"]
+    # A pooled PCA's components are ordered by their share of the pooled data, not of this
+    # step's: listed in pooled order, a step's shares came out of order ("PC3 7.2 % / PC4 7.5 %").
+    for c in sorted(last["components"], key=lambda c: -c["explained_variance_ratio"]):
         p = "-" if c.get("p_value") is None else f"{c['p_value']:.3f}"
         pr = "-" if c.get("radial_p_value") is None else f"{c['radial_p_value']:.3f}"
         lines.append(f"  PC{c['index'] + 1} {c['explained_variance_ratio']:6.1%}  {component_label(c)}  "

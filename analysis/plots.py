@@ -78,37 +78,6 @@ def _clean(ax) -> None:
     ax.set_yticks([])
 
 
-def fig_explained_variance(evr_pooled, steps=None, evr_steps=None) -> Figure:
-    """Bars: pooled explained variance ratio per PC (+ cumulative); lines: each PC's share
-    of the variance at each analysed step. evr_pooled: [k]; evr_steps: [S, k]."""
-    evr_pooled = np.asarray(evr_pooled)
-    k = len(evr_pooled)
-    ncols = 2 if evr_steps is not None else 1
-    fig = Figure(figsize=(5.0 * ncols, 3.4))
-    ax = fig.add_subplot(1, ncols, 1)
-    x = np.arange(1, k + 1)
-    ax.bar(x, evr_pooled, color=[_colour(j) for j in range(k)])
-    ax.plot(x, np.cumsum(evr_pooled), "k.-", label="cumulative")
-    for xi, v in zip(x, evr_pooled):
-        ax.text(xi, v + 0.01, f"{v:.2f}", ha="center", fontsize=8)
-    ax.set_xticks(x, [f"PC{j}" for j in x])
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("explained variance ratio")
-    ax.set_title("pooled PCA")
-    ax.legend(loc="center right", fontsize=8)
-    if evr_steps is not None:
-        ax2 = fig.add_subplot(1, 2, 2)
-        evr_steps = np.asarray(evr_steps)
-        for j in range(k):
-            ax2.plot(steps, evr_steps[:, j], "o-", color=_colour(j), label=f"PC{j + 1}")
-        ax2.set_xlabel("growth step")
-        ax2.set_ylabel("share of that step's variance")
-        ax2.set_title("per analysed step")
-        ax2.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    return fig
-
-
 def fig_pc_maps(states: np.ndarray, maps: np.ndarray, bodies: list[dict], row_labels: list[str],
                 threshold: float = 0.1, max_components: int = 6) -> Figure:
     """Rows: grids (steps, models...); columns: the RGB image (dashed: body long axis), then

@@ -26,17 +26,20 @@ CONVENTIONS = {
 }
 
 
-def json_safe(x):
+def json_safe(x, digits: int | None = None):
     """A copy of nested dicts/lists with NumPy scalars as Python numbers and NaN/inf as None
-    (strict JSON)."""
+    (strict JSON); digits: round every float to that many decimals (the selfish report: 7).
+    The one JSON cleaner of the reports."""
     if isinstance(x, dict):
-        return {str(k): json_safe(v) for k, v in x.items()}
+        return {str(k): json_safe(v, digits) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [json_safe(v) for v in x]
+        return [json_safe(v, digits) for v in x]
     if hasattr(x, "tolist"):  # NumPy array or scalar
-        return json_safe(x.tolist())
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
+        return json_safe(x.tolist(), digits)
+    if isinstance(x, float):
+        if not math.isfinite(x):
+            return None
+        return x if digits is None else round(x, digits)
     return x
 
 

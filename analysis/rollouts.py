@@ -51,7 +51,7 @@ def activations(model: LoadedModel, states: np.ndarray, features: str) -> np.nda
     """
     field = {"perception": "perception", "mlp": "hidden"}.get(features)
     if field is None:
-        raise ValueError(f"{features!r} is not an activation feature set")
+        raise NCAError(f"{features!r} is not an activation feature set")
     states = np.asarray(states, np.float32)
     flat = states.reshape((-1,) + states.shape[-3:])
     _, traj = nca.grow(model, 1, jax.random.key(0), x0=to_device(flat), record=(field,))

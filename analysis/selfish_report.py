@@ -33,14 +33,6 @@ def lineage_frame(state: np.ndarray, ids: np.ndarray, tint: float = 0.5, scale: 
     return img.repeat(scale, 0).repeat(scale, 1)
 
 
-def animation_gif(states: np.ndarray, ids: np.ndarray, scale: int = 4, fps: int = 15) -> bytes:
-    """GIF bytes of states [F, H, W, C] coloured by ids [F, H, W] (loops forever)."""
-    import imageio.v3 as iio
-
-    frames = np.stack([lineage_frame(s, i, scale=scale) for s, i in zip(states, ids)])
-    return iio.imwrite("<bytes>", frames, extension=".gif", duration=int(1000 / fps), loop=0)
-
-
 def _plt():
     import matplotlib
 
@@ -48,28 +40,6 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def curves_figure(panels: list[tuple[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]]], ylabel: str,
-                  log: bool = False, xlabel: str = "CA step"):
-    """One subplot per panel (title, {label: [(x, y) per seed]}): a thin line per seed, a
-    thick one for the mean over seeds."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
-    for ax, (title, series) in zip(axes[0], panels):
-        for j, (label, runs) in enumerate(series.items()):
-            c = PALETTE[j % len(PALETTE)]
-            for x, y in runs:
-                ax.plot(x, y, color=c, alpha=0.35, lw=0.8)
-            ax.plot(runs[0][0], np.mean([y for _, y in runs], axis=0), color=c, lw=2, label=label)
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        if log:
-            ax.set_yscale("log")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
 
 
 def image_grid_figure(rows: list[tuple[str, list[tuple[str, np.ndarray]]]], cmap=None, vmin=None, vmax=None):
@@ -97,14 +67,6 @@ def image_grid_figure(rows: list[tuple[str, list[tuple[str, np.ndarray]]]], cmap
     return fig
 
 
-def fmt(s: dict, digits: int = 4) -> str:
-    """A ``spread`` dict as 'mean ± std (n)'."""
-    if s["mean"] is None:
-        return "n/a"
-    n = sum(v is not None for v in s["values"])
-    return f"{s['mean']:.{digits}g} ± {s['std']:.2g} (n={n})"
-
-
 def table(header: list[str], rows: list[list[str]]) -> str:
     h = "".join(f"<th>{html.escape(c)}</th>" for c in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
@@ -117,14 +79,14 @@ def img(uri: str, alt: str = "", width: int | None = None) -> str:
 
 
 def page(title: str, sections: list[tuple[str, str]]) -> str:
-    """A self-contained HTML page from (heading, html body) sections."""
-    style = ("body{font-family:sans-serif;max-width:1300px;margin:auto;padding:1em}"
-             "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
-             "font-size:13px}th{background:#eee}img{margin:4px;image-rendering:pixelated}"
-             "p.note{color:#555;font-size:13px}")
-    body = "".join(f"<h2>{html.escape(h)}</h2>\n{b}\n" for h, b in sections)
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>\n{body}</body></html>")
+    """A self-contained HTML page from (heading, html body) sections: the reports' one page
+    head and style (``analysis.report.page_head``); notes are its ``cap`` captions."""
+    from .report import page_head
+
+    body = "".join(f"<h2>{html.escape(h)}</h2>\n" + b.replace("class='note'", "class='cap'") + "\n"
+                   for h, b in sections)
+    return (page_head(title) + "<style>img{margin:4px;image-rendering:pixelated}</style>"  # pixel-art frames
+            f"<h1>{html.escape(title)}</h1>\n{body}</body></html>")
 
 
 def png(fig) -> bytes:
@@ -243,7 +205,7 @@ def muller_figure(times: np.ndarray, counts: np.ndarray, parent: np.ndarray, tit
 def band_figure(panels, ylabel: str, xlabel: str = "CA step", log: bool = False):
     """panels: [(title, {label: (x [T], values [S, T])})] -> the mean with a 95% t-band over
     seeds and a thin line per seed."""
-    from scipy import stats
+    from .stats import mean_ci_axis
 
     plt = _plt()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.2), squeeze=False)
@@ -254,9 +216,9 @@ def band_figure(panels, ylabel: str, xlabel: str = "CA step", log: bool = False)
             for row in v:
                 ax.plot(x, row, color=c, alpha=0.25, lw=0.7)
             m = v.mean(0)
-            if len(v) > 1:
-                h = stats.t.ppf(0.975, len(v) - 1) * v.std(0, ddof=1) / np.sqrt(len(v))
-                ax.fill_between(x, m - h, m + h, color=c, alpha=0.25)
+            if len(v) > 1:  # the 95 % t band over seeds (analysis.stats, the one home)
+                ci = mean_ci_axis(v, axis=0)
+                ax.fill_between(x, ci["lo"], ci["hi"], color=c, alpha=0.25)
             ax.plot(x, m, color=c, lw=2, label=f"{label} (n={len(v)})")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(xlabel)
@@ -348,20 +310,11 @@ def summary_lines(summary: dict) -> list[str]:
 
 
 def tojson(o):
-    """numpy-free JSON values (non-finite floats -> None)."""
-    if isinstance(o, dict):
-        return {str(k): tojson(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [tojson(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return tojson(o.tolist())
-    if isinstance(o, (np.floating, float)):
-        return None if not np.isfinite(o) else round(float(o), 7)
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, np.bool_):
-        return bool(o)
-    return o
+    """numpy-free JSON values (non-finite floats -> None, floats rounded to 7 decimals):
+    ``analysis.report.json_safe``, the one JSON cleaner."""
+    from .report import json_safe
+
+    return json_safe(o, digits=7)
 
 
 # Every key of report.json, documented (the page shows this table too).

@@ -59,7 +59,8 @@ class LoadedModel:
         """[grid, grid, 4] premultiplied target as trained."""
         if self.target is None:
             raise NCAError(f"{self.name} has no bundled target image")
-        return load_target(self.target, self.target_size, self.target_padding)
+        return load_target(self.target, self.target_size, self.target_padding,
+                           self.config.target_background if self.config is not None else "none")
 
 
 def load_run(run_dir: str | Path) -> LoadedModel:

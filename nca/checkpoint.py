@@ -113,7 +113,12 @@ def check_writable(path: Path, folder: bool = False) -> None:
     path = Path(path)
     where = path if folder else path.parent
     if not folder and path.is_dir():
-        raise NCAError(f"cannot write {path}: it is a folder")
+        raise NCAError(f"cannot write {path}: it is a folder; give a file name")
+    for parent in [where, *where.parents]:  # the nearest existing one must be a folder
+        if parent.exists():
+            if not parent.is_dir():
+                raise NCAError(f"cannot write under {parent}: it is a file, not a folder")
+            break
     _mkdir(where)
     probe = None
     try:
@@ -165,7 +170,15 @@ class RunDirLock:
         self.folder, self._fd = folder, fd
 
     def release(self) -> None:
+        """Give the folder back and remove the lock file, so a refused or finished command
+        leaves no ``.nca-lock`` behind (``train.py --out docs`` refused used to). It is
+        unlinked while still held: a process that opened it meanwhile finds it gone
+        (``claim_run_dir`` checks that the file it locked is still the one at the path)."""
         if self._fd is not None:
+            try:
+                os.unlink(self.folder / LOCK)
+            except OSError:
+                pass  # already gone, or a read-only folder: the flock still ends below
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None
 
@@ -176,44 +189,120 @@ class RunDirLock:
         self.release()
 
 
-def claim_run_dir(folder: Path) -> RunDirLock:
+def claim_run_dir(folder: Path, user: str = "training run") -> RunDirLock:
     """Create ``folder`` if needed and claim it for this process, atomically.
 
     Two runs started at once into the same folder: both may create it (``mkdir`` with
     ``exist_ok``), but only one gets the exclusive ``flock`` on ``folder/.nca-lock``; the
     other raises NCAError at once, before writing anything. Whoever holds the claim then
     checks the folder's contents (a run there already, the user's own files) knowing no
-    other process of ours is writing to it.
+    other process of ours is writing to it. ``release()`` removes the lock file again.
+    user: what holds such a claim, for the message ("training run", "report command").
     """
     import fcntl
 
     folder = Path(folder)
     _mkdir(folder)
     lock = folder / LOCK
-    try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, file_mode())
-    except OSError as e:
-        raise _os_error(folder, e) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    for _ in range(100):  # retried only if a releasing holder unlinked the file we opened
         try:
-            pid = os.pread(fd, 32, 0).decode(errors="replace").strip()
-        except OSError:
-            pid = ""
-        os.close(fd)
-        who = f" (process {pid})" if pid.isdigit() else ""
-        raise NCAError(f"{folder} is in use by another training run{who}; wait for it to finish "
-                       "or choose another folder (nothing was written)") from None
-    except OSError as e:
-        os.close(fd)
-        raise _os_error(lock, e, "lock") from None
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, file_mode())
+        except OSError as e:
+            raise _os_error(folder, e) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                pid = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            except OSError:
+                pid = ""
+            os.close(fd)
+            who = f" (process {pid})" if pid.isdigit() else ""
+            raise NCAError(f"{folder} is in use by another {user}{who}; wait for it to finish "
+                           "or choose another folder (nothing was written)") from None
+        except OSError as e:
+            os.close(fd)
+            raise _os_error(lock, e, "lock") from None
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # we locked a file its holder removed on release: lock the new one
+    else:
+        raise NCAError(f"cannot claim {folder}: its lock file keeps changing")
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     except OSError:
         pass  # the pid is only for the message above
     return RunDirLock(folder, fd)
+
+
+REPORT_MARK = ".nca-report.json"
+
+
+def claim_report_dir(folder: Path, command: str, settings: dict | None) -> RunDirLock:
+    """Claim ``folder`` for a report ``command`` (``"dissect"``, ``"pca_report"``, ...) run
+    with ``settings`` (JSON-able: the model(s) and every setting that changes the output);
+    refuse (NCAError, one line, nothing written) a folder this report may not overwrite.
+
+    A report folder is marked by ``.nca-report.json`` (``{"command", "settings"}``), written
+    when it is claimed. The claim is granted for a new or empty folder (ignoring our lock,
+    our temporary files and a bare mark a killed run left), and for a folder marked by the
+    same command with the same settings: re-running replaces the report. It is refused for
+    a folder marked by another command or other settings (another model's report: the
+    default ``--out`` of scripts/dissect.py was once shared by every model), and for a
+    folder holding files no report command marked (the user's own files, or a report from
+    before marks existed). ``settings=None``: the command checks its own settings (a
+    resumable pipeline such as selfish.py's); only the command must match. Held like a
+    training run's claim (``claim_run_dir``: two commands never write one folder at once);
+    ``release()`` (or ``with``) when the report is written.
+    """
+    import json
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NCAError(f"cannot write a report into {folder}: it is a file, not a folder")
+    lock = claim_run_dir(folder, user="command")
+    try:
+        mark_path = folder / REPORT_MARK
+        want = json.loads(json.dumps({"command": command, "settings": settings}, sort_keys=True, default=str))
+        mark = None
+        if mark_path.is_file():
+            try:
+                mark = json.loads(mark_path.read_text())
+            except (OSError, ValueError):
+                mark = {}
+        others = sorted(p.name for p in folder.iterdir() if p.name not in (LOCK, REPORT_MARK)
+                        and not (p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX)))
+        if mark is not None and others:  # a bare mark (a run killed before writing) counts as empty
+            if mark.get("command") != command:
+                raise NCAError(f"{folder} holds a report of another command ({mark.get('command')!r}); "
+                               "choose another output folder (nothing was overwritten)")
+            if settings is not None and mark.get("settings") != want["settings"]:
+                diff = _first_difference(mark.get("settings"), want["settings"])
+                raise NCAError(f"{folder} holds a {command} report of other settings ({diff}); choose another "
+                               "output folder, or delete that one (nothing was overwritten)")
+        elif others:
+            shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+            raise NCAError(f"{folder} holds files this command did not write ({shown}); choose a new or empty "
+                           "output folder (nothing was overwritten)")
+        atomic_write_bytes(mark_path, (json.dumps(want, indent=1, sort_keys=True) + "\n").encode())
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _first_difference(old, new) -> str:
+    """``model: 'distill:lizard/persistent' there, 'distill:lizard/regenerating' here``."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in sorted(set(old) | set(new)):
+            if old.get(k) != new.get(k):
+                return f"{k}: {old.get(k)!r} there, {new.get(k)!r} here"
+    return "unreadable mark" if not isinstance(old, dict) else "settings differ"
 
 
 def _is_key(x) -> bool:

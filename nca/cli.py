@@ -22,7 +22,6 @@ import argparse
 import errno
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -154,29 +153,25 @@ def add_quiet(p: Parser) -> None:
 
 # --- output paths -------------------------------------------------------------------------------
 
-def check_writable(path: Path, is_dir: bool) -> None:
-    """Fail now, with one line, if ``path`` cannot be written; before any computing.
+# check_writable: nca.checkpoint.check_writable (the one copy: a probe file written and synced,
+# so a read-only folder, a full disk or a file in the way are found before any computing).
 
-    ``is_dir``: ``path`` is an output folder (created if missing), else an output file whose
-    folder is created if missing. Probes by creating (and removing) a temporary file, since
-    ``os.access`` is wrong for root on a read-only file system.
+
+def claim_report_dir(out: Path, command: str, args, skip: tuple[str, ...] = ("out", "quiet")):
+    """Claim the report folder ``out`` for this script (``nca.checkpoint.claim_report_dir``):
+    the same command with the same settings replaces its report; another model's or other
+    settings' report, or files it did not write, are refused with one line before any
+    computing. args: the parsed arguments (an ``argparse.Namespace`` or a dict); every one
+    but ``skip`` (where it writes, whether it prints) is a setting; ``None``: the command
+    checks its settings itself. Use as ``with cli.claim_report_dir(a.out, "dissect", a):``.
     """
-    path = Path(path)
-    folder = path if is_dir else path.parent
-    if not is_dir and path.is_dir():
-        raise NCAError(f"{path} is a folder; give a file name")
-    for parent in [folder, *folder.parents]:
-        if parent.exists():
-            if not parent.is_dir():
-                raise NCAError(f"cannot write under {parent}: it is a file, not a folder")
-            break
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise NCAError(f"cannot write to {folder}: {e.strerror or e}") from None
+    from .checkpoint import claim_report_dir as claim
+
+    settings = None
+    if args is not None:
+        settings = {k: v for k, v in sorted((vars(args) if not isinstance(args, dict) else args).items())
+                    if k not in skip}
+    return claim(Path(out), command, settings)
 
 
 # --- running ------------------------------------------------------------------------------------
@@ -215,6 +210,7 @@ def run_cli(main: Callable[[], int | None]) -> None:
     read-only folder, a full disk or a file-size limit. Ctrl-C exits 130 after the
     script's own handlers (training saves a checkpoint first) have run.
     """
+    _warnings_as_lines()
     try:
         code = main()
     except NCAError as e:
@@ -232,6 +228,26 @@ def run_cli(main: Callable[[], int | None]) -> None:
     if not _is_the_program():
         sys.exit(code or 0)
     _leave(code or 0)
+
+
+def _warnings_as_lines() -> None:
+    """The library's own warnings (``nca.targets.OpaqueTargetWarning``, ...) as one line,
+    ``warning: ...``, on stderr; other packages' warnings as Python shows them."""
+    import warnings
+
+    if getattr(warnings.showwarning, "_nca", False):
+        return
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category.__module__.split(".")[0] == "nca":
+            _newline_if_bar()
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    show._nca = True
+    warnings.showwarning = show
 
 
 def _is_the_program() -> bool:

@@ -35,6 +35,7 @@ class Config:
     target: str = "lizard"
     target_size: int = 40
     target_padding: int = 16
+    target_background: str = "none"  # "white": make the target image's white background transparent
     experiment: str = "regenerating"
     train_steps: int = 8000
     batch_size: int = 8
@@ -59,6 +60,10 @@ class Config:
         # (a config.json edited by hand, or a wrong value passed from Python).
         _check_types(self, "")
         _check_types(self.model, "model.")
+        from .targets import BACKGROUNDS
+
+        if self.target_background not in BACKGROUNDS:
+            raise NCAError(f"target_background must be one of {', '.join(BACKGROUNDS)}, got {self.target_background!r}")
         if self.experiment not in EXPERIMENTS:
             raise NCAError(f"unknown experiment {self.experiment!r}; choose one of {', '.join(EXPERIMENTS)}")
         for name in ("train_steps", "batch_size", "pool_size", "checkpoint_every", "target_size", "rollout_min"):
@@ -251,6 +256,8 @@ FIELD_HELP = {
     "target": "target image: a bundled name, one emoji, or a path to a PNG",
     "target_size": "longer side of the target in cells",
     "target_padding": "empty cells around the target on every side",
+    "target_background": "none: the image's own transparency; white: make its white background (near-white "
+                         "pixels connected to the border) transparent",
     "experiment": f"one of {', '.join(EXPERIMENTS)}",
     "train_steps": "optimisation steps of the run (with --resume: extends or shortens it)",
     "batch_size": "samples per optimisation step",

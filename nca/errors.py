@@ -1,11 +1,12 @@
 """The one exception type users see: a clear message, no traceback."""
 
 
-class NCAError(Exception):
+class NCAError(ValueError):
     """A problem with the user's input (file, name, shape, config) or a failed run.
 
     Command-line scripts catch it and print ``error: <message>`` with exit code 2;
-    the message says what is wrong and what to do.
+    the message says what is wrong and what to do. A ``ValueError``, so a caller that
+    catches bad input as ``ValueError`` (as Python's own functions raise it) catches it too.
     """
 
 

@@ -32,6 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .errors import NCAError
+
 Array = jax.Array
 Params = dict  # {"w1": [3C, hidden], "b1": [hidden], "w2": [hidden, C], "b2": [C]}
 
@@ -99,19 +101,19 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.channels < 4:
-            raise ValueError(f"channels must be >= 4 (RGBA + hidden), got {self.channels}")
+            raise NCAError(f"channels must be >= 4 (RGBA + hidden), got {self.channels}")
         if self.hidden < 1:
-            raise ValueError(f"hidden must be >= 1, got {self.hidden}")
+            raise NCAError(f"hidden must be >= 1, got {self.hidden}")
         if not 0.0 < self.fire_rate <= 1.0:
-            raise ValueError(f"fire_rate must be in (0, 1], got {self.fire_rate}")
+            raise NCAError(f"fire_rate must be in (0, 1], got {self.fire_rate}")
         for name, allowed in (("perception", PERCEPTIONS), ("padding", PADDINGS), ("life", LIFE_RULES),
                               ("seed_pattern", SEEDS), ("topology", TOPOLOGIES)):
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+                raise NCAError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if self.topology == "hex" and self.perception != "laplacian":
-            raise ValueError(f"topology 'hex' has no Sobel pair: perception must be 'laplacian', got {self.perception!r}")
+            raise NCAError(f"topology 'hex' has no Sobel pair: perception must be 'laplacian', got {self.perception!r}")
         if self.clamp < 0:
-            raise ValueError(f"clamp must be >= 0 (0: none), got {self.clamp}")
+            raise NCAError(f"clamp must be >= 0 (0: none), got {self.clamp}")
 
     @property
     def kernels(self) -> int:
@@ -159,11 +161,6 @@ def init_params(key: Array, cfg: ModelConfig = ModelConfig()) -> Params:
         "w2": jnp.zeros((cfg.hidden, cfg.channels), jnp.float32),
         "b2": jnp.zeros((cfg.channels,), jnp.float32),
     }
-
-
-def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
-    c, h = cfg.channels, cfg.hidden
-    return {"w1": (cfg.perception_dim, h), "b1": (h,), "w2": (h, c), "b2": (c,)}
 
 
 # --------------------------------------------------------------------------- kernels
@@ -301,7 +298,7 @@ def check_hooks(hooks: Hooks | None) -> None:
     """
     unknown = sorted(set(hooks or ()) - set(HOOK_POINTS))
     if unknown:
-        raise ValueError(f"unknown hook point(s) {unknown}; choose from {', '.join(HOOK_POINTS)}")
+        raise NCAError(f"unknown hook point(s) {unknown}; choose from {', '.join(HOOK_POINTS)}")
 
 
 def _hook(hooks: Hooks | None, name: str, value: Array, t: Array) -> Array:
@@ -469,13 +466,13 @@ def rollout(
     """
     unknown = set(record) - set(RECORDABLE)
     if unknown:
-        raise ValueError(f"cannot record {sorted(unknown)}; choose from {RECORDABLE}")
+        raise NCAError(f"cannot record {sorted(unknown)}; choose from {RECORDABLE}")
     if steps % every:
-        raise ValueError(f"steps={steps} is not a multiple of every={every}")
+        raise NCAError(f"steps={steps} is not a multiple of every={every}")
     check_hooks(hooks)
 
     if active_steps is not None and record and record != ("state",):
-        raise ValueError("active_steps supports recording states only")
+        raise NCAError("active_steps supports recording states only")
     t0 = jnp.asarray(t0, jnp.int32)
 
     if fast and not hooks and set(record) <= {"state"} and cfg.is_article:

@@ -287,7 +287,7 @@ def _train_share(cfgs, dirs, names, resume, progress, stop_at, log, devices, job
     for (_, start), group in groups.items():  # in order of first appearance: deterministic
         if start >= group[0].cfg.train_steps:  # finished: report it (the preview redrawn: a kill may
             for r in group:  # have come before it, and its MSE goes in the summary)
-                target = load_target(r.cfg.target, r.cfg.target_size, r.cfg.target_padding)
+                target = load_target(r.cfg.target, r.cfg.target_size, r.cfg.target_padding, r.cfg.target_background)
                 mse = save_preview(r.dir / ckpt.PREVIEW, r.cfg, r.state.params, target)
                 results[r.name] = _result(r, job, start, mse)
             states.append(stack_states([r.state for r in group]))
@@ -315,8 +315,9 @@ def _train_group(runs: list[_Run], progress, stop_at, log, devices, job):
     cfg, k = runs[0].cfg, len(runs)
     check_fits(training_bytes(cfg, k), f"training {k} models on a {cfg.grid_size}x{cfg.grid_size} grid",
                "train fewer seeds at once, or lower pool_size, batch_size, target_size or rollout_max")
-    targets_np = [load_target(r.cfg.target, r.cfg.target_size, r.cfg.target_padding) for r in runs]
-    per_model = len({r.cfg.target for r in runs}) > 1
+    targets_np = [load_target(r.cfg.target, r.cfg.target_size, r.cfg.target_padding, r.cfg.target_background)
+                  for r in runs]
+    per_model = len({(r.cfg.target, r.cfg.target_background) for r in runs}) > 1
     devices = jax.local_devices() if devices is None else list(devices)
     mesh = make_mesh(devices[:min(k, len(devices))])
     step_fn = _population_step(replace(cfg, **_NOT_IN_STEP), mesh, per_model)

@@ -86,12 +86,35 @@ def load_demo_json(path: Path, name: str | None = None) -> tuple[ModelConfig, Pa
     return cfg, params
 
 
+def closest_name(name: str, names) -> str | None:
+    """The published name a typo most likely meant, or None: the emoji and the experiment
+    are matched each on its own (difflib ratio >= 0.75), so a shared ``distill:`` and
+    ``/regenerating`` never make an unrelated emoji look close (docs/validation/house.md:
+    150/151 one-edit typos get the right name, none a wrong one; 0/60 unpublished emoji get a
+    suggestion: python bench/typo_names.py)."""
+    import difflib
+
+    parts = {}
+    for n in names:
+        emoji, _, experiment = n[len(PREFIX):].partition("/")
+        parts.setdefault(emoji, set()).add(experiment)
+    emoji, _, experiment = name[len(PREFIX):].partition("/") if name.startswith(PREFIX) else ("", "", "")
+    best = difflib.get_close_matches(emoji, sorted(parts), n=1, cutoff=0.75)
+    if not best:
+        return None
+    kinds = sorted(parts[best[0]])
+    exp = experiment if experiment in kinds else (difflib.get_close_matches(experiment, kinds, n=1, cutoff=0.6) or [None])[0]
+    return f"{PREFIX}{best[0]}/{exp}" if exp else None
+
+
 def load_published(name: str) -> tuple[ModelConfig, Params]:
     """Load a published model by name -> (ModelConfig(), params)."""
     files = _files()
     if name not in files:
+        close = closest_name(name, files)
+        hint = f"did you mean {close!r}? " if close else ""
         raise NCAError(
-            f"unknown published model {name!r}; names look like 'distill:lizard/regenerating' "
+            f"unknown published model {name!r}; {hint}names look like 'distill:lizard/regenerating' "
             f"(nca.published_names() lists all {len(files)})"
         )
     cfg, params = load_demo_json(files[name], name)

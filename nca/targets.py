@@ -180,15 +180,54 @@ def target_image(spec: str) -> Image.Image:
     )
 
 
-def load_target(spec: str, size: int = 40, padding: int = 16) -> np.ndarray:
+BACKGROUNDS = ("none", "white")
+# A pixel is "white" when each of R, G, B is at least this (240/255): JPEG noise and light
+# antialiasing against white stay background, a light colour in the drawing does not.
+WHITE_MIN = 240 / 255
+
+
+class OpaqueTargetWarning(UserWarning):
+    """A target image with no transparent pixel: its background is part of what is learned."""
+
+
+def white_to_transparent(img: Image.Image) -> Image.Image:
+    """``img`` (RGBA) with its white background made transparent: the near-white pixels
+    (every channel >= ``WHITE_MIN``) connected to the image's border (4-connectivity), as a
+    flood fill from the edges would find them. White inside the drawing (an eye's white,
+    enclosed by ink) is kept."""
+    from scipy import ndimage
+
+    a = np.array(img.convert("RGBA"))
+    white = (a[..., :3] >= round(WHITE_MIN * 255)).all(-1)
+    labels, _ = ndimage.label(white)  # 4-connectivity (the default structure)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    background = np.isin(labels, edge[edge > 0])
+    a[background] = 0
+    return Image.fromarray(a, "RGBA")
+
+
+def load_target(spec: str, size: int = 40, padding: int = 16, background: str = "none") -> np.ndarray:
     """Target as ``[size + 2*padding, size + 2*padding, 4]`` float32, colour premultiplied.
 
     The image is scaled (down or up, Lanczos) so its longer side is ``size`` and centred
-    on a square canvas.
+    on a square canvas. background: "none" (the image's own alpha), or "white" (its white
+    background made transparent first: ``white_to_transparent``). An image without a single
+    transparent pixel (a PNG or JPEG on a white background) would teach the CA to grow the
+    background too: with background "none" it warns (``OpaqueTargetWarning``).
     """
     if size < 1 or padding < 0:
         raise NCAError(f"target size must be >= 1 and padding >= 0 (got size={size}, padding={padding})")
+    if background not in BACKGROUNDS:
+        raise NCAError(f"target_background must be one of {', '.join(BACKGROUNDS)}, got {background!r}")
     img = target_image(spec)
+    if background == "white":
+        img = white_to_transparent(img)
+    elif img.getextrema()[3][0] == 255:  # every pixel opaque
+        import warnings
+
+        warnings.warn(f"target {spec!r} has no transparent pixel: its background will be learned as part of the "
+                      "body; give a PNG with transparency, or --target-background white to make a white "
+                      "background transparent", OpaqueTargetWarning)  # once per process and target (stacklevel 1)
     if max(img.size) > size:
         img.thumbnail((size, size), Image.LANCZOS)  # antialiased, keeps the aspect ratio
     elif max(img.size) < size:  # a small image is scaled up to the requested size too

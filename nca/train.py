@@ -270,7 +270,7 @@ def train(cfg: Config | None, out_dir: Path, resume: bool = False, progress: boo
     if not resume:  # before the folder is made: refused with nothing written
         check_fits(training_bytes(cfg), f"training on a {cfg.grid_size}x{cfg.grid_size} grid",
                    "lower pool_size, batch_size, target_size or rollout_max")
-        load_target(cfg.target, cfg.target_size, cfg.target_padding)  # a bad target: no folder either
+        load_target(cfg.target, cfg.target_size, cfg.target_padding, cfg.target_background)  # a bad target: no folder either
     if resume and not out_dir.is_dir():
         raise NCAError(f"no config.json in {out_dir}: there is no run directory to resume")
     with ckpt.claim_run_dir(out_dir):
@@ -323,7 +323,7 @@ def _train_claimed(cfg: Config, out_dir: Path, resume: bool, progress: bool, sto
     check_fits(training_bytes(cfg), f"training on a {cfg.grid_size}x{cfg.grid_size} grid",
                "lower pool_size, batch_size, target_size or rollout_max")
     ckpt_path = out_dir / ckpt.CHECKPOINT
-    target_np = load_target(cfg.target, cfg.target_size, cfg.target_padding)
+    target_np = load_target(cfg.target, cfg.target_size, cfg.target_padding, cfg.target_background)
     target = jnp.asarray(target_np)
 
     saved_elapsed = 0.0  # training seconds before this call

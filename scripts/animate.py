@@ -120,7 +120,7 @@ def main() -> int:
         raise NCAError(as_flags(str(e))) from None
     o = meta["output"]
     print(f"wrote {o['frames']} frames of {o['width']}x{o['height']} to {a.out} "
-          f"(settings: {sidecar_path(a.out)})", file=sys.stderr)
+          f"(settings: {sidecar_path(a.out)})")  # the result: stdout (progress bars: stderr)
     return 0
 
 

@@ -106,12 +106,12 @@ def headline(rep: dict) -> tuple[list[str], list[list]]:
 
 def main(argv=None) -> int:
     a = parse_args(argv)
-    cli.check_writable(a.out, is_dir=True)
     settings = settings_from(a)
     if "transplant" in settings.parts and a.after % a.every:
         from nca.errors import NCAError
 
         raise NCAError(f"--after {a.after} must be a multiple of --every {a.every}")
+    claim = cli.claim_report_dir(a.out, "development_report", a)  # another report, or files not ours: refused
 
     import jax
 
@@ -174,9 +174,10 @@ def main(argv=None) -> int:
              + report.table(head, rows))
     for name, data in report.report_files(f"Development: {model.name}", intro, rep, pngs).items():
         atomic_write_bytes(a.out / name, data)
-    for r in rows:
-        print(f"  {r[0]}: {r[1]}", file=sys.stderr)
-    print(f"wrote {a.out}/index.html, report.json and {len(pngs)} figures in {rep['timing_s']:.0f} s", file=sys.stderr)
+    claim.release()
+    for r in rows:  # results: stdout (progress: stderr)
+        print(f"  {r[0]}: {r[1]}")
+    print(f"wrote {a.out}/index.html, report.json and {len(pngs)} figures in {rep['timing_s']:.0f} s")
     return 0
 
 

@@ -25,12 +25,13 @@ def main(argv=None) -> int:
 
     ap = cli.Parser(description=__doc__)
     ap.add_argument("model", nargs="?", default="distill:lizard/persistent", help="run directory or published name")
-    cli.add_out(ap, "output folder", required=False)
-    ap.set_defaults(out=Path("reports/lizard"))
+    cli.add_out(ap, "output folder (default: reports/<model>/, e.g. reports/lizard-persistent/)", required=False)
     cli.add_seed(ap, 0)
     cli.add_replicates(ap, 5)
     cli.add_quiet(ap)
     a = ap.parse_args(argv)
+    if a.out is None:  # one folder per model: a second model's report never lands on the first's
+        a.out = Path("reports") / model_slug(a.model)
 
     from analysis.figure_pool import FigurePool
 
@@ -38,6 +39,18 @@ def main(argv=None) -> int:
     # started first so that its imports overlap this process's own.
     with FigurePool(1) as figures:
         return dissect(a, argv, figures)
+
+
+def model_slug(model: str) -> str:
+    """A folder name for a model: ``distill:lizard/regenerating`` -> ``lizard-regenerating``,
+    ``runs/l4/seed_0`` -> ``l4-seed_0`` (the run folder and its parent)."""
+    import re
+
+    if model.startswith("distill:"):
+        parts = model[len("distill:"):].split("/")
+    else:
+        parts = [p for p in Path(model).resolve().parts[-2:] if p not in ("/", "")]
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", "-".join(parts)).strip("-.") or "model"
 
 
 def dissect(a, argv: list[str], figures) -> int:
@@ -51,11 +64,16 @@ def dissect(a, argv: list[str], figures) -> int:
         regrow=200,  # as long as the growth: regrowth and the second-seed comparison share one compiled rollout
         command="python scripts/dissect.py " + " ".join(shlex.quote(x) for x in argv))
     pca_report.preflight(settings)  # bad settings or model name: one line, nothing written
-    cli.check_writable(a.out, is_dir=True)
+    with cli.claim_report_dir(a.out, "dissect", a):  # another model's report, or files not ours: refused
+        return _dissect(a, settings, figures)
+
+
+def _dissect(a, settings, figures) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from tqdm import tqdm
 
+    from analysis import pca_report
     from analysis.panels import fitted, register
     from nca.animate import Animation, Cut, export
 
@@ -76,9 +94,9 @@ def dissect(a, argv: list[str], figures) -> int:
         result = pca_report.run_with_progress(settings, a.quiet, on_pca=start_movie, figures=figures)
         pca_report.write(result, a.out)
         movie[0].result()
-    for line in pca_report.summary_lines(result["report"]):
-        print(line, file=sys.stderr)
-    print(f"open {a.out / 'index.html'} (report) and {gif} (growth, cut at step 200, regrowth)", file=sys.stderr)
+    for line in pca_report.summary_lines(result["report"]):  # results: stdout (progress bars: stderr)
+        print(line)
+    print(f"open {a.out / 'index.html'} (report) and {gif} (growth, cut at step 200, regrowth)")
     return 0
 
 

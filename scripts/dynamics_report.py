@@ -59,12 +59,12 @@ def main(argv=None) -> int:
         max_checkpoints=a.max_checkpoints, seed=a.seed,
         command="python scripts/dynamics_report.py " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:])))
     DR.preflight(s)  # bad runs: one line, nothing written
-    cli.check_writable(a.out, is_dir=True)
-    result = DR.run_with_progress(s, a.quiet)
-    DR.write(result, a.out)
-    for line in DR.summary_lines(result):
-        print(line, file=sys.stderr)
-    print(wrote_line(a.out, result), file=sys.stderr)
+    with cli.claim_report_dir(a.out, "dynamics_report", a):  # another report, or files not ours: refused
+        result = DR.run_with_progress(s, a.quiet)
+        DR.write(result, a.out)
+    for line in DR.summary_lines(result):  # results: stdout (progress bars: stderr)
+        print(line)
+    print(wrote_line(a.out, result))
     return 0
 
 

@@ -82,15 +82,15 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     a = parse_args(argv)
     s = settings_from(a, argv)
-    cli.check_writable(a.out, is_dir=True)
     from analysis import knockout_report
     from analysis.report import wrote_line
 
-    result = knockout_report.run_with_progress(s, a.quiet)
-    knockout_report.write(result, a.out)
-    for line in knockout_report.summary_lines(result):
-        print(line, file=sys.stderr)
-    print(wrote_line(a.out, result), file=sys.stderr)
+    with cli.claim_report_dir(a.out, "knockout_report", a):  # another report, or files not ours: refused
+        result = knockout_report.run_with_progress(s, a.quiet)
+        knockout_report.write(result, a.out)
+    for line in knockout_report.summary_lines(result):  # results: stdout (progress bars: stderr)
+        print(line)
+    print(wrote_line(a.out, result))
     return 0
 
 

@@ -84,17 +84,17 @@ def main(argv=None) -> int:
     with FigurePool(1) as figures:
         from analysis import pca_report
 
-        from nca.cli import check_writable
+        from nca.cli import claim_report_dir
 
         settings = settings_from_args(a, argv)
         pca_report.preflight(settings)  # bad settings or model names: one line, nothing written
-        check_writable(a.out, is_dir=True)
-        result = pca_report.run_with_progress(settings, a.quiet, figures=figures)
-        pca_report.write(result, a.out)
-    for line in pca_report.summary_lines(result["report"]):
-        print(line, file=sys.stderr)
+        with claim_report_dir(a.out, "pca_report", a):  # another model's report, or files not ours: refused
+            result = pca_report.run_with_progress(settings, a.quiet, figures=figures)
+            pca_report.write(result, a.out)
+    for line in pca_report.summary_lines(result["report"]):  # results: stdout (progress bars: stderr)
+        print(line)
     print(f"wrote {a.out}/index.html, report.json and {len(result['figures'])} figures in "
-          f"{result['report']['timing_s']:.0f} s", file=sys.stderr)
+          f"{result['report']['timing_s']:.0f} s")
     return 0
 
 

@@ -57,18 +57,19 @@ def main(argv=None) -> int:
 
     settings = selfish_settings(a.preset, a.seeds, a.experiments, a.hosts or None, a.train_steps, a.steps,
                                 a.mutation_rate, a.mutation_size, a.genome_size)
-    cli.check_writable(a.out, is_dir=True)
     load_hosts(settings)  # a host that does not grow: one line before any training
 
     from analysis.selfish_report import summary_lines, write_report
     from nca.selfish.pipeline import run_all
 
-    res = run_all(settings, a.out, progress=not a.quiet)
-    summary = write_report(settings, res, a.out, " ".join(["scripts/selfish.py", *sys.argv[1:]]))
-    print(f"wrote {Path(a.out) / 'index.html'} and {Path(a.out) / 'report.json'} ({res['timings']['total_s']:.0f} s)",
-          file=sys.stderr)
-    for line in summary_lines(summary):
-        print("  " + line, file=sys.stderr)
+    # Files no selfish.py run wrote: refused. Its own folder is re-used (finished runs kept,
+    # seeds added): run_all checks the settings against the ones saved there.
+    with cli.claim_report_dir(a.out, "selfish", None):
+        res = run_all(settings, a.out, progress=not a.quiet)
+        summary = write_report(settings, res, a.out, " ".join(["scripts/selfish.py", *sys.argv[1:]]))
+    print(f"wrote {Path(a.out) / 'index.html'} and {Path(a.out) / 'report.json'} ({res['timings']['total_s']:.0f} s)")
+    for line in summary_lines(summary):  # results: stdout (progress: stderr)
+        print("  " + line)
     return 0
 
 

@@ -57,6 +57,31 @@ def parser() -> Parser:
     return ap
 
 
+def resume_command(folder: Path) -> str:
+    """The exact command that continues the run in ``folder``, as this script was started
+    (``python scripts/train.py`` or the installed ``nca-train``), quoted for a shell."""
+    import shlex
+
+    prog = sys.argv[0]
+    head = [Path(sys.executable).name, prog] if prog.endswith(".py") else [Path(prog).name]
+    return shlex.join([*head, "--resume", str(folder)])
+
+
+def stopped_early(folders: list[Path], steps) -> int:
+    """After Ctrl-C (the loop saved a checkpoint and returned): print the exact command
+    that resumes each run, on stderr, and return the interrupted exit code (130)."""
+    import numpy as np
+
+    from nca.cli import EXIT_INTERRUPTED
+    from nca.config import load_config
+
+    left = [d for d, s in zip(folders, np.atleast_1d(np.asarray(steps)))
+            if not (d / "config.json").is_file() or int(s) < load_config(d / "config.json").train_steps]
+    for d in left:
+        print(f"resume with: {resume_command(d)}", file=sys.stderr)
+    return EXIT_INTERRUPTED if left else 0
+
+
 def main() -> int:
     a = parser().parse_args()
     from nca.errors import NCAError
@@ -113,8 +138,8 @@ def main() -> int:
             if overrides and (a.resume / "config.json").is_file():  # only --train-steps: checked above
                 saved = load_config(a.resume / "config.json")
                 cfg = config(lambda: saved.from_dict({**saved.to_dict(), **overrides}))
-            train(cfg, a.resume, resume=True, progress=not a.quiet)
-            return 0
+            state = train(cfg, a.resume, resume=True, progress=not a.quiet)
+            return stopped_early([a.resume], state.step)
         cfg = config(lambda: preset(a.preset or "quick", **overrides))
         seeds = f"seed {cfg.seed}" if a.seeds is None else f"seeds {','.join(map(str, a.seeds))}"
         if job.distributed:
@@ -122,11 +147,18 @@ def main() -> int:
         print(f"training {cfg.experiment} {cfg.target!r} on a {cfg.grid_size}x{cfg.grid_size} grid, "
               f"{cfg.train_steps} steps, {seeds} -> {a.out}")
         if a.seeds is not None:
-            from nca.multiseed import train_seeds
+            from nca.multiseed import seed_dir, train_seeds
 
-            train_seeds(cfg, a.out, a.seeds, progress=not a.quiet, job=job)
-        else:
-            train(cfg, a.out, progress=not a.quiet)
+            import numpy as np
+
+            from nca.distributed import share
+
+            states = train_seeds(cfg, a.out, a.seeds, progress=not a.quiet, job=job)
+            steps = [s.step for s in (states if isinstance(states, list) else [states])]
+            mine = [seed_dir(a.out, s) for s in share(list(a.seeds), job)]  # this process's seeds, in order
+            return stopped_early(mine, np.concatenate([np.atleast_1d(np.asarray(s)) for s in steps]))
+        state = train(cfg, a.out, progress=not a.quiet)
+        return stopped_early([a.out], state.step)
     except NCAError as e:  # the hint after the last "; " names config fields: give the flags
         head, sep, hint = str(e).rpartition("; ")
         if sep and hint.startswith(("lower ", "try ")):

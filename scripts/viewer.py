@@ -10,7 +10,7 @@ PC directions, perception rotation. The PCA basis comes from a rollout of --step
 from the seed (docs/viewer.md).
 """
 
-from nca.cli import Parser, add_out, add_quiet, add_seed, add_steps, check_writable, positive_int, run_cli
+from nca.cli import Parser, add_out, add_quiet, add_seed, add_steps, positive_int, run_cli
 
 
 def parse_args(argv=None):
@@ -29,7 +29,9 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     a = parse_args(argv)
-    check_writable(a.out, is_dir=False)
+    from nca.checkpoint import check_writable
+
+    check_writable(a.out)  # before any computing
 
     import nca
     from analysis.viewer import ViewerSettings, write_viewer
@@ -38,8 +40,7 @@ def main(argv=None) -> int:
     settings = ViewerSettings(steps=a.steps, components=a.components, size=a.size, seed=a.seed,
                               autoplay=not a.paused)
     path = write_viewer(model, a.out, settings)
-    if not a.quiet:
-        print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB)")
+    print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB)")  # the result: stdout (--quiet: no progress)
     return 0
 
 

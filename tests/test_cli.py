@@ -44,13 +44,15 @@ def test_help_lists_out_as_required_and_shows_defaults():
 
 
 def test_check_writable_refuses_a_path_under_a_regular_file(tmp_path):
+    from nca.checkpoint import check_writable  # the one copy (issue 25: there were 3)
+
     blocker = tmp_path / "file"
     blocker.write_text("mine")
     with pytest.raises(NCAError, match="it is a file"):
-        cli.check_writable(blocker / "sub" / "out", is_dir=True)
+        check_writable(blocker / "sub" / "out", folder=True)
     with pytest.raises(NCAError, match="is a folder"):
-        cli.check_writable(tmp_path, is_dir=False)
-    cli.check_writable(tmp_path / "new" / "dir", is_dir=True)  # creatable: fine
+        check_writable(tmp_path)
+    check_writable(tmp_path / "new" / "dir", folder=True)  # creatable: fine
     assert (tmp_path / "new" / "dir").is_dir() and list((tmp_path / "new" / "dir").iterdir()) == []
     assert blocker.read_text() == "mine"
 
@@ -90,3 +92,15 @@ def test_run_cli_leaves_without_the_interpreters_teardown_but_loses_nothing(tmp_
              "except SystemExit as e:\n    print('caught', e.code)\n"
     r = subprocess.run([sys.executable, "-c", caller, str(tmp_path / "s3.py")], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout == "no newlinecaught 3\n", r
+
+
+def test_nca_error_is_a_value_error_and_bad_model_configs_raise_it():
+    """Issue 25: callers catch bad input as ValueError, as they expect; the library's own
+    validation raises NCAError (so scripts print it as one line)."""
+    from nca.model import ModelConfig
+
+    assert issubclass(NCAError, ValueError)
+    for bad in (dict(channels=3), dict(hidden=0), dict(fire_rate=0.0)):
+        with pytest.raises(NCAError, match=next(iter(bad))):
+            ModelConfig(**bad)
+    ModelConfig(channels=4, hidden=1, fire_rate=1.0)  # control: the edge values are fine

@@ -14,7 +14,7 @@ import pytest
 SCRIPTS = sorted(p for p in (Path(__file__).resolve().parents[1] / "scripts").glob("*.py") if not p.name.startswith("_"))
 # --out may be optional only where a command has a reason: grow.py --list writes nothing,
 # train.py --resume DIR writes into DIR, dissect.py is the README's first command (no
-# arguments; it writes to reports/lizard).
+# arguments; it writes to reports/<model>/, e.g. reports/lizard-persistent/).
 OUT_OPTIONAL = {"grow.py", "train.py", "dissect.py"}
 FORBIDDEN = {"--no-progress": "--quiet"}
 
@@ -91,3 +91,22 @@ def test_every_script_is_a_console_command_and_every_package_is_installed():
     folders = sorted(".".join(p.parent.relative_to(root).parts) for top in ("nca", "analysis")
                      for p in (root / top).rglob("__init__.py"))
     assert sorted(meta["tool"]["setuptools"]["packages"]) == sorted(folders + ["nca_scripts"])
+
+
+def test_the_notebook_extra_has_what_docs_tutorial_md_uses_and_the_notebook_imports():
+    """Issue 25: `pip install -e ".[notebook]"` then `jupyter notebook docs/tutorial.ipynb`."""
+    import json
+    import re
+
+    tomllib = pytest.importorskip("tomllib")
+    root = Path(__file__).resolve().parents[1]
+    extra = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]["notebook"]
+    names = {re.split(r"[<>=\[ ]", r)[0] for r in extra}
+    assert {"notebook", "ipykernel", "matplotlib"} <= names
+    doc = (root / "docs" / "tutorial.md").read_text()
+    assert 'pip install -e ".[notebook]"' in doc and "jupyter notebook docs/tutorial.ipynb" in doc
+    cells = json.loads((root / "docs" / "tutorial.ipynb").read_text())["cells"]
+    imported = {m for c in cells if c["cell_type"] == "code"
+                for m in re.findall(r"^\s*(?:import|from) (\w+)", "".join(c["source"]), re.M)}
+    third_party = imported - {"nca", "analysis", "jax", "numpy", "json", "os", "sys", "pathlib", "time"}
+    assert third_party <= names, f"the notebook imports {third_party - names}, not in the [notebook] extra"

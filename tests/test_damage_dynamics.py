@@ -91,12 +91,23 @@ def test_dynamics_report_on_a_tiny_run(tmp_path):
         dyn["main"]([str(tmp_path / "bare"), "--out", str(tmp_path / "x")])
 
 
-def test_damage_report_with_two_models_shows_spread(tmp_path):
+def test_damage_report_with_two_models_shows_spread(tmp_path, capsys):
     rep = runpy.run_path(str(ROOT / "scripts" / "damage_report.py"), run_name="damage_report")
     out = tmp_path / "d"
     argv = ["distill:lizard/regenerating", "distill:lizard/persistent", "--out", str(out), "--grow", "60",
-            "--regrow", "20", "--every", "10", "--replicates", "2", "--damages", "square,stripe", "--quiet"]
+            "--regrow", "20", "--every", "10", "--replicates", "2", "--damages", "square,stripe"]
+    assert rep["main"](argv + ["--quiet"]) == 0
+    first = capsys.readouterr()
+    assert first.err == "" and "distill:lizard/persistent square" in first.out and "wrote " in first.out
+    before = (out / "report.json").read_bytes()
+    # the same model and settings replace their report (--quiet is not a setting); results
+    # go to stdout, the progress bar to stderr (issue 25: `> out.txt` captured nothing)
     assert rep["main"](argv) == 0
+    again = capsys.readouterr()
+    assert "damage" in again.err and "%" in again.err and "distill:lizard/persistent square" not in again.err
+    assert again.out.splitlines()[:-1] == first.out.splitlines()[:-1]  # the last line: its timing
+    strip = lambda b: {k: v for k, v in json.loads(b).items() if k not in ("timing_s", "command")}  # noqa: E731
+    assert strip((out / "report.json").read_bytes()) == strip(before)
     r = json.loads((out / "report.json").read_text())
     assert r["models"] == ["distill:lizard/regenerating", "distill:lizard/persistent"]
     s = r["summary"]["square"]["success_rate"]

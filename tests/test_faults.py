@@ -246,7 +246,9 @@ def test_a_new_run_refuses_a_folder_holding_the_users_files(tmp_path):
     with pytest.raises(NCAError, match="is a folder, not an image"):  # a bad target: no folder made
         train(preset("tiny", train_steps=1, target=str(tmp_path)), tmp_path / "new", **QUIET)
     assert not (tmp_path / "new").exists()
-    assert sorted(p.name for p in out.iterdir()) == [ckpt.LOCK, "holiday.jpg"]
+    # refused: not even the claim's lock is left behind (`train.py --out docs` left
+    # docs/.nca-lock, issue 25)
+    assert sorted(p.name for p in out.iterdir()) == ["holiday.jpg"]
     assert (out / "holiday.jpg").read_bytes() == b"precious"
     from nca.multiseed import train_seeds
 
@@ -558,3 +560,25 @@ def test_a_run_or_a_rollout_too_large_for_memory_is_refused_before_allocating(tm
     with pytest.raises(ValueError, match="planted"):  # control: other errors pass through
         with out_of_memory_as_error("growing a test"):
             raise ValueError("planted")
+
+
+def test_a_released_claim_leaves_no_lock_and_a_removed_lock_is_not_shared(tmp_path):
+    """release() unlinks .nca-lock; a claimant that opened the old file just before sees the
+    change (the file at the path is not the one it locked) and locks the new one, so two
+    processes never both hold a folder."""
+    import fcntl
+    import os
+
+    out = tmp_path / "r"
+    ckpt.claim_run_dir(out).release()
+    assert list(out.iterdir()) == []
+    a = ckpt.claim_run_dir(out)
+    stale = os.open(out / ckpt.LOCK, os.O_RDWR)  # opened before the holder releases
+    a.release()
+    fcntl.flock(stale, fcntl.LOCK_EX | fcntl.LOCK_NB)  # it gets the flock of a file no longer there ...
+    try:
+        with ckpt.claim_run_dir(out):  # ... which does not stop a real claim
+            with pytest.raises(NCAError, match="in use"):
+                ckpt.claim_run_dir(out)
+    finally:
+        os.close(stale)

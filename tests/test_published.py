@@ -110,3 +110,15 @@ def test_unknown_name_is_a_clear_error():
         nca.load_model("distill:unicorn/persistent")
     with pytest.raises(nca.NCAError, match="unknown model"):
         nca.load_model("no/such/dir")
+
+
+def test_a_typo_in_a_published_name_suggests_the_closest_names():
+    """Issue 25: difflib's closest names, and none for a name close to nothing."""
+    with pytest.raises(nca.NCAError, match=r"did you mean 'distill:lizard/regenerating'\?"):
+        nca.load_model("distill:lizzard/regenerating")
+    with pytest.raises(nca.NCAError, match=r"did you mean 'distill:lizard/persistent'"):
+        nca.load_model("distill:lizard/persistant")
+    for far in ("distill:qqqqqqqqqqqq/zzzzzzzzzz", "distill:unicorn/regenerating", "distill:rocket/growing"):
+        with pytest.raises(nca.NCAError) as e:  # controls: another emoji is not a typo (the shared
+            nca.load_model(far)                 # "distill:" and "/regenerating" made it look close)
+        assert "did you mean" not in str(e.value), far

@@ -57,6 +57,7 @@ def test_grow_script_png_and_errors(tmp_path):
     p = run("scripts/grow.py", "distill:lizard/persistent", "--steps", "60", "--size", "48",
             "--out", tmp_path / "l.png")
     assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("grew ") and "grew" not in p.stderr  # the result on stdout (issue 25)
     from PIL import Image
 
     assert Image.open(tmp_path / "l.png").size == (48 * 4, 48 * 4)
@@ -91,3 +92,27 @@ def test_core_scripts_follow_the_command_line_convention(name):
         if flag in opts:
             assert opts[flag].type in (cli.nonneg_int, cli.positive_int)  # a number of CA steps
     assert "--out" in ap.format_help().split("required arguments:")[1]
+
+
+def test_ctrl_c_in_training_prints_the_exact_resume_command(tmp_path):
+    """Issue 25: after Ctrl-C the checkpoint is saved and the exact command that continues
+    the run is printed (exit 130, the interrupted code)."""
+    import shlex
+    import signal
+    import time
+
+    out = tmp_path / "my run"  # a space: the command must be quoted
+    proc = subprocess.Popen([sys.executable, "scripts/train.py", "--preset", "tiny", "--train-steps", "100000",
+                             "--keep-checkpoints", "none", "--quiet", "--out", str(out)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t_end = time.time() + 120
+    while not (out / "config.json").exists() and proc.poll() is None and time.time() < t_end:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    lines = [ln for ln in stderr.splitlines() if ln.startswith("resume with: ")]
+    assert len(lines) == 1, stderr
+    cmd = shlex.split(lines[0][len("resume with: "):])
+    assert cmd[1:] == ["scripts/train.py", "--resume", str(out)] and cmd[0].startswith("python"), cmd
+    assert "interrupted at step" in stdout

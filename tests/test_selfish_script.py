@@ -68,9 +68,11 @@ def test_somatic_run_writes_the_report(tmp_path):
     for name in ("muller_h0_mutant.png", "clone_sizes_h0.png", "clones_body_h0.png", "landscape_h0.png"):
         assert (out / name).stat().st_size > 0 and name in html
     assert "http" not in html
-    # the terminal gets every experiment's headline numbers, each with n (summary_lines)
-    assert f"spontaneous {host} mutant" in r.stderr and f"spontaneous {host} control" in r.stderr
-    assert f"landscape {host} s(alpha-up, size 0.1)" in r.stderr and "(n=2)" in r.stderr
+    # stdout gets every experiment's headline numbers, each with n (summary_lines); stderr
+    # only progress (issue 25: `> out.txt` captured nothing)
+    assert f"spontaneous {host} mutant" in r.stdout and f"spontaneous {host} control" in r.stdout
+    assert f"landscape {host} s(alpha-up, size 0.1)" in r.stdout and "(n=2)" in r.stdout
+    assert f"spontaneous {host} mutant" not in r.stderr
 
 
 def test_the_default_runs_the_somatic_experiments_and_all_runs_every_one():

@@ -59,3 +59,51 @@ def test_bad_targets_are_clear_errors(tmp_path):
         load_target("definitely-not-a-target")
     with pytest.raises(NCAError, match="size"):
         load_target("lizard", size=0)
+
+
+def _disc_on_white(path, transparent_corner=False):
+    """Planted: a red disc with a white dot inside it, on an opaque white background."""
+    yy, xx = np.mgrid[:40, :40]
+    a = np.full((40, 40, 4), 255, np.uint8)
+    disc = (yy - 20) ** 2 + (xx - 20) ** 2 <= 15 ** 2
+    a[disc, 1:3] = 0  # red
+    a[(yy - 20) ** 2 + (xx - 20) ** 2 <= 3 ** 2] = 255  # a white dot enclosed by red
+    if transparent_corner:
+        a[0, 0, 3] = 0
+    Image.fromarray(a, "RGBA").save(path)
+    return disc
+
+
+def test_an_opaque_target_warns_and_white_background_makes_it_transparent(tmp_path):
+    import warnings
+
+    from nca.targets import OpaqueTargetWarning
+
+    _disc_on_white(tmp_path / "w.png")
+    with pytest.warns(OpaqueTargetWarning, match="--target-background white"):
+        t = load_target(str(tmp_path / "w.png"), size=40, padding=0)
+    assert t[..., 3].min() == 1.0  # as warned: the background would be learned
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning once the background is handled
+        t = load_target(str(tmp_path / "w.png"), size=40, padding=0, background="white")
+    assert t[0, 0, 3] == 0.0 and t[39, 39, 3] == 0.0 and t[5, 20, 3] == 1.0  # corners gone, the disc kept
+    assert t[20, 20, 3] == 1.0 and t[20, 20, :3].min() == 1.0  # the white dot inside the body kept
+    assert 0.15 < (t[..., 3] > 0.5).mean() < 0.6  # about the disc's area (pi 15^2 / 40^2 = 0.44)
+    # negative controls: an image with any transparency does not warn; bundled targets neither
+    _disc_on_white(tmp_path / "t.png", transparent_corner=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_target(str(tmp_path / "t.png"))
+        load_target("lizard")
+    with pytest.raises(NCAError, match="target_background must be one of none, white"):
+        load_target("lizard", background="black")
+
+
+def test_target_background_is_a_config_field_and_a_train_flag():
+    from nca.config import Config, field_flag, preset
+
+    assert preset("tiny", target_background="white").target_background == "white"
+    assert Config.from_dict({k: v for k, v in Config().to_dict().items() if k != "target_background"}) == Config()
+    with pytest.raises(NCAError, match="target_background"):
+        preset("tiny", target_background="grey")
+    assert field_flag("target_background") == "--target-background"

@@ -332,3 +332,54 @@ def test_first_frame_speed_rotation_and_seed_controls(browser, page):
         vb.run(browser, 30)
         runs.append(vb.get_state(browser))
     assert np.array_equal(runs[0], runs[1]) and np.abs(runs[0] - runs[2]).max() > 0.1
+
+
+def _chromium() -> str | None:
+    import shutil
+
+    return next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+
+
+def _headless_screenshot(url: str, shot: Path, timeout: float) -> bool:
+    """docs/viewer.md's screenshot command; True if chromium finished within ``timeout`` s
+    (its whole process group is ended otherwise)."""
+    import signal
+
+    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--window-size=800,900",
+           "--virtual-time-budget=5000", f"--screenshot={shot}", url]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        proc.wait(timeout=timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _green_pixels(shot: Path) -> int:
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(shot).convert("RGB"), np.int32)
+    return int(((rgb[..., 1] > rgb[..., 0] + 40) & (rgb[..., 1] > rgb[..., 2] + 40)).sum())
+
+
+def test_a_headless_screenshot_finishes_and_steps_in_the_url_choose_the_state(model, page, tmp_path):
+    """Issue 25: `chromium --headless --screenshot --virtual-time-budget` hung on a running
+    page: at max speed a frame stepped until the clock passed 30 ms, and under virtual time
+    the clock stands still inside a frame. Now a frame also stops after 200 steps, and
+    ?steps=N shows the state after N steps, paused. Both parts failed before (the running
+    page timed out; ?steps was ignored: the paused page showed the seed, no lizard)."""
+    if _chromium() is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    path, _ = page  # paused
+    shot = tmp_path / "lizard.png"
+    assert _headless_screenshot(path.as_uri() + "?steps=200", shot, timeout=120)
+    assert _green_pixels(shot) > 2000  # the grown lizard (about 10k px at 800x900)
+    assert _headless_screenshot(path.as_uri() + "?steps=0", tmp_path / "seed.png", timeout=120)
+    assert _green_pixels(tmp_path / "seed.png") < 100  # control: the seed, nothing grown
+    running = tmp_path / "running.html"  # the default page: it plays at max speed on opening
+    running.write_text(V.render_html(V.payload(model, V.ViewerSettings(steps=50))))
+    assert _headless_screenshot(running.as_uri(), tmp_path / "running.png", timeout=120)

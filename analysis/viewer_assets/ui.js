@@ -219,6 +219,7 @@
   }
   showSpeed();
   $("speed").addEventListener("input", showSpeed);
+  const MAX_STEPS_PER_FRAME = 200; // far above what 30 ms allow on a real clock
   function frame(now) {
     const dt = Math.min(0.25, Math.max(0, now - lastFrame) / 1000);
     lastFrame = now;
@@ -226,7 +227,12 @@
       const s = speedSetting();
       const budget = performance.now() + 30; // keep the page responsive: <= ~30 ms of steps per frame
       if (s === Infinity) {
-        do eng.step(); while (performance.now() < budget);
+        // Under a headless browser's virtual time the clock stands still inside a frame, and
+        // this loop never ended (issue 25): go on only while the clock moves (a step takes
+        // milliseconds, far above the clock's resolution), and at most MAX_STEPS_PER_FRAME.
+        const t0 = performance.now();
+        let n = 0;
+        do eng.step(); while (++n < MAX_STEPS_PER_FRAME && performance.now() < budget && performance.now() > t0);
       } else {
         carry += s * dt;
         while (carry >= 1 && performance.now() < budget) {
@@ -247,10 +253,18 @@
     } else if (!playing) lastT = now;
     requestAnimationFrame(frame);
   }
+  let looping = false; // the requestAnimationFrame loop runs once started, until the page closes
+  function startLoop() {
+    if (looping) return;
+    looping = true;
+    lastFrame = lastT = performance.now();
+    requestAnimationFrame(frame);
+  }
   // (lastFrame: the previous frame, for the step budget; lastT/lastStep: the start of the
   // current 0.5-s window of the steps/s counter)
   function setPlaying(on) {
     playing = on;
+    if (on) startLoop();
     $("play").textContent = on ? "Pause" : "Play";
     lastT = performance.now();
     lastStep = eng.t;
@@ -346,6 +360,18 @@
   setAngle(Math.round(M.angle_deg || 0));
   eng.setAngle(M.angle_deg || 0);
   render();
-  requestAnimationFrame(frame);
-  if (P.autoplay) setPlaying(true);
+  // URL parameters (docs/viewer.md). ?steps=N: run N steps at once and show that state,
+  // paused, with no animation loop, so the page goes idle: a headless browser's
+  // --virtual-time-budget waits for idleness, which a perpetual requestAnimationFrame
+  // loop never reaches (`chromium --headless --screenshot` hung). Play starts the loop.
+  // ?paused: open paused (as scripts/viewer.py --paused).
+  const Q = new URLSearchParams(location.search);
+  if (Q.has("steps")) {
+    const n = Math.max(0, parseInt(Q.get("steps"), 10) || 0);
+    for (let i = 0; i < n; i++) eng.step();
+    render();
+  } else {
+    startLoop();
+    if (P.autoplay && !Q.has("paused")) setPlaying(true);
+  }
 })();

@@ -248,9 +248,3 @@ def invasion_summary(curves: dict) -> dict:
         "final_overgrowth": int(curves["overgrowth"][-1]),
     }
 
-
-def spread(values) -> dict:
-    """{"mean", "std", "values"} over seeds (None values skipped)."""
-    vals = [float(v) for v in values if v is not None]
-    return {"mean": float(np.mean(vals)) if vals else None, "std": float(np.std(vals)) if vals else None,
-            "values": [None if v is None else float(v) for v in values]}

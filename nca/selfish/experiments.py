@@ -34,7 +34,6 @@ import numpy as np
 
 from ..errors import NCAError
 from ..model import ModelConfig, Params, seed_state
-from .fitness import visible_mse
 from .lineages import alive_cells
 from .somatic import SomaticConfig, founders, somatic_rollout
 
@@ -342,6 +341,3 @@ def plant_cheater_clones(params: Params, cfg: ModelConfig, target: Array, grown:
     share, harm, loss0 = jax.jit(jax.vmap(one))(params, grown, grown_ids, genomes, jnp.asarray(seeds))
     return {"share": np.asarray(share), "harm": np.asarray(harm), "loss_control": np.asarray(loss0)}
 
-
-def body_loss(states: Array, target: Array) -> np.ndarray:
-    return np.asarray(visible_mse(states, target))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from ..errors import NCAError
 from ..model import to_rgba
 
 Array = jax.Array
@@ -49,7 +50,7 @@ def cell_fitness(states: Array, target: Array, kind: str = "pixel") -> Array:
         return jnp.sum(jnp.square(target), axis=-1) - cell_error(states, target)
     if kind == "territory":
         return jnp.clip(states[..., 3], 0.0, 1.0)
-    raise ValueError(f"unknown fitness kind {kind!r}; choose one of {FITNESS_KINDS}")
+    raise NCAError(f"unknown fitness kind {kind!r}; choose one of {FITNESS_KINDS}")
 
 
 def fitness_loss(x: Array, target: Array) -> Array:

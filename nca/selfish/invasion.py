@@ -16,6 +16,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from ..errors import NCAError
 from ..model import ModelConfig, Params
 from .fitness import visible_mse
 from .lineages import alive_cells, lineage_rollout, stack_params
@@ -81,7 +82,7 @@ def plant_ids(x: Array, mode: str, size: float, key: Array, threshold: float = 0
         alive = alive_cells(x, threshold)
         pick = jax.random.uniform(key, alive.shape) < size
         return jnp.where(alive, pick.astype(jnp.int32), -1)
-    raise ValueError(f"unknown plant mode {mode!r}; choose one of {PLANT_MODES}")
+    raise NCAError(f"unknown plant mode {mode!r}; choose one of {PLANT_MODES}")
 
 
 def invade(host: Params, mutant: Params, x0: Array, ids0: Array, key: Array, steps: int,

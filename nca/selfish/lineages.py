@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..errors import NCAError
 from ..model import ModelConfig, Params, alive_mask, perceive, seed_state, step, step_key, wrap_step
 
 Array = jax.Array
@@ -59,7 +60,7 @@ def pad_hidden(params: Params, hidden: int) -> Params:
     widths share a stack."""
     h = params["b1"].shape[-1]
     if h > hidden:
-        raise ValueError(f"cannot pad {h} hidden units down to {hidden}")
+        raise NCAError(f"cannot pad {h} hidden units down to {hidden}")
     extra = hidden - h
     return {
         "w1": jnp.pad(params["w1"], ((0, 0), (0, extra))),
@@ -196,7 +197,7 @@ def lineage_rollout_owned(params: Params, x0: Array, ids0: Array, key: Array, st
     Returns (x_final, ids_final, owner, LineageTrajectory).
     """
     if steps % every:
-        raise ValueError(f"steps={steps} is not a multiple of every={every}")
+        raise NCAError(f"steps={steps} is not a multiple of every={every}")
     t0 = jnp.asarray(t0, jnp.int32)
 
     def one(carry, t):
@@ -235,7 +236,7 @@ def seed_positions(height: int, width: int, k: int, radius: int = 2) -> list[tup
     pos = [(cy + int(np.round(radius * np.sin(2 * np.pi * i / k))),
             cx + int(np.round(radius * np.cos(2 * np.pi * i / k)))) for i in range(k)]
     if len(set(pos)) != k:
-        raise ValueError(f"{k} seeds do not fit on a circle of radius {radius}; use a larger radius")
+        raise NCAError(f"{k} seeds do not fit on a circle of radius {radius}; use a larger radius")
     return pos
 
 

@@ -92,7 +92,7 @@ def train_lineage_run(cfg: Config, k: int, radius: int, run_dir: Path, progress:
     if _claim(run_dir, {"kind": "lineages", "arm": arm, "train": cfg.to_dict(), "k": k, "radius": radius}) \
             and path.exists():
         state = ckpt.load_checkpoint(path, state)
-    target = jnp.asarray(load_target(cfg.target, cfg.target_size, cfg.target_padding))
+    target = jnp.asarray(load_target(cfg.target, cfg.target_size, cfg.target_padding, cfg.target_background))
     return _loop(state, step, target, cfg.train_steps, cfg.checkpoint_every, path, run_dir, progress,
                  f"{arm} {run_dir.name}", lambda m: m["loss"], lambda m, l: f"loss={l[0]:.4g}")
 
@@ -116,7 +116,7 @@ def train_somatic_run(cfg: Config, tcfg, run_dir: Path, progress: bool = True):
     path = run_dir / "somatic.msgpack"
     if _claim(run_dir, {"kind": "somatic", "train": cfg.to_dict(), "game": asdict(tcfg)}) and path.exists():
         state = ckpt.load_checkpoint(path, state)
-    target = jnp.asarray(load_target(cfg.target, cfg.target_size, cfg.target_padding))
+    target = jnp.asarray(load_target(cfg.target, cfg.target_size, cfg.target_padding, cfg.target_background))
     return _loop(state, compiled_somatic_train_step(cfg, tcfg), target, cfg.train_steps, cfg.checkpoint_every, path,
                  run_dir, progress, f"somatic {run_dir.parent.name}/{run_dir.name}", lambda m: m["loss"],
                  lambda m, l: f"loss={l[0]:.4g}")
@@ -348,7 +348,7 @@ def run_all(settings: SelfishSettings, out: Path, progress: bool = True, log=Non
            "landscape": {}, "policing": {}}
     t_start = time.perf_counter()
     tcfg = ccfg.train
-    target = jnp.asarray(load_target(tcfg.target, tcfg.target_size, tcfg.target_padding))
+    target = jnp.asarray(load_target(tcfg.target, tcfg.target_size, tcfg.target_padding, tcfg.target_background))
     trained = {}
     want_variants = "variants" in settings.experiments
     arms = [a for a in VARIANT_ARMS if want_variants or (a == "selfish" and

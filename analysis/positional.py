@@ -515,11 +515,17 @@ class Placement:
     angle_deg: float = 0.0
 
 
-# Lattice angles first (exact rotations of the stencil), then the diagonals; every placement
-# has its own seed position, so no two placements share the map grid cell -> body position.
+# Four lattice angles (exact rotations of the stencil), each at two seed positions: every
+# placement has its own seed position, so no two share the map grid cell -> body position,
+# and the 4 angles cost 4 compiled programs (the angle is static). DIAGONAL_PLACEMENTS adds
+# the non-lattice rotations of the article's experiment (the body is then not an exact
+# rotation: the grid's discretisation is part of what must be generalised over).
 DEFAULT_PLACEMENTS = (
     Placement((0, 0), 0.0), Placement((5, -5), 90.0), Placement((-5, 5), 180.0), Placement((5, 5), 270.0),
-    Placement((-5, -5), 45.0), Placement((0, 6), 135.0), Placement((6, 0), 225.0), Placement((-6, 0), 315.0))
+    Placement((-5, -5), 0.0), Placement((0, 6), 90.0), Placement((6, 0), 180.0), Placement((-6, 0), 270.0))
+DIAGONAL_PLACEMENTS = (
+    Placement((0, 0), 0.0), Placement((5, -5), 45.0), Placement((-5, 5), 135.0), Placement((5, 5), 225.0),
+    Placement((-5, -5), 315.0), Placement((0, 6), 90.0), Placement((6, 0), 180.0), Placement((-6, 0), 270.0))
 
 
 @dataclass(frozen=True)
@@ -534,8 +540,8 @@ class PlacementSettings:
     (random subsample); max_train: training cells per fit; knn_ks / ridge_alphas: the
     grids inner cross-validation chooses from; null_smooth_px: the Gaussian smoothing
     (px) of the fixed random fields, the null (one null per value); null_channels:
-    channels of each null field; sigma_x_bootstrap: bootstrap draws of the sigma_x
-    interval (resampling rollouts)."""
+    channels of each null field; grid: the base grid (None: the model's training grid);
+    min_cells: fewer alive cells in a rollout -> a ``null_reason`` instead of numbers."""
 
     steps: int = 200
     placements: tuple[Placement, ...] = DEFAULT_PLACEMENTS
@@ -548,7 +554,8 @@ class PlacementSettings:
     ridge_alphas: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
     null_smooth_px: tuple[float, ...] = (2.0, 6.0)
     null_channels: int = 12
-    sigma_x_bootstrap: int = 200
+    grid: int | None = None
+    min_cells: int = 20
 
     def __post_init__(self):
         if self.steps < 1:
@@ -570,6 +577,9 @@ class PlacementSettings:
             raise NCAError(f"ridge_alphas must be >= 0, got {self.ridge_alphas}")
         if self.max_cells < 10 or self.max_train < 10 or self.null_channels < 1:
             raise NCAError(f"invalid placement settings {self}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
 
 
 def fixed_field(shape: tuple[int, int], channels: int, smooth_px: float, key: jax.Array) -> np.ndarray:
@@ -597,26 +607,29 @@ def grow_placements(model, settings: PlacementSettings, key: jax.Array) -> dict:
     """Grow ``settings.replicates`` rollouts at every placement.
 
     -> {"states": [P, R, H, W, C] (after ``steps``), "grid": H}. One batched rollout per
-    rotation angle (the angle is part of the compiled program); the seed of placement p is
-    the article's seed moved by its offset. Step keys: ``stream(key, "placement", p)``."""
+    rotation angle (the angle is part of the compiled program, so placements sharing an
+    angle share one), keyed ``stream(key, "angle", i)`` for the i-th distinct angle; the
+    seed of a placement is the article's seed moved by its offset. Grid: ``settings.grid``
+    (default the model's) + 2 ``margin``."""
     from nca.model import seed_state
 
     from .rollouts import grow_states
 
-    size = model.grid_size + 2 * settings.margin
+    size = (settings.grid or model.grid_size) + 2 * settings.margin
     cfg = model.model_config
     P_, R = len(settings.placements), settings.replicates
-    out = None
-    for p, pl in enumerate(settings.placements):
-        dr, dc = pl.offset_rc
-        if max(abs(dr), abs(dc)) >= size // 2 - 1:
+    for pl in settings.placements:
+        if max(abs(pl.offset_rc[0]), abs(pl.offset_rc[1])) >= size // 2 - 1:
             raise NCAError(f"placement offset {pl.offset_rc} leaves the {size}x{size} grid")
-        x0 = np.roll(np.asarray(seed_state(size, size, cfg, batch=R)), (dr, dc), axis=(1, 2))
-        m = model.rotated(pl.angle_deg) if pl.angle_deg else model
-        s = grow_states(m, settings.steps, stream(key, "placement", p), x0=x0, every=settings.steps)[-1]
-        if out is None:
-            out = np.empty((P_, R) + s.shape[1:], np.float32)
-        out[p] = s
+    seed = np.asarray(seed_state(size, size, cfg, batch=R))
+    out = np.empty((P_, R, size, size, cfg.channels), np.float32)
+    angles = list(dict.fromkeys(pl.angle_deg for pl in settings.placements))
+    for i, angle in enumerate(angles):
+        ps = [p for p, pl in enumerate(settings.placements) if pl.angle_deg == angle]
+        x0 = np.concatenate([np.roll(seed, settings.placements[p].offset_rc, axis=(1, 2)) for p in ps])
+        m = model.rotated(angle) if angle else model
+        s = grow_states(m, settings.steps, stream(key, "angle", i), x0=x0, every=settings.steps)[-1]
+        out[ps] = s.reshape((len(ps), R) + s.shape[1:])
     return {"states": out, "grid": size}
 
 
@@ -826,13 +839,20 @@ def placement_analysis(model, states: np.ndarray, settings: PlacementSettings, k
     null (``fixed_field`` sampled at the very same cells, one per ``null_smooth_px``):
     ``held_out_placement_scores`` (summarised: intervals over the P held-out placements)
     and the positional error sigma_x (``positional_error``) over the P x R rollouts aligned
-    in their body frames, with a bootstrap interval of its median over rollouts.
-    JSON-ready."""
-    from .stats import bootstrap_ci
-
+    in their body frames (median and quartiles over body points: a bootstrap over rollouts
+    would duplicate rollouts and so shrink the very variance sigma_x measures; intervals
+    come over independently trained models, bench/development.py --only placement); per
+    channel, ``channel_bits`` (``feature_information``: a 1-D kNN decoder of each channel,
+    held-out placements, intervals over them) and the largest channel mean per coordinate;
+    ``replicate_split``: the old leave-one-replicate-out probes (``probe_scores``, default
+    settings) on placement 0's rollouts and the same cells, for comparison. JSON-ready."""
     thr = model.model_config.alive_threshold
     P_, R, H, W, _ = states.shape
     alpha = states[..., 3]
+    n_alive = (alpha > thr).sum((2, 3))  # [P, R]
+    if n_alive.min() < settings.min_cells:
+        return {"null_reason": f"fewer than {settings.min_cells} alive cells in a rollout (min {int(n_alive.min())}): "
+                               "no body to place", "n_alive": n_alive.tolist()}
     frames = placement_frames(alpha, settings.placements, thr)
     feats = features_of(model, states.reshape((P_ * R,) + states.shape[2:]), settings.features)
     feats = feats.reshape((P_, R) + feats.shape[1:])
@@ -850,9 +870,6 @@ def placement_analysis(model, states: np.ndarray, settings: PlacementSettings, k
             rc.append((rows[s], cols[s]))
         cells.append((rc, grid))
     n_cells = [[int(len(rows)) for rows, _ in rc] for rc, _ in cells]
-    if min(min(n) for n in n_cells) < 10:
-        raise NCAError(f"a placement grows fewer than 10 alive cells (cells per rollout: {n_cells}): "
-                       "grow longer, or choose placements that fit the grid")
     # sigma_x: a 1-px lattice over the first placement's body, sampled in every rollout's frame
     rows, cols = np.nonzero((alpha[0] > thr).any(0))
     ext = np.abs(frame_coords(rows, cols, frames[0])[:, :2]).max(0) + 1
@@ -863,7 +880,6 @@ def placement_analysis(model, states: np.ndarray, settings: PlacementSettings, k
     out = {"frames": [_frame_dict(f) for f in frames], "n_cells": n_cells,
            "placements": [{"offset_rc": list(pl.offset_rc), "angle_deg": pl.angle_deg} for pl in settings.placements],
            "n_placements": P_, "replicates": R, "grid": H, "lattice_points_inside": int(inside.sum())}
-    rng = numpy_rng(stream(key, "sigma_bootstrap"))
     for name, code in codes.items():
         f = [np.concatenate([code[p, r][rows, cols] for r, (rows, cols) in enumerate(cells[p][0])]) for p in range(P_)]
         y = [np.concatenate([cells[p][1][rows, cols] for rows, cols in cells[p][0]]) for p in range(P_)]
@@ -872,12 +888,19 @@ def placement_analysis(model, states: np.ndarray, settings: PlacementSettings, k
                       for p in range(P_) for r in range(R)])  # [P R, Na, Nc, F]
         pe = positional_error(g, inside)
         sig = summarise_sigma(pe["sigma"])
-        if settings.sigma_x_bootstrap and P_ * R >= 2:
-            for i, c in enumerate(COORDS):
-                sig[c]["median_ci"] = bootstrap_ci(
-                    g, lambda gg, i=i: float(np.nanmedian(positional_error(gg, inside)["sigma"][:, i])), rng,
-                    draws=settings.sigma_x_bootstrap)
-        out[name] = {"probes": summarise_placement_scores(scores), "sigma_x": sig}
+        fi = feature_information(f, y, stream(key, "channel_bits"), ProbeSettings(max_train=settings.max_train))
+        chan = [{c: interval(fi["bits"][:, j, i]) for i, c in enumerate(COORDS)} for j in range(fi["bits"].shape[1])]
+        # the old split on the same cells, for comparison: placement 0's rollouts, one held out
+        # (what ``probe_scores`` does over replicates; a lookup passes it)
+        old = (summarise_probes(probe_scores(
+            [code[0, r][rows, cols] for r, (rows, cols) in enumerate(cells[0][0])],
+            [cells[0][1][rows, cols] for rows, cols in cells[0][0]], stream(key, "replicate_split")))
+            if R >= 2 else {"null_reason": "one rollout per placement: no replicate to hold out"})
+        out[name] = {"probes": summarise_placement_scores(scores), "replicate_split": old, "sigma_x": sig,
+                     "channel_bits": chan,
+                     "channel_bits_max_mean": {c: float(np.nanmax(np.nanmean(fi["bits"][..., i], 0)))
+                                               for i, c in enumerate(COORDS)},
+                     "channel_shuffled_bits_max": float(np.nanmax(fi["shuffled_bits"]))}
     return out
 
 

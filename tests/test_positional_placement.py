@@ -145,7 +145,7 @@ def test_bad_placement_settings_are_one_clear_error():
 
 LIZARD = P.PlacementSettings(
     steps=100, replicates=1, margin=6, max_cells=300, max_train=900, knn_ks=(1, 5, 20), ridge_alphas=(1.0, 100.0),
-    null_smooth_px=(3.0,), sigma_x_bootstrap=0,
+    null_smooth_px=(3.0,),
     placements=(P.Placement((0, 0), 0.0), P.Placement((5, -5), 180.0), P.Placement((-5, 5), 0.0),
                 P.Placement((4, 4), 180.0)))
 
@@ -173,3 +173,15 @@ def test_the_lizard_passes_the_placement_split_and_the_fixed_field_on_its_cells_
     # not linearly: ridge reads much less than kNN, and still more than the null
     assert liz["ridge"]["along"]["r2"]["mean"] < liz["knn"]["along"]["r2"]["mean"] - 0.2
     assert r["model"]["sigma_x"]["along"]["median"] < r["fixed_field_3px"]["sigma_x"]["along"]["median"]
+
+
+def test_no_body_is_a_null_reason_not_a_crash():
+    from types import SimpleNamespace
+
+    from nca.model import ModelConfig
+
+    model = SimpleNamespace(model_config=ModelConfig())
+    states = np.zeros((3, 1, 16, 16, 16), np.float32)
+    r = P.placement_analysis(model, states, P.PlacementSettings(placements=P.DEFAULT_PLACEMENTS[:3], replicates=1),
+                             jax.random.key(0))
+    assert "fewer than 20 alive cells" in r["null_reason"]

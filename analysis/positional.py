@@ -38,8 +38,21 @@ Two measures, each with a control:
   that no other rollout shares (tests/test_positional.py plants exactly this). A decoder
   scored on held-out replicates only counts information that generalises.
 
-Intervals: mean and 95 % t-interval over the held-out replicates (``interval``); n is the
-number of replicates.
+What the replicate split can and cannot show (issue 23): fire-mask replicates put the same
+body on the same grid cells with nearly the same states, so a probe held out by replicate
+can pass by a lookup "grid cell -> state"; a smooth random field identical in every
+rollout and unrelated to the body (``fixed_field``) passes it. ``probe_scores`` over
+replicates measures reproducibility. **Held-out placements** (``positional_by_placement``)
+measure position: bodies grown from translated seeds with rotated perception, each cell in
+its own body's frame, probes (k and alpha by inner cross-validation) trained on some
+placements and scored on another, beside the fixed field on the same cells (the null).
+``positional_error`` is the sigma_x of Dubuis et al. 2013 from replicate-to-replicate
+variability (placements x rollouts aligned in their frames), reported beside the decoding
+bound: the former is local replicate noise, the latter what a decoder trained elsewhere
+recovers.
+
+Intervals: mean and 95 % t-interval over the held-out groups (``interval``); n is the
+number of replicates (or placements).
 """
 
 from __future__ import annotations

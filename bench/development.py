@@ -61,14 +61,14 @@ def bench_positional() -> dict:
             "load_average": os.getloadavg()[0]}
 
 
-def bench_placement(models: list[str], steps: int = 200) -> dict:
+def bench_placement(models: list[str], steps: int = 200, diagonal: bool = False) -> dict:
     import jax
 
     import nca
     from analysis import positional as P
     from analysis.stats import mean_ci
 
-    settings = P.PlacementSettings(steps=steps)
+    settings = P.PlacementSettings(steps=steps, **({"placements": P.DIAGONAL_PLACEMENTS} if diagonal else {}))
     per_model = {}
     for name in models:
         model = nca.load_model(name)
@@ -152,6 +152,8 @@ def main(argv=None) -> int:
     ap.add_argument("--only", choices=["positional", "dynamics", "placement", "controls"], default=None, help="one measurement")
     ap.add_argument("--models", nargs="+", default=["distill:lizard/regenerating"],
                     help="models for the placement measurement")
+    ap.add_argument("--diagonal", action="store_true",
+                    help="placement: the non-lattice rotations (analysis.positional.DIAGONAL_PLACEMENTS)")
     ap.add_argument("--draws", type=int, default=20, help="planted draws of the controls measurement")
     ap.add_argument("--out", default=None, help="write the placement measurement's JSON here")
     ap.add_argument("--runs", nargs="+", default=[], help="run directories for the dynamics timing")
@@ -163,7 +165,7 @@ def main(argv=None) -> int:
     if a.only == "controls":
         out["controls"] = bench_controls(a.draws)
     if a.only == "placement":
-        out["placement"] = bench_placement(a.models)
+        out["placement"] = bench_placement(a.models, diagonal=a.diagonal)
         if a.out:
             Path(a.out).write_text(json.dumps(out["placement"], indent=1, default=float))
         out["placement"].pop("per_model")

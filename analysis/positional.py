@@ -805,7 +805,8 @@ def positional_error(g: np.ndarray, inside: np.ndarray, min_var: float = 1e-12) 
     ok[1:-1, 1:-1] = (inside[1:-1, 1:-1] & inside[:-2, 1:-1] & inside[2:, 1:-1]
                       & inside[1:-1, :-2] & inside[1:-1, 2:])
     ia, ic = np.nonzero(ok)
-    d = np.stack([(mean[ia + 1, ic] - mean[ia - 1, ic]) / 2, (mean[ia, ic + 1] - mean[ia, ic - 1]) / 2], -1)  # [Np, F, 2]
+    # central differences along and across: [Np, F, 2]
+    d = np.stack([(mean[ia + 1, ic] - mean[ia - 1, ic]) / 2, (mean[ia, ic + 1] - mean[ia, ic - 1]) / 2], -1)
     c = shrunk_cov(np.moveaxis(g[:, ia, ic], 0, 1)) + min_var * np.eye(F)  # [Np, F, F]
     jf = np.einsum("nfa,nfb->nab", d, np.linalg.solve(c, d))  # [Np, 2, 2]
     det = jf[:, 0, 0] * jf[:, 1, 1] - jf[:, 0, 1] * jf[:, 1, 0]

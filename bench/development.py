@@ -77,19 +77,22 @@ def bench_placement(models: list[str], steps: int = 200, diagonal: bool = False)
         r["wall_s"], r["cpu_s"] = time.perf_counter() - t, time.process_time() - c
         per_model[name] = r
         print(f"{name}: {r['cpu_s']:.0f} s CPU, {r['wall_s']:.0f} s wall", file=sys.stderr)
-    codes = ["model"] + [k for k in next(iter(per_model.values())) if k.startswith("fixed_field")]
+    no_body = {n: r["null_reason"] for n, r in per_model.items() if "null_reason" in r}
+    per_ok = {n: r for n, r in per_model.items() if n not in no_body}
+    codes = ["model"] + [k for k in next(iter(per_ok.values()), {}) if k.startswith("fixed_field")]
     across = {}
     for code in codes:
         for probe in ("knn", "ridge"):
             for metric in ("r2", "bits"):
                 for coord in P.COORDS:
                     across[f"{code}/{probe}/{metric}/{coord}"] = mean_ci(
-                        [r[code]["probes"][probe][coord][metric]["mean"] for r in per_model.values()])
+                        [r[code]["probes"][probe][coord][metric]["mean"] for r in per_ok.values()])
         for coord in P.COORDS:
             across[f"{code}/sigma_x_median/{coord}"] = mean_ci(
-                [r[code]["sigma_x"][coord]["median"] for r in per_model.values()])
+                [r[code]["sigma_x"][coord]["median"] for r in per_ok.values()])
     return {"what": f"held-out placements, {len(settings.placements)} placements x {settings.replicates} rollouts, "
-                    f"{steps} steps, hidden channels", "settings": settings.as_dict(), "models": models, "across_models": across, "per_model": per_model,
+                    f"{steps} steps, hidden channels", "settings": settings.as_dict(), "models": models,
+            "across_models": across, "no_body": no_body, "per_model": per_model,
             "load_average": os.getloadavg()[0]}
 
 
@@ -149,7 +152,8 @@ def bench_dynamics(runs: list[str], knockouts: bool) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=["positional", "dynamics", "placement", "controls"], default=None, help="one measurement")
+    ap.add_argument("--only", choices=["positional", "dynamics", "placement", "controls"], default=None,
+                    help="one measurement")
     ap.add_argument("--models", nargs="+", default=["distill:lizard/regenerating"],
                     help="models for the placement measurement")
     ap.add_argument("--diagonal", action="store_true",

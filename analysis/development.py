@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 import jax
 
 from nca.errors import NCAError
+from nca.rng import stream
 
 from . import positional as P
 from . import steering as S
@@ -25,10 +26,13 @@ STREAM_TRANSPLANT = 3
 
 @dataclass(frozen=True)
 class DevelopmentSettings:
-    """parts: which of PARTS to run; positional / steering / transplant: their settings."""
+    """parts: which of PARTS to run; positional / steering / transplant: their settings;
+    placement: the held-out-placement measurement of the positional part
+    (``analysis.positional.PlacementSettings``; None: not run)."""
 
     parts: tuple[str, ...] = PARTS
     positional: P.PositionalSettings = field(default_factory=P.PositionalSettings)
+    placement: P.PlacementSettings | None = field(default_factory=P.PlacementSettings)
     steering: S.SteeringSettings = field(default_factory=S.SteeringSettings)
     transplant: S.TransplantSettings = field(default_factory=S.TransplantSettings)
     grid: int | None = None
@@ -53,6 +57,13 @@ def run(model, settings: DevelopmentSettings, key: jax.Array, progress=None) -> 
         states = grow_states(model, settings.positional.steps, k, seeds=settings.positional.replicates,
                              size=settings.grid)
         out["positional"] = P.positional_from_states(model, states, settings.positional, jax.random.fold_in(k, 1))
+        if settings.placement is not None:
+            # the split a lookup "grid cell -> state" cannot pass (issue 23): bodies placed
+            # and rotated differently, probes scored on a held-out placement, beside a
+            # fixed random field (the null) on the same cells
+            progress and progress("positional: held-out placements")
+            out["positional"]["placement"] = P.positional_by_placement(model, settings.placement,
+                                                                       stream(key, "placement"))
     if "steering" in settings.parts:
         progress and progress("steering")
         out["steering"] = S.run_steering(model, settings.steering, jax.random.fold_in(key, STREAM_STEERING),

@@ -61,6 +61,49 @@ def fig_feature_bits(info: dict) -> Figure:
     return fig
 
 
+def fig_placement(pl: dict) -> Figure:
+    """Held-out-placement probes (issue 23): R^2 and bits of kNN and ridge per coordinate for
+    the model's features and each fixed-random-field null (mean, 95 % CI over held-out
+    placements), and the positional error sigma_x (median and quartiles over body points;
+    log scale)."""
+    from .plots import ci_yerr
+
+    codes = ["model"] + [k for k in pl if k.startswith("fixed_field")]
+    fig = Figure(figsize=(12, 3.4))
+    bars = [(probe, code) for probe in ("knn", "ridge") for code in codes]
+    w = 0.8 / len(bars)
+    x = np.arange(len(COORDS))
+    for k, metric in enumerate(("r2", "bits")):
+        ax = fig.add_subplot(1, 3, k + 1)
+        for i, (probe, code) in enumerate(bars):
+            v, err = ci_yerr([pl[code]["probes"][probe][c][metric] for c in COORDS])
+            col = COLOURS[probe] if code == "model" else ("0.45" if probe == "knn" else "0.75")
+            ax.bar(x + (i - (len(bars) - 1) / 2) * w, v, w, yerr=err, capsize=1.5, color=col,
+                   hatch=None if code == "model" else "//", label=f"{probe}: {code.replace('_', ' ')}")
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_xticks(x)
+        ax.set_xticklabels(COORDS)
+        ax.set_ylabel({"r2": "held-out R$^2$ (placement held out)", "bits": "bits (decoding bound)"}[metric])
+        if metric == "r2":
+            ax.set_ylim(max(-1.0, ax.get_ylim()[0]), 1.05)
+            ax.legend(fontsize=6)
+    ax = fig.add_subplot(1, 3, 3)
+    for i, code in enumerate(codes):
+        sx = [pl[code]["sigma_x"][c] for c in COORDS]
+        v = np.array([np.nan if s["median"] is None else s["median"] for s in sx])
+        err = np.array([[v[i] - s.get("q25", v[i]), s.get("q75", v[i]) - v[i]] for i, s in enumerate(sx)]).T
+        ax.errorbar(x + (i - (len(codes) - 1) / 2) * 0.2, v, yerr=err, fmt="o" if code == "model" else "s",
+                    color="tab:orange" if code == "model" else "0.5", capsize=2, label=code.replace("_", " "))
+    ax.set_yscale("log")
+    ax.set_xticks(x)
+    ax.set_xticklabels(COORDS)
+    ax.set_ylabel("positional error $\\sigma_x$ (px, median)")
+    ax.set_title("replicate noise (Dubuis et al. 2013)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def fig_steering(steer: dict, measures=("shift_along", "length", "loss")) -> Figure:
     """Dose-response per direction (mean +- 95 % CI over replicates); random directions grey."""
     fig = Figure(figsize=(11, 3.4))

@@ -32,6 +32,11 @@ def parse_args(argv=None):
     cli.add_replicates(p, 5)
     p.add_argument("--parts", type=cli.str_list, default="positional,steering,transplant", metavar="LIST",
                    help="comma-separated parts to run: positional, steering, transplant")
+    p.add_argument("--placements", type=cli.nonneg_int, default=8, metavar="N",
+                   help="held-out-placement probes over the first N of 8 placements (translated seed, rotated "
+                        "perception; 0: skip, else 3..8)")
+    p.add_argument("--placement-replicates", type=cli.positive_int, default=3, metavar="N",
+                   help="fire-mask rollouts per placement (sigma_x uses placements x N)")
     p.add_argument("--doses", type=cli.float_list, default="-8,-4,-2,0,2,4,8", metavar="LIST",
                    help="comma-separated steering doses: total push over the window in sd of the direction")
     p.add_argument("--steer-region", choices=("all", "front", "back"), default="all",
@@ -56,17 +61,28 @@ def settings_from(a):
     if a.steer_window is not None and len(a.steer_window) != 2:
         raise NCAError("--steer-window takes two steps: START,STOP")
     t0, t1 = a.steer_window if a.steer_window else (0, None)
+    if a.placements and not 3 <= a.placements <= len(P.DEFAULT_PLACEMENTS):
+        raise NCAError(f"--placements must be 0 or 3..{len(P.DEFAULT_PLACEMENTS)}, got {a.placements}")
+    placement = (P.PlacementSettings(steps=a.steps, placements=P.DEFAULT_PLACEMENTS[:a.placements],
+                                     replicates=a.placement_replicates, features=a.features, grid=a.size)
+                 if a.placements else None)
     return Dv.DevelopmentSettings(
         parts=tuple(a.parts),
         positional=P.PositionalSettings(steps=a.steps, every=a.every, features=a.features, replicates=a.replicates),
+        placement=placement,
         steering=S.SteeringSettings(steps=a.steps, t_start=t0, t_stop=t1, doses=tuple(a.doses),
                                     replicates=a.replicates, region=a.steer_region),
         transplant=S.TransplantSettings(t_graft=a.graft_at, after=a.after, every=a.every, replicates=a.replicates),
         grid=a.size)
 
 
+def _quartiles(s: dict) -> str:
+    return "-" if s.get("median") is None else f"{s['median']:.3f} [{s['q25']:.3f}, {s['q75']:.3f}]"
+
+
 def headline(rep: dict) -> tuple[list[str], list[list]]:
     """The table at the top of the page: one row per finding, with its interval."""
+    from analysis.positional import COORDS
     from analysis.stats import fmt_ci
 
     rows = []
@@ -85,6 +101,27 @@ def headline(rep: dict) -> tuple[list[str], list[list]]:
                          f"{fmt_ci(last['knn']['along']['bits'])} (shuffled: {fmt_ci(last['shuffled_knn']['along']['bits'])})"])
             first = next((e["step"] for e in ok if (e["knn"]["along"]["r2"]["lo"] or -1) > 0.5), None)
             rows.append(["first analysed step whose kNN along-axis R\u00b2 is > 0.5 (lower CI bound)", first])
+            rows[:0] = [["(the rows below: leave-one-replicate-out; replicates put the body on the same grid cells, "
+                         "so they measure reproducibility, not position: a fixed random field passes them)", ""]]
+        pl = pos.get("placement")
+        if pl and "null_reason" in pl:
+            rows.append(["held-out placements", pl["null_reason"]])
+        elif pl:
+            nulls = [k for k in pl if k.startswith("fixed_field")]
+            for probe in ("knn", "ridge"):
+                for metric, nd in (("r2", 2), ("bits", 2)):
+                    rows.append([f"held-out placement {metric} ({probe}), along / across / radius: model | "
+                                 + " | ".join(nulls) + " (null)",
+                                 " | ".join(" / ".join(fmt_ci(pl[code]["probes"][probe][c][metric], nd) for c in COORDS)
+                                            for code in ["model"] + nulls)])
+            ch = pl["model"]["probes"]["chosen"]
+            rows.append(["kNN k / ridge alpha chosen by inner cross-validation (per held-out placement)",
+                         f"{ch['knn_k']} / {ch['ridge_alpha']}"])
+            rows.append(["positional error sigma_x (Dubuis et al. 2013; replicate noise over placements x rollouts), "
+                         "median [quartiles over body points] px, along / across: "
+                         "model | " + " | ".join(nulls),
+                         " | ".join(" / ".join(_quartiles(pl[code]["sigma_x"][c]) for c in ("along", "across"))
+                                    for code in ["model"] + nulls)])
     st = rep.get("steering")
     if st:
         rr = st.get("random_slope_range", {})
@@ -133,8 +170,14 @@ def main(argv=None) -> int:
     rep["conventions"] = {
         "coordinates": "body frame of the grown body (mean alpha over replicates at the last step): along the long "
                        "axis, across it, distance from the centroid, px",
-        "probes": "ridge (standardised features) and kNN (k=10, features' own metric), leave-one-replicate-out; "
-                  "shuffled_*: trained on shuffled positions (the null)",
+        "probes": "per_step: ridge (standardised features) and kNN (k=10, features' own metric), "
+                  "leave-one-replicate-out (measures reproducibility: a fixed random field passes it); "
+                  "placement: trained on bodies at other seed positions / orientations, scored on a held-out one "
+                  "in its own frame, k and alpha by inner cross-validation, with fixed_field_* nulls; "
+                  "shuffled_*: trained on shuffled positions",
+        "sigma_x": "positional error of Dubuis et al. 2013 from replicate-to-replicate variability (Cramer-Rao, "
+                   "Ledoit-Wolf covariance) over placements x replicates aligned in their body frames; not the "
+                   "decoding bound",
         "bits": "decoding lower bound h(coord) - 1/2 log2(2 pi e MSE) at 1 px resolution (Dubuis et al. 2013), clipped at 0",
         "intervals": "mean and 95% t-interval over held-out replicates (n = replicates)",
         "steering": "dose = total push over the window in sd of the direction; per-step addition to alive cells' state",
@@ -150,6 +193,12 @@ def main(argv=None) -> int:
         figs.append(("probes_bits", "Positional information over development",
                      "Decoding lower bound on the bits the whole state carries about each coordinate.",
                      DP.fig_probes_over_development(pos, "bits")))
+        if "placement" in pos and "null_reason" not in pos["placement"]:
+            figs.append(("placement", "Positional information on held-out placements",
+                         "Probes trained on bodies grown at other seed positions and orientations and scored on a "
+                         "held-out one, in its own frame (k and alpha by inner cross-validation); hatched: a fixed "
+                         "random field on the same cells (the null). Right: the positional error sigma_x from "
+                         "replicate-to-replicate variability (Dubuis et al. 2013).", DP.fig_placement(pos["placement"])))
         if "null_reason" not in pos["information"]:
             figs.append(("feature_bits", "Bits per channel and per PC",
                          "1-D kNN decoder of each feature alone (held-out replicates); black marks: the shuffled "

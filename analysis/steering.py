@@ -383,7 +383,7 @@ def run_steering(model, settings: SteeringSettings, key: jax.Array, grid: int | 
     {measure: ``specificity``}}}, "random_band": {measure: ``random_band`` of the random
     directions' mean effects}, "random_false_positives": {measure: ``random_false_positives``},
     "random_slope_range": {measure: [min, max] over the random directions' mean slopes},
-    "images": [D, N, H, W, 4] final RGBA of replicate 0 (NumPy, for figures)}.
+    "outside_count": ``outside_count``, "images": [D, N, H, W, 4] final RGBA of replicate 0 (NumPy, for figures)}.
     Slope: least squares of the measure on the dose per replicate (units per dose unit),
     interval over replicates."""
     cfg = model.model_config
@@ -429,6 +429,7 @@ def run_steering(model, settings: SteeringSettings, key: jax.Array, grid: int | 
            "directions": res, "random_band": band, "random_false_positives": fps, "images": images}
     out["random_slope_range"] = {k: [min(res[names[i]]["slope"][k]["mean"] for i in rnd),
                                      max(res[names[i]]["slope"][k]["mean"] for i in rnd)] for k in MEASURES}
+    out["outside_count"] = outside_count(out)
     return out
 
 
@@ -539,6 +540,31 @@ def run_transplant(model, settings: TransplantSettings, key: jax.Array, grid: in
             "decoded": {"graft": np.nanmean(g, 1).tolist(), "donor": np.nanmean(d, 1).tolist(),
                         "host": np.nanmean(h, 1).tolist()},
             "images": {"intact": np.asarray(to_rgba(intact[[0, -1], 0])), "grafted": np.asarray(to_rgba(grafted[[0, -1], 0]))}}
+
+
+def outside_count(steer: dict) -> dict:
+    """How many (direction, read-out, dose) tests of a ``run_steering`` report come out
+    specific, beside how many random directions would (the multiple-comparison check: at a
+    per-test false-positive rate f, about f x tests cells are outside by chance). -> {"tests",
+    "outside", "expected_by_chance" (sum over the tests of the leave-one-out false-positive
+    rate of the random directions at that read-out and dose), "cells": ["name read-out
+    dose", ...] the ones outside}."""
+    tests, cells, expected = 0, [], 0.0
+    doses = steer["settings"]["doses"]
+    for n in steer["direction_names"]:
+        spec = steer["directions"][n].get("specificity")
+        if spec is None:
+            continue
+        for k, sp in spec.items():
+            for j, o in enumerate(sp["outside"]):
+                if o is None:
+                    continue
+                tests += 1
+                fp = steer["random_false_positives"][k][j]
+                expected += fp["mean"] if fp and fp["mean"] is not None else 0.0
+                if o:
+                    cells.append(f"{n} {k} {doses[j]:g}")
+    return {"tests": tests, "outside": len(cells), "expected_by_chance": expected, "cells": cells}
 
 
 # --------------------------------------------------------------------------- across models

@@ -41,11 +41,13 @@ def main(argv=None) -> int:
     reps, per_model = [], []
     w0, c0 = time.time(), time.process_time()
     for r in a.runs:
+        metrics = Path(r) / "metrics.csv"
+        last = metrics.read_text().strip().splitlines()[-1].split(",")[0] if metrics.exists() else None
         model = nca.load_model(r)
         rep = S.run_steering(model, st, jax.random.key(a.seed))
         rep.pop("images")
         reps.append(rep)
-        per_model.append({"run": r, "directions": {n: {"sigma": rep["directions"][n]["sigma"],
+        per_model.append({"run": r, "train_step_at_load": last, "directions": {n: {"sigma": rep["directions"][n]["sigma"],
                                                        "specificity": rep["directions"][n].get("specificity"),
                                                        "effect": rep["directions"][n]["effect"]}
                                                    for n in rep["direction_names"] if not n.startswith("random")},

@@ -118,6 +118,11 @@ def headline(rep: dict) -> tuple[list[str], list[list]]:
                     cells.append(f"{n} {fmt_ci(st['directions'][n]['effect'][meas][j], 1)} ({mark})")
                 rows.append([f"steering, change of {meas.replace('_', ' ')} (px) at dose {doses[j]:g}: each direction "
                              f"vs {n_rnd} norm-matched random directions (band {lo:.1f} to {hi:.1f})", "; ".join(cells)])
+        oc = st.get("outside_count")
+        if oc:
+            rows.append(["steering: (direction, read-out, dose) tests outside the random band / tests / expected by "
+                         "chance (random directions' leave-one-out rate)",
+                         f"{oc['outside']} / {oc['tests']} / {oc['expected_by_chance']:.1f}: {', '.join(oc['cells']) or '-'}"])
         fp = [f["mean"] for f in st["random_false_positives"]["length"] if f]
         rows.append(["random directions called specific by the others' band (length, leave one out; mean over doses)",
                      f"{np_mean(fp):.2f} (n = {n_rnd} per dose)" if fp else "-"])

@@ -162,3 +162,16 @@ def test_across_models_pools_each_models_own_band():
     assert out["pc1"]["outside"][1]["mean"] == pytest.approx(2 / 3) and out["pc1"]["outside"][1]["n"] == 3
     assert out["pc1"]["z"][1]["mean"] == pytest.approx(9.5 / 3) and out["pc1"]["z"][1]["lo"] < 0.5
     assert out["pc1"]["effect"][1]["mean"] == pytest.approx(19 / 3)
+
+
+def test_outside_count_sets_the_hits_against_what_chance_gives():
+    fp = {"mean": 0.05, "lo": 0.0, "hi": 0.2, "n": 20}
+    steer = {"settings": {"doses": [0.0, 5.0]}, "direction_names": ["pc1", "probe:along", "random1"],
+             "directions": {"pc1": {"specificity": {"length": {"outside": [None, True]}, "loss": {"outside": [None, False]}}},
+                            "probe:along": {"specificity": {"length": {"outside": [None, False]},
+                                                            "loss": {"outside": [None, False]}}},
+                            "random1": {}},
+             "random_false_positives": {"length": [None, fp], "loss": [None, fp]}}
+    oc = S.outside_count(steer)
+    assert oc["tests"] == 4 and oc["outside"] == 1 and oc["cells"] == ["pc1 length 5"]
+    assert oc["expected_by_chance"] == pytest.approx(0.2)

@@ -162,12 +162,9 @@ def effects(values: np.ndarray, doses) -> tuple[np.ndarray, np.ndarray]:
     v = np.asarray(values, float)
     zero = list(np.asarray(doses, float)).index(0.0)
     per = v - v[:, zero:zero + 1]
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmean(per, -1), per
+    n = np.isfinite(per).sum(-1)
+    mean = np.where(n > 0, np.nansum(per, -1) / np.maximum(n, 1), np.nan)  # NaN where no body lived
+    return mean, per
 
 
 @lru_cache(maxsize=256)

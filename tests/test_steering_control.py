@@ -175,3 +175,10 @@ def test_outside_count_sets_the_hits_against_what_chance_gives():
     oc = S.outside_count(steer)
     assert oc["tests"] == 4 and oc["outside"] == 1 and oc["cells"] == ["pc1 length 5"]
     assert oc["expected_by_chance"] == pytest.approx(0.2)
+
+
+def test_effects_are_paired_with_the_same_replicates_unsteered_run():
+    v = np.array([[[10.0, 20.0], [12.0, 25.0], [np.nan, np.nan]]])  # [D=1, N=3 (doses 0, 1, 2), B=2]
+    mean, per = S.effects(v, (0.0, 1.0, 2.0))
+    np.testing.assert_allclose(per[0, 1], [2.0, 5.0])
+    assert mean[0, 0] == 0 and mean[0, 1] == pytest.approx(3.5) and np.isnan(mean[0, 2])  # no body: no effect

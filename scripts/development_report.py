@@ -69,13 +69,13 @@ def settings_from(a):
         grid=a.size)
 
 
-def np_argmax_abs(doses, sign: int) -> int:
+def _largest_dose(doses, sign: int) -> int:
     """Index of the dose of largest magnitude with the given sign (the first dose if none)."""
     best = max(((abs(d), i) for i, d in enumerate(doses) if d * sign > 0), default=(0, 0))
     return best[1]
 
 
-def np_mean(values) -> float:
+def _mean(values) -> float:
     return sum(values) / len(values)
 
 
@@ -105,7 +105,7 @@ def headline(rep: dict) -> tuple[list[str], list[list]]:
         n_rnd = sum(n.startswith("random") for n in st["direction_names"])
         for meas in ("length", "shift_along"):
             band = st["random_band"][meas]
-            for j in (int(np_argmax_abs(doses, sign)) for sign in (-1, 1)):
+            for j in (int(_largest_dose(doses, sign)) for sign in (-1, 1)):
                 if doses[j] == 0:
                     continue
                 lo, hi = band["lo"][j], band["hi"][j]
@@ -125,7 +125,7 @@ def headline(rep: dict) -> tuple[list[str], list[list]]:
                          f"{oc['outside']} / {oc['tests']} / {oc['expected_by_chance']:.1f}: {', '.join(oc['cells']) or '-'}"])
         fp = [f["mean"] for f in st["random_false_positives"]["length"] if f]
         rows.append(["random directions called specific by the others' band (length, leave one out; mean over doses)",
-                     f"{np_mean(fp):.2f} (n = {n_rnd} per dose)" if fp else "-"])
+                     f"{_mean(fp):.2f} (n = {n_rnd} per dose)" if fp else "-"])
     tr = rep.get("transplant")
     if tr:
         rows.append([f"transplant: identity index right after / {tr['settings']['after']} steps after the graft",

@@ -7,17 +7,20 @@ with it, by intervening through the "state" hook of ``nca.model.rollout`` (see
 * **Steering** (activation addition, as in Turner et al. 2023, "Activation addition:
   steering language models without optimization", arXiv:2308.10248; here on a cellular
   automaton): at every step of a window ``[t_start, t_stop)`` every alive cell (or the
-  cells of a region) gets ``dose * sigma_d * d / (t_stop - t_start)`` added to its state,
-  with ``d`` a unit direction over the 16 channels (a PC loading or a position probe's
-  direction embedded in the hidden channels) and ``sigma_d`` the spread (sd over the alive
-  cells of the intact body) of the state's component along ``d``: a dose is the *total*
-  push over the window in units of that spread (dose 1: one sd, if the rule did not
-  respond).
-  The dose-response curves are what the body does at the end: its centroid's shift along
+  cells of a region) gets ``dose * d / (t_stop - t_start)`` added to its state, with ``d``
+  a *unit* direction over the 16 channels (a PC loading, a position probe's direction, or
+  a random direction, all in the hidden channels). A dose is one absolute unit for every
+  direction: the L2 norm of the total push added to a cell over the window (state units).
+  (Until issue 23 it was counted in each direction's own sd over the body, which pushed
+  PC1 2-5x harder than the random and probe directions it was compared with.)
+  The read-outs are what the body does at the end: its centroid's shift along / across
   the intact body's long axis (px), its length along that axis (px), its area (alive
-  cells) and its loss to the target. Control: the same doses along random unit directions
-  in the hidden channels (named PRNG stream): a direction matters only where its curve
-  leaves the random ones' band.
+  cells) and its loss to the target; an effect is a read-out minus the same replicate's
+  unsteered one. Control: R random unit hidden directions pushed with the same norms
+  (named PRNG stream); a direction is *specific* at a dose only when its effect lies
+  outside their 95 % prediction band and beyond every one of them (``specificity``:
+  false-positive rate <= 2 / (R + 1) for any exchangeable effects, <= 5 % for normal
+  ones; measured in tests/test_steering_control.py and docs/validation/steering.md).
 * **Transplant** (the embryologists' graft, e.g. Spemann & Mangold 1924; here, does a cell's
   state carry its position with it?): at step ``t_graft`` the states of a disc of cells
   near one end of the long axis are copied onto a disc near the other end, and the body

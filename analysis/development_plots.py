@@ -105,23 +105,35 @@ def fig_placement(pl: dict) -> Figure:
 
 
 def fig_steering(steer: dict, measures=("shift_along", "length", "loss")) -> Figure:
-    """Dose-response per direction (mean +- 95 % CI over replicates); random directions grey."""
+    """Effect of steering (read-out minus the unsteered one) vs dose per direction (mean +-
+    95 % CI over replicates). Every direction is pushed with the same norm at a dose; the
+    random directions are thin grey lines and their 95 % prediction band is shaded: a
+    direction is specific only where it leaves the band."""
     fig = Figure(figsize=(11, 3.4))
     names = steer["direction_names"]
+    special = [n for n in names if not n.startswith("random")]
     for k, meas in enumerate(measures):
         ax = fig.add_subplot(1, len(measures), k + 1)
-        for j, n in enumerate(names):
-            e = steer["directions"][n]
-            m, lo, hi = ci_arrays(e[meas])
-            d = np.asarray(e["doses"])
-            rnd = n.startswith("random")
-            ax.errorbar(d + (0 if rnd else 0.03 * (j - 1)), m, yerr=[m - lo, hi - m], fmt="-o", ms=3, lw=1,
-                        color="0.6" if rnd else None, label=None if rnd and n != "random1" else
-                        ("random (control)" if rnd else n), capsize=2)
-        ax.set_xlabel("dose (sd of the direction, total over the window)")
-        ax.set_title(meas.replace("_", " "), fontsize=9)
-        if meas == "loss":
-            ax.set_yscale("log")
+        band = steer["random_band"][meas]
+        d = np.asarray(steer["settings"]["doses"], float)
+        lo = np.array([np.nan if v is None else v for v in band["lo"]], float)
+        hi = np.array([np.nan if v is None else v for v in band["hi"]], float)
+        ax.fill_between(d, lo, hi, color="0.85", lw=0, label="random: 95% prediction band")
+        for n in names:
+            if n.startswith("random"):
+                m, _, _ = ci_arrays(steer["directions"][n]["effect"][meas])
+                ax.plot(d, m, "-", color="0.6", lw=0.6, label="random directions" if n == "random1" else None)
+        for j, n in enumerate(special):
+            m, clo, chi = ci_arrays(steer["directions"][n]["effect"][meas])
+            out = steer["directions"][n]["specificity"][meas]["outside"]
+            line = ax.errorbar(d + 0.02 * np.ptp(d) * (j - (len(special) - 1) / 2), m, yerr=[m - clo, chi - m],
+                               fmt="-o", ms=3, lw=1.2, capsize=2, label=n)
+            hit = np.array([bool(o) for o in out])
+            if hit.any():
+                ax.plot(d[hit], m[hit], "o", ms=8, mfc="none", color=line[0].get_color())
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_xlabel("dose (L2 norm of the total push per cell)")
+        ax.set_title(f"change of {meas.replace('_', ' ')} (open circle: outside the band)", fontsize=9)
         if k == 0:
             ax.legend(fontsize=7)
     fig.tight_layout()

@@ -9,7 +9,8 @@ scored on a held-out one, with a shuffled-position control) decode each cell's p
 the grown body's frame (along the long axis, across it, distance from the centroid) from
 its state at every analysed development step; the positional information in bits per
 channel and per PC; steering along PC and probe directions with random directions as the
-control (dose-response of the body's shift, length and loss); a transplant of tissue from
+control (dose-response of the body's shift, length and loss; every direction pushed with the same norm, and a
+direction is specific only outside the random directions' band); a transplant of tissue from
 one end of the body to the other. Writes DIR/report.json (keys in docs/development.md),
 DIR/index.html and the figures as DIR/*.png.
 """
@@ -37,8 +38,11 @@ def parse_args(argv=None):
                         "perception; 0: skip, else 3..8)")
     p.add_argument("--placement-replicates", type=cli.positive_int, default=3, metavar="N",
                    help="fire-mask rollouts per placement (sigma_x uses placements x N)")
-    p.add_argument("--doses", type=cli.float_list, default="-8,-4,-2,0,2,4,8", metavar="LIST",
-                   help="comma-separated steering doses: total push over the window in sd of the direction")
+    p.add_argument("--doses", type=cli.float_list, default="-10,-5,-2.5,0,2.5,5,10", metavar="LIST",
+                   help="comma-separated steering doses: the L2 norm of the total push added to each steered cell "
+                        "over the window (state units, the same for every direction)")
+    p.add_argument("--n-random", type=cli.positive_int, default=16, metavar="N",
+                   help="random hidden directions pushed with the same norms: the control band (>= 2)")
     p.add_argument("--steer-region", choices=("all", "front", "back"), default="all",
                    help="steer all alive cells, or only the front / back half of the body (along its long axis)")
     p.add_argument("--steer-window", type=cli.nonneg_int_list, default=None, metavar="START,STOP",
@@ -71,13 +75,23 @@ def settings_from(a):
         positional=P.PositionalSettings(steps=a.steps, every=a.every, features=a.features, replicates=a.replicates),
         placement=placement,
         steering=S.SteeringSettings(steps=a.steps, t_start=t0, t_stop=t1, doses=tuple(a.doses),
-                                    replicates=a.replicates, region=a.steer_region),
+                                    replicates=a.replicates, region=a.steer_region, n_random=a.n_random),
         transplant=S.TransplantSettings(t_graft=a.graft_at, after=a.after, every=a.every, replicates=a.replicates),
         grid=a.size)
 
 
 def _quartiles(s: dict) -> str:
     return "-" if s.get("median") is None else f"{s['median']:.3f} [{s['q25']:.3f}, {s['q75']:.3f}]"
+
+
+def _largest_dose(doses, sign: int) -> int:
+    """Index of the dose of largest magnitude with the given sign (the first dose if none)."""
+    best = max(((abs(d), i) for i, d in enumerate(doses) if d * sign > 0), default=(0, 0))
+    return best[1]
+
+
+def _mean(values) -> float:
+    return sum(values) / len(values)
 
 
 def headline(rep: dict) -> tuple[list[str], list[list]]:
@@ -124,16 +138,31 @@ def headline(rep: dict) -> tuple[list[str], list[list]]:
                                     for code in ["model"] + nulls)])
     st = rep.get("steering")
     if st:
-        rr = st.get("random_slope_range", {})
-        for n in st["direction_names"]:
-            if n.startswith("random"):
-                continue
-            sl = st["directions"][n]["slope"]
-            rows.append([f"steering {n}: slope of shift along / length / loss per dose",
-                         f"{fmt_ci(sl['shift_along'])} / {fmt_ci(sl['length'])} / {fmt_ci(sl['loss'], 4)}"])
-        if rr:
-            rows.append(["random directions (control): range of mean slopes, shift along / length",
-                         f"[{rr['shift_along'][0]:.2f}, {rr['shift_along'][1]:.2f}] / [{rr['length'][0]:.2f}, {rr['length'][1]:.2f}]"])
+        doses = st["settings"]["doses"]
+        n_rnd = sum(n.startswith("random") for n in st["direction_names"])
+        for meas in ("length", "shift_along"):
+            band = st["random_band"][meas]
+            for j in (int(_largest_dose(doses, sign)) for sign in (-1, 1)):
+                if doses[j] == 0:
+                    continue
+                lo, hi = band["lo"][j], band["hi"][j]
+                cells = []
+                for n in st["direction_names"]:
+                    if n.startswith("random"):
+                        continue
+                    sp = st["directions"][n]["specificity"][meas]
+                    mark = "specific" if sp["outside"][j] else "within random"
+                    cells.append(f"{n} {fmt_ci(st['directions'][n]['effect'][meas][j], 1)} ({mark})")
+                rows.append([f"steering, change of {meas.replace('_', ' ')} (px) at dose {doses[j]:g}: each direction "
+                             f"vs {n_rnd} norm-matched random directions (band {lo:.1f} to {hi:.1f})", "; ".join(cells)])
+        oc = st.get("outside_count")
+        if oc:
+            rows.append(["steering: (direction, read-out, dose) tests outside the random band / tests / expected by "
+                         "chance (random directions' leave-one-out rate)",
+                         f"{oc['outside']} / {oc['tests']} / {oc['expected_by_chance']:.1f}: {', '.join(oc['cells']) or '-'}"])
+        fp = [f["mean"] for f in st["random_false_positives"]["length"] if f]
+        rows.append(["random directions called specific by the others' band (length, leave one out; mean over doses)",
+                     f"{_mean(fp):.2f} (n = {n_rnd} per dose)" if fp else "-"])
     tr = rep.get("transplant")
     if tr:
         rows.append([f"transplant: identity index right after / {tr['settings']['after']} steps after the graft",
@@ -180,7 +209,10 @@ def main(argv=None) -> int:
                    "decoding bound",
         "bits": "decoding lower bound h(coord) - 1/2 log2(2 pi e MSE) at 1 px resolution (Dubuis et al. 2013), clipped at 0",
         "intervals": "mean and 95% t-interval over held-out replicates (n = replicates)",
-        "steering": "dose = total push over the window in sd of the direction; per-step addition to alive cells' state",
+        "steering": "dose = L2 norm of the total push added to each steered cell's state over the window (state "
+                    "units, the same for every direction: unit directions, dose / window per step); effect = read-out "
+                    "minus the same replicate's unsteered read-out; specific = outside the random directions' 95% "
+                    "prediction band and beyond every random direction, at that dose",
         "identity_index": "(decoded graft position - host) / (donor - host): 1 keeps the donor's identity, 0 takes the host's",
     }
     figs = []
@@ -205,8 +237,10 @@ def main(argv=None) -> int:
                          "null's upper CI (along).", DP.fig_feature_bits(pos["information"])))
     if "steering" in rep:
         figs.append(("steering", "Steering: dose-response",
-                     "Final body after steering along each direction (mean, 95% CI over replicates). Grey: random "
-                     "hidden directions, the control.", DP.fig_steering(rep["steering"])))
+                     "Change of the final body after steering along each direction, every direction pushed with the "
+                     "same norm at a dose (mean, 95% CI over replicates). Grey lines: the random hidden directions; "
+                     "grey band: their 95% prediction band (where one more random direction would fall).",
+                     DP.fig_steering(rep["steering"])))
         figs.append(("steering_gallery", "Steered bodies", "Replicate 0 at the end, per direction and dose.",
                      DP.fig_steering_gallery(rep["steering"])))
         del rep["steering"]["images"]

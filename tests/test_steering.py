@@ -111,12 +111,17 @@ def test_development_report_runs_every_part_on_a_published_model(tmp_path):
     dev = runpy.run_path(str(ROOT / "scripts" / "development_report.py"), run_name="development_report")
     out = tmp_path / "dev"
     argv = ["distill:lizard/regenerating", "--out", str(out), "--steps", "30", "--every", "15", "--replicates", "2",
-            "--doses=-2,0,2", "--graft-at", "30", "--after", "15", "--size", "40", "--quiet"]
+            "--doses=-2,0,2", "--n-random", "4", "--graft-at", "30", "--after", "15", "--size", "40", "--quiet"]
     assert dev["main"](argv) == 0
     rep = json.loads((out / "report.json").read_text())
     last = rep["positional"]["per_step"][-1]
     assert last["knn"]["along"]["r2"]["mean"] > 0.5 > last["shuffled_knn"]["along"]["r2"]["mean"]
-    assert set(rep["steering"]["direction_names"]) >= {"pc1", "probe:along", "random1"}
+    st = rep["steering"]
+    assert set(st["direction_names"]) >= {"pc1", "probe:along", "random4"} and "random5" not in st["direction_names"]
+    assert st["push_norm_per_step"] == pytest.approx([2 / 30, 0, 2 / 30])  # one absolute unit for every direction
+    assert len(st["random_band"]["length"]["hi"]) == 3 and st["random_band"]["length"]["n"][0] == 4
+    assert st["directions"]["pc1"]["specificity"]["length"]["outside"][1] is None  # dose 0: the reference
+    assert "specificity" not in st["directions"]["random1"]
     assert rep["transplant"]["identity_index"][0]["mean"] > 0.8  # right after the graft it reads as the donor
     assert {"probes_r2.png", "steering.png", "transplant.png"} <= set(rep["figures"])
     with pytest.raises(NCAError, match="multiple"):

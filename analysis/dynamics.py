@@ -426,12 +426,14 @@ def detect_transitions(steps, loss, settings: TransitionSettings = TransitionSet
         sharp = w_up <= settings.sharp_width * (1 + 1e-9)
         step = float(10 ** fine[fi])
         span = 10 ** (fine[fi] + np.log(9.0) * widths[wi]) - 10 ** (fine[fi] - np.log(9.0) * widths[wi])
+        interval = [float(min(10 ** fine[a], s_sorted[lo_i])), float(max(10 ** fine[b], s_sorted[hi_i]))]
+        truncated = (a == 0 and fine[0] > centres[0]) or (b == len(fine) - 1 and fine[-1] < centres[-1])
         (out["transitions"] if sharp else out["gradual"]).append({
-            "step": step, "interval": [float(min(10 ** fine[a], s_sorted[lo_i])), float(max(10 ** fine[b], s_sorted[hi_i]))],
+            "step": step, "interval": interval,
             # drop_log10: the step's size in log10 units (columns and data were whitened alike)
             "drop_log10": float(-hf[bf]), "width_decades": float(widths[wi]), "width_upper_decades": w_up,
             "span_steps": float(span), "relative_span": float(span / step), "delta_bic": float(dbic),
-            "interval_truncated": bool((a == 0 and fine[0] > centres[0]) or (b == len(fine) - 1 and fine[-1] < centres[-1]))})
+            "interval_truncated": bool(truncated)})
         design = np.column_stack([design, cols[:, bf]])
     out["transitions"].sort(key=lambda t: t["step"])
     out["gradual"].sort(key=lambda t: t["step"])

@@ -179,51 +179,89 @@ def series(checkpoints: list[dict]) -> dict:
 # checkpoints (issue 15: 0.25 for a smooth exponential, 0.36 for an 80 % sharp drop).
 # ``detect_transitions`` asks the question as a model comparison on the dense loss curve
 # (metrics.csv, one row per training step): is log10(loss) vs log10(step) better described by
-# a smooth background plus a *sharp* step than by the smooth background alone?
+# a smooth background plus a step than by the smooth background alone, and if so, is the
+# step *sharp*?
 #
 # * background: a cubic regression spline in log10(step) with knots every ``knot_spacing``
-#   decades (a smooth curve that follows exponentials, power laws, floors: it cannot bend
-#   faster than about one knot spacing);
-# * a transition: h * logistic((x - x0) / w) with width w <= max(widths) decades, location x0
-#   and size h fitted (h < 0: a drop);
-# * accepted when the step lowers the BIC (Schwarz 1978) by more than ``min_bic`` (10: "very
-#   strong" on the scale of Kass & Raftery 1995) and drops the loss by at least ``min_drop``
-#   decades; then searched again with the accepted steps in the background (up to
-#   ``max_transitions``; the forward selection of change points, cf. segmented regression,
-#   Muggeo 2003, Stat. Med. 22:3055);
-# * the likelihood is Gaussian with the residual variance, and the sample size is the
-#   *effective* one, n (1 - r1) / (1 + r1) with r1 the lag-1 autocorrelation of the
-#   background's residuals: consecutive training losses share the sample pool, so they are
-#   not independent, and counting them as such would call noise a transition;
+#   decades (a smooth curve that follows exponentials, power laws, floors);
+# * a step: h * logistic((x - x0) / w), location x0, size h and width w (logistic scale,
+#   decades of training steps) fitted, w over a grid from sharper than one step to gradual
+#   (``widths``);
+# * a step is *supported* only when at least ``support_points`` data points and at least
+#   ``support_spans`` of its own 10-90 % spans lie on each side of that span (issue 23: a
+#   step in the last few points is an offset of those points, not a transition, and its
+#   fitted size was unbounded: 354 decades), and its size is at most the range of the
+#   (median-filtered) log-loss;
+# * a step is accepted when it lowers the BIC (Schwarz 1978) by more than ``min_bic`` (10:
+#   "very strong" on the scale of Kass & Raftery 1995) and drops the loss by at least
+#   ``min_drop`` decades; then searched again with the accepted steps in the background
+#   (up to ``max_transitions``; the forward selection of change points, cf. segmented
+#   regression, Muggeo 2003, Stat. Med. 22:3055);
+# * *sharp*, relative to the curve's own time scale: its 10-90 % span is at most
+#   ``sharp_span`` (10 %) of the training step at its location, i.e. w <= log10(1 +
+#   sharp_span) / (2 ln 9), and the data say so: the upper end of w's 95 % profile-likelihood
+#   set is below that (a step whose width the data cannot pin down, or that takes 300 steps
+#   at step 1000, is a *gradual* change, reported apart). In log-step the same relative
+#   span is the same width, so "sharp" means the same early and late in training; the
+#   background's knots (0.25 decades, a factor 1.8 in steps) are > 6 sharp spans apart, so
+#   it cannot absorb a sharp step;
+# * the likelihood is Gaussian on whitened residuals (each point divided by its local noise
+#   scale, the running MAD of the background's residuals: early losses scatter more), and
+#   the sample size is the *effective* one, n (1 - r1) / (1 + r1), r1 the lag-1
+#   autocorrelation of the residuals (consecutive losses share the sample pool, and the
+#   running median makes neighbours alike: counting them as independent would call noise a
+#   transition);
 # * the 95 % interval of the location is the profile-likelihood set (Hinkley 1970,
-#   Biometrika 57:477): every x0 whose best fit is within chi2_1(0.95) / 2 of the best
-#   log-likelihood, reported in steps.
+#   Biometrika 57:477): every x0 whose best fit (over w) is within chi2_1(0.95) of the best
+#   on the n_eff log-likelihood scale, reported in steps.
 
 
 @dataclass(frozen=True)
 class TransitionSettings:
     """Transition detection (see the comment above). knot_spacing: decades between the
-    background spline's knots; widths: step widths tried (decades of training steps);
+    background spline's knots; widths: logistic widths tried (decades of training steps);
+    sharp_span: a step is sharp when its 10-90 % span is at most this fraction of its step;
     min_bic: BIC improvement required; min_drop: smallest |step| (decades of loss);
-    max_transitions: at most this many; edge_points: data points required on each side
-    of a transition; min_points: fewer points -> no test (reported with a reason);
-    level: of the location interval; median_window: log-losses are first passed through a
-    running median of this many points (an edge-preserving smoother, Tukey 1977: a sharp
-    step survives it, isolated spikes -- a batch of freshly damaged samples -- do not);
-    noise_window: points of the running MAD that sets each point's noise scale.
+    max_transitions: at most this many steps (sharp or gradual) are fitted;
+    support_points, support_spans: data points and 10-90 % spans required on each side of
+    a step's span; min_points: fewer points -> no test (reported with a reason); level: of
+    the location interval and of the width's upper bound; grid: candidate locations;
+    median_window: log-losses are first passed through a running median of this many
+    points (an edge-preserving smoother, Tukey 1977: a sharp step survives it, isolated
+    spikes -- a batch of freshly damaged samples -- do not); noise_window: points of the
+    running MAD that sets each point's noise scale.
     """
 
     knot_spacing: float = 0.25
-    widths: tuple[float, ...] = (0.005, 0.01, 0.02, 0.04)
+    widths: tuple[float, ...] = (0.0005, 0.001, 0.002, 0.004, 0.0065, 0.0094, 0.013, 0.018, 0.025, 0.035,
+                                 0.05, 0.07)
+    sharp_span: float = 0.1
     min_bic: float = 10.0
     min_drop: float = 0.1
     max_transitions: int = 3
-    edge_points: int = 5
-    min_points: int = 20
+    support_points: int = 25
+    support_spans: float = 1.0
+    min_points: int = 50
     level: float = 0.95
-    grid: int = 200
+    grid: int = 300
     median_window: int = 5
-    noise_window: int = 25
+    noise_window: int = 51
+
+    @property
+    def sharp_width(self) -> float:
+        """The largest logistic width (decades) that is sharp: 10-90 % span = sharp_span."""
+        return float(np.log10(1 + self.sharp_span) / (2 * np.log(9.0)))
+
+    def definitions(self) -> dict:
+        """The thresholds a result depends on, for the report."""
+        return {"sharp": f"10-90% span <= {self.sharp_span:g} x the step at its location (logistic width <= "
+                         f"{self.sharp_width:.4f} decades), upper end of the width's {self.level:.0%} profile set",
+                "accepted": f"BIC lower by > {self.min_bic:g} with the effective n, drop >= {self.min_drop:g} decades",
+                "support": f">= {self.support_points} points on each side of the 10-90% span, and a distance to "
+                           f"each end >= {self.support_spans:g} x max(its span, a sharp span); size <= range of the "
+                           "median-filtered log-loss",
+                "background": f"cubic spline in log10(step), knots every {self.knot_spacing:g} decades",
+                "median_window": self.median_window, "noise_window": self.noise_window}
 
 
 def spline_basis(x: np.ndarray, spacing: float, max_basis: int) -> np.ndarray:
@@ -243,106 +281,162 @@ def _logistic(z):
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
+def _supported(x: np.ndarray, centres: np.ndarray, widths: np.ndarray, s: TransitionSettings) -> np.ndarray:
+    """[G, Wd] bool: a step at centres [G] of widths [Wd] has ``support_points`` points on
+    each side of its 10-90 % span, and a distance to each end of the curve of at least
+    ``support_spans`` times the larger of its own span and a sharp step's span there."""
+    half = np.log(9.0) * widths  # half the 10-90 % span, decades
+    a = centres[:, None] - half[None, :]
+    b = centres[:, None] + half[None, :]
+    before = np.searchsorted(x, a, side="left")
+    after = len(x) - np.searchsorted(x, b, side="right")
+    room = s.support_spans * np.maximum(2 * half[None, :], np.log10(1 + s.sharp_span))
+    return ((before >= s.support_points) & (after >= s.support_points)
+            & (a - x[0] >= room) & (x[-1] - b >= room))
+
+
+def _fit_steps(x, centres, widths, wsd, q, ry, rss0, ok, bound):
+    """Every candidate step [G x Wd] against the current background (orthonormal q, its
+    residual ry, rss0): -> (gain [G*Wd], size h [G*Wd]); gain 0 where not ``ok`` [G, Wd]
+    or where |h| exceeds ``bound`` (decades; the columns are whitened like the data)."""
+    n = len(x)
+    cols = _logistic((x[:, None, None] - centres[None, :, None]) / widths[None, None, :]).reshape(n, -1)
+    cols = cols / wsd[:, None]
+    rs = cols - q @ (q.T @ cols)  # step regressors after the background
+    ss = (rs * rs).sum(0)
+    good = ok.ravel() & (ss > 1e-9 * n)
+    sdiv = np.where(good, ss, 1.0)
+    proj = rs.T @ ry
+    h = proj / sdiv
+    good &= np.abs(h) <= bound
+    gain = np.where(good, proj ** 2 / sdiv, 0.0)
+    return gain, h, cols
+
+
 def detect_transitions(steps, loss, settings: TransitionSettings = TransitionSettings()) -> dict:
     """Sharp transitions of a loss curve. steps, loss: [n] (steps >= 1 used).
 
     Returns {"transitions": [{"step", "interval": [lo, hi], "drop_log10", "width_decades",
-    "delta_bic"}], "n", "n_effective", "lag1_autocorrelation", "background_rms", "reason"}
-    (``reason``: None, or why nothing could be tested). A drop has drop_log10 > 0."""
+    "width_upper_decades", "span_steps", "relative_span", "delta_bic", "interval_truncated"}],
+    "gradual": [the same, for accepted steps that are not sharp], "n", "n_effective",
+    "lag1_autocorrelation", "background_rms", "definitions", "reason"} (``reason``: None, or
+    why nothing could be tested). A drop has drop_log10 > 0; span_steps: the 10-90 % span
+    of the fitted width, in steps; relative_span: that over the step."""
+    from scipy.ndimage import median_filter
+    from scipy.stats import chi2
+
     s = np.asarray(steps, np.float64)
     lv = np.asarray(loss, np.float64)
     ok = (s >= 1) & np.isfinite(lv) & (lv > 0)
     x, y = np.log10(s[ok]), np.log10(lv[ok])
     order = np.argsort(x)
     x, y = x[order], y[order]
+    s_sorted = s[ok][order]  # the steps themselves (10 ** x rounds 700 to 700.0000000000001)
     n = len(x)
-    if settings.median_window > 1 and n >= settings.min_points:
-        from scipy.ndimage import median_filter
-
-        y = median_filter(y, size=settings.median_window, mode="nearest")
-    out = {"transitions": [], "n": n, "n_effective": None, "lag1_autocorrelation": None,
-           "background_rms": None, "reason": None}
+    out = {"transitions": [], "gradual": [], "n": n, "n_effective": None, "lag1_autocorrelation": None,
+           "background_rms": None, "definitions": settings.definitions(), "reason": None}
     if n < settings.min_points:
         out["reason"] = (f"{n} loss points: too few to tell a sharp transition from a smooth curve "
                          f"(need {settings.min_points}; use the dense metrics.csv curve)")
         return out
+    y_raw = y
+    if settings.median_window > 1:
+        y = median_filter(y, size=settings.median_window, mode="nearest")
+    bound = float(y.max() - y.min())  # no step can be larger than the data's range
     base = spline_basis(x, settings.knot_spacing, max(4, n // 5))
-    lo_x, hi_x = x[settings.edge_points], x[-settings.edge_points - 1]
-    if hi_x <= lo_x:
-        out["reason"] = "too few points away from the ends of the curve"
+    widths = np.asarray(settings.widths, float)
+    centres = np.linspace(x[0], x[-1], settings.grid)
+    ok_grid = _supported(x, centres, widths, settings)
+    if not ok_grid.any():
+        out["reason"] = "too few points away from the ends of the curve for a supported step"
         return out
-    centres = np.linspace(lo_x, hi_x, settings.grid)
-    widths = np.asarray(settings.widths)
-    steps_cols = _logistic((x[:, None, None] - centres[None, :, None]) / widths[None, None, :])  # [n, G, Wd]
-    steps_cols = steps_cols.reshape(n, -1)
     # heteroscedastic noise: early training losses scatter far more than late ones, and one
     # global variance would let an early burst of spikes pass for a step. Each point is
     # weighted by its local noise scale, the running MAD (window ``noise_window``) of the
-    # smooth background's residuals (weighted least squares; the BIC and the interval are
-    # computed on the whitened residuals).
-    from scipy.ndimage import median_filter
-
+    # *raw* log-losses' residuals from the smooth background (weighted least squares; the
+    # BIC and the intervals are computed on the whitened residuals). Not of the median-
+    # filtered ones: a running median has runs of equal values, whose MAD can be 10x too
+    # small, and a step fitted where the weights are inflated was a false detection
+    # (issue 23). Floored at 1/3 of the median scale for the same reason.
     q0, _ = np.linalg.qr(base)
-    r0 = y - q0 @ (q0.T @ y)
+    r0 = y_raw - q0 @ (q0.T @ y_raw)
     mad = median_filter(np.abs(r0 - median_filter(r0, size=settings.noise_window, mode="nearest")),
                         size=settings.noise_window, mode="nearest") * 1.4826
-    floor = 0.1 * (np.median(mad) if np.median(mad) > 0 else 1.0)
+    floor = (np.median(mad) if np.median(mad) > 0 else 1.0) / 3
     wsd = np.maximum(mad, floor)
-    y = y / wsd
-    base = base / wsd[:, None]
-    steps_cols = steps_cols / wsd[:, None]
-    design = base
-    from scipy.stats import chi2
-
+    yw = y / wsd
+    design = base / wsd[:, None]
     crit = chi2.ppf(settings.level, 1)
+    dx = centres[1] - centres[0]
     for _ in range(settings.max_transitions):
         q, _r = np.linalg.qr(design)
-        ry = y - q @ (q.T @ y)
+        ry = yw - q @ (q.T @ yw)
         rss0 = float(ry @ ry)
-        r1 = float(np.corrcoef(ry[:-1], ry[1:])[0, 1]) if n > 3 and ry.std() > 0 else 0.0
+        gain, h, cols0 = _fit_steps(x, centres, widths, wsd, q, ry, rss0, ok_grid, bound)
+        best = int(np.argmax(gain))
+        # the residuals' autocorrelation under the model being tested (background + the best
+        # step): before the step is fitted, the step itself is in the residuals, makes them
+        # look strongly correlated (r1 0.95) and cut n_eff to a handful of points
+        c_best = cols0[:, best] - q @ (q.T @ cols0[:, best])
+        ry1 = ry - h[best] * c_best if gain[best] > 0 else ry
+        r1 = float(np.corrcoef(ry1[:-1], ry1[1:])[0, 1]) if ry1.std() > 0 else 0.0
         r1 = max(0.0, r1)
         n_eff = max(float(n) * (1 - r1) / (1 + r1), float(design.shape[1] + 4))
         if out["n_effective"] is None:
             out["n_effective"], out["lag1_autocorrelation"] = n_eff, r1
             out["background_rms"] = float(np.sqrt(np.mean(r0 ** 2)))
-        rs = steps_cols - q @ (q.T @ steps_cols)  # step regressors after the background
-        ss = (rs * rs).sum(0)
-        good = ss > 1e-12 * n
-        gain = np.where(good, (rs.T @ ry) ** 2 / np.where(good, ss, 1.0), 0.0)
-        rss1 = np.maximum(rss0 - gain, 1e-300)
-        best = int(np.argmax(gain))
-        h = float((rs[:, best] @ ry) / ss[best]) if good[best] else 0.0
-        # BIC with the effective sample size (3 extra parameters: h, x0, w)
-        dbic = n_eff * np.log(rss0 / rss1[best]) - 3 * np.log(n_eff)
-        if not (dbic > settings.min_bic and -h >= settings.min_drop):
+        if gain[best] <= 0:
             break
-        gi, wi = divmod(best, len(widths))
-        # profile likelihood of the location on a grid 20x finer around the coarse optimum
-        dx = centres[1] - centres[0] if len(centres) > 1 else 0.01
-        span = 0.1
-        fine = np.arange(max(lo_x, centres[gi] - span), min(hi_x, centres[gi] + span) + dx / 40, dx / 20)
-        cols = _logistic((x[:, None, None] - fine[None, :, None]) / widths[None, None, :]).reshape(n, -1) / wsd[:, None]
-        rf = cols - q @ (q.T @ cols)
-        sf = (rf * rf).sum(0)
-        gf = np.where(sf > 1e-12 * n, (rf.T @ ry) ** 2 / np.where(sf > 1e-12 * n, sf, 1.0), 0.0)
-        rss_f = np.maximum(rss0 - gf, 1e-300)
+        # BIC with the effective sample size (3 extra parameters: h, x0, w)
+        dbic = n_eff * np.log(rss0 / max(rss0 - gain[best], 1e-300)) - 3 * np.log(n_eff)
+        if not (dbic > settings.min_bic and -h[best] >= settings.min_drop):
+            break
+        gi, _wi = divmod(best, len(widths))
+        # profile likelihood of location and width on a 20x finer grid of locations around
+        # the coarse optimum (+-10 coarse cells)
+        fine = np.arange(centres[max(0, gi - 10)], centres[min(len(centres) - 1, gi + 10)] + dx / 40, dx / 20)
+        ok_f = _supported(x, fine, widths, settings)
+        gf, hf, cols = _fit_steps(x, fine, widths, wsd, q, ry, rss0, ok_f, bound)
         bf = int(np.argmax(gf))
-        prof = rss_f.reshape(len(fine), len(widths)).min(1)
-        inside = n_eff * np.log(prof / rss_f[bf]) <= crit
+        rss_f = np.where(gf > 0, rss0 - gf, np.inf).reshape(len(fine), len(widths))
+        rmin = rss0 - gf[bf]
+        dev = n_eff * np.log(rss_f / rmin)  # -2 log-likelihood ratio to the best fit
         fi, wi = divmod(bf, len(widths))
+        inside = dev.min(1) <= crit  # location profile (width profiled out)
         a = b = fi  # the contiguous run of accepted locations around the best one
         while a > 0 and inside[a - 1]:
             a -= 1
         while b < len(fine) - 1 and inside[b + 1]:
             b += 1
-        h = float((rf[:, bf] @ ry) / sf[bf])
-        out["transitions"].append({
-            "step": float(10 ** fine[fi]), "interval": [float(10 ** fine[a]), float(10 ** fine[b])],
+        # a step narrower than the sampling can sit anywhere between two samples: the
+        # interval reaches at least the data points on either side of the set
+        lo_i = max(0, int(np.searchsorted(x, fine[a], side="left")) - 1)
+        hi_i = min(n - 1, int(np.searchsorted(x, fine[b], side="right")))
+        # width profile over the accepted locations. Wider steps are tried there even where
+        # they would lack support (only the centre needs support_points on each side):
+        # near an end, support alone would rule out every gradual alternative and leave a
+        # misfit of the background to be called sharp by default
+        centre_ok = ((np.searchsorted(x, fine[a:b + 1]) >= settings.support_points)
+                     & (n - np.searchsorted(x, fine[a:b + 1]) >= settings.support_points))
+        gl, _, _ = _fit_steps(x, fine[a:b + 1], widths, wsd, q, ry, rss0,
+                              np.broadcast_to(centre_ok[:, None], (b + 1 - a, len(widths))), bound)
+        dev_w = n_eff * np.log(np.where(gl > 0, rss0 - gl, np.inf).reshape(b + 1 - a, len(widths)) / rmin)
+        w_in = dev_w.min(0) <= crit
+        w_up = float(widths[w_in].max())
+        sharp = w_up <= settings.sharp_width * (1 + 1e-9)
+        step = float(10 ** fine[fi])
+        span = 10 ** (fine[fi] + np.log(9.0) * widths[wi]) - 10 ** (fine[fi] - np.log(9.0) * widths[wi])
+        interval = [float(min(10 ** fine[a], s_sorted[lo_i])), float(max(10 ** fine[b], s_sorted[hi_i]))]
+        truncated = (a == 0 and fine[0] > centres[0]) or (b == len(fine) - 1 and fine[-1] < centres[-1])
+        (out["transitions"] if sharp else out["gradual"]).append({
+            "step": step, "interval": interval,
             # drop_log10: the step's size in log10 units (columns and data were whitened alike)
-            "drop_log10": -h, "width_decades": float(widths[wi]), "delta_bic": float(dbic),
-            "interval_truncated": bool((a == 0 and fine[0] > lo_x) or (b == len(fine) - 1 and fine[-1] < hi_x))})
+            "drop_log10": float(-hf[bf]), "width_decades": float(widths[wi]), "width_upper_decades": w_up,
+            "span_steps": float(span), "relative_span": float(span / step), "delta_bic": float(dbic),
+            "interval_truncated": bool(truncated)})
         design = np.column_stack([design, cols[:, bf]])
     out["transitions"].sort(key=lambda t: t["step"])
+    out["gradual"].sort(key=lambda t: t["step"])
     return out
 
 

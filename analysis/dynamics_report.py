@@ -179,7 +179,9 @@ def conventions() -> dict:
                 "regrowing `regrow_steps` (mean over replicates)",
         "transitions": "sharp steps of the dense training loss (metrics.csv) against a smooth spline background "
                        "in log-log (BIC > 10 with the effective n of autocorrelated losses; 95% profile-likelihood "
-                       "interval of the location); [] = none found",
+                       "interval of the location); sharp: 10-90% span <= 10% of its step, the width's 95% upper "
+                       "bound included; supported by >= 25 points and 10% of the step on each side; [] = none "
+                       "found. gradual: accepted steps that are not sharp (docs/validation/transitions.md)",
         "pca": "own PCA of the hidden channels per checkpoint (fitted at steps/2 and steps), measured at `steps`",
         "tracking": "each final PC's map (at `steps`) vs the checkpoint's best-matching own PC map (map_corr, |r|) "
                     "and vs the final loading applied to the checkpoint's states (common_basis_map_corr); "

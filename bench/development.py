@@ -25,6 +25,10 @@
   all for the issue's target: under 5 minutes), wall clock of the whole command, with and
   without the channel knockouts.
 
+The transition detector's calibration (false detections on smooth curves, power and
+interval coverage on planted steps, the real runs under each threshold) is in
+``bench/transitions.py`` (issue 23; numbers in docs/validation/transitions.md).
+
 Timings on a shared machine are noisy: the load average is printed beside them, and the
 CPU seconds the work used (on an idle 2-core machine the wall clock is at most about that,
 less where both cores are busy).

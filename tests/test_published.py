@@ -1,5 +1,7 @@
 """Conformance: the article's 31 published models must grow their emoji in our code."""
 
+from functools import partial
+
 import jax
 import numpy as np
 import pytest
@@ -40,23 +42,72 @@ def test_dequantisation_formula():
     np.testing.assert_allclose(b, [2.0, -2.0], atol=1e-6)
 
 
+# Fidelity is a distribution over fire-mask keys, not one key (issue 23). Measured over 16
+# keys (jax.random.key(0..15); python bench/published.py, docs/validation/published.md):
+# MSE to the 2020 target, median [q2.5 %, q97.5 %] worst --
+#   lizard persistent      0.00014 [0.00013, 0.00017] 0.00018
+#   lizard regenerating    0.00037 [0.00024, 0.00119] 0.00123  (key 2: 0.00123)
+#   butterfly growing      0.00023 [0.00019, 0.00027] 0.00028  (100 steps)
+#   butterfly persistent   0.00016 [0.00014, 0.00022] 0.00023
+#   butterfly regenerating 0.00045 [0.00034, 0.00087] 0.00097
+# and the closest control (mirror / upside down) at least 30x farther than the same key's MSE.
+# The tests grow keys 0..3 (key 2 is the regenerating lizard's worst of the 16) and bound
+# every key at 0.002 (1.6x the worst of 16), the median at 0.001 and the controls' ratio.
+KEYS = 4
+
+
+@partial(jax.jit, static_argnums=(3, 4))
+def _grow_keys(params, seed, keys, steps, cfg):
+    # fast=True: fast_step equals the reference step to float rounding (tests/test_speed_paths.py;
+    # the MSEs of keys 0..3 agree to 5 digits) and costs a third of its CPU time here
+    return jax.vmap(lambda k: nca.rollout(params, seed, k, steps, cfg, record=(), fast=True)[0])(keys)
+
+
+def grown_rgba_keys(name, steps, keys=KEYS, params=None):
+    """[keys, H, W, 4] clipped RGBA after ``steps`` from the seed, one rollout per key
+    jax.random.key(i) (vmapped: each key's fire masks are those of nca.grow(m, steps, key(i));
+    one compiled program per number of steps, shared by the models)."""
+    m = nca.load_model(name)
+    seed = nca.model.seed_state(m.grid_size, m.grid_size, m.model_config)
+    p = m.params if params is None else params
+    x = np.asarray(_grow_keys(p, seed, jax.vmap(jax.random.key)(np.arange(keys)), steps, m.model_config))
+    return m, np.clip(x[..., :4], 0, 1)
+
+
+def mse_keys(rgba, target):
+    return np.mean((rgba - target) ** 2, axis=(1, 2, 3))  # [keys]
+
+
 @pytest.mark.parametrize("experiment", ["persistent", "regenerating"])
-def test_lizard_grows_upright_not_mirrored(experiment):
-    m, rgba = grown_rgba(f"distill:lizard/{experiment}", 200)
+def test_lizard_grows_upright_not_mirrored_for_every_key(experiment):
+    m, rgba = grown_rgba_keys(f"distill:lizard/{experiment}", 200)
     target = m.target_image()
-    err = mse(rgba, target)
-    assert err < 0.002, err  # measured: 0.0002 / 0.0003
-    assert mse(rgba, target[:, ::-1]) > 20 * err  # mirror image
-    assert mse(rgba, target[::-1]) > 20 * err  # upside down
+    err = mse_keys(rgba, target)
+    assert err.max() < 0.002 and np.median(err) < 0.001, err
+    assert (mse_keys(rgba, target[:, ::-1]) > 20 * err).all()  # mirror image, key by key
+    assert (mse_keys(rgba, target[::-1]) > 20 * err).all()  # upside down
 
 
 @pytest.mark.parametrize("experiment", ["growing", "persistent", "regenerating"])
-def test_butterfly_grows_upright(experiment):
-    m, rgba = grown_rgba(f"distill:butterfly/{experiment}", STEPS[experiment])
+def test_butterfly_grows_upright_for_every_key(experiment):
+    m, rgba = grown_rgba_keys(f"distill:butterfly/{experiment}", STEPS[experiment])
     target = m.target_image()
-    err = mse(rgba, target)
-    assert err < 0.002, err
-    assert mse(rgba, target[::-1]) > 10 * err
+    err = mse_keys(rgba, target)
+    assert err.max() < 0.002 and np.median(err) < 0.001, err
+    assert (mse_keys(rgba, target[::-1]) > 10 * err).all()  # (the butterfly is its own mirror image)
+
+
+def test_the_fidelity_test_fails_on_a_mirrored_rule():
+    """The control that the test above can fail: negating the demo's Sobel-x band grows the
+    mirror image, which must then be closer to the mirrored target than to the target."""
+    m = nca.load_model("distill:lizard/persistent")
+    c = m.model_config.channels
+    w1 = np.asarray(m.params["w1"]).copy()
+    w1[c:2 * c] *= -1
+    _, rgba = grown_rgba_keys("distill:lizard/persistent", 200, params={**m.params, "w1": w1})
+    target = m.target_image()
+    err, mirror = mse_keys(rgba, target), mse_keys(rgba, target[:, ::-1])
+    assert (err > 0.002).all() and (mirror < err / 5).all(), (err, mirror)
 
 
 def test_growing_lizard_is_good_near_step_100_then_degrades():

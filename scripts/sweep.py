@@ -79,9 +79,9 @@ def main() -> int:
     scores = ScoreSettings(grow_steps=a.grow_steps, persist_steps=a.persist_steps, regrow_steps=a.regrow_steps,
                            replicates=a.replicates, seed=a.seed)
     results_dir = a.results or a.out
-    from nca.cli import check_writable
+    from nca.checkpoint import check_writable
 
-    check_writable(results_dir, is_dir=True)  # before any training
+    check_writable(results_dir, folder=True)  # before any training
     sweep = None
     if not reading:
         from nca.config import preset

@@ -1,0 +1,373 @@
+"""Error and attack tolerance of a Growing NCA: how the body degrades as more parts are lost.
+
+The network-science form of the question (Albert, Jeong & Barabási 2000, "Error and attack
+tolerance of complex networks", Nature 406:378): remove a growing number ``k`` of parts
+either in random order (**error**: many random draws, a band over them) or worst first
+(**attack**: ranked by the single-removal effect; and **greedy**: re-ranked after removals
+by the marginal effect given what is already removed), and draw the body's effect against
+``k``.
+
+Parts:
+
+* **units**: the 128 hidden units of the update MLP. Removal by *zeroing* (row j of ``w2``
+  zeroed: unit j writes nothing, = its activation zeroed at the "hidden" hook) or by
+  *mean ablation* (its activation replaced by its mean over alive cells of the intact run:
+  row j of ``w2`` zeroed and ``mean_j * w2[j]`` added to ``b2``; the update is masked by the
+  fire and life masks afterwards as in an intact step, so this equals setting h_j = mean_j at
+  the hidden hook). Both are *parameters* of one vmapped fast-path rollout program
+  (``_unit_rollouts``): every removal set of a condition, in every order, reuses it.
+* **channels**: the hidden state channels (4..C-1), zeroed or set to their mean over alive
+  cells in the incoming state of every step (``analysis.knockouts.channel_ablations`` ->
+  ``ablation_losses``: traced projections, one program per condition length).
+
+**Effect** (``analysis.knockouts.replicate_effects``): ``(L - L_ref) / (L_empty - L_ref)`` per
+fire-mask replicate, L = RGBA MSE to the target after the condition's steps; 0 = intact,
+1 = as bad as an empty grid (above 1 when the body overgrows). Conditions as the knockout
+atlas's ``Assay``: growth (removal from the seed), persistence (grown intact, then removed),
+regeneration (grown intact, cut, regrown with the removal).
+
+Summaries of a curve, each per (draw, replicate) and then given with n and a 95 % interval
+(``analysis.stats``):
+
+* ``k50``: the first k of the grid at which the effect exceeds 0.5 (``EFFECT_FAIL``), as a
+  fraction of the parts; a curve that never exceeds it is censored at 1 + 1/n_parts and
+  counted in ``never``;
+* ``auc``: the area under the effect (clipped to [0, 1]) against the fraction removed
+  k / n_parts (trapezoid on the grid): 0 = no part matters, 1 = removing anything is fatal;
+* ``gap``: attack AUC minus error AUC (same replicate): how much worse the worst order is
+  than chance. A network whose function is spread evenly over its parts has gap ~ 0.
+
+The orders are generic (``degradation_curves`` takes any ``evaluate(removed [N, P] bool) ->
+effects [N, B]``), so the planted controls of tests/test_degradation.py run the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import jax
+import numpy as np
+
+from nca.errors import NCAError
+
+from .knockouts import (CONDITIONS, Assay, ablation_losses, assay_starts, channel_ablations, empty_loss,
+                        none_ablation, replicate_effects, target_on_grid)
+
+Array = jax.Array
+EFFECT_FAIL = 0.5  # "the body fails": as far from intact as halfway to an empty grid
+UNIT_KS = (0, 1, 2, 4, 8, 16, 32, 48, 64, 80, 96, 112, 128)  # the unit grid (dense where curves bend)
+
+
+# --------------------------------------------------------------------------- orders (generic)
+
+def _grid_check(ks, n_parts: int, what: str) -> tuple[int, ...]:
+    ks = tuple(sorted({int(k) for k in ks}))
+    if not ks or ks[0] != 0:
+        ks = (0,) + ks
+    if ks[0] < 0:
+        raise NCAError(f"{what}: k must be >= 0, got {ks[0]}")
+    if ks[-1] > n_parts:
+        raise NCAError(f"{what}: k = {ks[-1]} is beyond the number of parts ({n_parts})")
+    return ks
+
+
+def degradation_curves(evaluate, n_parts: int, ks, draws: int, rng: np.random.Generator, attack: bool = True,
+                       greedy: bool = True, greedy_pool: int = 0) -> dict:
+    """Effects of removing k parts, k over the grid ``ks``, in three orders.
+
+    evaluate: removed [N, n_parts] bool -> effects [N, B] (B replicates; row-independent);
+    draws: random orders (error); greedy_pool: at each grid step the greedy order re-ranks
+    only the ``greedy_pool`` remaining parts with the largest single effects (0: all).
+
+    -> {"ks": [K], "error": [draws, K, B], "error_orders": [draws, n_parts],
+        "single": [n_parts, B], "attack": [K, B], "attack_order": [n_parts],
+        "greedy": [K, B], "greedy_order": [ks[-1]], "evaluations": rollouts used}.
+    k = 0 is evaluated once and shared by every order.
+    """
+    if draws < 1:
+        raise NCAError(f"draws must be >= 1, got {draws}")
+    ks = _grid_check(ks, n_parts, "ks")
+    K = len(ks)
+    orders = np.stack([rng.permutation(n_parts) for _ in range(draws)])
+    sets = [np.zeros(n_parts, bool)]  # row 0: nothing removed
+    for d in range(draws):
+        for k in ks[1:]:
+            m = np.zeros(n_parts, bool)
+            m[orders[d, :k]] = True
+            sets.append(m)
+    single_rows = len(sets)
+    if attack or greedy:
+        sets.extend(np.eye(n_parts, dtype=bool))
+    eff = np.asarray(evaluate(np.stack(sets)), np.float64)
+    evaluations = len(sets)
+    B = eff.shape[1]
+    error = np.empty((draws, K, B))
+    error[:, 0] = eff[0]
+    error[:, 1:] = eff[1:single_rows].reshape(draws, K - 1, B)
+    out = {"ks": list(ks), "error": error, "error_orders": orders}
+    if not (attack or greedy):
+        out["evaluations"] = evaluations
+        return out
+    single = eff[single_rows:]
+    out["single"] = single
+    rank = np.argsort(-single.mean(1), kind="stable")
+    out["attack_order"] = rank
+    if attack:
+        rows = []
+        for k in ks[1:]:
+            m = np.zeros(n_parts, bool)
+            m[rank[:k]] = True
+            rows.append(m)
+        a = np.asarray(evaluate(np.stack(rows)), np.float64)
+        evaluations += len(rows)
+        out["attack"] = np.concatenate([eff[:1], a])
+    if greedy:
+        removed, gorder = np.zeros(n_parts, bool), []
+        for i in range(1, K):
+            step = ks[i] - ks[i - 1]
+            remaining = [int(p) for p in rank if not removed[p]]
+            cand = remaining[:greedy_pool] if greedy_pool else remaining
+            if len(cand) > step and step > 0:  # re-rank by the marginal effect given what is removed
+                trial = np.repeat(removed[None], len(cand), 0)
+                trial[np.arange(len(cand)), cand] = True
+                marg = np.asarray(evaluate(trial), np.float64).mean(1)
+                evaluations += len(cand)
+                pick = [cand[j] for j in np.argsort(-marg, kind="stable")[:step]]
+            else:
+                pick = cand[:step]
+            removed[pick] = True
+            gorder.extend(pick)
+        # the greedy sets, evaluated together at the end (one batch)
+        rows = []
+        for k in ks[1:]:
+            m = np.zeros(n_parts, bool)
+            m[gorder[:k]] = True
+            rows.append(m)
+        gv = np.asarray(evaluate(np.stack(rows)), np.float64)
+        evaluations += len(rows)
+        out["greedy"] = np.concatenate([eff[:1], gv])
+        out["greedy_order"] = np.array(gorder)
+    out["evaluations"] = evaluations
+    return out
+
+
+def k_fail(curves: np.ndarray, ks, n_parts: int, level: float = EFFECT_FAIL) -> np.ndarray:
+    """curves [..., K] -> the first k / n_parts at which effect > level, [...]; a curve that
+    never exceeds it is censored at 1 + 1 / n_parts."""
+    c = np.asarray(curves, np.float64)
+    frac = np.asarray(ks, np.float64) / n_parts
+    over = c > level
+    first = np.argmax(over, axis=-1)
+    return np.where(over.any(-1), frac[first], 1.0 + 1.0 / n_parts)
+
+
+def auc(curves: np.ndarray, ks, n_parts: int) -> np.ndarray:
+    """Area under the effect (clipped to [0, 1]) against k / n_parts over the grid, [...].
+    The grid must span 0..n_parts for the area to be in [0, 1]."""
+    c = np.clip(np.asarray(curves, np.float64), 0.0, 1.0)
+    x = np.asarray(ks, np.float64) / n_parts
+    return np.sum((c[..., 1:] + c[..., :-1]) / 2 * np.diff(x), axis=-1)
+
+
+def summarise_curves(cv: dict, n_parts: int, seed: int = 0) -> dict:
+    """Per order: the mean curve with a 95 % band (t over draws x replicates for error, over
+    replicates for attack/greedy), k50 and AUC (mean_ci over the same rows; k50 also the
+    number censored), and the attack - error gap per replicate (mean_ci, n = B)."""
+    from .stats import mean_ci, mean_ci_axis
+
+    ks = cv["ks"]
+    out = {"ks": list(ks), "n_parts": n_parts, "evaluations": int(cv["evaluations"])}
+    err = cv["error"]  # [D, K, B]
+    rows = {"error": np.moveaxis(err, 1, -1).reshape(-1, len(ks))}  # [D * B, K]
+    for o in ("attack", "greedy"):
+        if o in cv:
+            rows[o] = cv[o].T  # [B, K]
+    for o, r in rows.items():
+        band = mean_ci_axis(r, axis=0)
+        kf = k_fail(r, ks, n_parts)
+        out[o] = {"mean": band["mean"].tolist(), "lo": band["lo"].tolist(), "hi": band["hi"].tolist(),
+                  "n": int(r.shape[0]), "k50": mean_ci(kf), "k50_median": float(np.median(kf)),
+                  "never": int((kf > 1).sum()), "auc": mean_ci(auc(r, ks, n_parts))}
+    auc_err_b = auc(np.moveaxis(err, 1, -1), ks, n_parts).mean(0)  # [B]: each replicate over draws
+    for o in ("attack", "greedy"):
+        if o in cv:
+            out[f"gap_{o}"] = mean_ci(auc(cv[o].T, ks, n_parts) - auc_err_b)
+    if "attack_order" in cv:
+        out["attack_order"] = [int(i) for i in cv["attack_order"][:16]]
+        out["single_effect"] = cv["single"].mean(1).tolist()
+    if "greedy_order" in cv:
+        out["greedy_order"] = [int(i) for i in cv["greedy_order"][:16]]
+    return out
+
+
+# --------------------------------------------------------------------------- CA evaluators
+
+@partial(jax.jit, static_argnames=("steps", "cfg"))
+def _unit_rollouts(params, x0, key, t0, target, keep, shift, steps, cfg):
+    """Rollouts with unit j's output row of w2 scaled by keep [N, hidden] and b2 shifted by
+    shift [N, C] (mean ablation: sum of removed mean_j * w2[j]), vmapped over N, on the
+    fast path. x0 [B, H, W, C] -> losses [N, B]."""
+    from nca.model import rollout, to_rgba
+    from nca.train import per_sample_loss
+
+    def one(k, s):
+        p = {**params, "w2": params["w2"] * k[:, None], "b2": params["b2"] + s}
+        x, _ = rollout(p, x0, key, steps, cfg, record=(), t0=t0, fast=True)
+        return per_sample_loss(to_rgba(x), target)
+
+    return jax.vmap(one)(keep, shift)
+
+
+def unit_losses(params, cfg, start, key: Array, target, removed: np.ndarray, unit_means=None,
+                chunk: int = 16) -> np.ndarray:
+    """Losses [N, B] of removing the unit sets ``removed`` [N, hidden] (bool) from ``start``
+    (``analysis.knockouts.Start``): zeroed, or mean-ablated when ``unit_means`` [hidden] is
+    given. Chunks are padded to ``chunk`` with intact rollouts: one program per condition."""
+    from nca.model import to_device
+
+    removed = np.asarray(removed, bool)
+    w2 = np.asarray(params["w2"], np.float32)
+    x0, tgt = to_device(start.x0), to_device(target)
+    out = []
+    for i in range(0, len(removed), chunk):
+        r = removed[i:i + chunk]
+        n = len(r)
+        keep = np.ones((chunk, cfg.hidden), np.float32)
+        keep[:n] = 1.0 - r
+        shift = np.zeros((chunk, cfg.channels), np.float32)
+        if unit_means is not None:
+            shift[:n] = (r * np.asarray(unit_means, np.float32)[None]) @ w2
+        loss = _unit_rollouts(params, x0, key, start.t0, tgt, to_device(keep), to_device(shift), start.steps, cfg)
+        out.append(np.asarray(loss)[:n])
+    return np.concatenate(out) if out else np.zeros((0, start.x0.shape[0]))
+
+
+def unit_means_of(params, states: np.ndarray, threshold: float) -> np.ndarray:
+    """Mean hidden activation [hidden] over the alive cells of states [T, H, W, C] (the intact
+    run): the value a mean-ablated unit is held at."""
+    import jax.numpy as jnp
+
+    from nca.model import perceive
+
+    x = jnp.asarray(states, jnp.float32)
+    h = jax.nn.relu(perceive(x) @ params["w1"] + params["b1"])
+    alive = np.asarray(states[..., 3] > threshold)
+    return np.asarray(h)[alive].mean(0)
+
+
+# --------------------------------------------------------------------------- the pipeline
+
+@dataclass(frozen=True)
+class DegradationSettings:
+    """What a degradation report measures. grow/persist/regrow: steps of the three
+    conditions (``analysis.knockouts.Assay``); cut: the regeneration cut; replicates:
+    fire-mask replicates; draws: random orders (error) per curve; unit_ks: the k grid of the
+    units (channels use every k); parts: "units", "channels"; modes: removal by "zero" and/or
+    "mean" (the first is the default shown first); conditions; attack / greedy: the worst-first
+    orders; greedy_pool: candidates re-ranked per grid step (0 = all remaining); seed; size:
+    grid (None: the model's); chunk: rollouts per compiled batch."""
+
+    grow: int = 96
+    persist: int = 96
+    regrow: int = 64
+    cut: str = "left"
+    replicates: int = 2
+    draws: int = 8
+    unit_ks: tuple[int, ...] = UNIT_KS
+    parts: tuple[str, ...] = ("units", "channels")
+    modes: tuple[str, ...] = ("zero", "mean")
+    conditions: tuple[str, ...] = CONDITIONS
+    attack: bool = True
+    greedy: bool = True
+    greedy_pool: int = 16
+    seed: int = 0
+    size: int | None = None
+    chunk: int = 16
+
+    def __post_init__(self):
+        for name in ("grow", "persist", "regrow", "replicates", "chunk"):
+            if getattr(self, name) < 1:
+                raise NCAError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.draws < 1:
+            raise NCAError(f"draws must be >= 1, got {self.draws}")
+        if self.greedy_pool < 0:
+            raise NCAError(f"greedy_pool must be >= 0, got {self.greedy_pool}")
+        if not self.unit_ks or min(self.unit_ks) < 0:
+            raise NCAError(f"unit_ks must be k >= 0, got {list(self.unit_ks)}")
+        for name, allowed in (("parts", ("units", "channels")), ("modes", ("zero", "mean")),
+                              ("conditions", CONDITIONS)):
+            v = getattr(self, name)
+            if not v or set(v) - set(allowed):
+                raise NCAError(f"{name} must be a non-empty subset of {', '.join(allowed)}, got {list(v)}")
+        from nca.damage import CUTS
+
+        if self.cut not in CUTS:
+            raise NCAError(f"cut must be one of {', '.join(CUTS)}, got {self.cut!r}")
+
+
+def run_model(model, s: DegradationSettings, progress=None) -> dict:
+    """Every curve of one loaded model (``nca.load_model``).
+
+    -> {"model", "grid", "curves": {part: {mode: {condition: summary}}}, "raw": same with the
+    raw arrays of ``degradation_curves``}. Raises NCAError for a model that does not grow
+    (fewer than 10 alive cells after ``grow`` steps) or a unit k beyond the hidden width."""
+    from .rollouts import grow_states
+
+    cfg = model.model_config
+    _grid_check(s.unit_ks, cfg.hidden, "unit_ks")
+    key = jax.random.key(s.seed)
+    grid = s.size or model.grid_size
+    target = target_on_grid(model.target_image(), grid)
+    empty = empty_loss(target)
+    states = grow_states(model, s.grow, key, size=grid)[:, 0]  # [T+1, H, W, C]
+    fit = sorted({s.grow // 2, s.grow})
+    alive = states[fit, ..., 3] > cfg.alive_threshold
+    if alive[-1].sum() < 10:
+        raise NCAError(f"{model.name} does not grow: {int(alive[-1].sum())} alive cells after {s.grow} steps")
+    starts = assay_starts(model.params, cfg, key, grid, Assay(s.grow, s.persist, s.regrow, s.cut, s.replicates))
+    chan_means = np.zeros(cfg.channels, np.float32)
+    chan_means[4:] = states[fit][alive][:, 4:].mean(0)
+    umeans = unit_means_of(model.params, states[fit], cfg.alive_threshold)
+    hidden_ch = list(range(4, cfg.channels))
+    curves, raw = {}, {}
+    for part in s.parts:
+        for mode in s.modes:
+            for cond in s.conditions:
+                st = starts[cond]
+                if part == "units":
+                    n, ks = cfg.hidden, s.unit_ks
+                    # the reference through the same program (nothing removed), so k = 0 is exactly 0
+                    ref = unit_losses(model.params, cfg, st, key, target, np.zeros((1, n), bool), None, s.chunk)[0]
+
+                    def evaluate(removed, st=st, mode=mode, ref=ref):
+                        loss = unit_losses(model.params, cfg, st, key, target, removed,
+                                           umeans if mode == "mean" else None, s.chunk)
+                        return replicate_effects(np.concatenate([ref[None], loss]), empty)
+                else:
+                    n, ks = len(hidden_ch), range(len(hidden_ch) + 1)
+                    ref = ablation_losses(model.params, cfg, st, key, target, none_ablation(cfg.channels),
+                                          s.chunk)[0][0]
+
+                    def evaluate(removed, st=st, mode=mode, ref=ref):
+                        sets = [tuple(hidden_ch[j] for j in np.flatnonzero(r)) for r in removed]
+                        abl = channel_ablations(sets, cfg.channels, chan_means if mode == "mean" else None)
+                        loss, _ = ablation_losses(model.params, cfg, st, key, target, abl, s.chunk)
+                        return replicate_effects(np.concatenate([ref[None], loss]), empty)
+
+                rng = np.random.default_rng(np.random.SeedSequence([s.seed, _stream(part, mode, cond)]))
+                cv = degradation_curves(evaluate, n, ks, s.draws, rng, s.attack, s.greedy, s.greedy_pool)
+                summ = summarise_curves(cv, n, s.seed)
+                curves.setdefault(part, {}).setdefault(mode, {})[cond] = summ
+                raw.setdefault(part, {}).setdefault(mode, {})[cond] = cv
+                if progress is not None:
+                    progress(f"{model.name} {part} {mode} {cond}: {cv['evaluations']} rollouts")
+    return {"model": model.name, "grid": grid, "curves": curves, "raw": raw,
+            "unit_means": umeans.tolist(), "channel_means": chan_means.tolist()}
+
+
+def _stream(part: str, mode: str, cond: str) -> int:
+    """Named stream of the random orders of one curve (``nca.rng.stream_id``)."""
+    from nca.rng import stream_id
+
+    return stream_id(f"degradation/{part}/{mode}/{cond}")

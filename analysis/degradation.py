@@ -15,10 +15,12 @@ Parts:
   row j of ``w2`` zeroed and ``mean_j * w2[j]`` added to ``b2``; the update is masked by the
   fire and life masks afterwards as in an intact step, so this equals setting h_j = mean_j at
   the hidden hook). Both are *parameters* of one vmapped fast-path rollout program
-  (``_unit_rollouts``): every removal set of a condition, in every order, reuses it.
+  (``_weight_rollouts``): every removal set of a condition, in every order, reuses it.
 * **channels**: the hidden state channels (4..C-1), zeroed or set to their mean over alive
-  cells in the incoming state of every step (``analysis.knockouts.channel_ablations`` ->
-  ``ablation_losses``: traced projections, one program per condition length).
+  cells in the incoming state of every step. Zeroing runs as never-read channels (their
+  perception rows of w1 zeroed: the same program as the units); the mean needs the state
+  hook (``analysis.knockouts.channel_ablations`` -> ``ablation_losses``, the dense step,
+  ~6x slower), so channel mean ablation is off by default (``channel_modes``).
 
 **Effect** (``analysis.knockouts.replicate_effects``): ``(L - L_ref) / (L_empty - L_ref)`` per
 fire-mask replicate, L = RGBA MSE to the target after the condition's steps; 0 = intact,
@@ -204,43 +206,68 @@ def summarise_curves(cv: dict, n_parts: int, seed: int = 0) -> dict:
 # --------------------------------------------------------------------------- CA evaluators
 
 @partial(jax.jit, static_argnames=("steps", "cfg"))
-def _unit_rollouts(params, x0, key, t0, target, keep, shift, steps, cfg):
-    """Rollouts with unit j's output row of w2 scaled by keep [N, hidden] and b2 shifted by
-    shift [N, C] (mean ablation: sum of removed mean_j * w2[j]), vmapped over N, on the
-    fast path. x0 [B, H, W, C] -> losses [N, B]."""
+def _weight_rollouts(params, x0, key, t0, target, keep1, keep2, shift, steps, cfg):
+    """Rollouts with the rows of w1 scaled by keep1 [N, 3C] (perception features read), the
+    rows of w2 by keep2 [N, hidden] (units' outputs) and b2 shifted by shift [N, C] (mean
+    ablation: the sum of removed mean_j * w2[j]), vmapped over N, on the fast path.
+    x0 [B, H, W, C] -> losses [N, B]. Units and channels, zero and mean, share this program."""
     from nca.model import rollout, to_rgba
     from nca.train import per_sample_loss
 
-    def one(k, s):
-        p = {**params, "w2": params["w2"] * k[:, None], "b2": params["b2"] + s}
+    def one(k1, k2, s):
+        p = {**params, "w1": params["w1"] * k1[:, None], "w2": params["w2"] * k2[:, None], "b2": params["b2"] + s}
         x, _ = rollout(p, x0, key, steps, cfg, record=(), t0=t0, fast=True)
         return per_sample_loss(to_rgba(x), target)
 
-    return jax.vmap(one)(keep, shift)
+    return jax.vmap(one)(keep1, keep2, shift)
+
+
+def weight_losses(params, cfg, start, key: Array, target, keep1=None, keep2=None, shift=None,
+                  chunk: int = 16) -> np.ndarray:
+    """Losses [N, B] from ``start`` (``analysis.knockouts.Start``) of the weight masks keep1
+    [N, 3C] / keep2 [N, hidden] and b2 shifts [N, C] (None: intact). Chunks are padded to
+    ``chunk`` with intact rollouts: one compiled program per condition length."""
+    from nca.model import to_device
+
+    n_all = next(len(a) for a in (keep1, keep2, shift) if a is not None)
+    full = {"k1": (keep1, 3 * cfg.channels, 1.0), "k2": (keep2, cfg.hidden, 1.0), "s": (shift, cfg.channels, 0.0)}
+    x0, tgt = to_device(start.x0), to_device(target)
+    out = []
+    for i in range(0, n_all, chunk):
+        n = min(chunk, n_all - i)
+        arr = {}
+        for name, (a, width, fill) in full.items():
+            v = np.full((chunk, width), fill, np.float32)
+            if a is not None:
+                v[:n] = np.asarray(a, np.float32)[i:i + n]
+            arr[name] = to_device(v)
+        loss = _weight_rollouts(params, x0, key, start.t0, tgt, arr["k1"], arr["k2"], arr["s"], start.steps, cfg)
+        out.append(np.asarray(loss)[:n])
+    return np.concatenate(out) if out else np.zeros((0, start.x0.shape[0]))
 
 
 def unit_losses(params, cfg, start, key: Array, target, removed: np.ndarray, unit_means=None,
                 chunk: int = 16) -> np.ndarray:
-    """Losses [N, B] of removing the unit sets ``removed`` [N, hidden] (bool) from ``start``
-    (``analysis.knockouts.Start``): zeroed, or mean-ablated when ``unit_means`` [hidden] is
-    given. Chunks are padded to ``chunk`` with intact rollouts: one program per condition."""
-    from nca.model import to_device
-
+    """Losses [N, B] of removing the unit sets ``removed`` [N, hidden] (bool) from ``start``:
+    zeroed (w2 rows), or mean-ablated when ``unit_means`` [hidden] is given."""
     removed = np.asarray(removed, bool)
-    w2 = np.asarray(params["w2"], np.float32)
-    x0, tgt = to_device(start.x0), to_device(target)
-    out = []
-    for i in range(0, len(removed), chunk):
-        r = removed[i:i + chunk]
-        n = len(r)
-        keep = np.ones((chunk, cfg.hidden), np.float32)
-        keep[:n] = 1.0 - r
-        shift = np.zeros((chunk, cfg.channels), np.float32)
-        if unit_means is not None:
-            shift[:n] = (r * np.asarray(unit_means, np.float32)[None]) @ w2
-        loss = _unit_rollouts(params, x0, key, start.t0, tgt, to_device(keep), to_device(shift), start.steps, cfg)
-        out.append(np.asarray(loss)[:n])
-    return np.concatenate(out) if out else np.zeros((0, start.x0.shape[0]))
+    shift = None
+    if unit_means is not None:
+        shift = (removed * np.asarray(unit_means, np.float32)[None]) @ np.asarray(params["w2"], np.float32)
+    return weight_losses(params, cfg, start, key, target, keep2=1.0 - removed, shift=shift, chunk=chunk)
+
+
+def channel_zero_losses(params, cfg, start, key: Array, target, removed: np.ndarray, chunk: int = 16) -> np.ndarray:
+    """Losses [N, B] of zeroing sets of hidden channels: removed [N, C - 4] (bool, channel
+    4 + j). As never-read channels (their 3 perception rows of w1 zeroed): the same bodies as
+    zeroing them in the state every step (a hidden channel acts only through the perception;
+    ``analysis.knockouts.read_ablation_losses``, tested there), on the fast path."""
+    c = cfg.channels
+    keep = np.ones((len(removed), 3 * c), np.float32)
+    for i, r in enumerate(np.asarray(removed, bool)):
+        for j in np.flatnonzero(r):
+            keep[i, [4 + j, c + 4 + j, 2 * c + 4 + j]] = 0.0
+    return weight_losses(params, cfg, start, key, target, keep1=keep, chunk=chunk)
 
 
 def unit_means_of(params, states: np.ndarray, threshold: float) -> np.ndarray:
@@ -265,7 +292,8 @@ class DegradationSettings:
     fire-mask replicates; draws: random orders (error) per curve; unit_ks: the k grid of the
     units (channels use every k); parts: "units", "channels"; modes: removal by "zero" and/or
     "mean" (the first is the default shown first); conditions; attack / greedy: the worst-first
-    orders; greedy_pool: candidates re-ranked per grid step (0 = all remaining); seed; size:
+    orders; channel_modes: the channels' removal modes (default zero only: the mean runs
+    on the dense step, too slow for the 3-minute budget); greedy_pool: candidates re-ranked per grid step (0 = all remaining); seed; size:
     grid (None: the model's); chunk: rollouts per compiled batch."""
 
     grow: int = 96
@@ -277,6 +305,7 @@ class DegradationSettings:
     unit_ks: tuple[int, ...] = UNIT_KS
     parts: tuple[str, ...] = ("units", "channels")
     modes: tuple[str, ...] = ("zero", "mean")
+    channel_modes: tuple[str, ...] = ("zero",)
     conditions: tuple[str, ...] = CONDITIONS
     attack: bool = True
     greedy: bool = True
@@ -296,6 +325,7 @@ class DegradationSettings:
         if not self.unit_ks or min(self.unit_ks) < 0:
             raise NCAError(f"unit_ks must be k >= 0, got {list(self.unit_ks)}")
         for name, allowed in (("parts", ("units", "channels")), ("modes", ("zero", "mean")),
+                              ("channel_modes", ("zero", "mean")),
                               ("conditions", CONDITIONS)):
             v = getattr(self, name)
             if not v or set(v) - set(allowed):
@@ -332,7 +362,7 @@ def run_model(model, s: DegradationSettings, progress=None) -> dict:
     hidden_ch = list(range(4, cfg.channels))
     curves, raw = {}, {}
     for part in s.parts:
-        for mode in s.modes:
+        for mode in (s.modes if part == "units" else s.channel_modes):
             for cond in s.conditions:
                 st = starts[cond]
                 if part == "units":
@@ -346,13 +376,20 @@ def run_model(model, s: DegradationSettings, progress=None) -> dict:
                         return replicate_effects(np.concatenate([ref[None], loss]), empty)
                 else:
                     n, ks = len(hidden_ch), range(len(hidden_ch) + 1)
-                    ref = ablation_losses(model.params, cfg, st, key, target, none_ablation(cfg.channels),
-                                          s.chunk)[0][0]
+                    if mode == "zero":
+                        ref = channel_zero_losses(model.params, cfg, st, key, target, np.zeros((1, n), bool),
+                                                  s.chunk)[0]
+                    else:
+                        ref = ablation_losses(model.params, cfg, st, key, target, none_ablation(cfg.channels),
+                                              s.chunk)[0][0]
 
                     def evaluate(removed, st=st, mode=mode, ref=ref):
-                        sets = [tuple(hidden_ch[j] for j in np.flatnonzero(r)) for r in removed]
-                        abl = channel_ablations(sets, cfg.channels, chan_means if mode == "mean" else None)
-                        loss, _ = ablation_losses(model.params, cfg, st, key, target, abl, s.chunk)
+                        if mode == "zero":  # fast path: never-read channels
+                            loss = channel_zero_losses(model.params, cfg, st, key, target, removed, s.chunk)
+                        else:  # the state hook: held at the alive-cell mean every step (dense step)
+                            sets = [tuple(hidden_ch[j] for j in np.flatnonzero(r)) for r in removed]
+                            loss, _ = ablation_losses(model.params, cfg, st, key, target,
+                                                      channel_ablations(sets, cfg.channels, chan_means), s.chunk)
                         return replicate_effects(np.concatenate([ref[None], loss]), empty)
 
                 rng = np.random.default_rng(np.random.SeedSequence([s.seed, _stream(part, mode, cond)]))
@@ -371,3 +408,181 @@ def _stream(part: str, mode: str, cond: str) -> int:
     from nca.rng import stream_id
 
     return stream_id(f"degradation/{part}/{mode}/{cond}")
+
+
+# --------------------------------------------------------------------------- the report
+# scripts/degradation_report.py is argparse -> DegradationReportSettings -> run -> write ->
+# summary_lines. Every key of report.json is documented in docs/degradation.md.
+
+@dataclass(frozen=True)
+class DegradationReportSettings:
+    """A degradation report: the models (run directories or published names), what is
+    measured, and the command line shown on the page."""
+
+    models: tuple[str, ...]
+    degradation: DegradationSettings = DegradationSettings()
+    command: str = ""
+
+
+@dataclass(frozen=True)
+class DegradationResult:
+    """report: the JSON-ready report dict; figures: (name, title, caption, PNG bytes)."""
+
+    report: dict
+    figures: list
+
+
+ORDERS = ("error", "attack", "greedy")
+
+
+def conventions(s: DegradationSettings) -> dict:
+    """report.json's "conventions": how every number is defined."""
+    return {
+        "effect": "(L - L_ref) / (L_empty - L_ref) per fire-mask replicate (same fire masks as the intact run): "
+                  "L = RGBA MSE to the target after the condition's steps; 0 = intact, 1 = as bad as an empty grid",
+        "orders": "error: random order, a fresh permutation per draw (Albert, Jeong & Barabasi 2000); attack: "
+                  "worst first by the single-removal effect; greedy: at each step of the k grid, the remaining "
+                  f"parts (the {s.greedy_pool or 'all'} with the largest single effects) re-ranked by their "
+                  "marginal effect given what is removed, the top (k_next - k) removed",
+        "removal": "unit zero: its output row of w2 zeroed; unit mean: its activation held at its mean over alive "
+                   "cells of the intact run (w2 row zeroed, mean_j w2[j] added to b2); channel zero/mean: the hidden "
+                   "channel zeroed / set to its alive-cell mean in the incoming state of every step",
+        "default_mode": "zero: it is the knockout atlas's definition (comparable to single-unit numbers there); "
+                        "mean is reported beside it because removing a unit that is always on by zeroing also "
+                        "removes its constant contribution (a bias), which mean ablation keeps",
+        "k_grid": f"units: k in {list(s.unit_ks)}; channels: every k",
+        "k50": f"first k of the grid (as a fraction of the parts) at which the effect exceeds {EFFECT_FAIL}, per "
+               "(draw, replicate); never: censored at 1 + 1/n_parts and counted",
+        "auc": "trapezoid area under the effect clipped to [0, 1] against k / n_parts: 0 = nothing matters, "
+               "1 = any removal is fatal",
+        "gap": "attack (or greedy) AUC minus the error AUC of the same replicate (mean over draws); mean and t "
+               "interval over replicates",
+        "interval": f"mean and 95% t interval over draws x replicates (error: n = {s.draws} x {s.replicates}) or "
+                    f"replicates (attack, greedy: n = {s.replicates})",
+    }
+
+
+def run(settings: DegradationReportSettings, progress=None, models=None) -> DegradationResult:
+    """Measure every model. progress(str) gets a line per curve."""
+    import time
+
+    import nca
+
+    t0 = time.time()
+    s = settings.degradation
+    if not settings.models and not models:
+        raise NCAError("no model given")
+    models = models or [nca.load_model(m) for m in settings.models]
+    res = [run_model(m, s, progress) for m in models]
+    rep = {"models": [r["model"] for r in res], "command": settings.command,
+           "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.__dict__.items()},
+           "conventions": conventions(s),
+           "results": [{k: v for k, v in r.items() if k != "raw"} for r in res]}
+    if len(res) > 1:
+        rep["across_models"] = across_models(rep["results"])
+    from .plots import png_bytes
+
+    figs = [(n, t, cap, png_bytes(f)) for n, t, cap, f in figures(rep, s)]
+    rep["timing_s"] = time.time() - t0
+    return DegradationResult(rep, figs)
+
+
+def across_models(results: list[dict]) -> dict:
+    """Per part/mode/condition/order: each model's AUC and k50 side by side, and their mean
+    with a t interval over the models (n = models)."""
+    from .stats import mean_ci
+
+    out = {}
+    first = results[0]["curves"]
+    for part, modes in first.items():
+        for mode, conds in modes.items():
+            for cond, summ in conds.items():
+                row = {}
+                for o in ORDERS:
+                    if o not in summ:
+                        continue
+                    for q in ("auc", "k50"):
+                        vals = [r["curves"][part][mode][cond][o][q]["mean"] for r in results]
+                        row[f"{o}_{q}"] = {"per_model": vals, "across": mean_ci(vals)}
+                out[f"{part}/{mode}/{cond}"] = row
+    return out
+
+
+def figures(rep: dict, s: DegradationSettings) -> list:
+    """One figure per part: rows = removal modes, columns = conditions; per model the error
+    curve (mean and 95 % band) and the attack and greedy curves. -> (name, title, caption, Figure)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = []
+    res = rep["results"]
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for part in s.parts:
+        modes = s.modes if part == "units" else s.channel_modes
+        fig, axes = plt.subplots(len(modes), len(s.conditions), figsize=(4 * len(s.conditions), 3.2 * len(modes)),
+                                 squeeze=False)
+        for i, mode in enumerate(modes):
+            for j, cond in enumerate(s.conditions):
+                ax = axes[i, j]
+                for mi, r in enumerate(res):
+                    c = r["curves"][part][mode][cond]
+                    x = np.asarray(c["ks"]) / c["n_parts"]
+                    col = colours[mi % len(colours)]
+                    e = c["error"]
+                    ax.plot(x, e["mean"], color=col, label=f"{r['model']} error")
+                    lo = np.nan_to_num(np.asarray(e["lo"], float), nan=np.asarray(e["mean"]))
+                    hi = np.nan_to_num(np.asarray(e["hi"], float), nan=np.asarray(e["mean"]))
+                    ax.fill_between(x, lo, hi, color=col, alpha=0.2)
+                    if "attack" in c:
+                        ax.plot(x, c["attack"]["mean"], color=col, ls="--", label="attack")
+                    if "greedy" in c:
+                        ax.plot(x, c["greedy"]["mean"], color=col, ls=":", label="greedy")
+                ax.axhline(EFFECT_FAIL, color="grey", lw=0.5)
+                ax.set_title(f"{part}, {mode}: {cond}", fontsize=9)
+                ax.set_xlabel(f"fraction of {part} removed")
+                ax.set_ylabel("effect (1 = as empty)")
+                ax.set_ylim(-0.1, 1.3)
+        axes[0, 0].legend(fontsize=6)
+        fig.tight_layout()
+        out.append((f"curves_{part}", f"Degradation of {part}",
+                    f"Effect against the fraction of {part} removed. Solid: random order (error), band: 95% over "
+                    f"{s.draws} draws x {s.replicates} replicates; dashed: worst first by single effect (attack); "
+                    f"dotted: greedy re-ranking. Grey line: effect {EFFECT_FAIL}.", fig))
+    return out
+
+
+def summary_lines(result: DegradationResult) -> list[str]:
+    """One line per model, part, mode and condition: k50 and AUC per order, the gap."""
+    from .stats import fmt_ci
+
+    lines = []
+    for r in result.report["results"]:
+        for part, modes in r["curves"].items():
+            for mode, conds in modes.items():
+                for cond, c in conds.items():
+                    parts = [f"{o} k50 {fmt_ci(c[o]['k50'])} auc {fmt_ci(c[o]['auc'])}" for o in ORDERS if o in c]
+                    gap = f"; gap(attack-error) {fmt_ci(c['gap_attack'])}" if "gap_attack" in c else ""
+                    lines.append(f"{r['model']} {part}/{mode}/{cond}: " + "; ".join(parts) + gap)
+    return lines
+
+
+def write(result: DegradationResult, out) -> None:
+    """report.json, index.html (``analysis.report.report_files``) and the PNGs, each atomically."""
+    from pathlib import Path
+
+    from nca.checkpoint import atomic_write_bytes
+
+    from .report import esc, report_files
+
+    rep = dict(result.report)
+    intro = (f"<p>Command: <code>{esc(rep.get('command', ''))}</code></p><pre>"
+             + esc("\n".join(summary_lines(result))) + "</pre>")
+    files = report_files("Error and attack tolerance: " + ", ".join(rep["models"]), intro, rep,
+                         list(result.figures))
+    # report_files names the dissection docs as where keys are documented; ours are in docs/degradation.md
+    files["index.html"] = files["index.html"].replace(b"docs/dissection2.md", b"docs/degradation.md")
+    Path(out).mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        atomic_write_bytes(Path(out) / name, data)

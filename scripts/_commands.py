@@ -24,6 +24,7 @@ COMMANDS = {
     "nca-selfish": "selfish",
     "nca-viewer": "viewer",
     "nca-render-targets": "render_targets",
+    "nca-degradation-report": "degradation_report",
 }
 
 

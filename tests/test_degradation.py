@@ -150,12 +150,31 @@ def test_unit_mean_ablation_equals_holding_the_activation_at_the_hidden_hook(liz
 def test_run_model_small(lizard):
     s = D.DegradationSettings(grow=24, persist=8, regrow=8, replicates=2, draws=2, unit_ks=(0, 64, 128),
                               parts=("units", "channels"), modes=("zero",), conditions=("growth",),
-                              greedy_pool=2, size=32)
+                              attack=False, greedy=False, size=32, chunk=8)  # orders: the planted tests
     r = D.run_model(lizard, s)
     u = r["curves"]["units"]["zero"]["growth"]
     assert u["error"]["mean"][0] == 0.0  # nothing removed = the reference, same program
     assert u["error"]["mean"][-1] > 0.9  # every unit zeroed: nothing grows
     c = r["curves"]["channels"]["zero"]["growth"]
-    assert len(c["ks"]) == 13 and abs(c["error"]["mean"][0]) < 1e-9
+    assert len(c["ks"]) == 13 and abs(c["error"]["mean"][0]) < 1e-9 and c["error"]["mean"][-1] > 0.5
     with pytest.raises(NCAError, match="beyond the number of parts"):
         D.run_model(lizard, D.DegradationSettings(unit_ks=(0, 129), grow=8))
+
+
+def test_channel_zeroing_as_weights_equals_zeroing_the_state(lizard):
+    """channel_zero_losses (w1 rows) = ablation_losses with zero fill at the state hook."""
+    from analysis.knockouts import Start, ablation_losses, channel_ablations
+    from nca.model import seed_state
+
+    cfg = lizard.model_config
+    x0 = np.asarray(seed_state(32, 32, cfg, batch=2))
+    st = Start("growth", x0, 0, 12)
+    target = np.zeros((32, 32, 4), np.float32)
+    key = jax.random.key(1)
+    removed = np.zeros((2, cfg.channels - 4), bool)
+    removed[0, [1, 5]] = True
+    removed[1, 11] = True
+    fast = D.channel_zero_losses(lizard.params, cfg, st, key, target, removed, chunk=2)
+    dense, _ = ablation_losses(lizard.params, cfg, st, key, target, channel_ablations([(5, 9), (15,)], cfg.channels),
+                               chunk=2)
+    np.testing.assert_allclose(fast, dense, rtol=1e-4, atol=1e-7)

@@ -178,3 +178,27 @@ def test_channel_zeroing_as_weights_equals_zeroing_the_state(lizard):
     dense, _ = ablation_losses(lizard.params, cfg, st, key, target, channel_ablations([(5, 9), (15,)], cfg.channels),
                                chunk=2)
     np.testing.assert_allclose(fast, dense, rtol=1e-4, atol=1e-7)
+
+
+def test_script_writes_the_report_and_refuses_bad_input(tmp_path, capsys, lizard):
+    import dataclasses
+    import json
+
+    from scripts import degradation_report as S
+
+    out = tmp_path / "r"
+    flags = ["--grow", "24", "--persist", "8", "--regrow", "8", "--draws", "2", "--unit-ks", "0,64,128",
+             "--modes", "zero", "--conditions", "growth", "--no-greedy", "--size", "32", "--chunk", "8", "--quiet"]
+    assert S.main(["distill:lizard/regenerating", "--out", str(out), "--parts", "units"] + flags) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert set(rep) >= {"models", "settings", "conventions", "results", "figures", "timing_s"}
+    assert (out / "index.html").read_bytes().count(b"docs/degradation.md") and (out / "curves_units.png").exists()
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("distill:lizard/regenerating units/zero/growth: error k50")
+    with pytest.raises(NCAError, match="beyond the number of parts"):
+        S.main(["distill:lizard/regenerating", "--out", str(tmp_path / "a"), "--unit-ks", "0,200"])
+    with pytest.raises(NCAError, match="draws must be >= 1"):
+        S.main(["distill:lizard/regenerating", "--out", str(tmp_path / "b"), "--draws", "0"])
+    dead = dataclasses.replace(lizard, params={k: np.zeros_like(v) for k, v in lizard.params.items()})
+    with pytest.raises(NCAError, match="does not grow"):
+        D.run(D.DegradationReportSettings(("dead",), D.DegradationSettings(grow=8, size=32)), models=[dead])

@@ -270,6 +270,76 @@ def channel_zero_losses(params, cfg, start, key: Array, target, removed: np.ndar
     return weight_losses(params, cfg, start, key, target, keep1=keep, chunk=chunk)
 
 
+@partial(jax.jit, static_argnames=("steps", "cfg"))
+def _start_rollouts(params, x0s, key, t0, target, steps, cfg):
+    """Intact rollouts from N start states x0s [N, B, H, W, C], vmapped -> losses [N, B]."""
+    from nca.model import rollout, to_rgba
+    from nca.train import per_sample_loss
+
+    def one(x0):
+        x, _ = rollout(params, x0, key, steps, cfg, record=(), t0=t0, fast=True)
+        return per_sample_loss(to_rgba(x), target)
+
+    return jax.vmap(one)(x0s)
+
+
+def kill_masks(alive: np.ndarray, fractions, draws: int, rng: np.random.Generator) -> np.ndarray:
+    """keep masks [draws, F, B, H, W] (float): for each draw, fraction and replicate, a random
+    round(f * n_alive) of the alive cells (alive [B, H, W] bool) set to 0, nested over the
+    fractions (the cells killed at f are among those killed at a larger f: one random order
+    of the cells per draw, as the error order of the other parts)."""
+    B = alive.shape[0]
+    keep = np.ones((draws, len(fractions), B) + alive.shape[1:], np.float32)
+    for d in range(draws):
+        for b in range(B):
+            idx = np.flatnonzero(alive[b].ravel())
+            order = rng.permutation(idx)
+            for i, f in enumerate(fractions):
+                flat = keep[d, i, b].reshape(-1)
+                flat[order[:int(round(f * len(idx)))]] = 0.0
+    return keep
+
+
+def kill_losses(params, cfg, start, key: Array, target, keep: np.ndarray, chunk: int = 16) -> np.ndarray:
+    """Losses [N, B] of persistence from ``start`` with the cells where keep [N, B, H, W] is 0
+    killed (their whole state zeroed) at the start; chunks padded with intact starts."""
+    from nca.model import to_device
+
+    x0 = np.asarray(start.x0, np.float32)
+    tgt = to_device(target)
+    out = []
+    for i in range(0, len(keep), chunk):
+        k = np.ones((chunk,) + keep.shape[1:], np.float32)
+        n = min(chunk, len(keep) - i)
+        k[:n] = keep[i:i + n]
+        loss = _start_rollouts(params, to_device(x0[None] * k[..., None]), key, start.t0, tgt, start.steps, cfg)
+        out.append(np.asarray(loss)[:n])
+    return np.concatenate(out) if out else np.zeros((0, x0.shape[0]))
+
+
+def cell_curve(params, cfg, start, key: Array, target, empty: float, fractions, draws: int,
+               rng: np.random.Generator, chunk: int = 16) -> dict:
+    """Error curve of killing a random fraction of the living cells once, at the start of
+    persistence, then persisting intact. -> ``degradation_curves``'s dict (error only; ks in
+    percent of the alive cells, n_parts = 100)."""
+    fr = tuple(sorted({0.0, *[float(f) for f in fractions]}))
+    if fr[-1] > 1.0 or fr[0] < 0.0:
+        raise NCAError(f"cell fractions must be in [0, 1], got {list(fractions)}")
+    if draws < 1:
+        raise NCAError(f"draws must be >= 1, got {draws}")
+    alive = np.asarray(start.x0[..., 3] > cfg.alive_threshold)
+    keep = kill_masks(alive, fr[1:], draws, rng)  # [D, F-1, B, H, W]
+    D, F1 = keep.shape[:2]
+    ref = kill_losses(params, cfg, start, key, target, np.ones((1,) + keep.shape[2:], np.float32), chunk)
+    loss = kill_losses(params, cfg, start, key, target, keep.reshape((D * F1,) + keep.shape[2:]), chunk)
+    eff = replicate_effects(np.concatenate([ref, loss]), empty)  # [D * F1, B]
+    B = eff.shape[1]
+    error = np.zeros((D, F1 + 1, B))
+    error[:, 1:] = eff.reshape(D, F1, B)
+    return {"ks": [int(round(100 * f)) for f in fr], "error": error, "error_orders": np.zeros((D, 0), int),
+            "evaluations": 1 + D * F1}
+
+
 def unit_means_of(params, states: np.ndarray, threshold: float) -> np.ndarray:
     """Mean hidden activation [hidden] over the alive cells of states [T, H, W, C] (the intact
     run): the value a mean-ablated unit is held at."""
@@ -290,7 +360,9 @@ class DegradationSettings:
     """What a degradation report measures. grow/persist/regrow: steps of the three
     conditions (``analysis.knockouts.Assay``); cut: the regeneration cut; replicates:
     fire-mask replicates; draws: random orders (error) per curve; unit_ks: the k grid of the
-    units (channels use every k); parts: "units", "channels"; modes: removal by "zero" and/or
+    units (channels use every k); parts: "units", "channels", "cells" (living cells killed
+    at random once at the start of persistence; cell_fractions: the fractions of the alive
+    cells killed, error order only); modes: removal by "zero" and/or
     "mean" (the first is the default shown first); conditions; attack / greedy: the worst-first
     orders; channel_modes: the channels' removal modes (default zero only: the mean runs
     on the dense step, too slow for the 3-minute budget); greedy_pool: candidates re-ranked per grid step (0 = all remaining); seed; size:
@@ -303,7 +375,8 @@ class DegradationSettings:
     replicates: int = 2
     draws: int = 8
     unit_ks: tuple[int, ...] = UNIT_KS
-    parts: tuple[str, ...] = ("units", "channels")
+    parts: tuple[str, ...] = ("units", "channels", "cells")
+    cell_fractions: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
     modes: tuple[str, ...] = ("zero", "mean")
     channel_modes: tuple[str, ...] = ("zero",)
     conditions: tuple[str, ...] = CONDITIONS
@@ -324,7 +397,7 @@ class DegradationSettings:
             raise NCAError(f"greedy_pool must be >= 0, got {self.greedy_pool}")
         if not self.unit_ks or min(self.unit_ks) < 0:
             raise NCAError(f"unit_ks must be k >= 0, got {list(self.unit_ks)}")
-        for name, allowed in (("parts", ("units", "channels")), ("modes", ("zero", "mean")),
+        for name, allowed in (("parts", ("units", "channels", "cells")), ("modes", ("zero", "mean")),
                               ("channel_modes", ("zero", "mean")),
                               ("conditions", CONDITIONS)):
             v = getattr(self, name)
@@ -361,7 +434,15 @@ def run_model(model, s: DegradationSettings, progress=None) -> dict:
     umeans = unit_means_of(model.params, states[fit], cfg.alive_threshold)
     hidden_ch = list(range(4, cfg.channels))
     curves, raw = {}, {}
-    for part in s.parts:
+    if "cells" in s.parts:
+        rng = np.random.default_rng(np.random.SeedSequence([s.seed, _stream("cells", "kill", "persistence")]))
+        cv = cell_curve(model.params, cfg, starts["persistence"], key, target, empty, s.cell_fractions, s.draws, rng,
+                        s.chunk)
+        curves["cells"] = {"kill": {"persistence": summarise_curves(cv, 100, s.seed)}}
+        raw["cells"] = {"kill": {"persistence": cv}}
+        if progress is not None:
+            progress(f"{model.name} cells kill persistence: {cv['evaluations']} rollouts")
+    for part in [p for p in s.parts if p != "cells"]:
         for mode in (s.modes if part == "units" else s.channel_modes):
             for cond in s.conditions:
                 st = starts[cond]
@@ -519,12 +600,13 @@ def figures(rep: dict, s: DegradationSettings) -> list:
     out = []
     res = rep["results"]
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for part in s.parts:
-        modes = s.modes if part == "units" else s.channel_modes
-        fig, axes = plt.subplots(len(modes), len(s.conditions), figsize=(4 * len(s.conditions), 3.2 * len(modes)),
+    for part, by_mode in res[0]["curves"].items():
+        modes = list(by_mode)
+        conds = list(by_mode[modes[0]])
+        fig, axes = plt.subplots(len(modes), len(conds), figsize=(4 * len(conds), 3.2 * len(modes)),
                                  squeeze=False)
         for i, mode in enumerate(modes):
-            for j, cond in enumerate(s.conditions):
+            for j, cond in enumerate(conds):
                 ax = axes[i, j]
                 for mi, r in enumerate(res):
                     c = r["curves"][part][mode][cond]

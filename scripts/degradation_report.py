@@ -33,8 +33,10 @@ def parse_args(argv=None):
     p.add_argument("--draws", type=cli.nonneg_int, default=8, metavar="N", help="random orders (error) per curve")
     p.add_argument("--unit-ks", type=cli.nonneg_int_list, default="0,1,2,4,8,16,32,48,64,80,96,112,128",
                    metavar="LIST", help="the k grid of the unit curves (channels use every k)")
-    p.add_argument("--parts", type=cli.str_list, default="units,channels", metavar="LIST",
-                   help="what is removed: units, channels")
+    p.add_argument("--parts", type=cli.str_list, default="units,channels,cells", metavar="LIST",
+                   help="what is removed: units, channels, cells (living cells killed at random in persistence)")
+    p.add_argument("--cell-fractions", type=cli.float_list, default="0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1",
+                   metavar="LIST", help="fractions of the alive cells killed at the start of persistence")
     p.add_argument("--modes", type=cli.str_list, default="zero,mean", metavar="LIST",
                    help="removal by zeroing and/or mean ablation (the first is the default shown first)")
     p.add_argument("--channel-modes", type=cli.str_list, default="zero", metavar="LIST",
@@ -58,6 +60,7 @@ def settings_from(a, argv):
     d = DegradationSettings(grow=a.grow, persist=a.persist, regrow=a.regrow, cut=a.cut, replicates=a.replicates,
                             draws=a.draws, unit_ks=tuple(a.unit_ks), parts=tuple(a.parts), modes=tuple(a.modes),
                             channel_modes=tuple(a.channel_modes),
+                            cell_fractions=tuple(a.cell_fractions),
                             conditions=tuple(a.conditions), greedy=not a.no_greedy, greedy_pool=a.greedy_pool,
                             seed=a.seed, size=a.size, chunk=a.chunk)
     return DegradationReportSettings(models=tuple(a.models), degradation=d,

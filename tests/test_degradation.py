@@ -202,3 +202,27 @@ def test_script_writes_the_report_and_refuses_bad_input(tmp_path, capsys, lizard
     dead = dataclasses.replace(lizard, params={k: np.zeros_like(v) for k, v in lizard.params.items()})
     with pytest.raises(NCAError, match="does not grow"):
         D.run(D.DegradationReportSettings(("dead",), D.DegradationSettings(grow=8, size=32)), models=[dead])
+
+
+def test_kill_masks_are_nested_and_count_the_alive_cells():
+    alive = np.zeros((2, 6, 6), bool)
+    alive[0, 1:5, 1:5] = True  # 16 cells
+    alive[1, 2:4, 2:4] = True  # 4 cells
+    k = D.kill_masks(alive, (0.25, 0.5, 1.0), 3, np.random.default_rng(0))
+    killed = (k == 0)
+    assert killed.sum((3, 4)).tolist() == [[[4, 1], [8, 2], [16, 4]]] * 3
+    assert not (killed & ~alive[None, None]).any()  # only alive cells are killed
+    assert (killed[:, 1] >= killed[:, 0]).all() and (killed[:, 2] >= killed[:, 1]).all()
+
+
+def test_cell_curve_zero_is_intact_and_all_killed_is_empty(lizard):
+    from analysis.knockouts import Assay, assay_starts, empty_loss, target_on_grid
+
+    cfg = lizard.model_config
+    key = jax.random.key(0)
+    st = assay_starts(lizard.params, cfg, key, 32, Assay(24, 8, 8, "left", 2))["persistence"]
+    target = target_on_grid(lizard.target_image(), 32)
+    cv = D.cell_curve(lizard.params, cfg, st, key, target, empty_loss(target), (0.5, 1.0), 1,
+                      np.random.default_rng(0), chunk=4)
+    assert cv["ks"] == [0, 50, 100]
+    assert np.all(cv["error"][:, 0] == 0) and cv["error"][0, -1].min() > 0.9

@@ -631,7 +631,8 @@ def figures(rep: dict, s: DegradationSettings) -> list:
         out.append((f"curves_{part}", f"Degradation of {part}",
                     f"Effect against the fraction of {part} removed. Solid: random order (error), band: 95% over "
                     f"{s.draws} draws x {s.replicates} replicates; dashed: worst first by single effect (attack); "
-                    f"dotted: greedy re-ranking. Grey line: effect {EFFECT_FAIL}.", fig))
+                    f"dotted: greedy re-ranking. Grey line: effect {EFFECT_FAIL}. Effects above 1 mean the body "
+                    "overgrew (worse than empty); the axis stops at 1.3 (report.json has every value).", fig))
     return out
 
 

@@ -53,8 +53,8 @@ import numpy as np
 
 from nca.errors import NCAError
 
-from .knockouts import (CONDITIONS, Assay, ablation_losses, assay_starts, channel_ablations, empty_loss,
-                        none_ablation, replicate_effects, target_on_grid)
+from .knockouts import (CONDITIONS, Assay, ablation_losses, assay_starts, channel_ablations, direction_ablations,
+                        empty_loss, none_ablation, replicate_effects, target_on_grid)
 
 Array = jax.Array
 EFFECT_FAIL = 0.5  # "the body fails": as far from intact as halfway to an empty grid
@@ -362,7 +362,9 @@ class DegradationSettings:
     fire-mask replicates; draws: random orders (error) per curve; unit_ks: the k grid of the
     units (channels use every k); parts: "units", "channels", "cells" (living cells killed
     at random once at the start of persistence; cell_fractions: the fractions of the alive
-    cells killed, error order only); modes: removal by "zero" and/or
+    cells killed, error order only), "pcs" (the principal components of the hidden
+    channels over alive cells of the intact run, mean-ablated at the state hook on the dense
+    step: opt-in, ~6x slower); modes: removal by "zero" and/or
     "mean" (the first is the default shown first); conditions; attack / greedy: the worst-first
     orders; channel_modes: the channels' removal modes (default zero only: the mean runs
     on the dense step, too slow for the 3-minute budget); greedy_pool: candidates re-ranked per grid step (0 = all remaining); seed; size:
@@ -397,7 +399,7 @@ class DegradationSettings:
             raise NCAError(f"greedy_pool must be >= 0, got {self.greedy_pool}")
         if not self.unit_ks or min(self.unit_ks) < 0:
             raise NCAError(f"unit_ks must be k >= 0, got {list(self.unit_ks)}")
-        for name, allowed in (("parts", ("units", "channels", "cells")), ("modes", ("zero", "mean")),
+        for name, allowed in (("parts", ("units", "channels", "cells", "pcs")), ("modes", ("zero", "mean")),
                               ("channel_modes", ("zero", "mean")),
                               ("conditions", CONDITIONS)):
             v = getattr(self, name)
@@ -442,8 +444,15 @@ def run_model(model, s: DegradationSettings, progress=None) -> dict:
         raw["cells"] = {"kill": {"persistence": cv}}
         if progress is not None:
             progress(f"{model.name} cells kill persistence: {cv['evaluations']} rollouts")
+    pcs = None
+    if "pcs" in s.parts:
+        from .interventions import embed_directions
+        from .pca import fit_cell_pca
+
+        pca = fit_cell_pca(states[fit, ..., 4:], alive, cfg.channels - 4)
+        pcs = (embed_directions(pca.components, 4, cfg.channels), pca.components @ pca.mean)  # [P, C], [P]
     for part in [p for p in s.parts if p != "cells"]:
-        for mode in (s.modes if part == "units" else s.channel_modes):
+        for mode in {"units": s.modes, "channels": s.channel_modes, "pcs": ("mean",)}[part]:
             for cond in s.conditions:
                 st = starts[cond]
                 if part == "units":
@@ -454,6 +463,17 @@ def run_model(model, s: DegradationSettings, progress=None) -> dict:
                     def evaluate(removed, st=st, mode=mode, ref=ref):
                         loss = unit_losses(model.params, cfg, st, key, target, removed,
                                            umeans if mode == "mean" else None, s.chunk)
+                        return replicate_effects(np.concatenate([ref[None], loss]), empty)
+                elif part == "pcs":
+                    n, ks = len(pcs[0]), range(len(pcs[0]) + 1)
+                    ref = ablation_losses(model.params, cfg, st, key, target, none_ablation(cfg.channels),
+                                          s.chunk)[0][0]
+
+                    def evaluate(removed, st=st, ref=ref):
+                        # every removed PC's component held at its alive-cell mean (mean ablation)
+                        abl = direction_ablations([pcs[0][r] for r in removed], [str(i) for i in range(len(removed))],
+                                                  cfg.channels, [pcs[1][r] for r in removed])
+                        loss, _ = ablation_losses(model.params, cfg, st, key, target, abl, s.chunk)
                         return replicate_effects(np.concatenate([ref[None], loss]), empty)
                 else:
                     n, ks = len(hidden_ch), range(len(hidden_ch) + 1)

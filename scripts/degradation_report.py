@@ -34,7 +34,8 @@ def parse_args(argv=None):
     p.add_argument("--unit-ks", type=cli.nonneg_int_list, default="0,1,2,4,8,16,32,48,64,80,96,112,128",
                    metavar="LIST", help="the k grid of the unit curves (channels use every k)")
     p.add_argument("--parts", type=cli.str_list, default="units,channels,cells", metavar="LIST",
-                   help="what is removed: units, channels, cells (living cells killed at random in persistence)")
+                   help="what is removed: units, channels, cells (living cells killed at random in persistence), "
+                        "pcs (principal components of the hidden channels, mean-ablated; ~6x slower)")
     p.add_argument("--cell-fractions", type=cli.float_list, default="0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1",
                    metavar="LIST", help="fractions of the alive cells killed at the start of persistence")
     p.add_argument("--modes", type=cli.str_list, default="zero,mean", metavar="LIST",

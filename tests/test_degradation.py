@@ -226,3 +226,15 @@ def test_cell_curve_zero_is_intact_and_all_killed_is_empty(lizard):
                       np.random.default_rng(0), chunk=4)
     assert cv["ks"] == [0, 50, 100]
     assert np.all(cv["error"][:, 0] == 0) and cv["error"][0, -1].min() > 0.9
+
+
+def test_removing_every_pc_equals_holding_every_hidden_channel_at_its_mean(lizard):
+    """The PCs span the 12 hidden channels: removing all of them (mean ablation) is holding
+    every hidden channel at its alive-cell mean, whatever the basis (k = 12 of both curves)."""
+    s = D.DegradationSettings(grow=24, persist=8, regrow=8, replicates=2, draws=1, parts=("pcs", "channels"),
+                              channel_modes=("mean",), conditions=("growth",), attack=False, greedy=False,
+                              size=32, chunk=13)
+    r = D.run_model(lizard, s)["curves"]
+    p, c = r["pcs"]["mean"]["growth"]["error"]["mean"], r["channels"]["mean"]["growth"]["error"]["mean"]
+    assert p[0] == 0.0 and c[0] == 0.0 and len(p) == len(c) == 13
+    assert p[-1] == pytest.approx(c[-1], rel=1e-3, abs=1e-4)

@@ -172,7 +172,7 @@ def auc(curves: np.ndarray, ks, n_parts: int) -> np.ndarray:
     return np.sum((c[..., 1:] + c[..., :-1]) / 2 * np.diff(x), axis=-1)
 
 
-def summarise_curves(cv: dict, n_parts: int, seed: int = 0) -> dict:
+def summarise_curves(cv: dict, n_parts: int) -> dict:
     """Per order: the mean curve with a 95 % band (t over draws x replicates for error, over
     replicates for attack/greedy), k50 and AUC (mean_ci over the same rows; k50 also the
     number censored), and the attack - error gap per replicate (mean_ci, n = B)."""
@@ -440,7 +440,7 @@ def run_model(model, s: DegradationSettings, progress=None) -> dict:
         rng = np.random.default_rng(np.random.SeedSequence([s.seed, _stream("cells", "kill", "persistence")]))
         cv = cell_curve(model.params, cfg, starts["persistence"], key, target, empty, s.cell_fractions, s.draws, rng,
                         s.chunk)
-        curves["cells"] = {"kill": {"persistence": summarise_curves(cv, 100, s.seed)}}
+        curves["cells"] = {"kill": {"persistence": summarise_curves(cv, 100)}}
         raw["cells"] = {"kill": {"persistence": cv}}
         if progress is not None:
             progress(f"{model.name} cells kill persistence: {cv['evaluations']} rollouts")
@@ -495,7 +495,7 @@ def run_model(model, s: DegradationSettings, progress=None) -> dict:
 
                 rng = np.random.default_rng(np.random.SeedSequence([s.seed, _stream(part, mode, cond)]))
                 cv = degradation_curves(evaluate, n, ks, s.draws, rng, s.attack, s.greedy, s.greedy_pool)
-                summ = summarise_curves(cv, n, s.seed)
+                summ = summarise_curves(cv, n)
                 curves.setdefault(part, {}).setdefault(mode, {})[cond] = summ
                 raw.setdefault(part, {}).setdefault(mode, {})[cond] = cv
                 if progress is not None:

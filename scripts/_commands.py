@@ -25,6 +25,7 @@ COMMANDS = {
     "nca-selfish": "selfish",
     "nca-viewer": "viewer",
     "nca-render-targets": "render_targets",
+    "nca-degradation-report": "degradation_report",
 }
 
 

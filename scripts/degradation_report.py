@@ -73,13 +73,13 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     a = parse_args(argv)
     s = settings_from(a, argv)
-    cli.check_writable(a.out, is_dir=True)
     from analysis import degradation
     from analysis.report import wrote_line
 
     progress = None if a.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
-    result = degradation.run(s, progress)
-    degradation.write(result, a.out)
+    with cli.claim_report_dir(a.out, "degradation_report", a):  # another report, or files not ours: refused
+        result = degradation.run(s, progress)
+        degradation.write(result, a.out)
     for line in degradation.summary_lines(result):
         print(line)
     print(wrote_line(a.out, {"report": result.report, "figures": result.figures}), file=sys.stderr)

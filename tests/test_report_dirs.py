@@ -125,6 +125,7 @@ SCRIPTS = {  # script -> (arguments but --out, with "{run}" for the fake run)
     "damage_report": ["distill:lizard/persistent"],
     "development_report": ["distill:lizard/persistent"],
     "dynamics_report": ["{run}"],
+    "degradation_report": ["distill:lizard/persistent"],
     "selfish": ["--experiments", "variants", "--preset", "smoke"],
 }
 

@@ -99,6 +99,18 @@ def main() -> int:
     from nca.distributed import SINGLE, initialize
 
     job = SINGLE if cluster is None else initialize(cluster)
+    from contextlib import ExitStack
+
+    from nca.cli import claim_report_dir
+
+    claims = ExitStack()
+    if a.results is not None and job.is_main:  # a report folder of its own: never over foreign files
+        claims.enter_context(claim_report_dir(a.results, "sweep", {"sweep": str(a.out), **vars(scores)}))
+    with claims:
+        return _run(a, sweep, scores, results_dir, job)
+
+
+def _run(a, sweep, scores, results_dir: Path, job) -> int:
     if a.resume:
         from nca.multiseed import resume_runs
 

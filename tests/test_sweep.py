@@ -142,3 +142,20 @@ def test_sweep_script_bad_input_is_one_line(tmp_path, args, pattern, monkeypatch
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.startswith("error: ") and pattern in err, err
     assert not (tmp_path / "sw" / "job.json").exists()
+
+
+def test_a_results_folder_with_foreign_files_is_refused_before_scoring(tmp_path, monkeypatch, capsys):
+    # --results DIR is a report folder like any other (nca.cli.claim_report_dir): files no
+    # report wrote are refused in one line, and left as they were
+    results = tmp_path / "mine"
+    results.mkdir()
+    (results / "thesis.tex").write_text("precious")
+    monkeypatch.setattr(sys, "argv", ["sweep.py", "--out", str(tmp_path / "sw"), "--score-only",
+                                      "--results", str(results), "--quiet"])
+    from pathlib import Path
+
+    with pytest.raises(SystemExit) as e:
+        runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "sweep.py"), run_name="__main__")
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "did not write (thesis.tex)" in err, err
+    assert sorted(p.name for p in results.iterdir()) == ["thesis.tex"]

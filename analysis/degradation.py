@@ -74,6 +74,14 @@ def _grid_check(ks, n_parts: int, what: str) -> tuple[int, ...]:
     return ks
 
 
+def _prefix_masks(order, ks, n_parts: int) -> np.ndarray:
+    """Removal masks bool [len(ks), n_parts]: row i removes the first ``ks[i]`` parts of ``order``."""
+    masks = np.zeros((len(ks), n_parts), bool)
+    for i, k in enumerate(ks):
+        masks[i, np.asarray(order[:k], int)] = True
+    return masks
+
+
 def degradation_curves(evaluate, n_parts: int, ks, draws: int, rng: np.random.Generator, attack: bool = True,
                        greedy: bool = True, greedy_pool: int = 0) -> dict:
     """Effects of removing k parts, k over the grid ``ks``, in three orders.
@@ -94,10 +102,7 @@ def degradation_curves(evaluate, n_parts: int, ks, draws: int, rng: np.random.Ge
     orders = np.stack([rng.permutation(n_parts) for _ in range(draws)])
     sets = [np.zeros(n_parts, bool)]  # row 0: nothing removed
     for d in range(draws):
-        for k in ks[1:]:
-            m = np.zeros(n_parts, bool)
-            m[orders[d, :k]] = True
-            sets.append(m)
+        sets.extend(_prefix_masks(orders[d], ks[1:], n_parts))
     single_rows = len(sets)
     if attack or greedy:
         sets.extend(np.eye(n_parts, dtype=bool))
@@ -116,12 +121,8 @@ def degradation_curves(evaluate, n_parts: int, ks, draws: int, rng: np.random.Ge
     rank = np.argsort(-single.mean(1), kind="stable")
     out["attack_order"] = rank
     if attack:
-        rows = []
-        for k in ks[1:]:
-            m = np.zeros(n_parts, bool)
-            m[rank[:k]] = True
-            rows.append(m)
-        a = np.asarray(evaluate(np.stack(rows)), np.float64)
+        rows = _prefix_masks(rank, ks[1:], n_parts)
+        a = np.asarray(evaluate(rows), np.float64)
         evaluations += len(rows)
         out["attack"] = np.concatenate([eff[:1], a])
     if greedy:
@@ -141,12 +142,8 @@ def degradation_curves(evaluate, n_parts: int, ks, draws: int, rng: np.random.Ge
             removed[pick] = True
             gorder.extend(pick)
         # the greedy sets, evaluated together at the end (one batch)
-        rows = []
-        for k in ks[1:]:
-            m = np.zeros(n_parts, bool)
-            m[gorder[:k]] = True
-            rows.append(m)
-        gv = np.asarray(evaluate(np.stack(rows)), np.float64)
+        rows = _prefix_masks(gorder, ks[1:], n_parts)
+        gv = np.asarray(evaluate(rows), np.float64)
         evaluations += len(rows)
         out["greedy"] = np.concatenate([eff[:1], gv])
         out["greedy_order"] = np.array(gorder)

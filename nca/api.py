@@ -25,6 +25,7 @@ from .hooks import as_hook
 from .model import HOOK_POINTS, Hooks, ModelConfig, Params, Trajectory, init_params, rollout, seed_state
 from .published import PREFIX, load_demo_json, load_published, target_of
 from .formats.isonca import ASSET as ISONCA_ASSET, ISONCA_NAME, is_isonca, read_isonca
+from .formats.texture import PREFIX as TEXTURE_PREFIX
 from .formats.tfjs import is_tfjs, read_tfjs
 from .targets import load_target
 
@@ -140,14 +141,30 @@ def _is_cax_npz(path: Path) -> bool:
 
 
 def _json_kind(path: Path) -> str | None:
-    """"isonca", "tfjs" or None (the Distill demo export) for a .json model file."""
+    """"isonca", "tfjs", "texture" or None (the Distill demo export) for a .json model file."""
     import json
+
+    from .formats.texture import is_texture
 
     try:
         obj = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return "isonca" if is_isonca(obj) else "tfjs" if is_tfjs(obj) else None
+    return ("isonca" if is_isonca(obj) else "tfjs" if is_tfjs(obj) else "texture" if is_texture(obj)
+            else None)
+
+
+TORCH_OPTIONS = ("fire_rate", "fire", "transposed", "feature_order", "sobel_scale", "variant", "source_step",
+                 "orientation")
+CAX_OPTIONS = ("fire_rate_source", "dropout", "step_size", "alive_threshold")
+TEXTURE_OPTIONS = ("model",)
+
+
+def _check_options(spec: str, layout, options: dict, allowed: tuple, what: str) -> None:
+    wrong = sorted(k for k in options if k not in allowed) + (["layout"] if layout is not None else [])
+    if wrong:
+        raise NCAError(f"option(s) {wrong} do not apply to {spec!r} ({what}); it takes: "
+                       f"{', '.join(allowed) or 'none'}")
 
 
 def _isonca(spec: str, path: Path, target: str | None) -> LoadedModel:
@@ -170,17 +187,62 @@ def load_model(spec: str | Path, layout: str | None = None, target: str | None =
     - ``model.json``: the Distill notebook's demo export (the bundled models' format), or
       the isotropic NCA demo's ``cadata.json`` (``isonca:lizard`` is the bundled copy: a
       hexagonal-grid, rotation-invariant rule), or a TF.js graph model of the Growing NCA
-      (the Distill 2021 exports, e.g. the adversarial-reprogramming models).
+      (the Distill 2021 exports, e.g. the adversarial-reprogramming models), or the texture
+      NCA models file (``models.json``, option ``model=``; ``texture:dots`` and
+      ``texture:mondrian`` are bundled): no alive masking, grown from zeros on a torus.
 
     target: the target the model learned (a spec for ``nca.load_target``): kept with the
     model and, for a state_dict, used to *check* its orientation (``nca.formats.orient``);
     without it the layout's declared orientation is used, unchecked (provenance says so).
     options: passed to ``nca.formats.import_torch`` (fire_rate, fire, transposed,
     feature_order, sobel_scale, variant, source_step, orientation).
+
+    The same options can ride on the spec itself (``nca.formats.spec``), so every script
+    takes them: ``"lizard.pth@layout=torch-linear,target=lizard,transposed=true"``; the
+    loaded model's name is the full spec and ``provenance["spec_options"]`` lists them.
     """
+    from .formats.spec import format_options, split_spec
+
+    full = str(spec)
+    base, spec_opts = split_spec(full)
+    if not spec_opts:
+        return _load_model(full, layout, target, **options)
+    given = {"layout": layout, "target": target, **options}
+    both = sorted(k for k in spec_opts if given.get(k) is not None)
+    if "alpha" in spec_opts and options.get("orientation") is not None:
+        both.append("alpha (orientation)")
+    if both:
+        raise NCAError(f"option(s) {both} given both in the model spec {full!r} and as keywords")
+    opts = dict(spec_opts)
+    layout, target = opts.pop("layout", layout), opts.pop("target", target)
+    if "alpha" in opts:
+        from .formats.orient import OrientationSettings
+
+        opts["orientation"] = OrientationSettings(alpha=opts.pop("alpha"))
+    model = _load_model(base, layout, target, **options, **opts)
+    provenance = {**(model.provenance or {}), "spec_options": format_options(spec_opts)}
+    return dataclasses.replace(model, name=full, provenance=provenance)
+
+
+def _load_model(spec: str, layout: str | None = None, target: str | None = None, **options) -> LoadedModel:
     spec = str(spec)
     path = Path(spec)
     is_torch = path.suffix in TORCH_SUFFIXES
+    texture = spec.startswith(TEXTURE_PREFIX) or (path.suffix == ".json" and path.is_file()
+                                                  and _json_kind(path) == "texture")
+    if texture:
+        _check_options(spec, layout, options, TEXTURE_OPTIONS, "a texture NCA model")
+        from .formats.texture import ASSET as TEXTURE_ASSET, read_texture
+
+        if spec.startswith(TEXTURE_PREFIX):
+            if "model" in options:
+                raise NCAError(f"{spec} names its model already: model= does not apply")
+            cfg, params, provenance = read_texture(TEXTURE_ASSET, spec[len(TEXTURE_PREFIX):])
+        else:
+            cfg, params, provenance = read_texture(path, options.get("model"))
+        # their training grid is 128 x 128 (cfg.texture_ca.img_size)
+        return LoadedModel(spec, cfg, {k: jax.device_put(v) for k, v in params.items()}, target, 128,
+                           provenance=provenance)
     if (layout is not None or options) and not is_torch:
         given = sorted(options) + (["layout"] if layout is not None else [])
         raise NCAError(f"options {given} apply to PyTorch state_dicts ({', '.join(TORCH_SUFFIXES)}), "
@@ -198,8 +260,7 @@ def load_model(spec: str | Path, layout: str | None = None, target: str | None =
     if path.suffix == ".npz" and path.is_file() and _is_cax_npz(path):
         from .formats.cax import read_cax
 
-        if layout is not None:
-            raise NCAError(f"{spec} holds CAX parameters: layout= does not apply")
+        _check_options(spec, layout, options, CAX_OPTIONS, "CAX Growing-NCA parameters")
         cfg, params, provenance = read_cax(path, **options)
         return LoadedModel(spec, cfg, {k: jax.device_put(v) for k, v in params.items()}, target,
                            provenance=provenance)
@@ -208,6 +269,7 @@ def load_model(spec: str | Path, layout: str | None = None, target: str | None =
 
         target_img = None if target is None else load_target(target)
         grid = 72 if target_img is None else target_img.shape[0]
+        _check_options(spec, None, options, TORCH_OPTIONS, "a PyTorch state_dict")
         imported = import_torch(path, layout, target=target_img, **options)
         params = {k: jax.device_put(np.asarray(v, np.float32)) for k, v in imported.params.items()}
         return LoadedModel(spec, imported.model_config, params, target, grid, provenance=dict(imported.provenance))

@@ -98,6 +98,11 @@ class ModelConfig:
     seed_pattern: str = "center"
     topology: str = "square"
     clamp: float = 0.0
+    # texture NCAs (Niklasson et al. 2021, ``nca.formats.texture``): perception clipped to
+    # [-s, s] (the Laplacian band to [-s/2, s/2]: theirs is twice ours), hidden activations
+    # to [0, s], the update to [-s, s] (their training's fake-quantisation ranges, without
+    # its 8-bit rounding); 0: none
+    saturation: float = 0.0
 
     def __post_init__(self):
         if self.channels < 4:
@@ -114,6 +119,8 @@ class ModelConfig:
             raise NCAError(f"topology 'hex' has no Sobel pair: perception must be 'laplacian', got {self.perception!r}")
         if self.clamp < 0:
             raise NCAError(f"clamp must be >= 0 (0: none), got {self.clamp}")
+        if self.saturation < 0:
+            raise NCAError(f"saturation must be >= 0 (0: none), got {self.saturation}")
 
     @property
     def kernels(self) -> int:
@@ -130,7 +137,7 @@ class ModelConfig:
         A variant (other perception, circular padding, no alive masking) runs the reference
         step."""
         return (self.perception == "sobel" and self.padding == "zeros" and self.life == "pre-post"
-                and self.topology == "square" and not self.clamp)
+                and self.topology == "square" and not self.clamp and not self.saturation)
 
     @property
     def hidden_channels(self) -> int:
@@ -325,6 +332,13 @@ def fire_masks(key: Array, ts: Array, shape: tuple[int, ...], rate: float) -> Ar
     return jax.vmap(lambda t: fire_mask(step_key(key, t), shape, rate))(ts)
 
 
+def saturation_limits(cfg: "ModelConfig") -> np.ndarray:
+    """Per perception feature, the clip of ``cfg.saturation`` [K*C]: +-s on every band but the
+    Laplacian, +-s/2 on it (the texture NCAs clip their Laplacian, twice ``LAPLACIAN``, at s)."""
+    return np.repeat([cfg.saturation / 2 if k == "laplacian" else cfg.saturation for k in PERCEPTIONS[cfg.perception]],
+                     cfg.channels).astype(np.float32)
+
+
 def step(
     params: Params,
     x: Array,
@@ -353,10 +367,16 @@ def step(
     check_hooks(hooks)
     x = _hook(hooks, "state", x, t)
     pre = _life_mask(x, cfg) if cfg.life != "none" else None
-    p = _hook(hooks, "perception", perceive(x, cfg.angle_deg, cfg.neighbour_gradients, cfg.perception,
-                                            cfg.padding, cfg.topology), t)
-    h = _hook(hooks, "hidden", jax.nn.relu(p @ params["w1"] + params["b1"]), t)
-    dx = _hook(hooks, "update", h @ params["w2"] + params["b2"], t)
+    p = perceive(x, cfg.angle_deg, cfg.neighbour_gradients, cfg.perception, cfg.padding, cfg.topology)
+    q = cfg.saturation
+    if q:
+        lim = saturation_limits(cfg)
+        p = jnp.clip(p, -lim, lim)
+    p = _hook(hooks, "perception", p, t)
+    h = jax.nn.relu(p @ params["w1"] + params["b1"])
+    h = _hook(hooks, "hidden", jnp.minimum(h, q) if q else h, t)
+    dx = h @ params["w2"] + params["b2"]
+    dx = _hook(hooks, "update", jnp.clip(dx, -q, q) if q else dx, t)
     fire = fire_mask(key, x.shape, cfg.fire_rate) if fire is None else fire
     fire = _hook(hooks, "fire", fire.astype(x.dtype), t)
     new = x + dx * fire

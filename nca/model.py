@@ -468,6 +468,7 @@ def rollout(
     remat: bool = False,
     active_steps: Array | None = None,
     fast: bool = False,
+    fire_rate: Array | float | None = None,
 ) -> tuple[Array, Trajectory]:
     """Run ``steps`` CA steps with ``lax.scan`` -- the functional ``run_with_cache``.
 
@@ -483,6 +484,9 @@ def rollout(
     ``step`` to float rounding, several times faster on CPU) when nothing but states is
     recorded, there are no hooks and ``cfg.is_article``; otherwise the reference ``step``
     runs regardless.
+
+    fire_rate: the fire probability, overriding ``cfg.fire_rate``; may be traced (a sweep
+    trains runs that differ only in it as one program, ``nca.train.Hyper``).
     """
     unknown = set(record) - set(RECORDABLE)
     if unknown:
@@ -494,18 +498,22 @@ def rollout(
     if active_steps is not None and record and record != ("state",):
         raise NCAError("active_steps supports recording states only")
     t0 = jnp.asarray(t0, jnp.int32)
+    rate = cfg.fire_rate if fire_rate is None else fire_rate
+
+    def drawn(fire, x, t):  # with the rate overridden, masks drawn step by step use it too
+        return fire_mask(step_key(key, t), x.shape, rate) if fire is None and fire_rate is not None else fire
 
     if fast and not hooks and set(record) <= {"state"} and cfg.is_article:
 
         def fast_one(x, t, fire):  # gates inactive steps itself (its masks skip the MLP)
             active = None if active_steps is None else t - t0 < active_steps
-            return fast_step(params, x, step_key(key, t), cfg, fire=fire, active=active), {}
+            return fast_step(params, x, step_key(key, t), cfg, fire=drawn(fire, x, t), active=active), {}
 
         one = wrap_step(fast_one, t0, remat, policy=FAST_REMAT_POLICY)
     else:
 
         def ref_one(x, t, fire):
-            return step(params, x, step_key(key, t), cfg, t, hooks, fire)
+            return step(params, x, step_key(key, t), cfg, t, hooks, drawn(fire, x, t))
 
         if active_steps is None:
             one = wrap_step(ref_one, t0, remat)
@@ -537,12 +545,12 @@ def rollout(
     ts = t0 + jnp.arange(steps, dtype=jnp.int32)
     block = _fire_block(steps, every, math.prod(x0.shape[:-1]))
     if block == steps:  # every step's mask at once, one scan
-        fires = fire_masks(key, ts, x0.shape, cfg.fire_rate)
+        fires = fire_masks(key, ts, x0.shape, rate)
         x, rec = jax.lax.scan(body, x0, (split(ts), split(fires)))
     elif block:  # a scan over blocks of steps, each drawing its masks first
 
         def run_block(x, ts_block):
-            fires = fire_masks(key, ts_block, x0.shape, cfg.fire_rate)
+            fires = fire_masks(key, ts_block, x0.shape, rate)
             return jax.lax.scan(body, x, (split(ts_block), split(fires)))
 
         x, rec = jax.lax.scan(run_block, x0, ts.reshape(steps // block, block))

@@ -45,7 +45,8 @@ from .distributed import SINGLE, Job, agree, gather, post_result, share
 from .parallel import make_mesh, pad_population, population_train_step, shard_population, stack_states
 from .targets import load_target
 from .train import (TrainState, _NOT_IN_STEP, _read_metrics, _write_metrics, check_new_run_dir, clean_run_dir,
-                    init_train_state, metric_row, save_preview, training_bytes)
+                    hyper_of, init_train_state, metric_row, save_preview, training_bytes,
+                    without_hyper)
 
 
 def seed_configs(cfg: Config, seeds: int | Sequence[int]) -> list[Config]:
@@ -88,10 +89,11 @@ def _check_population_dir(out_dir: Path, subdirs=lambda p: p.name.startswith("se
 
 def group_key(cfg: Config) -> Config:
     """Runs whose configs have equal keys train as one vmapped program: they may differ
-    only in the seed (it lives in the state's key) and the target image (an argument of the
-    step, one per model). Everything else -- lr, hidden width, fire rate -- is static in the
-    compiled step (``nca.train.make_optimizer``, ``nca.model.ModelConfig``)."""
-    return replace(cfg, seed=0, target="")
+    in the seed (it lives in the state's key), the target image (an argument of the step,
+    one per model) and the hyperparameters that change no shape -- lr, its decay factor,
+    the fire rate (``nca.train.Hyper``, traced values, one per model). Everything else --
+    hidden width, batch size, rollout lengths, damage -- is static in the compiled step."""
+    return replace(without_hyper(cfg), seed=0, target="")
 
 
 def train_seeds(cfg: Config, out_dir: Path, k: int | Sequence[int], progress: bool = True, stop_at: int | None = None,
@@ -306,9 +308,9 @@ def _train_share(cfgs, dirs, names, resume, progress, stop_at, log, devices, job
 
 @lru_cache(maxsize=8)
 def _population_step(cfg: Config, mesh, per_model: bool):
-    """One compiled program per step-relevant config and mesh: a resumed population, or a
-    second group of a sweep with the same key, reuses it."""
-    return population_train_step(cfg, mesh, per_model_target=per_model)
+    """One compiled program per step-relevant config and mesh (the ``Hyper`` fields are
+    arguments): a resumed population, or a second group of a sweep with the same key, reuses it."""
+    return population_train_step(cfg, mesh, per_model_target=per_model, per_model_hyper=True)
 
 
 def _train_group(runs: list[_Run], progress, stop_at, log, devices, job):
@@ -320,7 +322,8 @@ def _train_group(runs: list[_Run], progress, stop_at, log, devices, job):
     per_model = len({(r.cfg.target, r.cfg.target_background) for r in runs}) > 1
     devices = jax.local_devices() if devices is None else list(devices)
     mesh = make_mesh(devices[:min(k, len(devices))])
-    step_fn = _population_step(replace(cfg, **_NOT_IN_STEP), mesh, per_model)
+    step_fn = _population_step(replace(without_hyper(cfg), **_NOT_IN_STEP), mesh, per_model)
+    hyper = shard_population(pad_population(stack_states([hyper_of(r.cfg) for r in runs]), mesh.devices.size), mesh)
     if per_model:
         target = shard_population(pad_population(jnp.stack([jnp.asarray(t) for t in targets_np]),
                                                  mesh.devices.size), mesh)
@@ -337,7 +340,7 @@ def _train_group(runs: list[_Run], progress, stop_at, log, devices, job):
 
     def step():
         nonlocal states
-        states, losses = step_fn(states, target)
+        states, losses = step_fn(states, target, hyper)
         return losses
 
     def record(s, losses, elapsed):

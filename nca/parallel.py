@@ -169,10 +169,14 @@ def shard_population(states: TrainState, mesh: Mesh) -> TrainState:
     return jax.device_put(states, NamedSharding(mesh, P(AXIS)))
 
 
-def population_train_step(cfg: Config, mesh: Mesh, fast: bool | None = None, per_model_target: bool = False):
+def population_train_step(cfg: Config, mesh: Mesh, fast: bool | None = None, per_model_target: bool = False,
+                          per_model_hyper: bool = False):
     """K models trained at once, one compiled program: ``(states [K, ...], target [H, W, 4])
     -> (states, losses [K])``; the target is shared, the states donated. per_model_target:
     the target is ``[K, H, W, 4]``, one per model, split like the states (a sweep over targets).
+    per_model_hyper: a third argument, ``nca.train.Hyper`` of [K] values, gives each model
+    its own lr, decay factor and fire rate (``cfg``'s are then ignored), split like the states:
+    a sweep over them is one program.
 
     Each device trains its K/devices models with ``vmap(train_step)`` (``shard_map``):
     the models are independent, so the devices never communicate and each runs its own
@@ -186,11 +190,16 @@ def population_train_step(cfg: Config, mesh: Mesh, fast: bool | None = None, per
     """
     split = NamedSharding(mesh, P(AXIS))
     replicated = NamedSharding(mesh, P())
-    per_device = jax.vmap(partial(train_step, cfg, fast=fast), in_axes=(0, 0 if per_model_target else None))
+    t_axis = 0 if per_model_target else None
     t_spec, t_sharding = (P(AXIS), split) if per_model_target else (P(), replicated)
+    if per_model_hyper:
+        per_device = jax.vmap(lambda st, tg, h: train_step(cfg, st, tg, fast=fast, hyper=h), in_axes=(0, t_axis, 0))
+        in_specs, in_shardings = (P(AXIS), t_spec, P(AXIS)), (split, t_sharding, split)
+    else:
+        per_device = jax.vmap(partial(train_step, cfg, fast=fast), in_axes=(0, t_axis))
+        in_specs, in_shardings = (P(AXIS), t_spec), (split, t_sharding)
     # check_vma=False: the fast path's fori_loops start from unsharded zeros and end device-varying;
     # the models never communicate, so there is nothing for the check to protect (JAX 0.10
     # refused the growing experiment's step: "carry input and carry output must have equal types").
-    fn = jax.shard_map(per_device, mesh=mesh, in_specs=(P(AXIS), t_spec), out_specs=(P(AXIS), P(AXIS)),
-                       check_vma=False)
-    return jax.jit(fn, in_shardings=(split, t_sharding), out_shardings=(split, split), donate_argnums=(0,))
+    fn = jax.shard_map(per_device, mesh=mesh, in_specs=in_specs, out_specs=(P(AXIS), P(AXIS)), check_vma=False)
+    return jax.jit(fn, in_shardings=in_shardings, out_shardings=(split, split), donate_argnums=(0,))

@@ -4,9 +4,11 @@ populations on one machine or across processes (``nca.distributed``).
 A sweep is a base config, axes (``lr=1e-3,2e-3``: a config field and its values; the grid
 is their product) or a list of override dicts (``configs``), and seeds. Each (config, seed)
 is one normal run folder ``OUT/<config name>/seed_<s>/``. The runs are handed to
-``nca.multiseed.train_runs``: runs whose configs differ only in seed and target image
-train as one vmapped program split over the devices (``nca.multiseed.group_key``); a
-different lr, hidden width or fire rate is a different compiled step, so its own group.
+``nca.multiseed.train_runs``: runs whose configs differ only in seed, target image, lr,
+lr decay factor and fire rate train as one vmapped program split over the devices
+(``nca.multiseed.group_key``; the last three are traced per-run values, ``nca.train.Hyper``);
+a different hidden width, batch size or rollout length is a different compiled step, so
+its own group.
 Across processes each process trains every N-th run. ``OUT/job.json`` lists the runs
 (``--resume OUT`` continues them), ``OUT/summary.csv`` their final losses.
 """

@@ -52,10 +52,39 @@ def normalise_gradients(eps: float = 1e-8) -> optax.GradientTransformation:
     return optax.stateless(lambda g, _: jax.tree.map(lambda v: v / (jnp.linalg.norm(v) + eps), g))
 
 
-def make_optimizer(cfg: Config) -> optax.GradientTransformation:
+class Hyper(NamedTuple):
+    """The hyperparameters that change no shape, as traced values: runs that differ only in
+    them (and the seed and target) train as one vmapped program (``nca.multiseed.group_key``).
+    Each field a float32 scalar, or [K] for K stacked runs. ``hyper_of`` builds one."""
+
+    lr: Array
+    lr_decay_factor: Array
+    fire_rate: Array
+
+
+def hyper_of(cfg: Config) -> Hyper:
+    """``cfg``'s shape-free hyperparameters as float32 scalars."""
+    return Hyper(*(jnp.float32(v) for v in (cfg.lr, cfg.lr_decay_factor, cfg.model.fire_rate)))
+
+
+def without_hyper(cfg: Config) -> Config:
+    """``cfg`` with the ``Hyper`` fields set to the defaults: the compiled program of a step
+    that takes them as arguments depends on the rest only."""
+    d = Config()
+    return replace(cfg, lr=d.lr, lr_decay_factor=d.lr_decay_factor,
+                   model=replace(cfg.model, fire_rate=d.model.fire_rate))
+
+
+def make_optimizer(cfg: Config, hyper: Hyper | None = None) -> optax.GradientTransformation:
     """Per-variable gradient normalisation, then Adam with the article's piecewise-constant
-    learning rate (lr, then lr*factor after ``lr_decay_step``)."""
-    schedule = optax.piecewise_constant_schedule(cfg.lr, {cfg.lr_decay_step: cfg.lr_decay_factor})
+    learning rate (lr, then lr*factor after ``lr_decay_step``). hyper: lr and factor as
+    traced values instead of ``cfg``'s (the optimiser state is the same either way)."""
+    lr, factor = (cfg.lr, cfg.lr_decay_factor) if hyper is None else (hyper.lr, hyper.lr_decay_factor)
+
+    def schedule(count):  # optax.piecewise_constant_schedule's arithmetic, which refuses a traced factor
+        indicator = jnp.maximum(0.0, jnp.sign(cfg.lr_decay_step - count))
+        return lr * indicator + (1 - indicator) * factor * lr
+
     return optax.chain(normalise_gradients(cfg.grad_norm_eps), optax.adam(schedule))
 
 
@@ -105,12 +134,13 @@ def default_fast() -> bool:
 
 
 def train_step(cfg: Config, state: TrainState, target: Array, fast: bool | None = None,
-               batch_sharding=None) -> tuple[TrainState, Array]:
+               batch_sharding=None, hyper: Hyper | None = None) -> tuple[TrainState, Array]:
     """One optimisation step (pure). target: [H, W, 4]. Returns (new state, loss).
 
     fast: roll out with ``fast_step`` (equal to the reference step to float rounding);
     None = ``default_fast()``. batch_sharding: optional ``jax.sharding.Sharding`` for the
-    sampled batch [B, H, W, C] (data parallelism, see ``nca.parallel``).
+    sampled batch [B, H, W, C] (data parallelism, see ``nca.parallel``). hyper: lr, its
+    decay factor and the fire rate as traced scalars (``Hyper``) instead of ``cfg``'s.
     """
     fast = default_fast() if fast is None else fast
     key = step_key(state.key, state.step)
@@ -122,11 +152,12 @@ def train_step(cfg: Config, state: TrainState, target: Array, fast: bool | None 
 
     def loss_fn(params):
         x, _ = rollout(params, x0, k_roll, cfg.rollout_max - 1, cfg.model, record=(),
-                       remat=cfg.remat, active_steps=n_steps, fast=fast)
+                       remat=cfg.remat, active_steps=n_steps, fast=fast,
+                       fire_rate=None if hyper is None else hyper.fire_rate)
         return jnp.mean(per_sample_loss(x, target)), x
 
     (loss, x), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    updates, opt_state = make_optimizer(cfg).update(grads, state.opt_state, state.params)
+    updates, opt_state = make_optimizer(cfg, hyper).update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     pool = state.pool.at[idx].set(x) if cfg.uses_pool else state.pool
     return TrainState(params, opt_state, pool, state.key, state.step + 1), loss

@@ -1,16 +1,20 @@
 """Sweeps (nca.sweep) and their results table (analysis.sweep_report).
 
-A grid expands to configs x seeds with stable names; runs that differ only in seed and
-target train as one vmapped program (per-model targets) and equal the same runs trained as
-plain populations; the scores find a body where there is one (a published model) and none
+A grid expands to configs x seeds with stable names; runs that differ only in seed, target,
+lr and fire rate train as one vmapped program (per-model targets and hyperparameters) and
+equal the same runs trained as plain populations or alone, in one process or two; the scores find a body where there is one (a published model) and none
 where there is none (an untrained model scores the empty grid's loss); the table's
 intervals are over seeds.
 """
 
 import csv
 import io
+import json
+import os
 import runpy
+import subprocess
 import sys
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -23,6 +27,7 @@ from nca.errors import NCAError
 from nca.model import init_params
 from nca.multiseed import read_job, train_seeds
 from nca.sweep import Sweep, expand, groups, parse_axis, train_sweep
+from test_distributed import error_lines, finish, free_port
 
 QUIET = dict(progress=False, log=lambda *_: None)
 
@@ -45,8 +50,8 @@ def test_a_grid_expands_to_configs_times_seeds_with_names():
     assert len(names) == 8 and len(set(names)) == 8
     assert [(c.lr, c.model.hidden, c.seed) for c in cfgs[:3]] == [(1e-3, 16, 0), (1e-3, 16, 1), (1e-3, 32, 0)]
     assert varied[3] == {"lr": 1e-3, "hidden": 32, "seed": 1}
-    # lr and hidden width are static in the compiled step: 4 programs of 2 seeds
-    assert groups(cfgs) == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    # the hidden width is static in the compiled step, lr a traced argument: 2 programs of 4 runs
+    assert groups(cfgs) == [[0, 1, 4, 5], [2, 3, 6, 7]]
     names, cfgs, _ = expand(Sweep(base, configs=({"lr": 1e-3}, {"fire_rate": 0.75}), seeds=(3,)))
     assert names == ["lr0.001/seed_3", "fire_rate0.75/seed_3"] and cfgs[1].model.fire_rate == 0.75
     with pytest.raises(NCAError, match="not both"):
@@ -74,6 +79,54 @@ def test_seeds_and_targets_share_one_program_and_equal_plain_populations(tmp_pat
     lizard0 = nca.load_model(tmp_path / "sw" / "targetlizard" / "seed_0").params["w1"]
     butterfly0 = nca.load_model(tmp_path / "sw" / "targetbutterfly" / "seed_0").params["w1"]
     assert not np.allclose(np.asarray(lizard0), np.asarray(butterfly0))  # the targets really differed
+
+
+HYPER_BASE = dict(train_steps=3, checkpoint_every=3, keep_checkpoints="none")
+# three configs that share every shape: lr, and the fire rate, each varied once
+HYPER_CONFIGS = ({"lr": 1e-3}, {"lr": 4e-3}, {"lr": 1e-3, "fire_rate": 0.75})
+
+
+@pytest.fixture(scope="module")
+def hyper_sweep(tmp_path_factory):
+    """The sweep of HYPER_CONFIGS trained in this process, and the number of programs built."""
+    from nca.multiseed import _population_step
+
+    out = tmp_path_factory.mktemp("hyper") / "sw"
+    sweep = Sweep(preset("tiny", **HYPER_BASE), configs=HYPER_CONFIGS, seeds=(5,))
+    _population_step.cache_clear()
+    _, results = train_sweep(sweep, out, **QUIET)
+    return sweep, out, results, _population_step.cache_info().misses
+
+
+def params_of(run_dir):
+    return {k: np.asarray(v) for k, v in nca.load_model(run_dir).params.items()}
+
+
+def test_lr_and_fire_rate_sweeps_are_one_program_that_equals_each_config_trained_alone(tmp_path, hyper_sweep):
+    from nca.train import train
+
+    sweep, out, results, programs = hyper_sweep
+    names, cfgs, _ = expand(sweep)
+    assert groups(cfgs) == [[0, 1, 2]] and programs == 1  # one vmapped program for the three
+    assert [r["step"] for r in results] == [3, 3, 3]
+    got = [params_of(out / n) for n in names]
+    for i, cfg in enumerate(cfgs):  # each config alone: plain train(), its lr and fire rate static
+        train(cfg, tmp_path / f"alone{i}", **QUIET)
+        alone = params_of(tmp_path / f"alone{i}")
+        for k in alone:
+            np.testing.assert_allclose(got[i][k], alone[k], rtol=1e-4, atol=1e-6)
+    # negative: the hyperparameters really reached the program (same seed, different runs)
+    for j in (1, 2):
+        assert not np.allclose(got[0]["w1"], got[j]["w1"], rtol=1e-3, atol=1e-5), names[j]
+    # the metrics record each run's own lr
+    lrs = [next(csv.DictReader(open(out / n / "metrics.csv")))["lr"] for n in names]
+    assert lrs == ["0.001", "0.004", "0.001"]
+
+
+def test_configs_that_differ_in_shape_are_separate_programs():
+    _, cfgs, _ = expand(Sweep(preset("tiny"), configs=({"lr": 1e-3}, {"hidden": 16}, {"batch_size": 4},
+                                                        {"fire_rate": 0.75, "lr": 2e-3}), seeds=(0,)))
+    assert groups(cfgs) == [[0, 3], [1], [2]]
 
 
 @pytest.fixture(scope="module")
@@ -135,8 +188,6 @@ def test_sweep_script_bad_input_is_one_line(tmp_path, args, pattern, monkeypatch
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["sweep.py", "--out", str(tmp_path / "sw"), *args, "--quiet"])
-    from pathlib import Path
-
     with pytest.raises(SystemExit) as e:
         runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "sweep.py"), run_name="__main__")
     err = capsys.readouterr().err
@@ -152,10 +203,33 @@ def test_a_results_folder_with_foreign_files_is_refused_before_scoring(tmp_path,
     (results / "thesis.tex").write_text("precious")
     monkeypatch.setattr(sys, "argv", ["sweep.py", "--out", str(tmp_path / "sw"), "--score-only",
                                       "--results", str(results), "--quiet"])
-    from pathlib import Path
-
     with pytest.raises(SystemExit) as e:
         runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "sweep.py"), run_name="__main__")
     err = capsys.readouterr().err
     assert e.value.code == 2 and "did not write (thesis.tex)" in err, err
     assert sorted(p.name for p in results.iterdir()) == ["thesis.tex"]
+
+
+def test_two_processes_train_the_lr_and_fire_rate_sweep_like_one(tmp_path, hyper_sweep):
+    sweep, ref, _, _ = hyper_sweep
+    names, _, _ = expand(sweep)
+    configs = tmp_path / "configs.json"
+    configs.write_text(json.dumps(list(HYPER_CONFIGS)))
+    out, port = tmp_path / "sw", free_port()
+    args = ["--out", out, "--preset", "tiny", "--configs", configs, "--seeds", "5", "--train-steps", "3",
+            "--checkpoint-every", "3", "--keep-checkpoints", "none", "--grow-steps", "2", "--persist-steps", "1",
+            "--regrow-steps", "1", "--replicates", "2", "--coordinator", f"localhost:{port}",
+            "--num-processes", "2", "--heartbeat-timeout", "5", "--init-timeout", "120", "--quiet"]
+    procs = [subprocess.Popen([sys.executable, "scripts/sweep.py", *map(str, args), "--process-id", str(i)],
+                              cwd=Path(__file__).resolve().parents[1], env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
+    for p in procs:
+        rc, _, err = finish(p)
+        assert rc == 0 and not error_lines(err), err[-3000:]
+    rows = list(csv.DictReader(open(out / "summary.csv")))
+    assert [(r["run"], r["process"]) for r in rows] == [(names[0], "0"), (names[1], "1"), (names[2], "0")]
+    for n in names:  # process 0 vmaps runs 0 and 2 (lr, fire rate differ), process 1 run 1 alone
+        got, want = params_of(out / n), params_of(ref / n)
+        for k in want:
+            np.testing.assert_allclose(got[k], want[k], rtol=1e-4, atol=1e-6)
+    assert (out / "results.csv").is_file()

@@ -40,7 +40,8 @@ class AtlasSettings:
     and regrowth; replicates: fire-mask replicates (>= 2 for the stability ARI); resolution:
     Leiden resolution; neighbors: k of the kNN graphs; clusters: force this many types
     (resolution bisected) instead of the resolution; permutations: of the Moran and
-    enrichment tests; null_draws: channel shuffles per replicate; cut / regrow: the damage
+    enrichment tests; null_draws: channel shuffles (the modularity's permutation p; the
+    first ``FULL_NULL_DRAWS`` also give the null's replicate ARI); cut / regrow: the damage
     (``nca.damage.Cut``) and the regrowth steps (0: no damage section); max_cells: cells per
     replicate in the pseudotime (subsampled); seed; size: grid (None: the model's)."""
 
@@ -51,7 +52,7 @@ class AtlasSettings:
     neighbors: int = 15
     clusters: int | None = None
     permutations: int = 999
-    null_draws: int = 2
+    null_draws: int = 19
     cut: str = "left"
     regrow: int = 48
     max_cells: int = 2500
@@ -89,6 +90,9 @@ class AtlasResult:
 
     report: dict
     figures: list
+
+
+FULL_NULL_DRAWS = 2  # shuffled draws run through the whole type pipeline (the rest: pooled types only)
 
 
 def _types(Z, s: AtlasSettings, seed: int):
@@ -192,12 +196,21 @@ def run_model(model, s: AtlasSettings, progress=None) -> dict:
     lab = ty.pop("labels")
     per_lab = ty.pop("_per_lab")
     rng = np.random.default_rng(s.seed)
-    shuf = [type_pipeline(np.concatenate([A.shuffle_channels(X[b_idx == b], rng) for b in range(s.replicates)]),
-                          rc, b_idx, s, s.seed) for _ in range(s.null_draws)]
-    null_shuffle = {"n_types": mean_ci([d["n_types"] for d in shuf]),
-                    "modularity": mean_ci([d["modularity"] for d in shuf]),
-                    "replicate_ari": mean_ci([d["replicate_ari"]["mean"] for d in shuf]),
-                    "draws": s.null_draws}
+    shuf_n, shuf_q, shuf_ari = [], [], []
+    for d in range(s.null_draws):
+        Xs = np.concatenate([A.shuffle_channels(X[b_idx == b], rng) for b in range(s.replicates)])
+        if d < FULL_NULL_DRAWS:  # the whole pipeline (types of each replicate alone, their ARI)
+            full = type_pipeline(Xs, rc, b_idx, s, s.seed)
+            shuf_n.append(full["n_types"])
+            shuf_q.append(full["modularity"])
+            shuf_ari.append(full["replicate_ari"]["mean"])
+        else:  # the pooled types only: enough for the modularity's p
+            lab_s, q_s = _types(A.zscore(Xs), s, s.seed)
+            shuf_n.append(int(lab_s.max() + 1))
+            shuf_q.append(q_s)
+    p_q = (1 + sum(q >= ty["modularity"] for q in shuf_q)) / (1 + s.null_draws)
+    null_shuffle = {"n_types": mean_ci(shuf_n), "n_types_max": int(max(shuf_n)), "modularity": mean_ci(shuf_q),
+                    "replicate_ari": mean_ci(shuf_ari), "draws": s.null_draws, "full_draws": len(shuf_ari)}
     un = untrained_model(model, s.seed)
     ust = grow_states(un, s.steps, key, seeds=s.replicates, size=grid, every=s.steps)[-1]
     ualive = ust[..., 3] > cfg.alive_threshold
@@ -208,7 +221,8 @@ def run_model(model, s: AtlasSettings, progress=None) -> dict:
         null_untrained = {"cells": int(ualive.sum()), **u}
     else:
         null_untrained = {"cells": int(ualive.sum()), "reason": "too few living cells for the kNN graph"}
-    ty["beyond_null"] = bool(ty["modularity"] > max(d["modularity"] for d in shuf))
+    ty["modularity_p"] = p_q
+    ty["beyond_null"] = bool(p_q < 0.05)
     say(f"{model.name}: {ty['n_types']} types (shuffled channels: {null_shuffle['n_types']['mean']:.1f})")
 
     # -- markers
@@ -308,6 +322,8 @@ def _derivation(model, s: AtlasSettings, last, X, lab, key, grid) -> dict:
     return {"cut": s.cut, "regrow": s.regrow, "born": born_n, "parent_to_child": table.tolist(),
             "parent_to_child_fraction": frac.tolist(),
             "same_type_as_parent": float(np.trace(table) / born_n) if born_n else None,
+            # the same rate if a child's type were drawn independently of its parent's (the margins kept)
+            "same_type_chance": float(table.sum(1) @ table.sum(0) / born_n ** 2) if born_n else None,
             "survivor_kept_type": float(np.trace(kept) / kept.sum()) if kept.sum() else None,
             "survivor_table": kept.tolist()}
 
@@ -323,7 +339,9 @@ def conventions(s: AtlasSettings) -> dict:
         "replicate_ari": "each replicate clustered alone; ARI between two replicates' types over the grid "
                          "positions living in both; mean and t interval over the pairs",
         "null_shuffled": f"the same pipeline after permuting each channel over the cells of each replicate "
-                         f"independently ({s.null_draws} draws); beyond_null: the real modularity exceeds every draw's",
+                         f"independently ({s.null_draws} draws; replicate ARI from the first {FULL_NULL_DRAWS}); "
+                         "modularity_p = (1 + #draws with modularity >= the real one) / (1 + draws); "
+                         "beyond_null: modularity_p < 0.05",
         "null_untrained": "the same pipeline on a random rule of the same architecture (both layers "
                           "Glorot-uniform) grown the same way",
         "markers": "Cohen's d (pooled sd) of each channel, type vs the other cells, per replicate; mean and t "
@@ -447,7 +465,7 @@ def summary_lines(result: AtlasResult) -> list[str]:
         sig = int(np.sum(np.asarray([q for q in r["moran"]["p_holm"] if q is not None]) < 0.05))
         lines.append(f"{r['model']}: {r['cells']} cells, {t['n_types']} types (modularity {t['modularity']:.2f}; "
                      f"shuffled channels {_fmt(ns['n_types'])} types, modularity {_fmt(ns['modularity'])}; "
-                     f"beyond null: {'yes' if t['beyond_null'] else 'no'})")
+                     f"permutation p {t['modularity_p']:.3f})")
         lines.append(f"{r['model']}: replicate ARI {_fmt(t['replicate_ari'])} (shuffled {_fmt(ns['replicate_ari'])}"
                      + (f"; untrained rule {nu['n_types']} types" if "n_types" in nu else
                         f"; untrained rule: {nu['cells']} cells, {nu.get('reason', '')}") + ")")
@@ -458,7 +476,8 @@ def summary_lines(result: AtlasResult) -> list[str]:
         if d:
             same = "-" if d["same_type_as_parent"] is None else f"{d['same_type_as_parent']:.2f}"
             lines.append(f"{r['model']}: after the {d['cut']} cut, {d['born']} cells born in {d['regrow']} steps; "
-                         f"{same} of them of their parent's type")
+                         f"{same} of them of their parent's type (independent types: "
+                         f"{'-' if d['same_type_chance'] is None else format(d['same_type_chance'], '.2f')})")
     if "across_models" in result.report:
         lines.append(f"across models: positional ARI {_fmt(result.report['across_models']['positional_ari'])}")
     return lines

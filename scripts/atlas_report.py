@@ -30,7 +30,8 @@ def parse_args(argv=None):
                    help="force N types (the resolution is bisected) instead of --resolution")
     p.add_argument("--permutations", type=cli.positive_int, default=999, metavar="N",
                    help="permutations of the Moran's I and enrichment tests")
-    p.add_argument("--null-draws", type=cli.positive_int, default=2, metavar="N", help="channel shuffles (the null)")
+    p.add_argument("--null-draws", type=cli.positive_int, default=19, metavar="N",
+                   help="channel shuffles (the null): the modularity's permutation p")
     p.add_argument("--cut", default="left", choices=["left", "right", "top", "bottom", "square"],
                    help="the damage before regrowth (nca.damage.Cut)")
     p.add_argument("--regrow", type=cli.nonneg_int, default=48, metavar="N", help="regrowth steps (0: no damage)")

@@ -199,13 +199,17 @@ def test_the_report_runs_on_a_grown_lizard_and_is_json(lizard, tmp_path):
     from analysis import atlas_report as R
     from analysis.report import json_safe
 
-    s = R.AtlasSettings(steps=32, every=8, replicates=2, neighbors=8, permutations=19, null_draws=1, regrow=8,
+    s = R.AtlasSettings(steps=32, every=8, replicates=2, neighbors=8, permutations=19, null_draws=3, regrow=8,
                         max_cells=300, size=32)
     res = R.run(R.AtlasReportSettings(("x",), s), models=[lizard])
     r = res.report["results"][0]
     assert r["types"]["n_types"] >= 2 and r["types"]["replicate_ari"]["n"] == 1
+    assert r["null_shuffled"]["modularity"]["n"] == 3 and r["null_shuffled"]["full_draws"] == 2
+    assert r["types"]["modularity_p"] in (0.25, 0.5, 0.75, 1.0)
     assert len(r["moran"]["I"]) == 16 and r["pseudotime"]["spearman"]["n"] == 2
-    assert r["derivation"]["born"] >= 0 and len(r["markers"]) == r["types"]["n_types"]
+    d = r["derivation"]
+    assert d["born"] > 0 and 0 <= d["same_type_chance"] <= 1 and len(r["markers"]) == r["types"]["n_types"]
+    assert np.sum(d["parent_to_child"]) == d["born"]
     json.dumps(json_safe(res.report), allow_nan=False)
     lines = R.summary_lines(res)
     assert len(lines) == 4 and all(line.startswith(lizard.name) for line in lines)

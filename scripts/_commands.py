@@ -26,6 +26,8 @@ COMMANDS = {
     "nca-viewer": "viewer",
     "nca-render-targets": "render_targets",
     "nca-degradation-report": "degradation_report",
+    "nca-atlas-report": "atlas_report",
+    "nca-export-h5ad": "export_h5ad",
 }
 
 

@@ -92,6 +92,13 @@ class NullSettings:
     the broad share is estimated from one small body, and an underestimate makes the null too
     rough, hence anti-conservative (a p-value maximised over a range of the nuisance parameter,
     Berger & Boos 1994, JASA 89:1012); 1: the fitted mixture only;
+    max_anisotropy: the smoothing kernels are Gaussians aligned with the body's long axis,
+    with sds (along, across) any two scales of ``sigmas_px`` at most this ratio apart, and the
+    variogram is matched separately along the axis and across it (lag vectors within 45 deg of
+    the axis, and the others): a field whose correlation is longer along the body than across
+    it gets surrogates that are too (issue 23: isotropic surrogates called such fields
+    across-axis gradients in 13 % of maps); 1: isotropic kernels, one variogram (the null of
+    the first issue-23 round);
     min_cells: fewer alive cells than this: no null (p-values are null with a reason).
     """
 
@@ -102,6 +109,7 @@ class NullSettings:
     max_sigma_body: float = 0.8
     max_lag_body: float = 0.5
     scale_range: float = 2.0
+    max_anisotropy: float = 4.0
     min_cells: int = 30
 
     def __post_init__(self):
@@ -114,6 +122,8 @@ class NullSettings:
             raise NCAError(f"NullSettings.stop_after must be >= 0 (0: no early stop), got {self.stop_after}")
         if not self.scale_range >= 1:
             raise NCAError(f"NullSettings.scale_range must be >= 1, got {self.scale_range}")
+        if not self.max_anisotropy >= 1:
+            raise NCAError(f"NullSettings.max_anisotropy must be >= 1 (1: isotropic), got {self.max_anisotropy}")
         for name in ("max_sigma_body", "max_lag_body"):
             if not getattr(self, name) > 0:
                 raise NCAError(f"NullSettings.{name} must be > 0, got {getattr(self, name)}")
@@ -227,38 +237,60 @@ class BodyNull:
         max_lag = int(np.clip(np.round(self.settings.max_lag_body * self.length), 3, max(3, min(h, w))))
         b = np.rint(dist).astype(int)
         bins = np.where((b >= 1) & (b <= max_lag) & (counts > 0.5), b - 1, -1)
+        th = np.deg2rad(self.axis_deg)
+        aniso = self.settings.max_anisotropy > 1
+        if aniso:  # lag vectors more than 45 deg off the long axis: the across-axis variogram
+            cos_axis = np.abs(dx * np.cos(th) - dy * np.sin(th)) / np.maximum(dist, 1e-12)  # image view (dx, -dy)
+            bins = np.where((bins >= 0) & (cos_axis < np.cos(np.pi / 4) - 1e-12), bins + max_lag, bins)
+        n_bins = max_lag * (2 if aniso else 1)
         sel = bins >= 0
-        bin_counts = np.bincount(bins[sel], weights=counts[sel], minlength=max_lag)
+        bin_counts = np.bincount(bins[sel], weights=counts[sel], minlength=n_bins)
         # the surrogate grid: the body's box plus 2 x the largest scale on each side, so the
         # periodic wrap-around correlates cells by at most exp(-4) (Gaussian covariance sd
         # sqrt(2) sigma at distance 4 sigma)
         sig = self.sigmas()
+        # the kernels: (sd along the axis, sd across it), isotropic ones first
+        ia, ic = np.meshgrid(np.arange(len(sig)), np.arange(len(sig)), indexing="ij")
+        ratio = np.maximum(sig[ia], sig[ic]) / np.minimum(sig[ia], sig[ic])
+        keep = (ia == ic) if not aniso else (ratio <= self.settings.max_anisotropy * (1 + 1e-9))
+        order = np.lexsort(((ia != ic)[keep], ))  # isotropic first, stable
+        ia, ic = ia[keep][order], ic[keep][order]
+        sa, sc = sig[ia], sig[ic]
         pad = int(np.ceil(2 * sig.max()))
         r0, c0 = self.rows.min(), self.cols.min()
         hp = scipy.fft.next_fast_len(int(self.rows.max() - r0 + 1) + 2 * pad, real=True)
         wp = scipy.fft.next_fast_len(int(self.cols.max() - c0 + 1) + 2 * pad, real=True)
         fy = np.fft.fftfreq(hp)[:, None]
         fx = np.fft.rfftfreq(wp)[None, :]
-        t2 = np.exp(-4 * (np.pi * sig[:, None, None]) ** 2 * (fx ** 2 + fy ** 2))  # [m, hp, wp/2+1]: |T|^2
+        fa = fx * np.cos(th) - fy * np.sin(th)  # frequency along the axis (image view (u, v) = (col, -row))
+        fc = fx * np.sin(th) + fy * np.cos(th)
+        t2 = np.exp(-4 * np.pi ** 2 * ((sa[:, None, None] * fa) ** 2 + (sc[:, None, None] * fc) ** 2))  # [m, hp, wp/2+1]
         cov = scipy.fft.irfft2(t2, s=(hp, wp))  # [m, hp, wp]: each scale's covariance (unit noise)
         var = cov[:, 0, 0].copy()
         # each scale's exact variogram on this body: pair-count-weighted mean of 1 - c(lag) / c(0)
         iy = (dy.astype(int) % hp) * np.ones_like(dx, dtype=int)
         ix = (dx.astype(int) % wp) * np.ones_like(dy, dtype=int)
         ok = sel & (np.abs(dy) < hp / 2) & (np.abs(dx) < wp / 2)
-        ref = np.zeros((len(sig) + 1, max_lag))
-        for i in range(len(sig)):
+        ref = np.zeros((len(sa) + 1, n_bins))
+        for i in range(len(sa)):
             g = 1.0 - cov[i][iy[ok], ix[ok]] / var[i]
-            ref[i] = np.bincount(bins[ok], weights=g * counts[ok], minlength=max_lag) / np.maximum(bin_counts, 1e-9)
+            ref[i] = np.bincount(bins[ok], weights=g * counts[ok], minlength=n_bins) / np.maximum(bin_counts, 1e-9)
         ref[-1] = 1.0  # white noise: 1 at every nonzero lag
+        # Berger & Boos: each kernel's variance moved to the kernel scale_range times broader
+        # in both directions (capped at the broadest scale)
+        bi = np.minimum(np.searchsorted(sig, self.settings.scale_range * sig - 1e-9), len(sig) - 1)
+        index = {(a, c): i for i, (a, c) in enumerate(zip(ia, ic))}
+        broader = np.array([index[(bi[a], bi[c])] for a, c in zip(ia, ic)], int)
         self._lags = {"shape": shape, "fm": fm, "bins": bins, "sel": sel, "bin_counts": bin_counts,
-                      "max_lag": max_lag, "ref": ref, "t2": t2, "var": var, "grid": (hp, wp),
-                      "cells": (self.rows - r0 + pad, self.cols - c0 + pad), "sigmas": sig}
+                      "max_lag": max_lag, "n_bins": n_bins, "ref": ref, "t2": t2, "var": var, "grid": (hp, wp),
+                      "cells": (self.rows - r0 + pad, self.cols - c0 + pad), "sigmas": sig,
+                      "sigma_along": sa, "sigma_across": sc, "broader": broader}
         return self._lags
 
     def variogram(self, values: np.ndarray) -> np.ndarray:
         """Empirical semivariogram of maps [n, k] (standardised over the body) at integer lags
-        1..max_lag, over every pair of body cells (FFT) -> [k, max_lag]."""
+        1..max_lag, over every pair of body cells (FFT) -> [k, n_bins]: max_lag bins, or (with
+        max_anisotropy > 1) max_lag along the axis then max_lag across it."""
         import scipy.fft
 
         lg = self._lag_setup()
@@ -271,13 +303,14 @@ class BodyNull:
         # sum over pairs (x, x + lag) of (z(x) - z(x + lag))^2, both cells alive
         s = scipy.fft.irfft2(np.conj(fz2) * fm + np.conj(fm) * fz2 - 2 * np.conj(fz) * fz, s=lg["shape"])
         bins, sel = lg["bins"], lg["sel"]
-        out = np.stack([np.bincount(bins[sel], weights=si[sel], minlength=lg["max_lag"]) for si in s])
+        out = np.stack([np.bincount(bins[sel], weights=si[sel], minlength=lg["n_bins"]) for si in s])
         return 0.5 * out / np.maximum(lg["bin_counts"], 1e-9)
 
     def fit(self, values: np.ndarray) -> np.ndarray:
-        """Per map the variance of each smoothing scale and of the white nugget whose summed
-        variograms best match the map's (non-negative least squares over the lags).
-        values: [n, k] -> [len(sigmas) + 1, k] (last row: white)."""
+        """Per map the variance of each smoothing kernel (``_lag_setup()["sigma_along"]``,
+        ``["sigma_across"]``) and of the white nugget whose summed variograms best match the
+        map's (non-negative least squares over the lags and directions).
+        values: [n, k] -> [n_kernels + 1, k] (last row: white)."""
         from scipy.optimize import nnls
 
         g = self.variogram(normal_scores(values))  # [k, L]
@@ -301,7 +334,7 @@ class BodyNull:
 
     def transfer(self, weights: np.ndarray) -> np.ndarray:
         """The mixture's transfer function |T| = sqrt(sum_i a_i |T_i|^2 / var_i + white):
-        weights [len(sigmas) + 1] from ``fit`` -> [hp, wp/2+1]."""
+        weights [n_kernels + 1] from ``fit`` -> [hp, wp/2+1]."""
         lg = self._lag_setup()
         smooth = np.tensordot(weights[:-1] / lg["var"], lg["t2"], 1)
         return np.sqrt(smooth + weights[-1]).astype(np.float32)
@@ -357,7 +390,9 @@ class BodyNull:
         "across_stat" [k]; "p_value" (any direction), "radial_p_value", "along_p_value",
         "across_p_value" [k] (Besag-Clifford sequential p-values, module doc); "n_drawn" [k]
         (surrogates drawn for the map); "sigma_px" [k] (variance-weighted mean of the fitted
-        scales), "smooth_weight" [k] (share of the fitted variance that is not white);
+        kernels' geometric-mean scales), "anisotropy" [k] (variance-weighted geometric mean of
+        the kernels' along / across ratio: > 1, correlated longer along the body),
+        "smooth_weight" [k] (share of the fitted variance that is not white);
         "axis_deg", "n_surrogates", "min_p" (1 / (n_surrogates + 1))}.
         """
         values = np.asarray(values, np.float64)
@@ -365,14 +400,14 @@ class BodyNull:
         s = self.settings
         obs = self.statistics(values)  # [4, k]
         weights = self.fit(values)  # [m + 1, k]
-        sig = self._lag_setup()["sigmas"]
+        lg = self._lag_setup()
+        sig = np.sqrt(lg["sigma_along"] * lg["sigma_across"])  # each kernel's geometric-mean scale
         n_max, h = s.n_surrogates, s.stop_after
         p = np.zeros((len(STATISTICS), k))
         drawn = np.zeros(k, int)
-        # each scale's variance moved to the scale scale_range times broader (Berger & Boos)
-        broader = np.minimum(np.searchsorted(sig, s.scale_range * sig - 1e-9), len(sig) - 1)
+        # each kernel's variance moved to the kernel scale_range times broader (Berger & Boos)
         shift = np.zeros((len(sig) + 1, len(sig) + 1))
-        shift[broader, np.arange(len(sig))] = 1.0
+        shift[lg["broader"], np.arange(len(sig))] = 1.0
         shift[-1, -1] = 1.0
         for j in range(k):
             nulls = [weights[:, j]] + ([shift @ weights[:, j]] if s.scale_range > 1 else [])
@@ -386,6 +421,8 @@ class BodyNull:
                 "p_value": p[0], "radial_p_value": p[1], "along_p_value": p[2], "across_p_value": p[3],
                 "n_drawn": drawn,
                 "sigma_px": np.where(smooth.sum(0) > 0, (sig[:, None] * smooth).sum(0) / np.maximum(smooth.sum(0), 1e-300), 0.0),
+                "anisotropy": np.where(smooth.sum(0) > 0, np.exp((np.log(lg["sigma_along"] / lg["sigma_across"])[:, None]
+                                                                  * smooth).sum(0) / np.maximum(smooth.sum(0), 1e-300)), 1.0),
                 "smooth_weight": np.where(tot > 0, smooth.sum(0) / np.where(tot > 0, tot, 1.0), 0.0),
                 "axis_deg": self.axis_deg, "n_surrogates": n_max, "min_p": 1.0 / (1 + n_max)}
 

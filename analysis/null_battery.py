@@ -14,8 +14,13 @@ Families (``FAMILIES``; a family is ``(kind, params)``):
   2-D spectral density is proportional to (2 nu / ell^2 + 4 pi^2 |f|^2)^-(nu + 1).
 * ``two_scale``: a fine texture (Matérn 1.5, ell_fine) plus a broad component (Matérn 2.5,
   ell_broad) with a share ``broad`` of the variance: the audit's anti-conservative case.
-* ``anisotropic``: Matérn 1.5 with length ell along a random orientation and ell / ratio
-  across it.
+* ``anisotropic``: Matérn 1.5 with length ell along a random orientation and ell x ratio
+  across it (the spectral density's cut-off is ratio times lower across); with ``psi_deg``
+  (image view, degrees), or ``aligned`` "along" / "across" (the body's long axis
+  ``axis_deg``, or its perpendicular), every field's long length (ell x ratio) lies along that
+  orientation instead (``psi_deg`` = the body's long axis: a field with no gradient whose
+  correlation is aligned with the body, the case an isotropic null mistakes for an
+  across-axis gradient).
 
 Shapes: mask bool [H, W]; fields at the alive cells [n, count] (row-major order of
 ``np.nonzero(mask)``), each standardised over the body.
@@ -33,6 +38,10 @@ FAMILIES: dict[str, tuple[str, dict]] = {
     **{f"two_scale_f{f}_b{b}_w{w}": ("two_scale", {"ell_fine": f, "ell_broad": b, "broad": w})
        for f, b, w in ((2, 15, 0.3), (2, 15, 0.6), (2, 30, 0.5), (4, 40, 0.5))},
     **{f"aniso_l{ell}_r{r}": ("anisotropic", {"ell": ell, "ratio": r}) for ell, r in ((10, 3), (20, 4), (40, 4))},
+    # aligned with the body (issue 23, round 3): the long length along the body's long axis
+    # (the field varies across it) or across it (the field varies along it)
+    **{f"aniso_{a}_l{ell}_r{r}": ("anisotropic", {"ell": ell, "ratio": r, "aligned": a})
+       for a, ell, r in (("along", 10, 4), ("along", 20, 4), ("across", 10, 4), ("across", 20, 4))},
 }
 
 
@@ -70,8 +79,10 @@ def _synth(mask: np.ndarray, psds, reach: float, count: int, rng: np.random.Gene
     return total / total.std(0, keepdims=True)
 
 
-def draw_family(mask: np.ndarray, kind: str, params: dict, count: int, rng: np.random.Generator) -> np.ndarray:
-    """``count`` fields of one family at the body's cells -> [n, count] (standardised)."""
+def draw_family(mask: np.ndarray, kind: str, params: dict, count: int, rng: np.random.Generator,
+                axis_deg: float | None = None) -> np.ndarray:
+    """``count`` fields of one family at the body's cells -> [n, count] (standardised).
+    axis_deg: the body's long axis (image view), needed by the ``aligned`` families."""
     if kind == "matern":
         nu, ell = params["nu"], params["ell"]
         return _synth(mask, [(lambda fy, fx: _matern_psd(fy, fx, nu, ell), 1.0)], 4 * ell, count, rng)
@@ -82,7 +93,15 @@ def draw_family(mask: np.ndarray, kind: str, params: dict, count: int, rng: np.r
     if kind == "anisotropic":
         ell, ratio = params["ell"], params["ratio"]
         out = []
-        for psi in rng.uniform(0, np.pi, count):  # each field its own orientation
+        fixed = params.get("psi_deg")
+        if "aligned" in params:
+            if axis_deg is None:
+                raise ValueError("an aligned anisotropic family needs the body's axis_deg")
+            fixed = axis_deg + (0.0 if params["aligned"] == "along" else 90.0)
+        # psi: the short length's orientation in (col, row) array terms; image view (u, v) =
+        # (col, -row), so a long length at image-view psi_deg is a short one at -psi_deg - 90
+        psis = rng.uniform(0, np.pi, count) if fixed is None else np.full(count, -np.deg2rad(fixed + 90.0))
+        for psi in psis:  # each field its own orientation, or the fixed one
             def psd(fy, fx, psi=psi):
                 a = fx * np.cos(psi) + fy * np.sin(psi)  # frequency along the long length
                 b = -fx * np.sin(psi) + fy * np.cos(psi)

@@ -118,7 +118,8 @@ TESTS = {"any_direction": "p_value", "radial": "radial_p_value", "along_axis": "
 
 
 def battery(draws: int, n_power: int, stts: list[float], seed: int, model: str, old: str | None,
-            families: list[str] | None = None, parts: tuple[str, ...] = ("fp", "power"), partial=None) -> dict:
+            families: list[str] | None = None, parts: tuple[str, ...] = ("fp", "power"), partial=None,
+            max_anisotropy: float = 4.0) -> dict:
     """The null's calibration on field families it was not built from, and its power on
     planted patterns, on ``model``'s own body (step 200, key(0), first rollout). families:
     names of ``FAMILIES`` (None: all), in the order run; parts: "fp", "power"; partial:
@@ -139,7 +140,7 @@ def battery(draws: int, n_power: int, stts: list[float], seed: int, model: str, 
     mask = alpha > 0.1
     frame = body_frame(alpha)
     centre = view_coords([frame.centroid_rc[0]], [frame.centroid_rc[1]])[0]
-    settings = NullSettings()
+    settings = NullSettings(max_anisotropy=max_anisotropy)
     old_mod = _old_null(old) if old else None
 
     def rate(hits):
@@ -161,7 +162,8 @@ def battery(draws: int, n_power: int, stts: list[float], seed: int, model: str, 
     for name in names if "fp" in parts else []:
         i = list(FAMILIES).index(name)  # the family's own stream, whatever the order run
         kind, params = FAMILIES[name]
-        fields = draw_family(mask, kind, params, draws, np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, i))))
+        fields = draw_family(mask, kind, params, draws, np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, i))),
+                             axis_deg=frame.axis_deg)
         t0 = time.process_time()
         res = BodyNull(mask, centre, settings, seed=seed, key=(i,), axis_deg=frame.axis_deg).test(fields)
         cpu[name] = time.process_time() - t0
@@ -299,6 +301,8 @@ def main() -> int:
                     help="commit of the null to compare on the same fields ('' for none; default: %(default)s, "
                          "the texture-matched null of issue 13)")
     ap.add_argument("--seed", type=int, default=0, help="the PRNG seed (default: %(default)s)")
+    ap.add_argument("--max-anisotropy", type=float, default=4.0,
+                    help="NullSettings.max_anisotropy of the battery's null (1: the isotropic null; default: %(default)s)")
     a = ap.parse_args()
     only = set(a.only.replace("validate", "battery").split(",")) | ({"battery"} if a.validate else set())
     a.out.mkdir(parents=True, exist_ok=True)
@@ -318,7 +322,8 @@ def main() -> int:
     if "battery" in only:
         res["battery"] = battery(a.draws, a.power_draws, [float(x) for x in a.stt.split(",")], a.seed,
                                  a.battery_model, a.old_null or None,
-                                 a.families.split(",") if a.families else None, tuple(a.parts.split(",")), partial)
+                                 a.families.split(",") if a.families else None, tuple(a.parts.split(",")), partial,
+                                 a.max_anisotropy)
     text = json.dumps(res, indent=1)
 
     atomic_write_bytes(a.out / "dissection.json", text.encode())

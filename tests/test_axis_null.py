@@ -33,7 +33,11 @@ def body():
 # ellipse; the >= 200-map battery on the lizard's bodies is bench/dissection.py --only battery.
 BATTERY = {"two_scale": ("two_scale", {"ell_fine": 2, "ell_broad": 15, "broad": 0.5}),
            "matern0.5_l15": ("matern", {"nu": 0.5, "ell": 15}),
-           "anisotropic_l20": ("anisotropic", {"ell": 20, "ratio": 4})}
+           "anisotropic_l20": ("anisotropic", {"ell": 20, "ratio": 4}),
+           # correlated 4x longer along the body's long axis than across it: no gradient, but
+           # an isotropic null called 15/60 of them across-axis gradients (round 3 of issue 23)
+           "aligned_along_l20": ("anisotropic", {"ell": 20, "ratio": 4, "aligned": "along"}),
+           "aligned_across_l10": ("anisotropic", {"ell": 10, "ratio": 4, "aligned": "across"})}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +45,8 @@ def battery(body):
     mask, frame, centre = body
     out = {}
     for i, (name, (kind, params)) in enumerate(BATTERY.items()):
-        fields = draw_family(mask, kind, params, 60, np.random.default_rng(np.random.SeedSequence(7, spawn_key=(i,))))
+        fields = draw_family(mask, kind, params, 60, np.random.default_rng(np.random.SeedSequence(7, spawn_key=(i,))),
+                             axis_deg=frame.axis_deg)
         out[name] = BodyNull(mask, centre, NullSettings(), seed=1, key=(i,)).test(fields)
     return out
 
@@ -84,11 +89,13 @@ def test_sequential_p_values_stop_early_on_null_maps_and_reach_the_smallest_p(bo
 
 @pytest.mark.parametrize("trial", range(2))
 def test_planted_across_axis_ramp_and_radial_map_are_found_among_null_maps(body, trial):
-    """Positive controls: on a fine texture (Matérn 1.5, length 3), a ramp across the body's
-    long axis and a core-periphery map, each at signal-to-texture 2, are found by the
-    across-axis and radial tests, Holm-corrected over 6 maps with 4 null fields beside them;
-    the null fields are not. (A ramp *along* a 40-cell body's long axis is not found at any
-    signal-to-texture ratio: a random field of the body's size is such a ramp; docs/pca.md.)"""
+    """Positive controls: on a fine texture (Matérn 1.5, length 3), a core-periphery map at
+    signal-to-texture 2 and a ramp across the body's long axis at 8 are found by the radial
+    and across-axis tests, Holm-corrected over 6 maps with 4 null fields beside them; the null
+    fields are not. (A ramp across the body at signal-to-texture 2 is not found: the null's
+    body-aligned anisotropic surrogates match it, as they must match a random field correlated
+    along the body (``aligned_along_l20`` above); a ramp *along* a 40-cell body's long axis
+    is not found at any ratio: a random field of the body's size is such a ramp.)"""
     from analysis.null_battery import planted_ramp
 
     mask, frame, centre = body
@@ -96,13 +103,30 @@ def test_planted_across_axis_ramp_and_radial_map_are_found_among_null_maps(body,
     rows, cols = np.nonzero(mask)
     uv = view_coords(rows, cols)
     tex = draw_family(mask, "matern", {"nu": 1.5, "ell": 3}, 6, rng)
-    across = planted_ramp(uv, frame.axis_deg + 90 + rng.choice([0, 180]), tex[:, 0], 2.0)
+    across = planted_ramp(uv, frame.axis_deg + 90 + rng.choice([0, 180]), tex[:, 0], 8.0)
     d = np.hypot(*(uv - centre).T)
     radial = 2.0 * (d - d.mean()) / d.std() + tex[:, 1]
     maps = np.concatenate([np.stack([across, radial], 1), draw_family(mask, "two_scale", BATTERY["two_scale"][1], 4, rng)], 1)
     res = BodyNull(mask, centre, NullSettings(), seed=5, key=(trial,), axis_deg=frame.axis_deg).test(maps)
     assert holm(res["across_p_value"])[0] < 0.05 and holm(res["radial_p_value"])[1] < 0.05
     assert (holm(res["across_p_value"])[2:] >= 0.05).all() and (holm(res["radial_p_value"])[2:] >= 0.05).all()
+
+
+def test_the_fit_sees_which_way_an_aligned_field_is_correlated(battery):
+    """Planted truth of the anisotropic fit: fields correlated 4x longer along the body's axis
+    get a fitted along / across ratio above 1 in most maps, fields correlated longer across it
+    a ratio below 1, isotropic fields neither way (median between 1/1.5 and 1.5)."""
+    assert np.mean(battery["aligned_along_l20"]["anisotropy"] > 1) > 0.8
+    assert np.mean(battery["aligned_across_l10"]["anisotropy"] < 1) > 0.8
+    assert 1 / 1.5 < np.median(battery["matern0.5_l15"]["anisotropy"]) < 1.5
+
+
+def test_the_isotropic_null_is_the_first_round_null(body):
+    """max_anisotropy = 1 fits isotropic kernels to one variogram: the fitted ratio is 1."""
+    mask, frame, centre = body
+    f = draw_family(mask, "matern", {"nu": 1.5, "ell": 10}, 3, np.random.default_rng(3))
+    res = BodyNull(mask, centre, NullSettings(max_anisotropy=1, n_surrogates=99), seed=1).test(f)
+    assert np.allclose(res["anisotropy"], 1.0)
 
 
 @pytest.mark.parametrize("trial", range(2))
@@ -148,7 +172,7 @@ def test_holm_and_kind_rules():
     assert kind == "none" and agreement == 0.6 and "unstable" in reason
 
 
-@pytest.mark.parametrize("bad", [{"block": 0}, {"n_surrogates": 0}, {"stop_after": -1}, {"scale_range": 0.5},
+@pytest.mark.parametrize("bad", [{"block": 0}, {"n_surrogates": 0}, {"stop_after": -1}, {"scale_range": 0.5}, {"max_anisotropy": 0.9},
                                  {"max_lag_body": 0.0}, {"sigmas_px": ()}])
 def test_bad_null_settings_are_one_clear_error(bad):
     from nca.errors import NCAError

@@ -26,6 +26,7 @@ COMMANDS = {
     "nca-viewer": "viewer",
     "nca-render-targets": "render_targets",
     "nca-degradation-report": "degradation_report",
+    "nca-features-report": "features_report",
 }
 
 

@@ -60,8 +60,8 @@ class FeaturesSettings:
     rollouts: int = 3
     fits: int = 3
     condition: str = "growth"
-    effect_steps: int = 200
-    replicates: int = 4
+    effect_steps: int = 100
+    replicates: int = 3
     untrained: bool = True
     seed: int = 0
     size: int | None = None

@@ -31,9 +31,9 @@ def parse_args(argv=None):
                    help="rollouts sampled (independent fire masks); the last one is held out")
     p.add_argument("--fits", type=cli.positive_int, default=3, metavar="N", help="SAE trainings (seeds) per data set")
     p.add_argument("--condition", choices=("growth", "persistence"), default="growth", help="the causal test")
-    p.add_argument("--effect-steps", type=cli.positive_int, default=200, metavar="N",
+    p.add_argument("--effect-steps", type=cli.positive_int, default=100, metavar="N",
                    help="CA steps with the feature removed")
-    cli.add_replicates(p, 4)
+    cli.add_replicates(p, 3)
     p.add_argument("--no-untrained", action="store_true", help="skip the untrained-rule control")
     cli.add_seed(p)
     p.add_argument("--size", type=cli.positive_int, default=None, metavar="N", help="grid size (default: the training grid)")

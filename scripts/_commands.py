@@ -28,6 +28,7 @@ COMMANDS = {
     "nca-degradation-report": "degradation_report",
     "nca-atlas-report": "atlas_report",
     "nca-export-h5ad": "export_h5ad",
+    "nca-features-report": "features_report",
 }
 
 

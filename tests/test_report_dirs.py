@@ -126,6 +126,7 @@ SCRIPTS = {  # script -> (arguments but --out, with "{run}" for the fake run)
     "development_report": ["distill:lizard/persistent"],
     "dynamics_report": ["{run}"],
     "degradation_report": ["distill:lizard/persistent"],
+    "features_report": ["distill:lizard/persistent"],
     "selfish": ["--experiments", "variants", "--preset", "smoke"],
 }
 

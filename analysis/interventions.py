@@ -67,14 +67,15 @@ def embed_directions(directions, offset: int, n_features: int) -> np.ndarray:
     return out
 
 
-def perception_directions(channels, n_channels: int) -> np.ndarray:
-    """The three perception features (identity, Sobel-x, Sobel-y) of each channel: [3k, 3C].
+def perception_directions(channels, n_channels: int, bands: int = 3) -> np.ndarray:
+    """The perception features of each channel, one per band: [bands k, bands C]; the
+    article's 3 (identity, Sobel-x, Sobel-y), or ``ModelConfig.kernels`` of a variant.
 
     Ablating these at the "perception" point removes what a channel contributes to the
     update (the channel itself stays in the state)."""
     channels = np.atleast_1d(np.asarray(channels, int))
-    idx = np.concatenate([channels + b * n_channels for b in range(3)])
-    return channel_directions(idx, 3 * n_channels)
+    idx = np.concatenate([channels + b * n_channels for b in range(bands)])
+    return channel_directions(idx, bands * n_channels)
 
 
 def in_window(t: Array, t_start=0, t_stop=None) -> Array:

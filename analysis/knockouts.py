@@ -202,7 +202,7 @@ def _weight_ablation_losses(params, cfg, start, key, target, keep, name, chunk, 
     """keep [N, rows of params[name]] -> (losses [N, B], final RGBA of replicate 0); chunks
     padded to ``chunk`` with intact rollouts, as in ``ablation_losses``."""
     x0, target = to_device(start.x0), to_device(target)
-    rows = {"w1": 3 * cfg.channels, "w2": cfg.hidden}
+    rows = {"w1": cfg.perception_dim, "w2": cfg.hidden}
     out, img = [], []
     for i in range(0, len(keep), chunk):
         k = keep[i:i + chunk]
@@ -235,12 +235,12 @@ def read_ablation_losses(params, cfg: ModelConfig, start: "Start", key: Array, t
     and the life masks equal the state-hook knockout's (``ablation_losses`` with zero fill:
     a hidden channel acts on nothing but through the perception; tested), ~6x faster."""
     c = cfg.channels
-    keep = np.ones((len(channel_sets), 3 * c), np.float32)
+    keep = np.ones((len(channel_sets), cfg.perception_dim), np.float32)
     for i, chans in enumerate(channel_sets):
         if any(ch < 4 for ch in chans):
             raise ValueError("read_ablation_losses knocks out hidden channels only (>= 4)")
-        for ch in chans:
-            keep[i, [ch, c + ch, 2 * c + ch]] = 0.0
+        for ch in chans:  # every perception band of the channel (3 for the article's Sobel pair)
+            keep[i, [k * c + ch for k in range(cfg.kernels)]] = 0.0
     return _weight_ablation_losses(params, cfg, start, key, target, keep, "w1", chunk, progress)
 
 
@@ -848,6 +848,10 @@ def run(models, s: KnockoutSettings, progress=None) -> dict:
     from .repair import RepairSettings, repair_curves
     from .rollouts import grow_states
 
+    for m in models:  # a texture NCA (no alive masking) has no body to knock out of shape
+        if m.model_config.life == "none":
+            raise NCAError(f"{m.name} grows a texture, not a body (no alive masking): the knockout report "
+                           "scores shape against a target and is undefined for it")
     if not models:
         raise NCAError("no model given")
     for m in models:

@@ -127,10 +127,13 @@ def preflight(settings: "PCAReportSettings") -> None:
 
     settings.validate()
     model = nca.load_model(settings.model)
+    if model.model_config.life == "none":
+        raise NCAError(f"{model.name} grows a texture, not a body (no alive masking): the PCA report's "
+                       "alive cells and body axes are undefined for it")
     for c in settings.compare or ():
         nca.load_model(c)
     mc = model.model_config
-    n_feat = {"hidden": mc.channels - 4, "state": mc.channels, "perception": 3 * mc.channels, "mlp": mc.hidden}
+    n_feat = {"hidden": mc.channels - 4, "state": mc.channels, "perception": mc.perception_dim, "mlp": mc.hidden}
     if settings.components > n_feat[settings.features]:
         raise NCAError(f"asked for {settings.components} components but the features have only "
                        f"{n_feat[settings.features]} dimensions")
@@ -334,6 +337,9 @@ def run(settings: PCAReportSettings, progress=None, on_pca=None, figures=None) -
     rollout = a.rollout_steps()
     steps = a.analysed_steps()
     model = nca.load_model(a.model)
+    if model.model_config.life == "none":  # channel 3 is not an alpha: no alive cells, no body axis
+        raise NCAError(f"{model.name} grows a texture, not a body (no alive masking): the PCA report's "
+                       "alive cells and body axes are undefined for it")
     thr = model.model_config.alive_threshold
     thresholds = AxisThresholds()
     rule = KindRule(alpha=a.alpha, min_agreement=a.min_agreement)
@@ -352,7 +358,7 @@ def run(settings: PCAReportSettings, progress=None, on_pca=None, figures=None) -
         compare = [n for n in nca.published_names() if n.startswith(f"distill:{emoji}/") and n != model.name]
     others = [nca.load_model(c) for c in compare]  # fail early on a bad name
     mc = model.model_config
-    n_feat = {"hidden": mc.channels - 4, "state": mc.channels, "perception": 3 * mc.channels, "mlp": mc.hidden}
+    n_feat = {"hidden": mc.channels - 4, "state": mc.channels, "perception": mc.perception_dim, "mlp": mc.hidden}
     if a.components > n_feat[a.features]:
         raise NCAError(f"asked for {a.components} components but the features have only "
                        f"{n_feat[a.features]} dimensions")
@@ -547,7 +553,8 @@ def _conventions() -> dict:
 def write(result: dict, out: Path, viewer: bool = True) -> None:
     """report.json, index.html and the PNGs into ``out`` (created), each written atomically;
     with ``viewer``, also ``viewer.html``: the model running live in the browser (linked
-    from the page; ``analysis.viewer``)."""
+    from the page; ``analysis.viewer``), for the article's architecture only (a variant,
+    e.g. ``isonca:lizard``, gets the page without it)."""
     from nca.checkpoint import atomic_write_bytes
 
     from . import pca_figures
@@ -563,8 +570,11 @@ def write(result: dict, out: Path, viewer: bool = True) -> None:
 
         from .viewer import ViewerSettings, write_viewer
 
-        write_viewer(nca.load_model(rep["model"]), out / "viewer.html", ViewerSettings(seed=rep["seed"]),
-                     analysis=result.get("viewer"))
+        model = nca.load_model(rep["model"])
+        # the WebGL viewer runs the article's architecture only: a variant's page has no viewer
+        viewer = model.model_config.is_article
+        if viewer:
+            write_viewer(model, out / "viewer.html", ViewerSettings(seed=rep["seed"]), analysis=result.get("viewer"))
     page = pca_figures.build_html(json_safe(rep), [(t, c, p) for _, t, c, p in result["figures"]],
                                   viewer="viewer.html" if viewer else None)
     atomic_write_bytes(out / "index.html", page.encode())

@@ -221,7 +221,7 @@ def unit_attribution(params, cfg: ModelConfig, x0, key, t0: int, incoming, seen,
     damage elsewhere (repair fraction < 0, compensation along d > 0)."""
     s = settings
     c_all = cfg.channels
-    keep = jnp.asarray(1.0 - perception_directions([channel], c_all).sum(0))
+    keep = jnp.asarray(1.0 - perception_directions([channel], c_all, cfg.kernels).sum(0))
     clamp = np.zeros(c_all, np.float32)
     clamp[4:] = 1.0
     clamp = jnp.asarray(clamp)
@@ -275,7 +275,7 @@ def repair_curves(params, cfg: ModelConfig, x0, key: jax.Array, t0: int, channel
     never = t0 + steps + 1
     variants, index = [], []  # (keep, clamp, freeze, stop); index: (channel, kind, other)
     for c in channels:
-        keep = 1.0 - perception_directions([c], c_all).sum(0)
+        keep = 1.0 - perception_directions([c], c_all, cfg.kernels).sum(0)
         others = [k for k in hidden if k != c]
         frozen_hidden = np.zeros(c_all, np.float32)
         frozen_hidden[hidden] = 1.0
@@ -304,7 +304,7 @@ def repair_curves(params, cfg: ModelConfig, x0, key: jax.Array, t0: int, channel
     frozen_hidden[hidden] = 1.0
     fields = {}
     for c in channels:  # total and both direct runs (one compiled program for every channel)
-        keep = jnp.asarray(1.0 - perception_directions([c], c_all).sum(0), jnp.float32)
+        keep = jnp.asarray(1.0 - perception_directions([c], c_all, cfg.kernels).sum(0), jnp.float32)
         rms, f = _hydra_runs(params, x0, key, t0, incoming, seen, life, keep, jnp.asarray(frozen_hidden), hz_idx, cfg)
         rms = np.asarray(rms, np.float64)
         by[(c, "total", None)], by[(c, "direct", None)], by[(c, "direct_update", None)] = rms

@@ -6,7 +6,10 @@ them by file type; ``import_torch`` is the entry point with every option.
 
 - ``pth``: our reader of ``torch.save`` zip archives (and ``.npz``), no PyTorch needed;
 - ``torch_layouts``: the fc0/fc1 (``nn.Linear``) and w0/w1 (1x1 ``nn.Conv2d``) layouts;
-- ``orient``: the orientation check (which band is d/dx, with which sign).
+- ``orient``: the orientation check (which band is d/dx, with which sign);
+- ``spec``: options on a model spec (``model.pth@layout=torch-linear,target=lizard``);
+- ``isonca``, ``tfjs``, ``cax``, ``texture``: the isotropic NCA demo, TF.js graph models,
+  CAX's Growing NCA and the texture NCA models file.
 """
 
 from __future__ import annotations

@@ -1,0 +1,89 @@
+"""The reports on models trained elsewhere: the isotropic demo's hex-grid variant, a texture
+NCA (no body: refused in one line) and a PyTorch import given as a spec with options.
+
+Small grids and few steps: these check that each report runs end to end on each variant
+and that the knockouts read a variant's perception bands right (an invariant with a
+planted truth), not what the reports find.
+"""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+import nca
+from analysis import knockouts as K
+from analysis import pca_report
+from analysis import knockout_report as KR
+from nca.errors import NCAError
+from nca.formats import torch_layouts as tl
+
+
+@pytest.fixture(scope="module")
+def iso():
+    return nca.load_model("isonca:lizard")
+
+
+def test_hex_variant_channel_knockouts_as_unread_weights_equal_the_state_hook_knockouts(iso):
+    """The read knockout zeroes every perception band of a channel (2 here: identity and
+    Laplacian); it must equal zeroing the channel in the state each step."""
+    cfg = iso.model_config
+    assert cfg.kernels == 2
+    seed = np.asarray(nca.seed_state(24, 24, cfg, batch=2))
+    key = jax.random.key(6)
+    target = np.asarray(jax.random.uniform(jax.random.key(7), (24, 24, 4)))
+    grown, _ = nca.grow(iso, 40, key, x0=jax.device_put(seed), record=())
+    start = K.Start("persistence", np.asarray(grown), 40, 20)
+    sets = [(), (6,), (4, 11)]
+    fast, img = K.read_ablation_losses(iso.params, cfg, start, key, target, sets, chunk=3)
+    hooked, img_h = K.ablation_losses(iso.params, cfg, start, key, target,
+                                      K.none_ablation(16) + K.channel_ablations(sets[1:], 16), chunk=3)
+    np.testing.assert_allclose(fast, hooked, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(img, img_h, atol=1e-4)
+    assert abs(fast[2] - fast[0]).max() > 1e-4  # the knockout does something
+
+
+def test_knockout_report_runs_on_the_hex_variant_with_self_repair(iso, tmp_path):
+    s = KR.KnockoutReportSettings(
+        models=("isonca:lizard",), command="variant test",
+        knockouts=K.KnockoutSettings(grow=24, persist=4, regrow=4, replicates=2, pcs=0, pairs=(),
+                                     unit_condition=None, repair_at=(3,), repair_attribute=False,
+                                     repair_units=False, size=32))
+    KR.write(KR.run(s), tmp_path)
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert rep["models"] == ["isonca:lizard"] and (tmp_path / "index.html").stat().st_size > 1000
+
+
+def test_pca_report_runs_on_the_hex_variant_without_a_viewer(tmp_path):
+    s = pca_report.PCAReportSettings(model="isonca:lizard", at=(40,), replicates=1, every=40, regrow=0,
+                                     rotations=(), compare=(), components=2, surrogates=99, bootstrap=10, size=32)
+    pca_report.write(pca_report.run(s), tmp_path)
+    assert (tmp_path / "index.html").is_file() and (tmp_path / "report.json").is_file()
+    assert not (tmp_path / "viewer.html").exists()  # the WebGL viewer runs the article's CA only
+
+
+def test_texture_models_are_refused_by_the_body_reports_and_the_viewer_in_one_line(tmp_path):
+    from analysis.viewer import write_viewer
+
+    with pytest.raises(NCAError, match="grows a texture, not a body"):
+        pca_report.preflight(pca_report.PCAReportSettings(model="texture:dots"))
+    with pytest.raises(NCAError, match="grows a texture, not a body"):
+        K.run([nca.load_model("texture:dots")], K.KnockoutSettings(size=16))
+    with pytest.raises(NCAError, match="the viewer runs the article's perception"):
+        write_viewer(nca.load_model("texture:dots"), tmp_path / "v.html")
+
+
+def test_pca_report_and_viewer_run_on_a_pytorch_import_given_as_a_spec(tmp_path):
+    lizard = nca.load_model("distill:lizard/persistent")
+    sd = tl.from_params({k: np.asarray(v) for k, v in lizard.params.items()}, tl.LAYOUTS["torch-linear"],
+                        tl.Variant(True))
+    np.savez(tmp_path / "lizard.npz", **sd)
+    spec = f"{tmp_path / 'lizard.npz'}@layout=torch-linear,transposed=true"
+    s = pca_report.PCAReportSettings(model=spec, at=(40,), replicates=1, every=40, regrow=0, rotations=(),
+                                     compare=(), components=2, surrogates=99, bootstrap=10, size=40)
+    out = tmp_path / "r"
+    pca_report.write(pca_report.run(s), out)  # reloads the model from the report's name: the full spec
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["model"] == spec
+    assert (out / "viewer.html").stat().st_size > 1000 and (out / "index.html").is_file()

@@ -117,31 +117,18 @@ def _take_rows_batched(axis_size, in_batched, a, idx):
     return _take_rows(flat, _flat_index(idx, a.shape[1], axis_size)), True
 
 
-def _add_rows_rule(unique: bool):
-    def rule(axis_size, in_batched, a, idx, values):
-        a, idx, values = _broadcast_unbatched(axis_size, in_batched, a, idx, values)
-        m = a.shape[1]
-        flat = a.reshape(axis_size * m, *a.shape[2:])
-        add = _add_unique_rows if unique else _add_rows
-        return add(flat, _flat_index(idx, m, axis_size), values).reshape(a.shape), True
-
-    return rule
-
-
 @jax.custom_batching.custom_vmap
 def _add_unique_rows(a: Array, idx: Array, values: Array) -> Array:
     """a with values added to rows idx, which are all different; out of range dropped."""
     return a.at[idx].add(values, mode="drop", unique_indices=True)
 
 
-@jax.custom_batching.custom_vmap
-def _add_rows(a: Array, idx: Array, values: Array) -> Array:
-    """a with values added to rows idx (repeats accumulate); out of range dropped."""
-    return a.at[idx].add(values, mode="drop")
-
-
-_add_unique_rows.def_vmap(_add_rows_rule(unique=True))
-_add_rows.def_vmap(_add_rows_rule(unique=False))
+@_add_unique_rows.def_vmap
+def _add_unique_rows_batched(axis_size, in_batched, a, idx, values):
+    a, idx, values = _broadcast_unbatched(axis_size, in_batched, a, idx, values)
+    m = a.shape[1]
+    flat = a.reshape(axis_size * m, *a.shape[2:])
+    return _add_unique_rows(flat, _flat_index(idx, m, axis_size), values).reshape(a.shape), True
 
 
 @lru_cache(maxsize=None)
@@ -194,9 +181,10 @@ def _sparse_update(shape: tuple[int, ...], angle_deg: float, neighbour_gradients
         dq = dpre @ w1.T  # [size, 3C]: gradient of each listed cell's perception
         if neighbour_gradients:  # back through the 3x3 filters onto the neighbourhood
             bands = [dq[:, b * c:(b + 1) * c] for b in range(3)]
-            dcells = jnp.stack([sum(float(kernels[b, d]) * bands[b] for b in range(3) if kernels[b, d])
-                                for d in range(9)], axis=1)  # [size, 9, C]
-            dx = _add_rows(dx, hood, dcells)
+            for d in range(9):  # one scatter per tap: its rows are all different (4-5% faster
+                # than one scatter of [size, 9, C] with repeats, docs/performance.md)
+                dx = _add_unique_rows(dx, hood[:, d], sum(float(kernels[b, d]) * bands[b]
+                                                          for b in range(3) if kernels[b, d]))
         else:  # the Sobel terms read stop_gradient(x): only the identity band reaches x
             dx = _add_unique_rows(dx, idx, dq[:, :c])
         return dx, dw1 + q.T @ dpre, db1 + dpre.sum(0), dw2 + jax.nn.relu(pre).T @ gq, db2 + gq.sum(0)

@@ -233,3 +233,14 @@ def test_two_processes_train_the_lr_and_fire_rate_sweep_like_one(tmp_path, hyper
         for k in want:
             np.testing.assert_allclose(got[k], want[k], rtol=1e-4, atol=1e-6)
     assert (out / "results.csv").is_file()
+
+
+def test_a_second_sweep_into_a_folder_another_job_holds_is_refused_before_writing(tmp_path):
+    from nca import checkpoint as ckpt
+
+    out = tmp_path / "sw"
+    sweep = Sweep(preset("tiny", train_steps=2), (("lr", (1e-3, 2e-3)),), seeds=(0,))
+    with ckpt.claim_run_dir(out):  # what a sweep running into OUT holds for its whole run
+        with pytest.raises(NCAError, match="in use by another"):
+            train_sweep(sweep, out, **QUIET)
+    assert list(out.iterdir()) == []  # no job.json, no run folder (the lock went with its holder)

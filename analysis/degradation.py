@@ -41,6 +41,14 @@ Summaries of a curve, each per (draw, replicate) and then given with n and a 95 
 
 The orders are generic (``degradation_curves`` takes any ``evaluate(removed [N, P] bool) ->
 effects [N, B]``), so the planted controls of tests/test_degradation.py run the same code.
+They are written as generators (``curve_plan``: yield removal sets, receive effects) so that
+``run_model`` drives every unit and zeroed-channel curve of a condition in lockstep
+(``run_plans``) and rolls each distinct removal set out once (``WeightRows``): the same
+numbers as each curve alone (tested), fewer rollouts.
+
+**Cells** (``cell_curves``): living cells killed once at the start of persistence, a
+fraction f of them, in random order and (``cell_attack`` > 0) worst first by square
+patches ranked by the single effect of killing each patch's cells.
 """
 
 from __future__ import annotations

@@ -41,6 +41,14 @@ Summaries of a curve, each per (draw, replicate) and then given with n and a 95 
 
 The orders are generic (``degradation_curves`` takes any ``evaluate(removed [N, P] bool) ->
 effects [N, B]``), so the planted controls of tests/test_degradation.py run the same code.
+They are written as generators (``curve_plan``: yield removal sets, receive effects) so that
+``run_model`` drives every unit and zeroed-channel curve of a condition in lockstep
+(``run_plans``) and rolls each distinct removal set out once (``WeightRows``): the same
+numbers as each curve alone (tested), fewer rollouts.
+
+**Cells** (``cell_curves``): living cells killed once at the start of persistence, a
+fraction f of them, in random order and (``cell_attack`` > 0) worst first by square
+patches ranked by the single effect of killing each patch's cells.
 """
 
 from __future__ import annotations
@@ -92,9 +100,19 @@ def degradation_curves(evaluate, n_parts: int, ks, draws: int, rng: np.random.Ge
 
     -> {"ks": [K], "error": [draws, K, B], "error_orders": [draws, n_parts],
         "single": [n_parts, B], "attack": [K, B], "attack_order": [n_parts],
-        "greedy": [K, B], "greedy_order": [ks[-1]], "evaluations": rollouts used}.
-    k = 0 is evaluated once and shared by every order.
+        "greedy": [K, B], "greedy_order": [ks[-1]], "evaluations": rows asked for}.
+    k = 0 is evaluated once and shared by every order. The orders are ``curve_plan``, driven
+    here one request at a time (``run_plans``).
     """
+    return run_plans([curve_plan(n_parts, ks, draws, rng, attack, greedy, greedy_pool)],
+                     lambda items: [evaluate(m) for _, m in items])[0]
+
+
+def curve_plan(n_parts: int, ks, draws: int, rng: np.random.Generator, attack: bool = True, greedy: bool = True,
+               greedy_pool: int = 0):
+    """``degradation_curves`` as a generator: yields removal masks [N, n_parts] (bool), is sent
+    their effects [N, B], returns the curves dict. Several plans run side by side
+    (``run_plans``) share batches: ``run_model`` pools every curve of a condition."""
     if draws < 1:
         raise NCAError(f"draws must be >= 1, got {draws}")
     ks = _grid_check(ks, n_parts, "ks")
@@ -106,7 +124,7 @@ def degradation_curves(evaluate, n_parts: int, ks, draws: int, rng: np.random.Ge
     single_rows = len(sets)
     if attack or greedy:
         sets.extend(np.eye(n_parts, dtype=bool))
-    eff = np.asarray(evaluate(np.stack(sets)), np.float64)
+    eff = np.asarray((yield np.stack(sets)), np.float64)
     evaluations = len(sets)
     B = eff.shape[1]
     error = np.empty((draws, K, B))
@@ -122,7 +140,7 @@ def degradation_curves(evaluate, n_parts: int, ks, draws: int, rng: np.random.Ge
     out["attack_order"] = rank
     if attack:
         rows = _prefix_masks(rank, ks[1:], n_parts)
-        a = np.asarray(evaluate(rows), np.float64)
+        a = np.asarray((yield rows), np.float64)
         evaluations += len(rows)
         out["attack"] = np.concatenate([eff[:1], a])
     if greedy:
@@ -134,7 +152,7 @@ def degradation_curves(evaluate, n_parts: int, ks, draws: int, rng: np.random.Ge
             if len(cand) > step and step > 0:  # re-rank by the marginal effect given what is removed
                 trial = np.repeat(removed[None], len(cand), 0)
                 trial[np.arange(len(cand)), cand] = True
-                marg = np.asarray(evaluate(trial), np.float64).mean(1)
+                marg = np.asarray((yield trial), np.float64).mean(1)
                 evaluations += len(cand)
                 pick = [cand[j] for j in np.argsort(-marg, kind="stable")[:step]]
             else:
@@ -143,12 +161,34 @@ def degradation_curves(evaluate, n_parts: int, ks, draws: int, rng: np.random.Ge
             gorder.extend(pick)
         # the greedy sets, evaluated together at the end (one batch)
         rows = _prefix_masks(gorder, ks[1:], n_parts)
-        gv = np.asarray(evaluate(rows), np.float64)
+        gv = np.asarray((yield rows), np.float64)
         evaluations += len(rows)
         out["greedy"] = np.concatenate([eff[:1], gv])
         out["greedy_order"] = np.array(gorder)
     out["evaluations"] = evaluations
     return out
+
+
+def run_plans(plans: list, evaluate_all) -> list:
+    """Drive generator plans (``curve_plan``) in lockstep: each round, every unfinished plan's
+    request goes to ``evaluate_all([(plan index, request), ...]) -> [answer, ...]`` (one
+    batch), and each answer is sent back. -> the plans' return values, in order."""
+    results, pending = [None] * len(plans), {}
+
+    def advance(i, answer=None, first=False):
+        try:
+            pending[i] = next(plans[i]) if first else plans[i].send(answer)
+        except StopIteration as stop:
+            pending.pop(i, None)
+            results[i] = stop.value
+
+    for i in range(len(plans)):
+        advance(i, first=True)
+    while pending:
+        idx = list(pending)
+        for i, ans in zip(idx, evaluate_all([(i, pending[i]) for i in idx])):
+            advance(i, ans)
+    return results
 
 
 def k_fail(curves: np.ndarray, ks, n_parts: int, level: float = EFFECT_FAIL) -> np.ndarray:
@@ -243,6 +283,59 @@ def weight_losses(params, cfg, start, key: Array, target, keep1=None, keep2=None
     return np.concatenate(out) if out else np.zeros((0, start.x0.shape[0]))
 
 
+class WeightRows:
+    """Memoised losses of weight rows (keep1 [3C], keep2 [hidden], shift [C]) from one start:
+    a row asked for again (k = 0 and k = n of every order, the singles that the error's
+    k = 1, the attack's k = 1 and the greedy's first candidates repeat, the same set in two
+    curves) is rolled out once, and the new rows of a call go through ``weight_losses``
+    together (one padded batch). rollouts: distinct rows run; padded: with the padding."""
+
+    def __init__(self, params, cfg, start, key: Array, target, chunk: int = 16):
+        self.params, self.cfg, self.start, self.key, self.target, self.chunk = params, cfg, start, key, target, chunk
+        self.cache: dict[bytes, np.ndarray] = {}
+        self.rollouts = self.padded = 0
+
+    def losses(self, keep1: np.ndarray, keep2: np.ndarray, shift: np.ndarray) -> np.ndarray:
+        """keep1 [N, 3C], keep2 [N, hidden], shift [N, C] -> losses [N, B]."""
+        rows = np.concatenate([keep1, keep2, shift], 1).astype(np.float32)
+        keys = [r.tobytes() for r in rows]
+        first = {}
+        for i, k in enumerate(keys):
+            if k not in self.cache:
+                first.setdefault(k, i)
+        if first:
+            sel = rows[list(first.values())]
+            a, b = keep1.shape[1], keep1.shape[1] + keep2.shape[1]
+            out = weight_losses(self.params, self.cfg, self.start, self.key, self.target, keep1=sel[:, :a],
+                                keep2=sel[:, a:b], shift=sel[:, b:], chunk=self.chunk)
+            self.cache.update(zip(first, out))
+            self.rollouts += len(first)
+            self.padded += -(-len(first) // self.chunk) * self.chunk
+        return np.stack([self.cache[k] for k in keys])
+
+
+def weight_rows(params, cfg, part: str, mode: str, removed: np.ndarray, unit_means=None):
+    """The weight rows (keep1 [N, 3C], keep2 [N, hidden], shift [N, C]) of removing the sets
+    ``removed`` [N, n_parts] (bool) of units (zero; mean with ``unit_means``) or hidden
+    channels (zero): what ``unit_losses`` and ``channel_zero_losses`` roll out."""
+    removed = np.asarray(removed, bool)
+    n, c = len(removed), cfg.channels
+    k1 = np.ones((n, 3 * c), np.float32)
+    k2 = np.ones((n, cfg.hidden), np.float32)
+    sh = np.zeros((n, c), np.float32)
+    if part == "units":
+        k2 = (1.0 - removed).astype(np.float32)
+        if mode == "mean":
+            sh = (removed * np.asarray(unit_means, np.float32)[None]) @ np.asarray(params["w2"], np.float32)
+    elif part == "channels" and mode == "zero":
+        for i, r in enumerate(removed):
+            for j in np.flatnonzero(r):
+                k1[i, [4 + j, c + 4 + j, 2 * c + 4 + j]] = 0.0
+    else:
+        raise NCAError(f"{part} {mode} is not a weight removal")
+    return k1, k2, np.asarray(sh, np.float32)
+
+
 def unit_losses(params, cfg, start, key: Array, target, removed: np.ndarray, unit_means=None,
                 chunk: int = 16) -> np.ndarray:
     """Losses [N, B] of removing the unit sets ``removed`` [N, hidden] (bool) from ``start``:
@@ -314,27 +407,81 @@ def kill_losses(params, cfg, start, key: Array, target, keep: np.ndarray, chunk:
     return np.concatenate(out) if out else np.zeros((0, x0.shape[0]))
 
 
-def cell_curve(params, cfg, start, key: Array, target, empty: float, fractions, draws: int,
-               rng: np.random.Generator, chunk: int = 16) -> dict:
-    """Error curve of killing a random fraction of the living cells once, at the start of
-    persistence, then persisting intact. -> ``degradation_curves``'s dict (error only; ks in
-    percent of the alive cells, n_parts = 100)."""
+def patch_ids(alive: np.ndarray, patch: int) -> np.ndarray:
+    """The square patch (side ``patch`` cells, row-major over the grid) of every alive cell of
+    alive [B, H, W] (bool) -> int [B, H, W], -1 where no cell is alive."""
+    B, H, W = alive.shape
+    y, x = np.mgrid[:H, :W]
+    ids = (y // patch) * (-(-W // patch)) + x // patch
+    return np.where(alive, ids[None], -1)
+
+
+def attack_kill_masks(alive: np.ndarray, pid: np.ndarray, rank: np.ndarray, fractions) -> np.ndarray:
+    """keep masks [F, B, H, W] (float) of the attack order on cells: in each replicate its
+    alive cells sorted by the rank of their patch (``rank``: patch ids, worst first; cells of
+    one patch in grid order), the first round(f * n_alive) killed. Nested over f, as the
+    random order (``kill_masks``)."""
+    pos = np.full(pid.max() + 2, len(rank), int)
+    pos[np.asarray(rank, int)] = np.arange(len(rank))
+    keep = np.ones((len(fractions),) + alive.shape, np.float32)
+    for b in range(alive.shape[0]):
+        idx = np.flatnonzero(alive[b].ravel())
+        order = idx[np.argsort(pos[pid[b].ravel()[idx]], kind="stable")]
+        for i, f in enumerate(fractions):
+            keep[i, b].reshape(-1)[order[:int(round(f * len(idx)))]] = 0.0
+    return keep
+
+
+def cell_curves(evaluate, alive: np.ndarray, fractions, draws: int, rng: np.random.Generator,
+                patch: int = 0) -> dict:
+    """Killing a fraction of the living cells (alive [B, H, W] bool), in random order
+    (``kill_masks``: ``draws`` orders) and, with ``patch`` > 0, worst first (attack): the
+    grid cut into patch x patch squares, each patch's cells killed alone (its single
+    effect, mean over replicates), cells then killed patch by patch, worst patch first
+    (``attack_kill_masks``). evaluate: keep masks [N, B, H, W] -> effects [N, B].
+
+    -> ``degradation_curves``'s dict (ks in percent of the alive cells, n_parts = 100;
+    "single" [P, B] and "attack_order" [P]: patch ids, ``patch_ids``)."""
     fr = tuple(sorted({0.0, *[float(f) for f in fractions]}))
     if fr[-1] > 1.0 or fr[0] < 0.0:
         raise NCAError(f"cell fractions must be in [0, 1], got {list(fractions)}")
     if draws < 1:
         raise NCAError(f"draws must be >= 1, got {draws}")
-    alive = np.asarray(start.x0[..., 3] > cfg.alive_threshold)
+    if patch < 0:
+        raise NCAError(f"the cell attack's patch must be >= 0 cells, got {patch}")
     keep = kill_masks(alive, fr[1:], draws, rng)  # [D, F-1, B, H, W]
-    D, F1 = keep.shape[:2]
-    ref = kill_losses(params, cfg, start, key, target, np.ones((1,) + keep.shape[2:], np.float32), chunk)
-    loss = kill_losses(params, cfg, start, key, target, keep.reshape((D * F1,) + keep.shape[2:]), chunk)
-    eff = replicate_effects(np.concatenate([ref, loss]), empty)  # [D * F1, B]
-    B = eff.shape[1]
+    D, F1, B = keep.shape[:3]
+    rows = [keep.reshape((D * F1,) + keep.shape[2:])]
+    if patch:
+        pid = patch_ids(alive, patch)
+        ids = np.unique(pid[pid >= 0])
+        rows.append(np.stack([np.where(pid == i, 0.0, 1.0).astype(np.float32) for i in ids]))
+    eff = np.asarray(evaluate(np.concatenate(rows)), np.float64)
     error = np.zeros((D, F1 + 1, B))
-    error[:, 1:] = eff.reshape(D, F1, B)
-    return {"ks": [int(round(100 * f)) for f in fr], "error": error, "error_orders": np.zeros((D, 0), int),
-            "evaluations": 1 + D * F1}
+    error[:, 1:] = eff[:D * F1].reshape(D, F1, B)
+    out = {"ks": [int(round(100 * f)) for f in fr], "error": error, "error_orders": np.zeros((D, 0), int),
+           "evaluations": 1 + D * F1}
+    if patch:
+        single = eff[D * F1:]
+        rank = ids[np.argsort(-single.mean(1), kind="stable")]
+        a = np.asarray(evaluate(attack_kill_masks(alive, pid, rank, fr[1:])), np.float64)
+        out.update(single=single, attack_order=rank, attack=np.concatenate([np.zeros((1, B)), a]))
+        out["evaluations"] += len(ids) + F1
+    return out
+
+
+def cell_curve(params, cfg, start, key: Array, target, empty: float, fractions, draws: int,
+               rng: np.random.Generator, chunk: int = 16, patch: int = 0) -> dict:
+    """``cell_curves`` of the CA: the cells killed (their whole state zeroed) at the start of
+    persistence (``start``), then persisting intact; the intact run is row 0 of every batch."""
+    alive = np.asarray(start.x0[..., 3] > cfg.alive_threshold)
+
+    def evaluate(keep):
+        ones = np.ones((1,) + keep.shape[1:], np.float32)
+        return replicate_effects(kill_losses(params, cfg, start, key, target, np.concatenate([ones, keep]), chunk),
+                                 empty)
+
+    return cell_curves(evaluate, alive, fractions, draws, rng, patch)
 
 
 def unit_means_of(params, states: np.ndarray, threshold: float) -> np.ndarray:
@@ -364,7 +511,9 @@ class DegradationSettings:
     step: opt-in, ~6x slower); modes: removal by "zero" and/or
     "mean" (the first is the default shown first); conditions; attack / greedy: the worst-first
     orders; channel_modes: the channels' removal modes (default zero only: the mean runs
-    on the dense step, too slow for the 3-minute budget); greedy_pool: candidates re-ranked per grid step (0 = all remaining); seed; size:
+    on the dense step, too slow for the 3-minute budget); greedy_pool: candidates re-ranked per grid step (0 = all remaining);
+    cell_attack: the side (cells) of the square patches of the cells' attack order
+    (``cell_curves``; 0: random order only); seed; size:
     grid (None: the model's); chunk: rollouts per compiled batch."""
 
     grow: int = 96
@@ -382,6 +531,7 @@ class DegradationSettings:
     attack: bool = True
     greedy: bool = True
     greedy_pool: int = 16
+    cell_attack: int = 8
     seed: int = 0
     size: int | None = None
     chunk: int = 16
@@ -392,6 +542,9 @@ class DegradationSettings:
                 raise NCAError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.draws < 1:
             raise NCAError(f"draws must be >= 1, got {self.draws}")
+        if self.cell_attack < 0:
+            raise NCAError(f"cell_attack must be >= 0 (the patch side in cells; 0: no attack on cells), "
+                           f"got {self.cell_attack}")
         if self.greedy_pool < 0:
             raise NCAError(f"greedy_pool must be >= 0, got {self.greedy_pool}")
         if not self.unit_ks or min(self.unit_ks) < 0:
@@ -432,11 +585,11 @@ def run_model(model, s: DegradationSettings, progress=None) -> dict:
     chan_means[4:] = states[fit][alive][:, 4:].mean(0)
     umeans = unit_means_of(model.params, states[fit], cfg.alive_threshold)
     hidden_ch = list(range(4, cfg.channels))
-    curves, raw = {}, {}
+    curves, raw, rollouts = {}, {}, {}
     if "cells" in s.parts:
         rng = np.random.default_rng(np.random.SeedSequence([s.seed, _stream("cells", "kill", "persistence")]))
         cv = cell_curve(model.params, cfg, starts["persistence"], key, target, empty, s.cell_fractions, s.draws, rng,
-                        s.chunk)
+                        s.chunk, s.cell_attack if s.attack else 0)
         curves["cells"] = {"kill": {"persistence": summarise_curves(cv, 100)}}
         raw["cells"] = {"kill": {"persistence": cv}}
         if progress is not None:
@@ -448,20 +601,43 @@ def run_model(model, s: DegradationSettings, progress=None) -> dict:
 
         pca = fit_cell_pca(states[fit, ..., 4:], alive, cfg.channels - 4)
         pcs = (embed_directions(pca.components, 4, cfg.channels), pca.components @ pca.mean)  # [P, C], [P]
-    for part in [p for p in s.parts if p != "cells"]:
-        for mode in {"units": s.modes, "channels": s.channel_modes, "pcs": ("mean",)}[part]:
-            for cond in s.conditions:
-                st = starts[cond]
-                if part == "units":
-                    n, ks = cfg.hidden, s.unit_ks
-                    # the reference through the same program (nothing removed), so k = 0 is exactly 0
-                    ref = unit_losses(model.params, cfg, st, key, target, np.zeros((1, n), bool), None, s.chunk)[0]
+    done = {}  # (part, mode, cond) -> curves
+    for cond in s.conditions:  # units and zeroed channels: every curve of a condition pooled (WeightRows)
+        st = starts[cond]
+        pool = WeightRows(model.params, cfg, st, key, target, s.chunk)
+        names = [(p, m) for p in ("units", "channels") if p in s.parts
+                 for m in (s.modes if p == "units" else s.channel_modes) if (p, m) != ("channels", "mean")]
+        plans = []
+        for part, mode in names:
+            n = cfg.hidden if part == "units" else len(hidden_ch)
+            ks = s.unit_ks if part == "units" else range(n + 1)
+            rng = np.random.default_rng(np.random.SeedSequence([s.seed, _stream(part, mode, cond)]))
+            plans.append(curve_plan(n, ks, s.draws, rng, s.attack, s.greedy, s.greedy_pool))
+        empty_row = weight_rows(model.params, cfg, "units", "zero", np.zeros((1, cfg.hidden), bool))
 
-                    def evaluate(removed, st=st, mode=mode, ref=ref):
-                        loss = unit_losses(model.params, cfg, st, key, target, removed,
-                                           umeans if mode == "mean" else None, s.chunk)
-                        return replicate_effects(np.concatenate([ref[None], loss]), empty)
-                elif part == "pcs":
+        def evaluate_all(items, names=names, pool=pool, empty_row=empty_row):
+            enc = [weight_rows(model.params, cfg, *names[i], m, umeans) for i, m in items]
+            loss = pool.losses(*[np.concatenate([empty_row[j]] + [e[j] for e in enc]) for j in range(3)])
+            ref, out, at = loss[0], [], 1  # row 0: nothing removed, the reference of every curve
+            for i, m in items:
+                out.append(replicate_effects(np.concatenate([ref[None], loss[at:at + len(m)]]), empty))
+                at += len(m)
+            return out
+
+        for (part, mode), cv in zip(names, run_plans(plans, evaluate_all)):
+            done[part, mode, cond] = cv
+            if progress is not None:
+                progress(f"{model.name} {part} {mode} {cond}: {cv['evaluations']} rows")
+        rollouts[cond] = {"distinct": pool.rollouts, "padded": pool.padded}
+        if progress is not None and names:
+            progress(f"{model.name} {cond}: {pool.rollouts} distinct rollouts ({pool.padded} with padding)")
+    for part in [p for p in s.parts if p != "cells"]:  # the state hook (dense step): one curve at a time
+        for mode in {"units": (), "channels": s.channel_modes, "pcs": ("mean",)}[part]:
+            for cond in s.conditions:
+                if (part, mode) != ("channels", "mean") and part != "pcs":
+                    continue
+                st = starts[cond]
+                if part == "pcs":
                     n, ks = len(pcs[0]), range(len(pcs[0]) + 1)
                     ref = ablation_losses(model.params, cfg, st, key, target, none_ablation(cfg.channels),
                                           s.chunk)[0][0]
@@ -474,30 +650,28 @@ def run_model(model, s: DegradationSettings, progress=None) -> dict:
                         return replicate_effects(np.concatenate([ref[None], loss]), empty)
                 else:
                     n, ks = len(hidden_ch), range(len(hidden_ch) + 1)
-                    if mode == "zero":
-                        ref = channel_zero_losses(model.params, cfg, st, key, target, np.zeros((1, n), bool),
-                                                  s.chunk)[0]
-                    else:
-                        ref = ablation_losses(model.params, cfg, st, key, target, none_ablation(cfg.channels),
-                                              s.chunk)[0][0]
+                    ref = ablation_losses(model.params, cfg, st, key, target, none_ablation(cfg.channels),
+                                          s.chunk)[0][0]
 
-                    def evaluate(removed, st=st, mode=mode, ref=ref):
-                        if mode == "zero":  # fast path: never-read channels
-                            loss = channel_zero_losses(model.params, cfg, st, key, target, removed, s.chunk)
-                        else:  # the state hook: held at the alive-cell mean every step (dense step)
-                            sets = [tuple(hidden_ch[j] for j in np.flatnonzero(r)) for r in removed]
-                            loss, _ = ablation_losses(model.params, cfg, st, key, target,
-                                                      channel_ablations(sets, cfg.channels, chan_means), s.chunk)
+                    def evaluate(removed, st=st, ref=ref):  # held at the alive-cell mean every step
+                        sets = [tuple(hidden_ch[j] for j in np.flatnonzero(r)) for r in removed]
+                        loss, _ = ablation_losses(model.params, cfg, st, key, target,
+                                                  channel_ablations(sets, cfg.channels, chan_means), s.chunk)
                         return replicate_effects(np.concatenate([ref[None], loss]), empty)
 
                 rng = np.random.default_rng(np.random.SeedSequence([s.seed, _stream(part, mode, cond)]))
-                cv = degradation_curves(evaluate, n, ks, s.draws, rng, s.attack, s.greedy, s.greedy_pool)
-                summ = summarise_curves(cv, n)
-                curves.setdefault(part, {}).setdefault(mode, {})[cond] = summ
-                raw.setdefault(part, {}).setdefault(mode, {})[cond] = cv
+                done[part, mode, cond] = degradation_curves(evaluate, n, ks, s.draws, rng, s.attack, s.greedy,
+                                                            s.greedy_pool)
                 if progress is not None:
-                    progress(f"{model.name} {part} {mode} {cond}: {cv['evaluations']} rollouts")
-    return {"model": model.name, "grid": grid, "curves": curves, "raw": raw,
+                    progress(f"{model.name} {part} {mode} {cond}: {done[part, mode, cond]['evaluations']} rollouts")
+    for part in [p for p in s.parts if p != "cells"]:  # the report's order: part, mode, condition
+        for mode in {"units": s.modes, "channels": s.channel_modes, "pcs": ("mean",)}[part]:
+            for cond in s.conditions:
+                cv = done[part, mode, cond]
+                n = {"units": cfg.hidden, "channels": len(hidden_ch)}.get(part) or len(pcs[0])
+                curves.setdefault(part, {}).setdefault(mode, {})[cond] = summarise_curves(cv, n)
+                raw.setdefault(part, {}).setdefault(mode, {})[cond] = cv
+    return {"model": model.name, "grid": grid, "curves": curves, "raw": raw, "rollouts": rollouts,
             "unit_means": umeans.tolist(), "channel_means": chan_means.tolist()}
 
 
@@ -548,6 +722,12 @@ def conventions(s: DegradationSettings) -> dict:
         "default_mode": "zero: it is the knockout atlas's definition (comparable to single-unit numbers there); "
                         "mean is reported beside it because removing a unit that is always on by zeroing also "
                         "removes its constant contribution (a bias), which mean ablation keeps",
+        "cells": "living cells killed once at the start of persistence (whole state zeroed); x: percent of the "
+                 "alive cells; error: a random order of the cells per draw, nested over the fractions; attack "
+                 f"(cell_attack = {s.cell_attack}; 0: none): the grid cut into {s.cell_attack} x {s.cell_attack} "
+                 "patches, each patch's alive cells killed alone (single effect), then cells killed patch by "
+                 "patch, worst patch first; attack_order and single_effect are patch ids (row-major) and their "
+                 "single effects",
         "k_grid": f"units: k in {list(s.unit_ks)}; channels: every k",
         "k50": f"first k of the grid (as a fraction of the parts) at which the effect exceeds {EFFECT_FAIL}, per "
                "(draw, replicate); never: censored at 1 + 1/n_parts and counted",
@@ -560,17 +740,41 @@ def conventions(s: DegradationSettings) -> dict:
     }
 
 
-def run(settings: DegradationReportSettings, progress=None, models=None) -> DegradationResult:
-    """Measure every model. progress(str) gets a line per curve."""
-    import time
+def report_settings(args: dict, command: str = "") -> DegradationReportSettings:
+    """The settings of a report from the script's parsed flags (``vars(argparse.Namespace)``):
+    ``models``, every ``DegradationSettings`` field by its name (lists become tuples) and
+    ``no_greedy``. Unknown keys (out, quiet) are ignored."""
+    from dataclasses import fields
 
+    d = {f.name: (tuple(args[f.name]) if isinstance(args[f.name], list) else args[f.name])
+         for f in fields(DegradationSettings) if f.name in args}
+    if "no_greedy" in args:
+        d["greedy"] = not args["no_greedy"]
+    return DegradationReportSettings(models=tuple(args["models"]), degradation=DegradationSettings(**d),
+                                     command=command)
+
+
+def preflight(settings: DegradationReportSettings) -> list:
+    """Load every model and check the unit grid against its width (a bad name or a k beyond
+    the units: one line, before a report folder is claimed)."""
     import nca
+
+    if not settings.models:
+        raise NCAError("no model given")
+    models = [nca.load_model(m) for m in settings.models]
+    for m in models:
+        _grid_check(settings.degradation.unit_ks, m.model_config.hidden, f"{m.name}: unit_ks")
+    return models
+
+
+def run(settings: DegradationReportSettings, progress=None, models=None) -> DegradationResult:
+    """Measure every model (``models``: loaded already, else ``preflight``). progress(str)
+    gets a line per curve."""
+    import time
 
     t0 = time.time()
     s = settings.degradation
-    if not settings.models and not models:
-        raise NCAError("no model given")
-    models = models or [nca.load_model(m) for m in settings.models]
+    models = models or preflight(settings)
     res = [run_model(m, s, progress) for m in models]
     rep = {"models": [r["model"] for r in res], "command": settings.command,
            "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.__dict__.items()},

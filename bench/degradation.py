@@ -54,6 +54,20 @@ def planted(n_seeds: int = 200, replicates: int = 5, draws: int = 8, parts: int 
     return out
 
 
+def degradation_summary(rep: dict) -> dict:
+    """{model part/mode/condition: {order: [k50 mean, auc mean], gap_attack: mean}}: the
+    numbers that must not change when the code gets faster (compare two runs' JSON)."""
+    out = {}
+    for r in rep["results"]:
+        for part, modes in r["curves"].items():
+            for mode, conds in modes.items():
+                for cond, c in conds.items():
+                    row = {o: [c[o]["k50"]["mean"], c[o]["auc"]["mean"]] for o in ("error", "attack", "greedy") if o in c}
+                    row.update({g: c[g]["mean"] for g in ("gap_attack", "gap_greedy") if g in c})
+                    out[f"{r['model']} {part}/{mode}/{cond}"] = row
+    return out
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
@@ -75,12 +89,14 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as out:
         rc = degradation_report.main([a.model, "--out", out, "--quiet"] + extra)
         rep = json.loads((Path(out) / "report.json").read_text())
+        summary = degradation_summary(rep)
     res = {"model": a.model, "flags": extra, "wall_s": time.time() - w0, "cpu_s": time.process_time() - c0,
            "load_start": load0, "load_end": os.getloadavg()[0], "cores": os.cpu_count(), "rc": rc,
-           "rollouts": sum(c["evaluations"] for r in rep["results"] for p in r["curves"].values()
-                           for m in p.values() for c in m.values())}
+           "rows_asked": sum(c["evaluations"] for r in rep["results"] for p in r["curves"].values()
+                             for m in p.values() for c in m.values()),
+           "pooled_rollouts": {r["model"]: r.get("rollouts") for r in rep["results"]}, "summary": summary}
     print(json.dumps(res) if a.json else
-          f"{a.model}: {res['wall_s']:.0f} s wall, {res['cpu_s']:.0f} s CPU, {res['rollouts']} rollouts "
+          f"{a.model}: {res['wall_s']:.0f} s wall, {res['cpu_s']:.0f} s CPU, {res['rows_asked']} rows asked "
           f"(load {load0:.1f} -> {res['load_end']:.1f}, {res['cores']} cores)", file=sys.stderr if not a.json else sys.stdout)
     return rc
 

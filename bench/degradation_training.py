@@ -8,14 +8,16 @@
    once per seed and experiment ("growing" and "regenerating"), through ``nca.multiseed.train_runs``
    into OUT/<experiment>/seed_<s>/ (the seeds of one experiment train as one vmapped program
    over the CPU cores). A folder whose OUT/summary.csv exists is not trained again: its
-   runs are analysed (so a crashed analysis can be rerun).
+   runs are analysed (so a crashed analysis can be rerun). --no-train analyses the runs
+   that exist (e.g. one experiment's, while the other still trains).
 2. Runs the degradation curves (``analysis.degradation.run_model``, one setting for every
    model: units and living cells, zeroing, growth/persistence/regeneration, error and attack
    orders, --draws random orders, 2 replicates) on each model.
 3. Prints, per curve and summary (error AUC, error k50, gap attack - error), each group's
    mean with a 95 % t interval over its models (``analysis.stats.mean_ci``, n = models) and
    the difference regenerating - growing with a Welch t interval. A model that does not grow
-   is excluded and named (the error line).
+   is excluded and named (the error line). Each model's curves are kept in
+   OUT.degradation/<experiment>_seed_<s>.json and reused when the settings match.
 
 Spread out = a larger error k50 (more parts lost at random before the body fails), a smaller
 error AUC, a smaller gap. Progress and CPU time go to stderr; --json prints one object.
@@ -79,6 +81,13 @@ def compare(per_model: dict) -> dict:
     return out
 
 
+def last_step(run: Path) -> int | None:
+    """The last step in the run's metrics.csv (None: no run)."""
+    m = run / "metrics.csv"
+    lines = m.read_text().strip().splitlines() if m.exists() else []
+    return int(lines[-1].split(",")[0]) if len(lines) > 1 else None
+
+
 def intact_fit(model, s) -> float:
     """1 - L / L_empty of the intact model grown ``s.grow`` steps from the seed (fire masks of
     ``s.seed``): 1 = the target exactly, 0 = no better than an empty grid."""
@@ -103,6 +112,7 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=400, help="training steps (the quick preset's 1500 reduced)")
     ap.add_argument("--draws", type=int, default=4, help="random orders per curve")
     ap.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    ap.add_argument("--no-train", action="store_true", help="analyse the runs that exist; train nothing")
     a = ap.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from nca.parallel import use_cpu_cores
@@ -111,6 +121,7 @@ def main(argv=None) -> int:
     import nca
     from analysis import degradation as D
     from analysis.stats import fmt_ci
+    from nca.checkpoint import atomic_write_bytes
     from nca.config import preset
     from nca.errors import NCAError
     from nca.multiseed import SUMMARY, train_runs
@@ -119,7 +130,7 @@ def main(argv=None) -> int:
     seeds = [int(s) for s in a.seeds.split(",")]
     out = Path(a.out)
     names = [f"{e}/seed_{s}" for e in EXPERIMENTS for s in seeds]
-    trained_here = not (out / SUMMARY).exists()
+    trained_here = not (out / SUMMARY).exists() and not a.no_train
     if trained_here:
         cfgs = [preset("quick", experiment=e, seed=s, train_steps=a.steps) for e in EXPERIMENTS for s in seeds]
         train_runs(cfgs, out, names, progress=True, log=lambda m: print(m, file=sys.stderr, flush=True))
@@ -127,13 +138,28 @@ def main(argv=None) -> int:
     print(f"trained: {t_train[0]:.0f} s wall, {t_train[1]:.0f} s CPU", file=sys.stderr, flush=True)
     s = D.DegradationSettings(parts=("units", "cells"), modes=("zero",), draws=a.draws, greedy=False)
     per_model, excluded, fit = {e: [] for e in EXPERIMENTS}, [], {}
+    cache_dir = Path(str(out) + ".degradation")
+    cache_dir.mkdir(exist_ok=True)
+    settings = json.loads(json.dumps(s.__dict__))
     for name in names:
-        model = nca.load_model(out / name)
-        fit[name] = intact_fit(model, s)
-        try:
-            per_model[name.split("/")[0]].append(D.run_model(model, s)["curves"])
-        except NCAError as err:
-            excluded.append(f"{name}: {err}")
+        if last_step(out / name) != a.steps:  # absent, or still training: never analyse a model half-way
+            excluded.append(f"{name}: not trained to step {a.steps} (at {last_step(out / name)})")
+            continue
+        cache = cache_dir / (name.replace("/", "_") + ".json")
+        got = json.loads(cache.read_text()) if cache.exists() else None
+        if got is None or got["settings"] != settings:
+            model = nca.load_model(out / name)
+            got = {"settings": settings, "fit": intact_fit(model, s)}
+            try:
+                got["curves"] = D.run_model(model, s)["curves"]
+            except NCAError as err:
+                got["error"] = str(err)
+            atomic_write_bytes(cache, json.dumps(got).encode())
+        fit[name] = got["fit"]
+        if "curves" in got:
+            per_model[name.split("/")[0]].append(got["curves"])
+        else:
+            excluded.append(f"{name}: {got['error']}")
         print(f"{name}: {time.time() - w0:.0f} s wall, {time.process_time() - c0:.0f} s CPU", file=sys.stderr,
               flush=True)
     res = {"command": "python bench/degradation_training.py " + " ".join(argv), "seeds": seeds,

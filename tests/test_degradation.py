@@ -197,11 +197,22 @@ def test_script_writes_the_report_and_refuses_bad_input(tmp_path, capsys, lizard
     assert len(lines) == 1 and lines[0].startswith("distill:lizard/regenerating units/zero/growth: error k50")
     with pytest.raises(NCAError, match="beyond the number of parts"):
         S.main(["distill:lizard/regenerating", "--out", str(tmp_path / "a"), "--unit-ks", "0,200"])
+    assert not (tmp_path / "a").exists()  # refused before the folder was claimed
+    with pytest.raises(SystemExit):  # argparse: "error: argument --cell-attack: expected an integer >= 0"
+        S.main(["distill:lizard/regenerating", "--out", str(tmp_path / "c"), "--cell-attack", "-1"])
+    assert "--cell-attack" in capsys.readouterr().err
     with pytest.raises(NCAError, match="draws must be >= 1"):
         S.main(["distill:lizard/regenerating", "--out", str(tmp_path / "b"), "--draws", "0"])
     dead = dataclasses.replace(lizard, params={k: np.zeros_like(v) for k, v in lizard.params.items()})
     with pytest.raises(NCAError, match="does not grow"):
         D.run(D.DegradationReportSettings(("dead",), D.DegradationSettings(grow=8, size=32)), models=[dead])
+
+
+def test_the_script_is_a_thin_shell_of_at_most_60_code_lines():
+    from pathlib import Path
+
+    lines = (Path(__file__).parents[1] / "scripts" / "degradation_report.py").read_text().splitlines()
+    assert sum(1 for line in lines if line.strip() and not line.strip().startswith("#")) <= 60
 
 
 def test_kill_masks_are_nested_and_count_the_alive_cells():
@@ -238,3 +249,112 @@ def test_removing_every_pc_equals_holding_every_hidden_channel_at_its_mean(lizar
     p, c = r["pcs"]["mean"]["growth"]["error"]["mean"], r["channels"]["mean"]["growth"]["error"]["mean"]
     assert p[0] == 0.0 and c[0] == 0.0 and len(p) == len(c) == 13
     assert p[-1] == pytest.approx(c[-1], rel=1e-3, abs=1e-4)
+
+
+# --------------------------------------------------------------------------- pooled curves (speed)
+
+def test_pooled_curves_equal_each_curve_run_alone(lizard):
+    """run_model pools every unit and zeroed-channel curve of a condition (WeightRows: each
+    distinct removal set rolled out once); the numbers must be those of each curve run alone
+    through degradation_curves with its own evaluator (the code before pooling), bit for bit."""
+    from analysis.knockouts import Assay, assay_starts, empty_loss, replicate_effects, target_on_grid
+    from analysis.rollouts import grow_states
+
+    s = D.DegradationSettings(grow=24, persist=8, regrow=8, replicates=2, draws=2, unit_ks=(0, 1, 2, 8, 128),
+                              parts=("units", "channels"), conditions=("persistence",), size=32, chunk=8,
+                              greedy_pool=3)
+    r = D.run_model(lizard, s)
+    cfg, key = lizard.model_config, jax.random.key(s.seed)
+    target = target_on_grid(lizard.target_image(), 32)
+    st = assay_starts(lizard.params, cfg, key, 32, Assay(24, 8, 8, "left", 2))["persistence"]
+    states = grow_states(lizard, 24, key, size=32)[:, 0]
+    umeans = D.unit_means_of(lizard.params, states[[12, 24]], cfg.alive_threshold)
+    for part, mode, n in (("units", "zero", cfg.hidden), ("units", "mean", cfg.hidden), ("channels", "zero", 12)):
+        if part == "units":
+            def loss(m, mode=mode):
+                return D.unit_losses(lizard.params, cfg, st, key, target, m, umeans if mode == "mean" else None, 8)
+        else:
+            def loss(m):
+                return D.channel_zero_losses(lizard.params, cfg, st, key, target, m, 8)
+        ref = loss(np.zeros((1, n), bool))[0]
+
+        def ev(m, loss=loss, ref=ref):
+            return replicate_effects(np.concatenate([ref[None], loss(m)]), empty_loss(target))
+
+        rng = np.random.default_rng(np.random.SeedSequence([s.seed, D._stream(part, mode, "persistence")]))
+        alone = D.degradation_curves(ev, n, s.unit_ks if part == "units" else range(13), 2, rng, greedy_pool=3)
+        pooled = r["raw"][part][mode]["persistence"]
+        for k in ("error", "attack", "greedy", "single", "greedy_order"):
+            np.testing.assert_array_equal(pooled[k], alone[k], err_msg=f"{part} {mode} {k}")
+    asked = sum(c["evaluations"] for m in r["raw"].values() for c in m.values() for c in c.values())
+    assert r["rollouts"]["persistence"]["distinct"] < asked  # shared sets ran once
+
+
+def test_weight_rows_roll_out_a_repeated_row_once(lizard):
+    from analysis.knockouts import Start
+    from nca.model import seed_state
+
+    cfg = lizard.model_config
+    st = Start("growth", np.asarray(seed_state(32, 32, cfg, batch=2)), 0, 6)
+    pool = D.WeightRows(lizard.params, cfg, st, jax.random.key(0), np.zeros((32, 32, 4), np.float32), chunk=4)
+    removed = np.zeros((3, cfg.hidden), bool)
+    removed[1, 5] = removed[2, 5] = True  # rows 1 and 2 are the same set
+    a = pool.losses(*D.weight_rows(lizard.params, cfg, "units", "zero", removed))
+    assert pool.rollouts == 2 and pool.padded == 4
+    b = pool.losses(*D.weight_rows(lizard.params, cfg, "units", "zero", removed[::-1]))  # all cached
+    assert pool.rollouts == 2
+    np.testing.assert_array_equal(a[1], a[2])
+    np.testing.assert_array_equal(b, a[::-1])
+    assert not np.array_equal(a[0], a[1])  # the removal changes the body: a real rollout, not a copy
+
+
+# --------------------------------------------------------------------------- cells, worst first
+
+def _cell_grid():
+    alive = np.zeros((2, 16, 16), bool)
+    alive[:, 2:14, 2:14] = True  # 144 alive cells per replicate, 9 patches of 4 x 4
+    return alive
+
+
+def _cell_rule(f, alive, sd=0.01, seed=0):
+    rng = np.random.default_rng(seed)
+
+    def evaluate(keep):
+        killed = (np.asarray(keep) == 0) & alive[None]
+        e = np.stack([f(killed[i]) for i in range(len(keep))]).astype(float)  # [N, B]
+        return e + rng.normal(0, sd, e.shape) * killed.any((2, 3))
+    return evaluate
+
+
+def test_attack_kill_masks_kill_the_worst_patch_first_nested_and_counted():
+    alive = _cell_grid()
+    alive[1, 2:6, 2:6] = False  # replicate 1 lacks patch 0's cells: 128 alive
+    pid = D.patch_ids(alive, 4)
+    rank = np.array([15, 10, 5, 0, 6, 9, 1, 2, 3, 4, 7, 8, 11, 12, 13, 14])
+    keep = D.attack_kill_masks(alive, pid, rank, (0.1, 0.5, 1.0))
+    killed = keep == 0
+    assert killed.sum((2, 3)).tolist() == [[14, 13], [72, 64], [144, 128]]
+    assert not (killed & ~alive[None]).any() and (killed[1] >= killed[0]).all() and (killed[2] >= killed[1]).all()
+    # replicate 0's first 14 cells: patch 15's 4 alive cells (12..13 x 12..13), then 10 of patch 10's 16
+    assert (killed[0, 0] == (pid[0] == 15)).sum() == 256 - 10 and (killed[0, 0] & (pid[0] == 10)).sum() == 10
+
+
+def test_cell_attack_finds_the_patch_that_carries_the_body_and_no_gap_when_cells_share_it():
+    """Planted: the body fails when any cell of the square 8..11 (patch 10 of 4 x 4 patches)
+    dies (brittle: attack fails at the first fraction, error later); negative control: the
+    effect is the fraction of cells killed (additive: the order cannot matter, gap ~ 0)."""
+    alive = _cell_grid()
+    fr = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    brittle = _cell_rule(lambda k: k[:, 8:12, 8:12].any((1, 2)), alive)
+    cv = D.cell_curves(brittle, alive, fr, 8, np.random.default_rng(0), patch=4)
+    s = D.summarise_curves(cv, 100)
+    assert cv["attack_order"][0] == 10 and s["attack"]["k50"]["mean"] == pytest.approx(0.1)
+    assert s["error"]["k50"]["mean"] > 0.1 and s["gap_attack"]["lo"] > 0
+    additive = _cell_rule(lambda k: k.sum((1, 2)) / 144, alive)
+    s = D.summarise_curves(D.cell_curves(additive, alive, fr, 8, np.random.default_rng(0), patch=4), 100)
+    g = s["gap_attack"]
+    assert g["lo"] <= 0 <= g["hi"] and abs(g["mean"]) < 0.02
+    with pytest.raises(NCAError, match="patch"):
+        D.cell_curves(additive, alive, fr, 8, np.random.default_rng(0), patch=-1)
+    with pytest.raises(NCAError, match="cell_attack"):
+        D.DegradationSettings(cell_attack=-1)

@@ -277,3 +277,14 @@ def test_settings_refuse_bad_values():
         AtlasSettings(resolution=0)
     with pytest.raises(NCAError, match="cut must be one of"):
         AtlasSettings(cut="middle")
+
+
+def test_the_report_script_refuses_a_folder_of_foreign_files_before_computing(tmp_path):
+    from scripts import atlas_report
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("precious")
+    with pytest.raises(NCAError, match=r"holds files this command did not write \(thesis.tex\)"):
+        atlas_report.main(["distill:lizard/regenerating", "--out", str(out), "--quiet"])
+    assert [p.name for p in out.iterdir()] == ["thesis.tex"] and (out / "thesis.tex").read_text() == "precious"

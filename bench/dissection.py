@@ -113,13 +113,14 @@ def _old_null(commit: str):
     return mod
 
 
+PATTERNS = ("ramp_along_axis", "ramp_across_axis", "ramp_random_angle", "radial")
 TESTS = {"any_direction": "p_value", "radial": "radial_p_value", "along_axis": "along_p_value",
          "across_axis": "across_p_value"}
 
 
 def battery(draws: int, n_power: int, stts: list[float], seed: int, model: str, old: str | None,
             families: list[str] | None = None, parts: tuple[str, ...] = ("fp", "power"), partial=None,
-            max_anisotropy: float = 4.0) -> dict:
+            max_anisotropy: float = 4.0, patterns: tuple[str, ...] = PATTERNS) -> dict:
     """The null's calibration on field families it was not built from, and its power on
     planted patterns, on ``model``'s own body (step 200, key(0), first rollout). families:
     names of ``FAMILIES`` (None: all), in the order run; parts: "fp", "power"; partial:
@@ -183,7 +184,9 @@ def battery(draws: int, n_power: int, stts: list[float], seed: int, model: str, 
                 "two_scale_f2_b15_w0.3": ("two_scale", {"ell_fine": 2, "ell_broad": 15, "broad": 0.3})}
     for ti, (tname, (kind, params)) in enumerate(textures.items() if "power" in parts else []):
         gen = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2, ti)))
-        for pi, pattern in enumerate(("ramp_along_axis", "ramp_across_axis", "ramp_random_angle", "radial")):
+        for pi, pattern in enumerate(PATTERNS):
+            if pattern not in patterns:
+                continue
             for si, stt in enumerate(stts):
                 tex = draw_family(mask, kind, params, n_power, gen)
                 maps = []
@@ -300,6 +303,8 @@ def main() -> int:
     ap.add_argument("--old-null", default="de498a5",
                     help="commit of the null to compare on the same fields ('' for none; default: %(default)s, "
                          "the texture-matched null of issue 13)")
+    ap.add_argument("--patterns", default=",".join(PATTERNS),
+                    help="comma-separated planted patterns of the power part (default: %(default)s)")
     ap.add_argument("--seed", type=int, default=0, help="the PRNG seed (default: %(default)s)")
     ap.add_argument("--max-anisotropy", type=float, default=4.0,
                     help="NullSettings.max_anisotropy of the battery's null (1: the isotropic null; default: %(default)s)")
@@ -323,7 +328,7 @@ def main() -> int:
         res["battery"] = battery(a.draws, a.power_draws, [float(x) for x in a.stt.split(",")], a.seed,
                                  a.battery_model, a.old_null or None,
                                  a.families.split(",") if a.families else None, tuple(a.parts.split(",")), partial,
-                                 a.max_anisotropy)
+                                 a.max_anisotropy, tuple(a.patterns.split(",")))
     text = json.dumps(res, indent=1)
 
     atomic_write_bytes(a.out / "dissection.json", text.encode())

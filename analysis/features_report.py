@@ -256,10 +256,9 @@ def figures(report: dict, maps: np.ndarray, body: np.ndarray, images: np.ndarray
 
     rec = report["reconstruction"]
     labels, groups = [], {"SAE": [], "PCA at the same L0": []}
-    for name, sc in (("lizard cells" if "lizard" in report["model"] else "model cells", rec["model"]["cells"]),
-                     ("shuffled", rec["model"]["shuffled"]),
-                     ("untrained rule", (rec["untrained"].get("cells") or {})),
-                     ("untrained, shuffled", (rec["untrained"].get("shuffled") or {}))):
+    for name, sc in (("cells", rec["model"]["cells"]), ("shuffled", rec["model"]["shuffled"]),
+                     ("untrained", (rec["untrained"].get("cells") or {})),
+                     ("untr. shuffled", (rec["untrained"].get("shuffled") or {}))):
         labels.append(name)
         groups["SAE"].append(sc.get("fve"))
         groups["PCA at the same L0"].append(sc.get("pca_fve"))

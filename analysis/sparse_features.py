@@ -328,6 +328,7 @@ def feature_effects(model, sae: dict, stand: Standardiser, sae_cfg: SAEConfig, s
               jnp.float32(stand.scale))
     x0, tgt = to_device(np.asarray(start.x0, np.float32)), to_device(np.asarray(target, np.float32))
     losses, imgs = [], []
+    chunk = -(-len(sels) // -(-len(sels) // chunk))  # as few chunks, as even as can be: little padding
     for i in range(0, len(sels), chunk):
         s, d = sels[i:i + chunk], dirs[i:i + chunk]
         m = len(s)

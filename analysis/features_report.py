@@ -51,7 +51,8 @@ class FeaturesSettings:
     replicates: the causal test ("growth": the feature removed from the seed on for
     ``effect_steps``; "persistence": grown intact ``grow`` steps, then removed for
     ``effect_steps``), intervals over its replicates; untrained: train the untrained-rule
-    control; seed: the one PRNG seed; size: grid size (None: the model's)."""
+    control; layer: what the SAE reads, "channels" (the hidden channels of the state) or "mlp"
+    (the update MLP's hidden activations, removed at the "hidden" hook); seed: the one PRNG seed; size: grid size (None: the model's)."""
 
     model: str
     sae: S.SAEConfig = S.SAEConfig()
@@ -63,6 +64,7 @@ class FeaturesSettings:
     effect_steps: int = 100
     replicates: int = 3
     untrained: bool = True
+    layer: str = "channels"
     seed: int = 0
     size: int | None = None
     command: str = ""
@@ -75,6 +77,8 @@ class FeaturesSettings:
             raise NCAError(f"rollouts must be >= 2 (the last one is held out), got {self.rollouts}")
         if self.grow % self.every:
             raise NCAError(f"grow ({self.grow}) must be a multiple of every ({self.every})")
+        if self.layer not in S.POINTS:
+            raise NCAError(f"layer must be one of {', '.join(S.POINTS)}, got {self.layer!r}")
         if self.condition not in CONDITIONS:
             raise NCAError(f"condition must be one of {', '.join(CONDITIONS)}, got {self.condition!r}")
 
@@ -90,13 +94,22 @@ class FeaturesResult:
     rows: list = field(default_factory=list)
 
 
+def inputs_of(model, states: np.ndarray, layer: str) -> np.ndarray:
+    """What the SAE reads of each cell: states [..., H, W, C] -> the hidden channels [..., C - 4]
+    ("channels") or the MLP's hidden activations computed from them [..., hidden] ("mlp")."""
+    from .rollouts import activations
+
+    return np.asarray(states)[..., 4:] if layer == "channels" else activations(model, states, "mlp")
+
+
 def collect(model, s: FeaturesSettings, key) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """-> (train cells [N, d], held-out cells [M, d], states [T+1, B, H, W, C])."""
     from .rollouts import grow_states
 
     states = grow_states(model, s.grow, key, seeds=s.rollouts, size=s.size or model.grid_size, every=s.every)
-    thr = model.model_config.alive_threshold
-    return S.living_cells(states[1:, :-1], thr), S.living_cells(states[1:, -1], thr), states
+    alive = states[1:, ..., 3] > model.model_config.alive_threshold
+    x = inputs_of(model, states[1:], s.layer)
+    return x[:, :-1][alive[:, :-1]], x[:, -1][alive[:, -1]], states
 
 
 def untrained_model(model, key):
@@ -172,7 +185,7 @@ def run(settings: FeaturesSettings, progress=None, model=None, t_start: float | 
     tick(2)
     sae, stand = fit["params"], fit["standardiser"]
     body = states[-1, 0]
-    maps = S.feature_maps(sae, stand, s.sae, body, cfg.alive_threshold)
+    maps = S.feature_maps(sae, stand, s.sae, inputs_of(model, body, s.layer), body[..., 3] > cfg.alive_threshold)
     target = target_on_grid(model.target_image(), grid)
     seeds_x0 = np.asarray(nca.seed_state(grid, grid, cfg, batch=s.replicates))
     if s.condition == "growth":
@@ -180,7 +193,8 @@ def run(settings: FeaturesSettings, progress=None, model=None, t_start: float | 
     else:
         start = Start("persistence", np.asarray(advance(model.params, seeds_x0, key, s.grow, cfg)), s.grow,
                       s.effect_steps)
-    eff = S.feature_effects(model, sae, stand, s.sae, start, key, target, jax.random.fold_in(key, 0xC0), progress=tick)
+    eff = S.feature_effects(model, sae, stand, s.sae, start, key, target, jax.random.fold_in(key, 0xC0), progress=tick,
+                              layer=s.layer)
     n = s.sae.n_features
     feats = []
     for i in range(n):
@@ -214,7 +228,8 @@ def run(settings: FeaturesSettings, progress=None, model=None, t_start: float | 
 def conventions(s: FeaturesSettings) -> dict:
     c = s.sae
     return {
-        "cells": f"hidden channels (4..) of every living cell (alpha > 0.1) of {s.rollouts} rollouts, one frame "
+        "cells": ("hidden channels (4..)" if s.layer == "channels" else "MLP hidden activations")
+                 + f" of every living cell (alpha > 0.1) of {s.rollouts} rollouts, one frame "
                  f"every {s.every} steps from step {s.every} to {s.grow}; the last replicate held out",
         "sae": f"{c.n_features} features, {c.sparsity}" + (f" k={c.k}" if c.sparsity == "topk" else f" l1={c.l1}")
                + f", unit-norm decoder rows, Adam lr {c.lr}, {c.steps} steps of {c.batch} cells",
@@ -228,7 +243,7 @@ def conventions(s: FeaturesSettings) -> dict:
                   "1 = as an empty grid; diverged replicates at the maximal loss",
         "control": "the same activation times a random unit direction (one per feature): norm-matched in every cell",
         "specific": "the 95% interval of effect - control (paired replicates) lies above 0",
-        "condition": f"{s.condition}: the feature removed at the state hook of every step for {s.effect_steps} steps"
+        "condition": f"{s.condition}: the feature removed at the {S.POINTS[s.layer]} hook of every step for {s.effect_steps} steps"
                      + (" from the seed" if s.condition == "growth" else f" after {s.grow} intact steps"),
         "step": "step t = the state after t CA steps from the seed"}
 
@@ -241,10 +256,9 @@ def figures(report: dict, maps: np.ndarray, body: np.ndarray, images: np.ndarray
 
     rec = report["reconstruction"]
     labels, groups = [], {"SAE": [], "PCA at the same L0": []}
-    for name, sc in (("lizard cells" if "lizard" in report["model"] else "model cells", rec["model"]["cells"]),
-                     ("shuffled", rec["model"]["shuffled"]),
-                     ("untrained rule", (rec["untrained"].get("cells") or {})),
-                     ("untrained, shuffled", (rec["untrained"].get("shuffled") or {}))):
+    for name, sc in (("cells", rec["model"]["cells"]), ("shuffled", rec["model"]["shuffled"]),
+                     ("untrained", (rec["untrained"].get("cells") or {})),
+                     ("untr. shuffled", (rec["untrained"].get("shuffled") or {}))):
         labels.append(name)
         groups["SAE"].append(sc.get("fve"))
         groups["PCA at the same L0"].append(sc.get("pca_fve"))

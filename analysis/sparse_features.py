@@ -253,11 +253,13 @@ def living_cells(states: np.ndarray, threshold: float = 0.1, offset: int = 4) ->
 
 
 def _subtract_feature(v, t, sae, mean, scale, sel, direction, sparsity, k, threshold, offset):
-    """State hook: every living cell's hidden channels minus ``scale * a(v) . sel * direction``
-    (a: the SAE's activations of the cell; sel [F] picks the feature; direction [d])."""
+    """Hook: every living cell's features ``v[..., offset:]`` minus ``scale * a(v) . sel *
+    direction`` (a: the SAE's activations of the cell; sel [F] picks the feature; direction
+    [d]). threshold: cells with alpha (``v[..., 3]``) above it are living (the "state" point);
+    None: every cell (the "hidden" point, which holds no alpha)."""
     h = v[..., offset:]
     a = encode(sae, (h - mean) / scale, sparsity, k) @ sel  # [...]
-    alive = (v[..., 3] > threshold).astype(v.dtype)
+    alive = 1.0 if threshold is None else (v[..., 3] > threshold).astype(v.dtype)
     return v.at[..., offset:].add(-(scale * alive * a)[..., None] * direction)
 
 
@@ -271,16 +273,22 @@ def feature_hook(sae: dict, stand: Standardiser, sel, direction, cfg: SAEConfig,
                 sparsity=cfg.sparsity, k=cfg.k, threshold=float(threshold), offset=int(offset))
 
 
-@partial(jax.jit, static_argnames=("steps", "cfg", "sae_cfg"))
-def _feature_rollouts(params, x0, key, t0, target, sae, mean, scale, sels, dirs, steps, cfg, sae_cfg):
+POINTS = {"channels": "state", "mlp": "hidden"}  # the features an SAE reads -> the hook point that holds them
+
+
+@partial(jax.jit, static_argnames=("steps", "cfg", "sae_cfg", "layer"))
+def _feature_rollouts(params, x0, key, t0, target, sae, mean, scale, sels, dirs, steps, cfg, sae_cfg, layer):
     from nca.model import rollout, to_rgba
 
     from .knockouts import _loss_or_nan
 
+    on_state = layer == "channels"
+
     def one(sel, d):
         hook = Hook(_subtract_feature, {"sae": sae, "mean": mean, "scale": scale, "sel": sel, "direction": d},
-                    sparsity=sae_cfg.sparsity, k=sae_cfg.k, threshold=float(cfg.alive_threshold), offset=4)
-        x, _ = rollout(params, x0, key, steps, cfg, record=(), t0=t0, hooks={"state": hook})
+                    sparsity=sae_cfg.sparsity, k=sae_cfg.k,
+                    threshold=float(cfg.alive_threshold) if on_state else None, offset=4 if on_state else 0)
+        x, _ = rollout(params, x0, key, steps, cfg, record=(), t0=t0, hooks={POINTS[layer]: hook})
         rgba = to_rgba(x)
         return _loss_or_nan(x, rgba, target), rgba[0]
 
@@ -294,8 +302,12 @@ def random_directions(key: Array, n: int, dim: int) -> np.ndarray:
 
 
 def feature_effects(model, sae: dict, stand: Standardiser, sae_cfg: SAEConfig, start, key: Array, target,
-                    control_key: Array, chunk: int = 16, progress=None) -> dict:
+                    control_key: Array, chunk: int = 16, progress=None, layer: str = "channels") -> dict:
     """Body effect of removing each feature, beside its norm-matched random-direction control.
+
+    layer: "channels" (the SAE reads the hidden channels: removed at the "state" hook, living
+    cells only) or "mlp" (it reads the MLP's hidden activations: removed at the "hidden" hook,
+    every cell; what a dead cell computes is erased by the life mask unless it neighbours life).
 
     start: an ``analysis.knockouts.Start`` (x0 [B, H, W, C], t0, steps: B replicates with
     independent fire masks). -> {"effect": [F, B], "control": [F, B] (effects as the knockouts',
@@ -316,6 +328,7 @@ def feature_effects(model, sae: dict, stand: Standardiser, sae_cfg: SAEConfig, s
               jnp.float32(stand.scale))
     x0, tgt = to_device(np.asarray(start.x0, np.float32)), to_device(np.asarray(target, np.float32))
     losses, imgs = [], []
+    chunk = -(-len(sels) // -(-len(sels) // chunk))  # as few chunks, as even as can be: little padding
     for i in range(0, len(sels), chunk):
         s, d = sels[i:i + chunk], dirs[i:i + chunk]
         m = len(s)
@@ -323,7 +336,7 @@ def feature_effects(model, sae: dict, stand: Standardiser, sae_cfg: SAEConfig, s
             s = np.concatenate([s, np.zeros((chunk - m, n), np.float32)])
             d = np.concatenate([d, np.zeros((chunk - m, dim), np.float32)])
         loss, img = _feature_rollouts(model.params, x0, key, start.t0, tgt, *arrays, to_device(s), to_device(d),
-                                      start.steps, cfg, sae_cfg)
+                                      start.steps, cfg, sae_cfg, layer)
         losses.append(np.asarray(loss)[:m])
         imgs.append(np.asarray(img)[:m])
         if progress is not None:
@@ -334,12 +347,9 @@ def feature_effects(model, sae: dict, stand: Standardiser, sae_cfg: SAEConfig, s
             "images": np.concatenate(imgs)}
 
 
-def feature_maps(sae: dict, stand: Standardiser, sae_cfg: SAEConfig, state: np.ndarray, threshold: float = 0.1,
-                 offset: int = 4) -> np.ndarray:
-    """Each feature's activation on every living cell of one body. state [H, W, C] -> [F, H, W]
-    (0 on dead cells)."""
-    state = np.asarray(state, np.float32)
-    a = np.asarray(encode({k: jnp.asarray(v) for k, v in sae.items()}, jnp.asarray(stand(state[..., offset:])),
+def feature_maps(sae: dict, stand: Standardiser, sae_cfg: SAEConfig, inputs: np.ndarray, alive: np.ndarray) -> np.ndarray:
+    """Each feature's activation on every living cell of one body. inputs [H, W, d] (what the
+    SAE reads), alive bool [H, W] -> [F, H, W] (0 on dead cells)."""
+    a = np.asarray(encode({k: jnp.asarray(v) for k, v in sae.items()}, jnp.asarray(stand(inputs)),
                           sae_cfg.sparsity, sae_cfg.k))
-    a = a * (state[..., 3:4] > threshold)
-    return np.moveaxis(a, -1, 0)
+    return np.moveaxis(a * np.asarray(alive, bool)[..., None], -1, 0)

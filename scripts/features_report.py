@@ -35,6 +35,8 @@ def parse_args(argv=None):
                    help="CA steps with the feature removed")
     cli.add_replicates(p, 3)
     p.add_argument("--no-untrained", action="store_true", help="skip the untrained-rule control")
+    p.add_argument("--layer", choices=("channels", "mlp"), default="channels",
+                   help="what the SAE reads: the hidden channels, or the update MLP's hidden activations")
     cli.add_seed(p)
     p.add_argument("--size", type=cli.positive_int, default=None, metavar="N", help="grid size (default: the training grid)")
     cli.add_quiet(p)
@@ -49,7 +51,7 @@ def main(argv=None) -> int:
 
     sae = SAEConfig(a.features, a.sparsity, a.k, a.l1, a.train_steps)
     s = FR.FeaturesSettings(a.model, sae, a.grow, a.every, a.rollouts, a.fits, a.condition, a.effect_steps,
-                            a.replicates, not a.no_untrained, a.seed, a.size,
+                            a.replicates, not a.no_untrained, a.layer, a.seed, a.size,
                             "python scripts/features_report.py " + " ".join(shlex.quote(x) for x in argv))
     model = FR.preflight(s)  # a bad model name: one line, nothing written
     with cli.claim_report_dir(a.out, "features_report", a):  # another report, or files not ours: refused

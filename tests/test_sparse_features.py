@@ -109,6 +109,24 @@ def test_removing_a_planted_essential_feature_kills_the_body_and_a_never_read_on
     assert np.allclose(np.linalg.norm(eff["directions"], axis=1), 1.0)
 
 
+def test_removing_a_planted_essential_mlp_unit_feature_kills_the_body_and_a_never_active_one_does_nothing():
+    from analysis.knockouts import Start
+    from test_knockouts import or_model
+
+    cfg, params, x0, target = or_model()  # hidden unit 3 = relu(channel 6) keeps alpha up
+    b_enc = np.zeros(4, np.float32)
+    b_enc[1] = -100.0  # feature 1 is never active: removing it removes nothing
+    sae = {"W_enc": np.eye(4, dtype=np.float32), "b_enc": b_enc, "W_dec": np.eye(4, dtype=np.float32),
+           "b_dec": np.zeros(4, np.float32)}
+    stand = S.Standardiser(np.zeros(4, np.float32), 1.0)
+    model = SimpleNamespace(model_config=cfg, params=params)
+    eff = S.feature_effects(model, sae, stand, S.SAEConfig(n_features=4, sparsity="l1"),
+                            Start("growth", np.repeat(x0, 2, 0), 0, 6), jax.random.key(0), target,
+                            jax.random.key(1), chunk=4, layer="mlp")
+    assert np.allclose(eff["effect"][3], 1.0)  # unit 3 removed at the hidden hook: the body dies
+    assert np.array_equal(eff["effect"][1], np.zeros(2)) and np.array_equal(eff["control"][1], np.zeros(2))
+
+
 @pytest.mark.parametrize("make, match", [
     (lambda: S.SAEConfig(n_features=0), "at least 1 feature"),
     (lambda: S.SAEConfig(n_features=4, k=5), "1 <= k <= features"),
@@ -131,6 +149,8 @@ def test_bad_report_settings_are_one_clear_error():
         FeaturesSettings("m", grow=25, every=10)
     with pytest.raises(NCAError, match="condition must be"):
         FeaturesSettings("m", condition="regeneration")
+    with pytest.raises(NCAError, match="layer must be one of"):
+        FeaturesSettings("m", layer="perception")
 
 
 def test_a_model_with_no_living_cells_is_one_clear_error():

@@ -14,9 +14,14 @@ Dissection II (docs/dissection2.md): ``analysis.interventions`` (hook constructo
 mean / resample ablation of channels or directions, activation patching, space-time
 windows), ``analysis.knockouts`` (batched knockouts, epistasis, redundant pairs),
 ``analysis.repair`` (self-repair accounting), ``analysis.damage_assays`` (wound panel,
-recovery), ``analysis.dynamics`` (measures per training checkpoint); the report pipelines
-``analysis.knockout_report``, ``analysis.dynamics_report``, ``analysis.pca_report`` (settings,
-``run``, ``write``: each script is a thin shell around one).
+recovery), ``analysis.dynamics`` (measures per training checkpoint).
+
+The reports all follow one contract (frozen ``Settings`` -> ``run(settings)`` -> a typed
+``Result`` -> ``write(result, out)`` -> ``summary_lines(result)``; ``analysis.report.run_report``
+is how a script calls one): ``analysis.pca_report``, ``analysis.knockout_report``,
+``analysis.damage_report``, ``analysis.development_report``, ``analysis.dynamics_report``,
+``analysis.selfish_report``; ``analysis.dissect_report`` is the PCA report plus its
+animation (scripts/dissect.py). Each script is a thin shell around one.
 
 See docs/pca.md and scripts/pca_report.py.
 """

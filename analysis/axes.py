@@ -27,6 +27,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.optimize import isotonic_regression
 
+from nca.errors import NCAError
+
 # Coarse search grid for the best direction, then a fine grid around the best coarse angle.
 COARSE_STEP_DEG = 5.0
 # direction_spread_deg: directions whose rank association is within this of the best.
@@ -140,7 +142,7 @@ def body_frame(alpha: np.ndarray, threshold: float = 0.1) -> BodyFrame:
     alive = alive_of(alpha, threshold)
     n = int(alive.sum())
     if n == 0:
-        raise ValueError("no alive cells: the body frame is undefined")
+        raise NCAError("no alive cells: the body frame is undefined")
     rows, cols = np.nonzero(alive)
     w = np.clip(alpha[rows, cols], 0.0, 1.0)
     w = w / w.sum()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,16 @@ class DynamicsReportSettings:
     max_checkpoints: int | None = None
     seed: int = 0
     command: str = ""
+
+
+@dataclass(frozen=True)
+class DynamicsReportResult:
+    """report: every number (report.json, JSON-safe after ``analysis.report.json_safe``);
+    figures: (name, title, caption, PNG bytes)."""
+
+    settings: DynamicsReportSettings
+    report: dict
+    figures: list = field(default_factory=list)
 
 
 def read_metrics(run: Path) -> dict:
@@ -293,12 +303,12 @@ def figures(rep: dict, metrics: list[dict], a: DynamicsReportSettings) -> list[t
     return figs
 
 
-def run(settings: DynamicsReportSettings, progress=None, describe=None) -> dict:
+def run(settings: DynamicsReportSettings, progress=None, describe=None) -> DynamicsReportResult:
     """Measure every run's kept checkpoints, summarise across runs, draw. progress:
     callable(n) as rollouts finish; describe: callable(text) naming the checkpoint at work.
 
-    -> {"settings", "report": the JSON-ready report dict, "figures": [(name, title,
-    caption, PNG bytes)]}."""
+    -> ``DynamicsReportResult``: the JSON-ready report dict and the figures (name, title, caption,
+    PNG bytes)."""
     import jax
 
     from .plots import png_bytes
@@ -317,10 +327,10 @@ def run(settings: DynamicsReportSettings, progress=None, describe=None) -> dict:
            "conventions": conventions(), "results": results, "across_runs": across_runs(results)}
     pngs = [(n, t, cap, png_bytes(f)) for n, t, cap, f in figures(rep, metrics, a)]
     rep["timing_s"] = time.time() - t_start
-    return {"settings": settings, "report": rep, "figures": pngs}
+    return DynamicsReportResult(settings, rep, pngs)
 
 
-def run_with_progress(settings: DynamicsReportSettings, quiet: bool = False) -> dict:
+def run_with_progress(settings: DynamicsReportSettings, quiet: bool = False) -> DynamicsReportResult:
     """``run`` with a rollout progress bar on stderr (none with quiet)."""
     import sys
 
@@ -369,24 +379,24 @@ def across_table(rep: dict) -> list[list[str]]:
         [[f"onset step: {k}", fmt_ci(ar[f"onset_{k}"], 0)] for k in onset_keys]
 
 
-def write(result: dict, out: Path) -> None:
+def write(result: DynamicsReportResult, out: Path) -> None:
     """report.json, index.html and the PNGs into ``out`` (the one report writer,
     ``analysis.report.report_files``), each written atomically."""
     from nca.checkpoint import atomic_write_bytes
 
     from .report import esc, report_files, table
 
-    rep = result["report"]
+    rep = result.report
     head, rows = run_table(rep)
     intro = (f"<p><code>{esc(rep['command'])}</code><br>Ran in {rep['timing_s']:.0f} s.</p>"
              + table(head, rows) + "<h2>Across runs</h2>" + table(["measure", "mean [95% CI] (n)"], across_table(rep)))
     title = "Training dynamics: " + ", ".join(Path(x).name for x in rep["runs"])
-    for name, data in report_files(title, intro, rep, result["figures"]).items():
+    for name, data in report_files(title, intro, rep, result.figures).items():
         atomic_write_bytes(Path(out) / name, data)
 
 
-def summary_lines(result: dict) -> list[str]:
+def summary_lines(result: DynamicsReportResult) -> list[str]:
     """What the script prints: the per-run table's rows, then the across-runs measures."""
-    head, rows = run_table(result["report"])
+    head, rows = run_table(result.report)
     return (["  ".join(f"{h}: {v}" for h, v in zip(head, row)) for row in rows]
-            + [f"  {m}: {v}" for m, v in across_table(result["report"])])
+            + [f"  {m}: {v}" for m, v in across_table(result.report)])

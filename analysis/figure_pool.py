@@ -41,8 +41,8 @@ def _init_worker() -> None:
     atexit.register(leave)  # registered last, so it runs first
     import importlib
 
-    for module in (".plots", ".pca_figures"):
-        importlib.import_module(module, __package__)
+    for module in ("analysis.plots", "analysis.pca_figures"):  # absolute: a regrouping rewrites them
+        importlib.import_module(module)
 
 
 def _warm() -> None:

@@ -31,6 +31,37 @@ class KnockoutReportSettings:
     command: str = ""
 
 
+@dataclass(frozen=True)
+class KnockoutReportResult:
+    """report: every number (report.json, JSON-safe after ``analysis.report.json_safe``);
+    figures: (name, title, caption, PNG bytes)."""
+
+    settings: KnockoutReportSettings
+    report: dict
+    figures: list = field(default_factory=list)
+
+
+def settings_from_args(a, argv: list[str]) -> KnockoutReportSettings:
+    """The flags of scripts/knockout_report.py -> settings; an unknown --pairs condition is
+    one ``NCAError`` line, before anything is computed or written."""
+    import shlex
+
+    from nca.errors import NCAError
+
+    pairs = () if a.pairs == ["none"] else tuple(a.pairs)
+    bad = set(pairs) - set(CONDITIONS)
+    if bad:
+        raise NCAError(f"--pairs: unknown condition(s) {', '.join(sorted(bad))}; choose from {', '.join(CONDITIONS)}")
+    at = tuple(sorted(set(a.repair_at) - {0}))
+    ko = KnockoutSettings(grow=a.grow, persist=a.persist, regrow=a.regrow, cut=a.cut, replicates=a.replicates,
+                          pcs=a.pcs, mode=a.mode, pairs=pairs, unit_condition=None if a.units == "none" else a.units,
+                          max_unit_pairs=a.unit_pairs,
+                          random_unit_pairs=a.random_unit_pairs, repair_at=at, repair_attribute=not a.no_attribution,
+                          repair_units=not a.no_unit_attribution, seed=a.seed, size=a.size, chunk=a.chunk)
+    return KnockoutReportSettings(models=tuple(a.models), knockouts=ko,
+                                  command="python scripts/knockout_report.py " + " ".join(shlex.quote(x) for x in argv))
+
+
 def conventions(s: KnockoutSettings) -> dict:
     """report.json's "conventions": how every number is defined, with the thresholds used."""
     th = K.RedundancySettings()
@@ -145,12 +176,12 @@ def rollouts(models, settings: KnockoutReportSettings) -> int:
     return K.rollouts_per_model(models[0].model_config, settings.knockouts) * len(models)
 
 
-def run(settings: KnockoutReportSettings, progress=None, models=None) -> dict:
+def run(settings: KnockoutReportSettings, progress=None, models=None) -> KnockoutReportResult:
     """Measure, summarise, draw. progress: callable(n) called as rollouts finish; models:
     the loaded models (None: loaded here from ``settings.models``).
 
-    -> {"settings", "report": the JSON-ready report dict, "figures": [(name, title,
-    caption, PNG bytes)]}."""
+    -> ``KnockoutReportResult``: the JSON-ready report dict and the figures (name, title, caption,
+    PNG bytes)."""
     import nca
 
     from .plots import png_bytes
@@ -168,10 +199,10 @@ def run(settings: KnockoutReportSettings, progress=None, models=None) -> dict:
         rep["spread"] = spread_across_models(results)
     pngs = [(n, t, cap, png_bytes(f)) for n, t, cap, f in figures(rep, images, s)]
     rep["timing_s"] = time.time() - t_start
-    return {"settings": settings, "report": rep, "figures": pngs}
+    return KnockoutReportResult(settings, rep, pngs)
 
 
-def run_with_progress(settings: KnockoutReportSettings, quiet: bool = False) -> dict:
+def run_with_progress(settings: KnockoutReportSettings, quiet: bool = False) -> KnockoutReportResult:
     """``run`` with a rollout progress bar on stderr (none with quiet); the models load
     first, so a bad name stops before any output."""
     import sys
@@ -263,27 +294,27 @@ def page_intro(rep: dict, s: KnockoutSettings) -> str:
     return html
 
 
-def write(result: dict, out: Path) -> None:
+def write(result: KnockoutReportResult, out: Path) -> None:
     """report.json, index.html and the PNGs into ``out`` (the one report writer,
     ``analysis.report.report_files``), each written atomically."""
     from nca.checkpoint import atomic_write_bytes
 
     from .report import report_files
 
-    rep = result["report"]
-    intro = page_intro(rep, result["settings"].knockouts)
-    files = report_files("Knockout atlas: " + ", ".join(rep["models"]), intro, rep, result["figures"])
+    rep = result.report
+    intro = page_intro(rep, result.settings.knockouts)
+    files = report_files("Knockout atlas: " + ", ".join(rep["models"]), intro, rep, result.figures)
     for name, data in files.items():
         atomic_write_bytes(Path(out) / name, data)
 
 
-def summary_lines(result: dict) -> list[str]:
+def summary_lines(result: KnockoutReportResult) -> list[str]:
     """What the script prints: per model the essential channels and the pair verdicts."""
     from .stats import fmt_ci
 
-    s = result["settings"].knockouts
+    s = result.settings.knockouts
     lines = []
-    for r in result["report"]["results"]:
+    for r in result.report["results"]:
         sm = r["summary"]
         lines.append(f"{r['model']}: essential channels " + ", ".join(
             f"{cn} {fmt_ci(sm[cn]['essential_channels_ci'], 1)}" for cn in CONDITIONS)

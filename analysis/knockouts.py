@@ -41,6 +41,7 @@ from itertools import combinations
 import jax
 import numpy as np
 
+from nca.errors import NCAError
 from nca.damage import CUTS, Cut
 from nca.model import ModelConfig, alive_mask, rollout, seed_state, to_device, to_rgba
 from nca.train import per_sample_loss
@@ -511,7 +512,7 @@ class Assay:
 
     def __post_init__(self):
         if self.cut not in CUTS:
-            raise ValueError(f"cut must be one of {CUTS}")
+            raise NCAError(f"cut must be one of {CUTS}")
 
 
 @partial(jax.jit, static_argnames=("steps", "cfg"))
@@ -578,13 +579,29 @@ def redundant_pairs(single: dict[int, float], pair_effect: dict[tuple[int, int],
     return sorted(out, key=lambda d: -d["effect_double"])
 
 
-def atlas(params, cfg: ModelConfig, target, key: Array, grid: int, channels, assay: Assay = Assay(),
-          pair_conditions=("growth",), extra: Ablations | None = None, channel_means=None,
-          chunk: int = 16, th: RedundancyThresholds = RedundancyThresholds(), progress=None,
-          x0=None, redundancy_settings: "RedundancySettings" = None) -> dict:
-    """The knockout atlas: single knockouts of ``channels`` (and ``extra`` ablations, e.g.
-    PCs) in every condition; all pairs in ``pair_conditions``. x0: growth start state
-    [B, H, W, C] (default: the seed). Replicates = the batch (independent fire masks).
+@dataclass(frozen=True)
+class AtlasSettings:
+    """What ``atlas`` measures. grid: the grid side; channels: the channels knocked out (one
+    at a time, and in pairs); assay: the three conditions' steps and replicates;
+    pair_conditions: the conditions in which every channel pair is knocked out; chunk:
+    knockouts per compiled batch; thresholds: the old all-or-none redundancy rule (kept for
+    comparison); redundancy: buffering and scaled epistasis (None: the defaults)."""
+
+    grid: int
+    channels: tuple[int, ...]
+    assay: Assay = Assay()
+    pair_conditions: tuple[str, ...] = ("growth",)
+    chunk: int = 16
+    thresholds: RedundancyThresholds = RedundancyThresholds()
+    redundancy: RedundancySettings | None = None
+
+
+def atlas(params, cfg: ModelConfig, target, key: Array, settings: AtlasSettings, extra: Ablations | None = None,
+          channel_means=None, x0=None, progress=None) -> dict:
+    """The knockout atlas: single knockouts of ``settings.channels`` (and ``extra``
+    ablations, e.g. PCs) in every condition; all pairs in ``settings.pair_conditions``.
+    channel_means: [C] means of a mean knockout (None: zero knockouts); x0: growth start
+    state [B, H, W, C] (default: the seed). Replicates = the batch (independent fire masks).
 
     Returns a JSON-ready dict: ``empty_loss``, per condition ``{reference_loss, labels,
     loss [N], loss_sd [N], effect [N] (mean over replicates of each replicate's effect),
@@ -601,9 +618,11 @@ def atlas(params, cfg: ModelConfig, target, key: Array, grid: int, channels, ass
 
     from .stats import mean_ci
 
-    rs = redundancy_settings or RedundancySettings()
+    grid, assay, pair_conditions = settings.grid, settings.assay, settings.pair_conditions
+    chunk, th = settings.chunk, settings.thresholds
+    rs = settings.redundancy or RedundancySettings()
     c = cfg.channels
-    channels = [int(ch) for ch in channels]
+    channels = [int(ch) for ch in settings.channels]
     index = {ch: i for i, ch in enumerate(channels)}
     singles = channel_ablations([(ch,) for ch in channels], c, channel_means)
     if extra is not None:
@@ -883,8 +902,8 @@ def run(models, s: KnockoutSettings, progress=None) -> dict:
         if s.mode == "mean":
             means = np.zeros(c, np.float32)
             means[4:] = states[fit_steps][alive][:, 4:].mean(0)
-        atl = atlas(m.params, cfg, target, key, grid, channels, assay, tuple(s.pairs), extra, means, s.chunk,
-                    progress=progress)
+        atl = atlas(m.params, cfg, target, key, AtlasSettings(grid, tuple(channels), assay, tuple(s.pairs), s.chunk),
+                    extra, means, progress=progress)
         starts = assay_starts(m.params, cfg, key, grid, assay)
         units = None
         if s.unit_condition:

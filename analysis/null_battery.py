@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from nca.errors import NCAError
+
 # name -> (kind, params): the bench's battery. Lengths are in cells; the lizard's body is
 # about 40 cells long, so ell runs up to the body's size.
 FAMILIES: dict[str, tuple[str, dict]] = {
@@ -108,7 +110,7 @@ def draw_family(mask: np.ndarray, kind: str, params: dict, count: int, rng: np.r
                 return (3 / ell ** 2 + 4 * np.pi ** 2 * (a ** 2 + (b * ratio) ** 2)) ** -2.5
             out.append(_synth(mask, [(psd, 1.0)], 4 * ell, 1, rng))
         return np.concatenate(out, 1)
-    raise ValueError(f"unknown field family {kind!r}")
+    raise NCAError(f"unknown field family {kind!r}")
 
 
 def planted_ramp(uv: np.ndarray, theta_deg: float, texture: np.ndarray, signal_to_texture: float) -> np.ndarray:

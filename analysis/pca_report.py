@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +120,31 @@ class PCAReportSettings:
                            f"(raise --steps or choose smaller steps)")
 
 
+@dataclass(frozen=True)
+class PCAReportResult:
+    """report: every number (report.json after ``analysis.report.json_safe``); figures:
+    (name, title, caption, PNG bytes); viewer: the analysis the live viewer shows (the
+    pooled PCA and its maps, ``analysis.viewer``), or None."""
+
+    settings: PCAReportSettings
+    report: dict
+    figures: list = field(default_factory=list)
+    viewer: dict | None = None
+
+
+def settings_from_args(a, argv: list[str]) -> "PCAReportSettings":
+    """The flags of scripts/pca_report.py (or scripts/dissect.py's) -> settings."""
+    import shlex
+
+    return PCAReportSettings(
+        model=a.model, steps=a.steps, at=tuple(a.at) if a.at is not None else None,
+        replicates=a.replicates, seed=a.seed, size=a.size, features=a.features, components=a.components,
+        standardize=a.standardize, per_step=a.per_step, every=a.every, regrow=a.regrow,
+        rotations=tuple(a.rotations), compare=tuple(a.compare) if a.compare is not None else None,
+        surrogates=a.surrogates, bootstrap=a.bootstrap, alpha=a.alpha, min_agreement=a.min_agreement,
+        command="python scripts/pca_report.py " + " ".join(shlex.quote(x) for x in argv))
+
+
 def preflight(settings: "PCAReportSettings") -> None:
     """Everything that can be refused before computing: the settings, the model names, the
     number of components against the features. Raises NCAError (one line)."""
@@ -146,16 +171,6 @@ def mean_interval(values, level: float = 0.95) -> dict:
 
     c = mean_ci(np.asarray(values, np.float64), level)
     return {k: c[k] for k in ("mean", "lo", "hi", "n")}
-
-
-def binomial_interval(k: int, n: int, level: float = 0.95) -> list[float]:
-    """Clopper-Pearson interval of a rate k/n."""
-    from scipy import stats
-
-    a = 1 - level
-    lo = 0.0 if k == 0 else float(stats.beta.ppf(a / 2, k, n - k + 1))
-    hi = 1.0 if k == n else float(stats.beta.ppf(1 - a / 2, k + 1, n - k))
-    return [lo, hi]
 
 
 # --------------------------------------------------------------------------- the null per component
@@ -310,10 +325,12 @@ def add_null_tests(steps: list[int], maps: np.ndarray, alpha: np.ndarray, res: d
 # --------------------------------------------------------------------------- run
 
 
-def run(settings: PCAReportSettings, progress=None, on_pca=None, figures=None) -> dict:
-    """Grow, fit, measure, test. Returns {"report": JSON-ready dict, "figures": [(name,
-    title, caption, png bytes)], "viewer": the live viewer's PCA data (this report's pooled
-    PCA; ``analysis.viewer.analysis_from``) or None}. progress: callable(description) called at each stage;
+def run(settings: PCAReportSettings, progress=None, on_pca=None, figures=None) -> PCAReportResult:
+    """Grow, fit, measure, test. -> ``PCAReportResult``: the JSON-ready report, the figures
+    (name, title, caption, png bytes) and the live viewer's PCA data (this report's pooled
+    PCA; ``analysis.viewer.analysis_from``) or None. The stages: rollouts and the pooled PCA
+    with its null tests, then ``_emergence``, ``_rotations`` and ``_comparisons``; the
+    rollouts that need nothing from the analysis run on a side thread from the start. progress: callable(description) called at each stage;
     on_pca: callable(pca, features [N, F] of its fitted cells), called as soon as the pooled
     PCA is fitted (``scripts/dissect.py`` starts its animation's PC panels with it);
     figures: an ``analysis.figure_pool.FigurePool`` that draws the figures beside the
@@ -326,8 +343,7 @@ def run(settings: PCAReportSettings, progress=None, on_pca=None, figures=None) -
 
     from . import dissect, pca_figures, viewer
     from .figure_pool import FigurePool
-    from .compare import null_loading_angles_deg
-    from .pca import FEATURES, fit_cell_pca, pc_maps, state_features, variance_captured
+    from .pca import FEATURES, state_features, variance_captured
     from .rollouts import activations, grow_states
 
     a = settings
@@ -409,63 +425,15 @@ def run(settings: PCAReportSettings, progress=None, on_pca=None, figures=None) -
                                                                         steps, at, maps, evr_rep, thr)]
 
         # 2. emergence over development (first replicate), then damage and regrowth
-        tell("emergence")
-        ts = sorted(set(range(a.every, rollout + 1, a.every)) | {rollout})
-        grown_ts = states[[t // g for t in ts], 0]
-        growth = dissect.track(pooled, ts, feats(model, grown_ts), grown_ts[..., 3], thr, thresholds)
-        regrowth, damage_info = None, None
-        if a.regrow > 0:
-            tell("damage + regrowth")
-            re, frac = regrown.result()
-            rts = sorted(set(range(0, a.regrow + 1, a.every)) | {a.regrow})
-            re_ts = re[[t // g1 for t in rts], 0]
-            regrowth = dissect.track(pooled, [rollout + t for t in rts], feats(model, re_ts), re_ts[..., 3], thr,
-                                     thresholds)
-            damage_info = {"step": rollout, "regrow_steps": a.regrow, "fraction_of_body_erased": frac,
-                           "disc": "nca.damage.circle_masks (the article's training damage)"}
-        emergence = {"growth": growth, "regrowth": regrowth, "damage": damage_info,
-                     "summary": dissect.summarise_emergence(growth, regrowth),
-                     "note": "descriptive: first replicate, fixed-threshold kinds (kind_threshold rule), no null"}
-
+        growth, regrowth, damage_info, emergence = _emergence(a, model, pooled, states, g, g1, regrown if a.regrow > 0
+                                                              else None, feats, thr, thresholds, tell)
         # 3. rotation test: grow with rotated perception, score with the same PCA
-        ref_body = res["steps"][-1]
-        rot_bodies, rot_states, rot_maps = [ref_body], [at[-1, 0]], [maps[-1, 0]]
-        for theta in a.rotations:
-            tell(f"rotation {theta:g}")
-            m_rot = model.rotated(theta)
-            x = rot_grown[theta].result()[-1, 0]
-            alive = x[..., 3] > thr
-            if alive.sum() < 10:
-                raise NCAError(f"the body grown with perception rotated by {theta:g} deg has no alive cells at step {t_last}")
-            f = feats(m_rot, x)
-            mp = pc_maps(pooled, f, alive)
-            evr = variance_captured(pooled, f[None], alive[None])[0]
-            rot_bodies.append(dissect.describe_body(mp, x[..., 3], evr, thr, thresholds))
-            rot_states.append(x)
-            rot_maps.append(mp)
-        rotation = dissect.rotation_summary(list(a.rotations), ref_body, rot_bodies[1:]) if a.rotations else None
-        if rotation:
-            rotation["note"] = "descriptive: one rollout per angle; kinds of the rotated bodies are fixed-threshold labels"
-
+        rotation, rot_states, rot_maps, rot_bodies = _rotations(a, model, pooled, rot_grown, res["steps"][-1],
+                                                                at[-1, 0], maps[-1, 0], t_last, feats, thr,
+                                                                thresholds, tell)
         # 4. comparison with a second seed and with other models (own PCA each, same steps)
-        comparisons, cmp_rows = [], []
-        null_angles = null_loading_angles_deg(jax.random.fold_in(key, STREAM_NULL_LOADINGS), int(pooled.mean.shape[0]),
-                                              a.components)
-        for (label, m, k, same), grown in zip(pairs, pair_grown):
-            tell(f"compare {label}")
-            st = grown.result()[[t // g1 for t in steps], 0]  # [S, H, W, C]
-            alive = st[..., 3] > thr
-            if (alive.sum((1, 2)) < 10).any():
-                raise NCAError(f"{label} has fewer than 10 alive cells at one of steps {steps}: cannot compare")
-            f = feats(m, st)
-            p = fit_cell_pca(f, alive, a.components, a.standardize, a.features)
-            mp = pc_maps(p, f[-1], alive[-1])
-            c = dissect.compare_pcas(pooled, maps[-1, 0], p, mp, same)
-            body = dissect.describe_body(mp, st[-1, ..., 3], p.explained_variance_ratio, thr, thresholds)
-            c.update({"loading_angles_null_median_deg": null_angles.tolist(), "label": label, "model": m.name,
-                      "components_b": body["components"], "body_axis_deg_b": body["body_axis_deg"]})
-            comparisons.append(c)
-            cmp_rows.append((label, st[-1], mp, body))
+        comparisons, cmp_rows = _comparisons(a, pooled, maps, pairs, pair_grown, steps, g1, key, feats, thr,
+                                             thresholds, tell)
 
     # 5. the report dict and the figures
     tell("figures")
@@ -484,7 +452,95 @@ def run(settings: PCAReportSettings, progress=None, on_pca=None, figures=None) -
     figs = fig_pool.collect(drawn)
     out["timing_s"] = time.time() - t_start
     out["figures"] = [f"{name}.png" for name, *_ in figs]
-    return {"report": out, "figures": figs, "viewer": viewer_data}
+    return PCAReportResult(settings, out, figs, viewer_data)
+
+
+def _emergence(a: PCAReportSettings, model, pooled, states, g: int, g1: int, regrown, feats, thr: float,
+               thresholds, tell):
+    """Stage 2: the pooled PCA's components tracked over development (first replicate), then
+    after damage and regrowth (``regrown``: the side thread's future, or None).
+    -> (growth, regrowth, damage_info, the report's "emergence")."""
+    from . import dissect
+
+    rollout = a.rollout_steps()
+    tell("emergence")
+    ts = sorted(set(range(a.every, rollout + 1, a.every)) | {rollout})
+    grown_ts = states[[t // g for t in ts], 0]
+    growth = dissect.track(pooled, ts, feats(model, grown_ts), grown_ts[..., 3], thr, thresholds)
+    regrowth, damage_info = None, None
+    if a.regrow > 0:
+        tell("damage + regrowth")
+        re, frac = regrown.result()
+        rts = sorted(set(range(0, a.regrow + 1, a.every)) | {a.regrow})
+        re_ts = re[[t // g1 for t in rts], 0]
+        regrowth = dissect.track(pooled, [rollout + t for t in rts], feats(model, re_ts), re_ts[..., 3], thr,
+                                 thresholds)
+        damage_info = {"step": rollout, "regrow_steps": a.regrow, "fraction_of_body_erased": frac,
+                       "disc": "nca.damage.circle_masks (the article's training damage)"}
+    emergence = {"growth": growth, "regrowth": regrowth, "damage": damage_info,
+                 "summary": dissect.summarise_emergence(growth, regrowth),
+                 "note": "descriptive: first replicate, fixed-threshold kinds (kind_threshold rule), no null"}
+    return growth, regrowth, damage_info, emergence
+
+
+def _rotations(a: PCAReportSettings, model, pooled, rot_grown: dict, ref_body: dict, ref_state, ref_map,
+               t_last: int, feats, thr: float, thresholds, tell):
+    """Stage 3: bodies grown with rotated perception (``rot_grown``: the side thread's
+    futures), scored with the same PCA. -> (the report's "rotation" or None, states, maps,
+    bodies: the reference first)."""
+    from . import dissect
+    from .pca import pc_maps, variance_captured
+
+    rot_bodies, rot_states, rot_maps = [ref_body], [ref_state], [ref_map]
+    for theta in a.rotations:
+        tell(f"rotation {theta:g}")
+        m_rot = model.rotated(theta)
+        x = rot_grown[theta].result()[-1, 0]
+        alive = x[..., 3] > thr
+        if alive.sum() < 10:
+            raise NCAError(f"the body grown with perception rotated by {theta:g} deg has no alive cells at step {t_last}")
+        f = feats(m_rot, x)
+        mp = pc_maps(pooled, f, alive)
+        evr = variance_captured(pooled, f[None], alive[None])[0]
+        rot_bodies.append(dissect.describe_body(mp, x[..., 3], evr, thr, thresholds))
+        rot_states.append(x)
+        rot_maps.append(mp)
+    rotation = dissect.rotation_summary(list(a.rotations), ref_body, rot_bodies[1:]) if a.rotations else None
+    if rotation:
+        rotation["note"] = "descriptive: one rollout per angle; kinds of the rotated bodies are fixed-threshold labels"
+    return rotation, rot_states, rot_maps, rot_bodies
+
+
+def _comparisons(a: PCAReportSettings, pooled, maps, pairs: list, pair_grown: list, steps: list[int], g1: int, key,
+                 feats, thr: float, thresholds, tell):
+    """Stage 4: a second seed and the other models, each with its own PCA at the same steps
+    (``pair_grown``: the side thread's futures). -> (the report's "comparison", rows for the
+    figures)."""
+    import jax
+
+    from . import dissect
+    from .compare import null_loading_angles_deg
+    from .pca import fit_cell_pca, pc_maps
+
+    comparisons, cmp_rows = [], []
+    null_angles = null_loading_angles_deg(jax.random.fold_in(key, STREAM_NULL_LOADINGS), int(pooled.mean.shape[0]),
+                                          a.components)
+    for (label, m, k, same), grown in zip(pairs, pair_grown):
+        tell(f"compare {label}")
+        st = grown.result()[[t // g1 for t in steps], 0]  # [S, H, W, C]
+        alive = st[..., 3] > thr
+        if (alive.sum((1, 2)) < 10).any():
+            raise NCAError(f"{label} has fewer than 10 alive cells at one of steps {steps}: cannot compare")
+        f = feats(m, st)
+        p = fit_cell_pca(f, alive, a.components, a.standardize, a.features)
+        mp = pc_maps(p, f[-1], alive[-1])
+        c = dissect.compare_pcas(pooled, maps[-1, 0], p, mp, same)
+        body = dissect.describe_body(mp, st[-1, ..., 3], p.explained_variance_ratio, thr, thresholds)
+        c.update({"loading_angles_null_median_deg": null_angles.tolist(), "label": label, "model": m.name,
+                  "components_b": body["components"], "body_axis_deg_b": body["body_axis_deg"]})
+        comparisons.append(c)
+        cmp_rows.append((label, st[-1], mp, body))
+    return comparisons, cmp_rows
 
 
 def _damage_and_regrow(model, x_end: np.ndarray, key, grid: int, thr: float, steps: int, t0: int,
@@ -509,7 +565,7 @@ def _damage_and_regrow(model, x_end: np.ndarray, key, grid: int, thr: float, ste
                        every=every), frac
 
 
-def run_with_progress(settings: PCAReportSettings, quiet: bool = False, on_pca=None, figures=None) -> dict:
+def run_with_progress(settings: PCAReportSettings, quiet: bool = False, on_pca=None, figures=None) -> PCAReportResult:
     """``run`` with a stage progress bar on stderr (none with quiet); the bar appears at the
     first stage, after the models have loaded (a bad name stops before any output)."""
     import sys
@@ -550,7 +606,7 @@ def _conventions() -> dict:
                          "direction_ci_deg: [lo, hi] bootstrap over cells and replicates (counter-clockwise lo to hi)"}
 
 
-def write(result: dict, out: Path, viewer: bool = True) -> None:
+def write(result: PCAReportResult, out: Path, viewer: bool = True) -> None:
     """report.json, index.html and the PNGs into ``out`` (created), each written atomically;
     with ``viewer``, also ``viewer.html``: the model running live in the browser (linked
     from the page; ``analysis.viewer``), for the article's architecture only (a variant,
@@ -561,8 +617,8 @@ def write(result: dict, out: Path, viewer: bool = True) -> None:
     from .report import json_safe
 
     out = Path(out)
-    rep = result["report"]
-    for name, _, _, png in result["figures"]:
+    rep = result.report
+    for name, _, _, png in result.figures:
         atomic_write_bytes(out / f"{name}.png", png)
     atomic_write_bytes(out / "report.json", json.dumps(json_safe(rep), indent=1, allow_nan=False).encode())
     if viewer:
@@ -574,16 +630,17 @@ def write(result: dict, out: Path, viewer: bool = True) -> None:
         # the WebGL viewer runs the article's architecture only: a variant's page has no viewer
         viewer = model.model_config.is_article
         if viewer:
-            write_viewer(model, out / "viewer.html", ViewerSettings(seed=rep["seed"]), analysis=result.get("viewer"))
-    page = pca_figures.build_html(json_safe(rep), [(t, c, p) for _, t, c, p in result["figures"]],
+            write_viewer(model, out / "viewer.html", ViewerSettings(seed=rep["seed"]), analysis=result.viewer)
+    page = pca_figures.build_html(json_safe(rep), [(t, c, p) for _, t, c, p in result.figures],
                                   viewer="viewer.html" if viewer else None)
     atomic_write_bytes(out / "index.html", page.encode())
 
 
-def summary_lines(rep: dict) -> list[str]:
+def summary_lines(result: PCAReportResult) -> list[str]:
     """What the script prints: the last analysed step's components."""
     from .plots import component_label
 
+    rep = result.report
     last = rep["steps"][-1]
     lines = [f"{rep['model']}: step {last['step']}, body axis {last['body_axis_deg']:.1f} deg, "
              f"{rep['replicates']} replicate(s); components by their share of step {last['step']}'s variance"]

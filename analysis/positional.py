@@ -236,7 +236,7 @@ def _fit_predict(kind: str, xtr, ytr, xte, settings: ProbeSettings) -> np.ndarra
         _, idx = cKDTree(a).query(b, k=k)
         idx = idx.reshape(len(b), k)
         return ytr[idx].mean(1)
-    raise ValueError(f"unknown probe {kind!r}; choose from {PROBES}")
+    raise NCAError(f"unknown probe {kind!r}; choose from {PROBES}")
 
 
 def _r2(y, pred) -> np.ndarray:

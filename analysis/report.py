@@ -137,11 +137,30 @@ def report_files(title: str, intro_html: str, out: dict, pngs: list[tuple[str, s
     return files
 
 
-def wrote_line(out, result: dict) -> str:
-    """The line a report script prints last. result: a report's ``run`` result
-    ({"report": {..., "timing_s"}, "figures": [...]})."""
-    return (f"wrote {out}/index.html, report.json and {len(result['figures'])} figures in "
-            f"{result['report']['timing_s']:.0f} s")
+def wrote_line(out, result) -> str:
+    """The line a report script prints last. result: a report's ``run`` result, typed
+    (``.report`` with "timing_s", ``.figures``) or a dict ({"report": ..., "figures": ...})."""
+    rep, figures = (result["report"], result["figures"]) if isinstance(result, dict) else (result.report,
+                                                                                          result.figures)
+    return f"wrote {out}/index.html, report.json and {len(figures)} figures in {rep['timing_s']:.0f} s"
+
+
+def run_report(report_module, settings, args, command: str, **run_kw) -> int:
+    """The one contract every report command follows, as a script calls it: claim
+    ``args.out`` for ``command`` (another report, or files not ours: refused in one line),
+    ``report_module.run_with_progress(settings, args.quiet, **run_kw)`` -> a result,
+    ``report_module.write(result, args.out)``, then the results on stdout
+    (``report_module.summary_lines(result)`` and the files written; progress goes to
+    stderr). -> the exit code, 0."""
+    from nca.cli import claim_report_dir
+
+    with claim_report_dir(args.out, command, args):
+        result = report_module.run_with_progress(settings, args.quiet, **run_kw)
+        report_module.write(result, args.out)
+    for line in report_module.summary_lines(result):
+        print(line)
+    print(wrote_line(args.out, result))
+    return 0
 
 
 esc = _esc  # public name for scripts building pages

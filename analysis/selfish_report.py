@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import html
 import json
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -285,9 +287,10 @@ def fmt_prop(d: dict) -> str:
     return f"{d['k']}/{d['n']} [{d['lo']:.2f}, {d['hi']:.2f}]"
 
 
-def summary_lines(summary: dict) -> list[str]:
-    """The headline numbers of a written report (``write_report``'s dict), one line each,
-    for the terminal: mean [95% interval] (n) over seeds."""
+def summary_lines(result: SelfishReportResult) -> list[str]:
+    """The headline numbers of the report, one line each, for the terminal: mean [95%
+    interval] (n) over seeds."""
+    summary = result.report
     lines = []
     for arm, d in summary.get("variants", {}).items():
         lines.append(f"variants  {arm:12s} loss {fmt_interval(d['summary']['final_loss'], 4)}")
@@ -350,34 +353,11 @@ def _interval(values):
     return interval(values)
 
 
-def write_report(settings, res: dict, out, command: str) -> dict:
-    """Write index.html, report.json and the PNGs/GIFs into ``out``; returns report.json's
-    dict. Every file is written atomically."""
-    from pathlib import Path
-
-    from nca.checkpoint import atomic_write_bytes
-    from nca.selfish import compare as cmp
-    from nca.selfish.experiments import final_clone_sizes, summarise_landscape, summarise_spontaneous
-
-    out = Path(out)
+def _variants_section(settings, res: dict, summary: dict, sections: list, figure) -> None:
+    """Variants (cooperative, selfish credit, lineages, baseline): intervals over seeds, bodies, persistence, lineage shares.
+    Appends (title, HTML) to ``sections`` and fills ``summary``; ``figure(name, fig)``
+    writes a PNG and returns its <img>."""
     ccfg = settings.comparison
-    summary = {"command": command, "settings": settings_dict(settings), "timings": res["timings"], "variants": {},
-               "axis_components": {}, "invasion": {}, "credit": {}, "spontaneous": {}, "landscape": {},
-               "policing": {}, "json_keys": JSON_KEYS}
-    sections = []
-    files = {}
-
-    def figure(name, fig, alt=""):
-        atomic_write_bytes(out / name, png(fig))
-        files[name] = True
-        return img(name, alt)
-
-    sections.append(("What was run", (
-        f"<p>Command: <code>{html.escape(command)}</code>; preset <b>{settings.preset}</b>, seeds "
-        f"{list(settings.seeds)}; experiments {', '.join(settings.experiments)}; hosts {', '.join(settings.hosts)}.</p>"
-        + table(["phase", "seconds"], [[k, str(tojson(v))] for k, v in res["timings"].items()]))))
-
-    # ---------------------------------------------------------------- variants
     results = res["variants"]
     metrics = ("final_loss", "persist_loss", "alive_end", "regen_recovery", "regen_gap")
     rows = []
@@ -436,7 +416,11 @@ def write_report(settings, res: dict, out, command: str) -> dict:
                              + table(["seed", f"shares at step {ccfg.persist_steps}", "coexist (>= 2 with >= 5%)"],
                                      lrows)))
 
-    # ---------------------------------------------------------------- credit
+
+def _credit_section(settings, res: dict, summary: dict, sections: list, figure) -> None:
+    """Selfish vs private-copy gradients: selfish credit is myopic credit.
+    Appends (title, HTML) to ``sections`` and fills ``summary``; ``figure(name, fig)``
+    writes a PNG and returns its <img>."""
     if res["credit"]:
         per_seed = {s: {"per_cell": r["per_cell"], "sum": r["sum"], "cosine": r["cosine"],
                         "median_per_cell": float(np.median(r["per_cell"]))} for s, r in res["credit"].items()}
@@ -454,7 +438,14 @@ def write_report(settings, res: dict, out, command: str) -> dict:
                      ["median per-cell relative difference", fmt_interval(summ["median_per_cell"])],
                      ["cosine of the summed gradients", fmt_interval(summ["cosine"], 5)]]))))
 
-    # ---------------------------------------------------------------- invasion
+
+def _invasion_section(settings, res: dict, summary: dict, sections: list, figure) -> None:
+    """Whole mutant rules invading the first host: shares, harm, overgrowth per mode.
+    Appends (title, HTML) to ``sections`` and fills ``summary``; ``figure(name, fig)``
+    writes a PNG and returns its <img>."""
+    from nca.selfish import compare as cmp
+
+    ccfg = settings.comparison
     if res["invasion"]:
         inv_rows = []
         for mutant, per in res["invasion"].items():
@@ -481,7 +472,13 @@ def write_report(settings, res: dict, out, command: str) -> dict:
                     inv_rows)
             + figure("invasion_shares.png", band_figure(panels, "mutant share")))))
 
-    # ---------------------------------------------------------------- somatic: spontaneous
+
+def _spontaneous_sections(settings, res: dict, summary: dict, sections: list, figure) -> None:
+    """Spontaneous cheaters per host: the mutant, neutral and control arms, Muller plots, clone sizes.
+    Appends (title, HTML) to ``sections`` and fills ``summary``; ``figure(name, fig)``
+    writes a PNG and returns its <img>."""
+    from nca.selfish.experiments import final_clone_sizes, summarise_spontaneous
+
     ecfg = settings.experiment
     for hi, (name, r) in enumerate(res["spontaneous"].items()):
         summ = summarise_spontaneous(r, ecfg)
@@ -525,7 +522,14 @@ def write_report(settings, res: dict, out, command: str) -> dict:
             + figure(f"clone_sizes_{tag}.png", clone_size_figure(sizes, f"{name}: final clone sizes"))
             + figure(f"clones_body_{tag}.png", image_grid_figure(bodies)))))
 
-    # ---------------------------------------------------------------- somatic: landscape
+
+def _landscape_sections(settings, res: dict, summary: dict, sections: list, figure) -> None:
+    """The mutant-invasion fitness landscape per host: selection coefficient vs mutation size.
+    Appends (title, HTML) to ``sections`` and fills ``summary``; ``figure(name, fig)``
+    writes a PNG and returns its <img>."""
+    from nca.selfish.experiments import summarise_landscape
+
+    ecfg = settings.experiment
     for hi, (name, r) in enumerate(res["landscape"].items()):
         summ = summarise_landscape(r)
         summary["landscape"][name] = {"sizes": r["sizes"], "directions": r["directions"], "s": r["s"],
@@ -542,7 +546,11 @@ def write_report(settings, res: dict, out, command: str) -> dict:
                      "harm, alpha-up"], rows)
             + figure(f"landscape_h{hi}.png", landscape_figure(r["sizes"], summ, name)))))
 
-    # ---------------------------------------------------------------- policing
+
+def _policing_section(settings, res: dict, summary: dict, sections: list, figure) -> None:
+    """Organisms trained with vs without selfish clones: the cheater assay per arm.
+    Appends (title, HTML) to ``sections`` and fills ``summary``; ``figure(name, fig)``
+    writes a PNG and returns its <img>."""
     if res["policing"]:
         pol = res["policing"]
         prow = []
@@ -575,10 +583,80 @@ def write_report(settings, res: dict, out, command: str) -> dict:
                     + [f"cheater +{g}: final share; harm" for g in genes], prow)
             + figure("policing_cheater.png", band_figure(panels, "share of living cells")))))
 
+
+@dataclass(frozen=True)
+class SelfishReportSettings:
+    """selfish: the experiments (``nca.selfish.pipeline.SelfishSettings``); workdir: the folder
+    whose training runs are kept and continued (scripts/selfish.py's --out); command: the
+    command line, recorded in the report."""
+
+    selfish: object
+    workdir: Path
+    command: str = ""
+
+
+@dataclass(frozen=True)
+class SelfishReportResult:
+    """report: report.json's dict (numpy inside; ``tojson`` cleans it); figures: (file name,
+    PNG bytes); sections: the page's (heading, HTML body)."""
+
+    settings: SelfishReportSettings
+    report: dict
+    figures: list = field(default_factory=list)
+    sections: list = field(default_factory=list)
+
+
+def run(settings: SelfishReportSettings, progress=None) -> SelfishReportResult:
+    """Train or continue (``nca.selfish.pipeline.run_all``, in ``settings.workdir``) and measure
+    every selected experiment, then ``build`` the report. progress: show progress bars."""
+    from nca.selfish.pipeline import run_all
+
+    res = run_all(settings.selfish, settings.workdir, progress=bool(progress))
+    return build(settings, res)
+
+
+def run_with_progress(settings: SelfishReportSettings, quiet: bool = False) -> SelfishReportResult:
+    """``run`` with progress bars and stage lines on stderr (none with quiet)."""
+    return run(settings, progress=not quiet)
+
+
+def build(settings: SelfishReportSettings, res: dict) -> SelfishReportResult:
+    """``run_all``'s numpy results -> the report: report.json's dict, the figures as PNG bytes
+    and the page's sections, one named stage per experiment."""
+    report_settings, settings, command = settings, settings.selfish, settings.command
+    summary = {"command": command, "settings": settings_dict(settings), "timings": res["timings"],
+               "variants": {}, "axis_components": {}, "invasion": {}, "credit": {}, "spontaneous": {},
+               "landscape": {}, "policing": {}, "json_keys": JSON_KEYS}
+    sections = []
+    figures = []
+
+    def figure(name, fig, alt=""):
+        figures.append((name, png(fig)))
+        return img(name, alt)
+
+    sections.append(("What was run", (
+        f"<p>Command: <code>{html.escape(command)}</code>; preset <b>{settings.preset}</b>, seeds "
+        f"{list(settings.seeds)}; experiments {', '.join(settings.experiments)}; hosts {', '.join(settings.hosts)}.</p>"
+        + table(["phase", "seconds"], [[k, str(tojson(v))] for k, v in res["timings"].items()]))))
+
+    for stage in (_variants_section, _credit_section, _invasion_section, _spontaneous_sections,
+                  _landscape_sections, _policing_section):
+        stage(settings, res, summary, sections, figure)
+
     sections.append(("report.json keys", table(["key", "meaning"], [[k, v] for k, v in JSON_KEYS.items()])))
-    atomic_write_bytes(out / "report.json", (json.dumps(tojson(summary), indent=1) + "\n").encode())
-    atomic_write_bytes(out / "index.html", page("Selfish cells: credit, lineages, somatic evolution", sections).encode())
-    return summary
+    return SelfishReportResult(report_settings, summary, figures, sections)
+
+
+def write(result: SelfishReportResult, out: Path) -> None:
+    """The figures (PNG), report.json and index.html into ``out``, each written atomically."""
+    from nca.checkpoint import atomic_write_bytes
+
+    out = Path(out)
+    for name, data in result.figures:
+        atomic_write_bytes(out / name, data)
+    atomic_write_bytes(out / "report.json", (json.dumps(tojson(result.report), indent=1) + "\n").encode())
+    atomic_write_bytes(out / "index.html",
+                       page("Selfish cells: credit, lineages, somatic evolution", result.sections).encode())
 
 
 def settings_dict(settings) -> dict:

@@ -4,6 +4,8 @@ replicates (independent fire-mask seeds) or over models (training seeds).
 * ``mean_ci``: mean and Student-t interval, ``mean +- t_{0.975, n-1} sd / sqrt(n)``;
 * ``proportion_ci``: a success rate with the Wilson score interval (Wilson 1927; Brown, Cai
   & DasGupta 2001 recommend it over the normal approximation for small n);
+* ``binomial_interval``: Clopper-Pearson (exact) interval of a rate k/n, for a test's
+  rejection rate (Clopper & Pearson 1934);
 * ``bootstrap_ci``: any statistic of replicates, percentile bootstrap (Efron & Tibshirani
   1993), for counts and medians that have no closed-form interval.
 
@@ -18,7 +20,8 @@ import math
 import numpy as np
 from scipy import special  # not scipy.stats: its import costs a report's start about 0.8 s
 
-# The one home of the reports' intervals (issue 25); pca_report.mean_interval and
+# The one home of the reports' intervals (issue 25): t (mean_ci), Wilson (proportion_ci),
+# Clopper-Pearson (binomial_interval), bootstrap; pca_report.mean_interval and
 # analysis.positional.interval delegate here. nca.selfish.experiments.interval and
 # proportion_interval remain (nca may not import analysis: layers point down).
 # special.stdtrit(df, q) and special.ndtri(q) are what scipy.stats.t.ppf and norm.ppf evaluate
@@ -64,6 +67,16 @@ def proportion_ci(successes, level: float = LEVEL) -> dict:
     centre = (p + z * z / (2 * n)) / den
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
     return {"mean": p, "lo": max(0.0, centre - half), "hi": min(1.0, centre + half), "n": n}
+
+
+def binomial_interval(k: int, n: int, level: float = LEVEL) -> list[float]:
+    """Clopper-Pearson (exact) interval of a rate k/n -> [lo, hi] (a test's rejection rate)."""
+    from scipy import stats  # here, not at the top: its import is slow
+
+    a = 1 - level
+    lo = 0.0 if k == 0 else float(stats.beta.ppf(a / 2, k, n - k + 1))
+    hi = 1.0 if k == n else float(stats.beta.ppf(1 - a / 2, k + 1, n - k))
+    return [lo, hi]
 
 
 def bootstrap_ci(values, statistic, rng: np.random.Generator, draws: int = BOOTSTRAP_DRAWS,

@@ -133,7 +133,7 @@ def battery(draws: int, n_power: int, stts: list[float], seed: int, model: str, 
     from analysis.axes import body_frame, direction_vector, view_coords
     from analysis.axis_null import BodyNull, NullSettings
     from analysis.null_battery import FAMILIES, draw_family, planted_ramp
-    from analysis.pca_report import binomial_interval
+    from analysis.stats import binomial_interval
     from analysis.rollouts import grow_states
 
     states = grow_states(nca.load_model(model), 200, jax.random.key(0))

@@ -67,9 +67,9 @@ def main(argv=None) -> int:
         hits = {"buffering": [], "scaled_epistasis": []}
         false = {"buffering": [], "scaled_epistasis": []}
         for i in range(a.keys):
-            atl = K.atlas(params, cfg, target, stream(jax.random.key(0), "control", i), 6, [4, 5, 6, 7],
-                          K.Assay(grow_steps=12, persist_steps=1, regrow_steps=1, replicates=a.replicates),
-                          chunk=16, x0=x0)
+            atl = K.atlas(params, cfg, target, stream(jax.random.key(0), "control", i),
+                          K.AtlasSettings(6, (4, 5, 6, 7), K.Assay(grow_steps=12, persist_steps=1, regrow_steps=1,
+                                                                   replicates=a.replicates), chunk=16), x0=x0)
             r = atl["conditions"]["growth"]["redundancy"]
             for name, key in (("buffering", "flagged"), ("scaled_epistasis", "flagged_scaled_epistasis")):
                 pairs = ["+".join(f["pair"]) for f in r[key]]

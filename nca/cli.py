@@ -86,6 +86,17 @@ def nonneg_int(text: str) -> int:
     return v
 
 
+def positive_float(text: str) -> float:
+    """A number > 0."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return v
+
+
 def _list(text: str, item: Callable[[str], object], what: str) -> list:
     parts = [p.strip() for p in text.split(",")]
     if not text.strip() or any(p == "" for p in parts):
@@ -116,6 +127,14 @@ def float_list(text: str) -> list[float]:
 def str_list(text: str) -> list[str]:
     """``"a,b"`` -> ``["a", "b"]``."""
     return _list(text, str, "names")
+
+
+def or_empty(item: Callable[[str], list]) -> Callable[[str], list]:
+    """A comma-list type that also accepts ``''``: an empty list (skip the part)."""
+    def parse(text: str):
+        return [] if not text.strip() else item(text)
+    parse.__name__ = item.__name__
+    return parse
 
 
 # --- the shared flags ---------------------------------------------------------------------------

@@ -40,19 +40,13 @@ def main(argv=None) -> int:
     a = parse_args(argv)
     from analysis import damage_assays as D
     from analysis import damage_report as DR
+    from analysis.report import run_report
 
     damage = D.DamageSettings(D.Protocol(a.grow, a.regrow, a.replicates, a.every), tuple(a.damages), a.seed, a.size)
     s = DR.DamageReportSettings(tuple(a.models), damage,
                                 "python scripts/damage_report.py " + " ".join(shlex.quote(x) for x in argv))
     models = DR.preflight(s)  # a bad model name: one line, nothing written
-    with cli.claim_report_dir(a.out, "damage_report", a):  # another report, or files not ours: refused
-        result = DR.run_with_progress(s, a.quiet, models)
-        DR.write(result, a.out)
-    for line in DR.summary_lines(result):  # results: stdout (progress bar: stderr)
-        print(line)
-    print(f"wrote {a.out}/index.html, report.json and {len(result.figures)} figures in "
-          f"{result.report['timing_s']:.0f} s")
-    return 0
+    return run_report(DR, s, a, "damage_report", models=models)
 
 
 if __name__ == "__main__":

@@ -49,23 +49,18 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     a = parse_args(argv)
     from analysis import dynamics_report as DR
-    from analysis.report import wrote_line
+    from analysis.report import run_report
 
     s = DR.DynamicsReportSettings(
         runs=tuple(a.runs), steps=a.steps, long=a.long, regrow=a.regrow, components=a.components,
         replicates=a.replicates, pairs=a.pairs, knockouts=not a.no_knockouts, null=a.null,
         max_checkpoints=a.max_checkpoints, seed=a.seed,
-        command="python scripts/dynamics_report.py " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:])))
+        command="python scripts/dynamics_report.py " + " ".join(shlex.quote(x) for x in argv))
     DR.preflight(s)  # bad runs: one line, nothing written
-    with cli.claim_report_dir(a.out, "dynamics_report", a):  # another report, or files not ours: refused
-        result = DR.run_with_progress(s, a.quiet)
-        DR.write(result, a.out)
-    for line in DR.summary_lines(result):  # results: stdout (progress bars: stderr)
-        print(line)
-    print(wrote_line(a.out, result))
-    return 0
+    return run_report(DR, s, a, "dynamics_report")
 
 
 if __name__ == "__main__":

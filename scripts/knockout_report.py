@@ -13,7 +13,6 @@ Writes DIR/report.json (every number; keys in docs/dissection2.md), DIR/index.ht
 figures as DIR/*.png.
 """
 
-import shlex
 import sys
 
 from nca import cli
@@ -59,39 +58,13 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def settings_from(a, argv):
-    from analysis.knockout_report import KnockoutReportSettings
-    from analysis.knockouts import CONDITIONS, KnockoutSettings
-    from nca.errors import NCAError
-
-    pairs = () if a.pairs == ["none"] else tuple(a.pairs)
-    bad = set(pairs) - set(CONDITIONS)
-    if bad:
-        raise NCAError(f"--pairs: unknown condition(s) {', '.join(sorted(bad))}; choose from {', '.join(CONDITIONS)}")
-    at = tuple(sorted(set(a.repair_at) - {0}))
-    ko = KnockoutSettings(grow=a.grow, persist=a.persist, regrow=a.regrow, cut=a.cut, replicates=a.replicates,
-                          pcs=a.pcs, mode=a.mode, pairs=pairs, unit_condition=None if a.units == "none" else a.units,
-                          max_unit_pairs=a.unit_pairs,
-                          random_unit_pairs=a.random_unit_pairs, repair_at=at, repair_attribute=not a.no_attribution,
-                          repair_units=not a.no_unit_attribution, seed=a.seed, size=a.size, chunk=a.chunk)
-    return KnockoutReportSettings(models=tuple(a.models), knockouts=ko,
-                                  command="python scripts/knockout_report.py " + " ".join(shlex.quote(x) for x in argv))
-
-
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     a = parse_args(argv)
-    s = settings_from(a, argv)
-    from analysis import knockout_report
-    from analysis.report import wrote_line
+    from analysis import knockout_report as KR
+    from analysis.report import run_report
 
-    with cli.claim_report_dir(a.out, "knockout_report", a):  # another report, or files not ours: refused
-        result = knockout_report.run_with_progress(s, a.quiet)
-        knockout_report.write(result, a.out)
-    for line in knockout_report.summary_lines(result):  # results: stdout (progress bars: stderr)
-        print(line)
-    print(wrote_line(a.out, result))
-    return 0
+    return run_report(KR, KR.settings_from_args(a, argv), a, "knockout_report")  # bad flags: one line
 
 
 if __name__ == "__main__":

@@ -9,18 +9,9 @@ Writes DIR/report.json (every number; keys in docs/pca.md), DIR/index.html (one
 self-contained page) and the figures as DIR/*.png. Step t is the state after t CA steps.
 """
 
-import shlex
 import sys
 
 from nca.cli import run_cli
-
-
-def _or_none(item):
-    """A comma list type that also accepts '' (an empty list: skip)."""
-    def parse(text: str):
-        return [] if not text.strip() else item(text)
-    parse.__name__ = item.__name__
-    return parse
 
 
 def build_parser():
@@ -45,9 +36,9 @@ def build_parser():
     cli.add_every(ap, 5, "emergence curves: keep one measurement every N CA steps")
     ap.add_argument("--regrow", type=cli.nonneg_int, default=100,
                     help="after the rollout, damage the body (a disc) and regrow this many steps; 0: no damage")
-    ap.add_argument("--rotations", type=_or_none(cli.float_list), default="45,90,180", metavar="LIST",
+    ap.add_argument("--rotations", type=cli.or_empty(cli.float_list), default="45,90,180", metavar="LIST",
                     help="comma-separated perception rotations (deg) for the rotation test; '' to skip")
-    ap.add_argument("--compare", type=_or_none(cli.str_list), default=None, metavar="LIST",
+    ap.add_argument("--compare", type=cli.or_empty(cli.str_list), default=None, metavar="LIST",
                     help="comma-separated models to compare with (default: the other experiments of a published "
                          "emoji; '' for none); a second seed of MODEL is always compared")
     ap.add_argument("--surrogates", type=cli.positive_int, default=999,
@@ -62,18 +53,6 @@ def build_parser():
     return ap
 
 
-def settings_from_args(a, argv):
-    from analysis.pca_report import PCAReportSettings
-
-    return PCAReportSettings(
-        model=a.model, steps=a.steps, at=tuple(a.at) if a.at is not None else None,
-        replicates=a.replicates, seed=a.seed, size=a.size, features=a.features, components=a.components,
-        standardize=a.standardize, per_step=a.per_step, every=a.every, regrow=a.regrow,
-        rotations=tuple(a.rotations), compare=tuple(a.compare) if a.compare is not None else None,
-        surrogates=a.surrogates, bootstrap=a.bootstrap, alpha=a.alpha, min_agreement=a.min_agreement,
-        command="python scripts/pca_report.py " + " ".join(shlex.quote(x) for x in argv))
-
-
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     a = build_parser().parse_args(argv)
@@ -83,19 +62,11 @@ def main(argv=None) -> int:
     # started first so that its imports overlap this process's own.
     with FigurePool(1) as figures:
         from analysis import pca_report
+        from analysis.report import run_report
 
-        from nca.cli import claim_report_dir
-
-        settings = settings_from_args(a, argv)
+        settings = pca_report.settings_from_args(a, argv)
         pca_report.preflight(settings)  # bad settings or model names: one line, nothing written
-        with claim_report_dir(a.out, "pca_report", a):  # another model's report, or files not ours: refused
-            result = pca_report.run_with_progress(settings, a.quiet, figures=figures)
-            pca_report.write(result, a.out)
-    for line in pca_report.summary_lines(result["report"]):  # results: stdout (progress bars: stderr)
-        print(line)
-    print(f"wrote {a.out}/index.html, report.json and {len(result['figures'])} figures in "
-          f"{result['report']['timing_s']:.0f} s")
-    return 0
+        return run_report(pca_report, settings, a, "pca_report", figures=figures)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,8 @@ ones; a folder holding other settings is refused. See docs/selfish.md.
 """
 
 import sys
-from pathlib import Path
 
 from nca import cli
-from nca.cli import run_cli
 
 EXPERIMENT_HELP = ("comma-separated experiments: variants (cooperative, selfish credit, fair lineages and their "
                    "one-rule baseline), invasion (whole mutant rules in the first host), credit (selfish vs "
@@ -59,19 +57,20 @@ def main(argv=None) -> int:
                                 a.mutation_rate, a.mutation_size, a.genome_size)
     load_hosts(settings)  # a host that does not grow: one line before any training
 
-    from analysis.selfish_report import summary_lines, write_report
-    from nca.selfish.pipeline import run_all
+    from analysis import selfish_report as SR
 
+    s = SR.SelfishReportSettings(settings, a.out, " ".join(["scripts/selfish.py", *sys.argv[1:]]))
     # Files no selfish.py run wrote: refused. Its own folder is re-used (finished runs kept,
     # seeds added): run_all checks the settings against the ones saved there.
     with cli.claim_report_dir(a.out, "selfish", None):
-        res = run_all(settings, a.out, progress=not a.quiet)
-        summary = write_report(settings, res, a.out, " ".join(["scripts/selfish.py", *sys.argv[1:]]))
-    print(f"wrote {Path(a.out) / 'index.html'} and {Path(a.out) / 'report.json'} ({res['timings']['total_s']:.0f} s)")
-    for line in summary_lines(summary):  # results: stdout (progress: stderr)
+        result = SR.run_with_progress(s, a.quiet)
+        SR.write(result, a.out)
+    print(f"wrote {a.out / 'index.html'} and {a.out / 'report.json'} "
+          f"({result.report['timings']['total_s']:.0f} s)")
+    for line in SR.summary_lines(result):  # results: stdout (progress: stderr)
         print("  " + line)
     return 0
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    cli.run_cli(main)

@@ -10,7 +10,7 @@ import pytest
 from analysis.axes import body_frame, direction_vector, view_coords, wrap180
 from analysis.axis_null import (BodyNull, KindRule, NullSettings, agreed_kind, body_kinds, direction_ci, holm)
 from analysis.null_battery import draw_family
-from analysis.pca_report import binomial_interval
+from analysis.stats import binomial_interval
 
 
 def ellipse_mask(size=48, a=20.0, b=10.0, psi=30.0):

@@ -62,9 +62,9 @@ def test_planted_backup_pair_has_positive_epistasis_and_unread_channel_no_effect
 def test_atlas_on_the_hand_built_model_reports_the_backup_pair():
     cfg, params, x0, target = or_model()
     # this model only keeps cells alive (it cannot grow from the seed): start from x0
-    a = K.atlas(params, cfg, target, jax.random.key(0), 8, [4, 5, 6, 7],
-                K.Assay(grow_steps=3, persist_steps=3, regrow_steps=3, replicates=2), chunk=8,
-                x0=np.repeat(x0, 2, 0))  # 2 replicates: a pair is flagged only with an interval
+    a = K.atlas(params, cfg, target, jax.random.key(0),
+                K.AtlasSettings(8, (4, 5, 6, 7), K.Assay(grow_steps=3, persist_steps=3, regrow_steps=3, replicates=2),
+                                chunk=8), x0=np.repeat(x0, 2, 0))  # 2 replicates: a pair is flagged only with an interval
     g = a["conditions"]["growth"]
     assert g["labels"] == ["4", "5", "6", "7"]
     e = np.array(g["epistasis"], float)
@@ -82,9 +82,9 @@ def test_directions_knocked_out_in_pairs_find_the_backup_pair_too():
     cfg, params, x0, target = or_model()
     eye = np.eye(8, dtype=np.float32)
     extra = K.direction_ablations([eye[4:5], eye[5:6], eye[6:7]], ["d4", "d5", "d6"], 8)
-    a = K.atlas(params, cfg, target, jax.random.key(0), 8, [4, 7],
-                K.Assay(grow_steps=3, persist_steps=3, regrow_steps=3, replicates=2), chunk=8,
-                x0=np.repeat(x0, 2, 0), extra=extra)
+    a = K.atlas(params, cfg, target, jax.random.key(0),
+                K.AtlasSettings(8, (4, 7), K.Assay(grow_steps=3, persist_steps=3, regrow_steps=3, replicates=2),
+                                chunk=8), x0=np.repeat(x0, 2, 0), extra=extra)
     g = a["conditions"]["growth"]
     assert g["extra_pairs"]["labels"] == ["d4+d5", "d4+d6", "d5+d6"]
     assert g["extra_pairs"]["effect"] == pytest.approx([1.0, 1.0, 1.0])
@@ -363,9 +363,9 @@ def test_a_diverging_knockout_is_the_maximal_effect_counted_in_n_not_dropped():
     cfg, params, x0, target = diverging_model()
     eye = np.eye(8, dtype=np.float32)
     extra = K.direction_ablations([eye[4:5]], ["brake"], 8, means=[[0.0]])  # the state-hook path
-    a = K.atlas(params, cfg, target, jax.random.key(0), 8, [4, 6],
-                K.Assay(grow_steps=100, persist_steps=3, regrow_steps=3, replicates=3), chunk=4,
-                x0=x0, extra=extra)
+    a = K.atlas(params, cfg, target, jax.random.key(0),
+                K.AtlasSettings(8, (4, 6), K.Assay(grow_steps=100, persist_steps=3, regrow_steps=3, replicates=3),
+                                chunk=4), x0=x0, extra=extra)
     g = a["conditions"]["growth"]
     assert g["labels"] == ["4", "6", "brake"]
     assert g["diverged"] == [3, 0, 3]  # every replicate of both knockout paths diverged
@@ -409,8 +409,9 @@ def colour_backup_model():
 
 def test_a_perfect_backup_of_one_colour_is_flagged_whatever_its_share_of_the_body():
     cfg, params, x0, target = colour_backup_model()
-    a = K.atlas(params, cfg, target, jax.random.key(0), 6, [4, 5, 6, 7],
-                K.Assay(grow_steps=4, persist_steps=2, regrow_steps=2, replicates=2), chunk=8, x0=x0)
+    a = K.atlas(params, cfg, target, jax.random.key(0),
+                K.AtlasSettings(6, (4, 5, 6, 7), K.Assay(grow_steps=4, persist_steps=2, regrow_steps=2, replicates=2),
+                                chunk=8), x0=x0)
     g = a["conditions"]["growth"]
     eff = dict(zip(g["labels"], g["effect"]))
     pe = dict(zip(g["pairs"]["labels"], g["pairs"]["effect"]))

@@ -80,7 +80,7 @@ def test_on_pca_gets_the_reports_own_pca_and_its_cells():
     got = []
     s = pca_report.PCAReportSettings(model="distill:lizard/persistent", at=(30,), replicates=1, every=30, regrow=0,
                                      rotations=(), compare=(), components=2, surrogates=99, bootstrap=10)
-    rep = pca_report.run(s, on_pca=lambda pca, feats: got.append((pca, feats)))["report"]
+    rep = pca_report.run(s, on_pca=lambda pca, feats: got.append((pca, feats))).report
     (pca, feats), = got
     np.testing.assert_allclose(pca.explained_variance_ratio, rep["pca"]["explained_variance_ratio"])
     assert feats.shape == (rep["steps"][0]["n_alive"], 12)

@@ -327,30 +327,47 @@ def run_all(settings: SelfishSettings, out: Path, progress: bool = True, log=Non
     """Run the selected experiments; returns numpy results for ``analysis.selfish_report``.
 
     Layout of ``out``: cooperative/seedN, selfish/seedN (core run folders), lineages/seedN,
-    baseline/seedN, adversary/seedN, policing/{selfish,control}/seedN.
+    baseline/seedN, adversary/seedN, policing/{selfish,control}/seedN. The stages, in order:
+    ``_train_variants``, ``_evaluate_variants``, ``_credit``, ``_invasion``, ``_somatic``
+    (spontaneous cheaters and the landscape, per host), ``_policing``.
     """
-    from dataclasses import replace
-
-    from .. import api
     from ..targets import load_target
-    from . import compare as cmp
-    from .credit import private_gap
-    from .experiments import landscape, spontaneous
-    from .invasion import perturb_params
-    from .lineages import pad_hidden, stack_params
-    from .training import selfish_config
 
     log = log or _log_default
     hosts = load_hosts(settings, log)
-    ccfg = settings.comparison
-    seeds = list(settings.seeds)
     res = {"timings": {"train_s": {}}, "variants": {}, "invasion": {}, "credit": {}, "spontaneous": {},
            "landscape": {}, "policing": {}}
     t_start = time.perf_counter()
-    tcfg = ccfg.train
+    tcfg = settings.comparison.train
     target = jnp.asarray(load_target(tcfg.target, tcfg.target_size, tcfg.target_padding, tcfg.target_background))
-    trained = {}
     want_variants = "variants" in settings.experiments
+    trained = _train_variants(settings, out, progress, log, res, want_variants)
+    if want_variants:
+        _evaluate_variants(settings, log, res, trained, target)
+    if "credit" in settings.experiments:
+        _credit(settings, log, res, trained, target)
+    if "invasion" in settings.experiments:
+        _invasion(settings, out, progress, log, res, trained, hosts)
+    _somatic(settings, log, res, hosts)
+    if "policing" in settings.experiments:
+        _policing(settings, out, progress, log, res, target)
+    res["timings"]["total_s"] = _seconds(time.perf_counter() - t_start)
+    return res
+
+
+def _train_variants(settings: SelfishSettings, out: Path, progress: bool, log, res: dict, want_variants: bool) -> dict:
+    """Train the variant arms (all with "variants"; else the selfish one when credit or
+    invasion needs it) -> {(arm, seed): (params stacked [1, ...], model config)}."""
+    from dataclasses import replace
+
+    from .. import api
+    from .lineages import stack_params
+    from .training import selfish_config
+
+    ccfg = settings.comparison
+    tcfg = ccfg.train
+    seeds = list(settings.seeds)
+    trained = {}
     arms = [a for a in VARIANT_ARMS if want_variants or (a == "selfish" and
                                                           {"credit", "invasion"} & set(settings.experiments))]
     for arm in arms:
@@ -367,57 +384,92 @@ def run_all(settings: SelfishSettings, out: Path, progress: bool = True, log=Non
                 m = api.load_model(run_dir)
                 trained[arm, s] = (stack_params([m.params]), m.model_config)
             res["timings"]["train_s"].setdefault(arm, {})[s] = _seconds(secs)
-    if want_variants:
-        with _timed(res["timings"], "evaluate_s"):
-            for (arm, s), (params, mcfg) in trained.items():
-                log(f"[{arm} seed {s}] evaluating ({ccfg.persist_steps} steps, regeneration, fitness maps)")
-                if arm in ("lineages", "baseline"):
-                    from .training import training_seed
+    return trained
 
-                    x0, ids0 = training_seed(replace(tcfg, model=mcfg), ccfg.lineages if arm == "lineages" else 1,
-                                             ccfg.seed_radius, ccfg.lineages)
-                else:
-                    x0, ids0 = cmp.start_state("cooperative", ccfg, mcfg)
-                key = jax.random.fold_in(jax.random.key(s), EVAL_STREAM)
-                res["variants"].setdefault(arm, {})[s] = cmp.evaluate_variant(params, mcfg, x0, ids0, target, ccfg, key)
 
-    if "credit" in settings.experiments:
-        with _timed(res["timings"], "credit_s"):
-            for s in seeds:
-                params, mcfg = trained["selfish", s]
-                p = jax.tree.map(lambda l: l[0], params)
-                x0, _ = cmp.start_state("cooperative", ccfg, mcfg)
-                log(f"[credit seed {s}] selfish vs private-copy gradients of {settings.credit_cells} cells")
-                key = jax.random.fold_in(jax.random.key(s), CREDIT_STREAM)
-                res["credit"][s] = private_gap(p, mcfg, x0, target, key, ccfg.eval_at, settings.credit_cells)
+def _evaluate_variants(settings: SelfishSettings, log, res: dict, trained: dict, target) -> None:
+    """Persistence, regeneration and fitness maps of every trained variant (res["variants"])."""
+    from dataclasses import replace
 
-    if "invasion" in settings.experiments:
-        with _timed(res["timings"], "invasion_s"):
-            host = hosts[settings.hosts[0]]
-            htarget = jnp.asarray(host.target_image())
-            hcfg = host.model_config
-            res["timings"]["adversary_s"] = {}
-            for s in seeds:
-                key = jax.random.fold_in(jax.random.key(s), INVASION_STREAM)
-                grown = cmp.host_states(host.params, hcfg, host.grid_size, ccfg.host_grow, key, n=1)[0]
-                mutants = {"host": host.params,
-                           "perturbed": perturb_params(host.params, jax.random.fold_in(key, PERTURB_STREAM),
-                                                       ccfg.perturb_scale)}
-                sp, smcfg = trained["selfish", s]
-                if smcfg.channels == hcfg.channels and smcfg.hidden <= hcfg.hidden:
-                    mutants["selfish"] = pad_hidden(jax.tree.map(lambda l: l[0], sp), hcfg.hidden)
-                acfg = replace(ccfg.adversary, seed=s)
-                states = cmp.host_states(host.params, hcfg, host.grid_size, ccfg.host_grow, key, n=4)
-                log(f"[adversary seed {s}] training {acfg.steps} steps against {host.name}")
-                mutants["adversary"], secs = train_adversary_run(acfg, host, states, htarget,
-                                                                 out / "adversary" / f"seed{s}" / "adversary.msgpack",
-                                                                 progress)
-                res["timings"]["adversary_s"][s] = _seconds(secs)
-                for name, mp in mutants.items():
-                    log(f"[invasion seed {s}] {name} mutant, {ccfg.invasion_steps} steps")
-                    res["invasion"].setdefault(name, {})[s] = cmp.run_invasion(host.params, mp, hcfg, grown, htarget,
-                                                                               ccfg, key)
+    from . import compare as cmp
 
+    ccfg = settings.comparison
+    tcfg = ccfg.train
+    with _timed(res["timings"], "evaluate_s"):
+        for (arm, s), (params, mcfg) in trained.items():
+            log(f"[{arm} seed {s}] evaluating ({ccfg.persist_steps} steps, regeneration, fitness maps)")
+            if arm in ("lineages", "baseline"):
+                from .training import training_seed
+
+                x0, ids0 = training_seed(replace(tcfg, model=mcfg), ccfg.lineages if arm == "lineages" else 1,
+                                         ccfg.seed_radius, ccfg.lineages)
+            else:
+                x0, ids0 = cmp.start_state("cooperative", ccfg, mcfg)
+            key = jax.random.fold_in(jax.random.key(s), EVAL_STREAM)
+            res["variants"].setdefault(arm, {})[s] = cmp.evaluate_variant(params, mcfg, x0, ids0, target, ccfg, key)
+
+
+def _credit(settings: SelfishSettings, log, res: dict, trained: dict, target) -> None:
+    """Selfish vs private-copy gradients of the selfish organism's cells (res["credit"])."""
+    from . import compare as cmp
+    from .credit import private_gap
+
+    ccfg = settings.comparison
+    seeds = list(settings.seeds)
+    with _timed(res["timings"], "credit_s"):
+        for s in seeds:
+            params, mcfg = trained["selfish", s]
+            p = jax.tree.map(lambda l: l[0], params)
+            x0, _ = cmp.start_state("cooperative", ccfg, mcfg)
+            log(f"[credit seed {s}] selfish vs private-copy gradients of {settings.credit_cells} cells")
+            key = jax.random.fold_in(jax.random.key(s), CREDIT_STREAM)
+            res["credit"][s] = private_gap(p, mcfg, x0, target, key, ccfg.eval_at, settings.credit_cells)
+
+
+def _invasion(settings: SelfishSettings, out: Path, progress: bool, log, res: dict, trained: dict, hosts: dict) -> None:
+    """Whole mutant rules (the host, perturbed, selfish, a trained adversary) planted in the
+    first host (res["invasion"])."""
+    from dataclasses import replace
+
+    from . import compare as cmp
+    from .invasion import perturb_params
+    from .lineages import pad_hidden
+
+    ccfg = settings.comparison
+    seeds = list(settings.seeds)
+    with _timed(res["timings"], "invasion_s"):
+        host = hosts[settings.hosts[0]]
+        htarget = jnp.asarray(host.target_image())
+        hcfg = host.model_config
+        res["timings"]["adversary_s"] = {}
+        for s in seeds:
+            key = jax.random.fold_in(jax.random.key(s), INVASION_STREAM)
+            grown = cmp.host_states(host.params, hcfg, host.grid_size, ccfg.host_grow, key, n=1)[0]
+            mutants = {"host": host.params,
+                       "perturbed": perturb_params(host.params, jax.random.fold_in(key, PERTURB_STREAM),
+                                                   ccfg.perturb_scale)}
+            sp, smcfg = trained["selfish", s]
+            if smcfg.channels == hcfg.channels and smcfg.hidden <= hcfg.hidden:
+                mutants["selfish"] = pad_hidden(jax.tree.map(lambda l: l[0], sp), hcfg.hidden)
+            acfg = replace(ccfg.adversary, seed=s)
+            states = cmp.host_states(host.params, hcfg, host.grid_size, ccfg.host_grow, key, n=4)
+            log(f"[adversary seed {s}] training {acfg.steps} steps against {host.name}")
+            mutants["adversary"], secs = train_adversary_run(acfg, host, states, htarget,
+                                                             out / "adversary" / f"seed{s}" / "adversary.msgpack",
+                                                             progress)
+            res["timings"]["adversary_s"][s] = _seconds(secs)
+            for name, mp in mutants.items():
+                log(f"[invasion seed {s}] {name} mutant, {ccfg.invasion_steps} steps")
+                res["invasion"].setdefault(name, {})[s] = cmp.run_invasion(host.params, mp, hcfg, grown, htarget,
+                                                                           ccfg, key)
+
+
+def _somatic(settings: SelfishSettings, log, res: dict, hosts: dict) -> None:
+    """Spontaneous cheaters and the mutant-invasion landscape in each host
+    (res["spontaneous"], res["landscape"])."""
+    from .experiments import landscape, spontaneous
+
+    seeds = list(settings.seeds)
     for name, host in hosts.items():
         htarget = jnp.asarray(host.target_image())
         if "spontaneous" in settings.experiments:
@@ -431,22 +483,27 @@ def run_all(settings: SelfishSettings, out: Path, progress: bool = True, log=Non
                 res["landscape"][name] = landscape(host.params, host.model_config, htarget, settings.experiment, seeds,
                                                    jax.random.key(LANDSCAPE_STREAM))
 
-    if "policing" in settings.experiments:
-        with _timed(res["timings"], "policing_s"):
-            pstates = {}
-            for arm, selfish in (("control", False), ("selfish", True)):
-                for s in seeds:
-                    cfg = replace(tcfg, train_steps=settings.policing_train_steps, seed=s)
-                    run_dir = out / "policing" / arm / f"seed{s}"
-                    log(f"[policing {arm} seed {s}] training {cfg.train_steps} steps -> {run_dir}")
-                    st, secs = train_somatic_run(cfg, replace(settings.game, selfish=selfish), run_dir, progress)
-                    pstates.setdefault(arm, []).append(st)
-                    res["timings"]["train_s"].setdefault(f"policing {arm}", {})[s] = _seconds(secs)
-            log("[policing] planting cheaters")
-            res["policing"] = policing_eval(pstates, tcfg.model, target, settings.game, settings.policing, seeds,
-                                            jax.random.key(POLICING_STREAM))
-    res["timings"]["total_s"] = _seconds(time.perf_counter() - t_start)
-    return res
+
+
+def _policing(settings: SelfishSettings, out: Path, progress: bool, log, res: dict, target) -> None:
+    """Organisms trained with vs without selfish clones, then the cheater assay (res["policing"])."""
+    from dataclasses import replace
+
+    tcfg = settings.comparison.train
+    seeds = list(settings.seeds)
+    with _timed(res["timings"], "policing_s"):
+        pstates = {}
+        for arm, selfish in (("control", False), ("selfish", True)):
+            for s in seeds:
+                cfg = replace(tcfg, train_steps=settings.policing_train_steps, seed=s)
+                run_dir = out / "policing" / arm / f"seed{s}"
+                log(f"[policing {arm} seed {s}] training {cfg.train_steps} steps -> {run_dir}")
+                st, secs = train_somatic_run(cfg, replace(settings.game, selfish=selfish), run_dir, progress)
+                pstates.setdefault(arm, []).append(st)
+                res["timings"]["train_s"].setdefault(f"policing {arm}", {})[s] = _seconds(secs)
+        log("[policing] planting cheaters")
+        res["policing"] = policing_eval(pstates, tcfg.model, target, settings.game, settings.policing, seeds,
+                                        jax.random.key(POLICING_STREAM))
 
 
 # Named PRNG streams of the pipeline (folded into jax.random.key(seed) or used as keys).

@@ -1,0 +1,115 @@
+"""Issue 25's house rules, checked on the code itself: every script is a thin shell
+(argparse -> settings -> library call -> write) of at most 60 code lines, and every report
+follows one contract (Settings -> run(settings) -> a typed Result -> write(result, out) ->
+summary_lines(result))."""
+
+import dataclasses
+import inspect
+import typing
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = sorted(p for p in (ROOT / "scripts").glob("*.py") if not p.name.startswith("_"))
+MAX_CODE_LINES = 60
+# Owned by another helper this round (issue 24's degradation report); the lead removes the
+# exemption when it is a shell too.
+NOT_YET = {"degradation_report.py"}
+REPORTS = ["damage_report", "development_report", "dynamics_report", "knockout_report", "pca_report",
+           "selfish_report"]
+
+
+def _report_module(name: str):
+    # Imported by name in the source (not built from a string), so that a regrouping of
+    # analysis/ into subpackages rewrites these imports with the rest.
+    from analysis import damage_report
+    from analysis import development_report
+    from analysis import dynamics_report
+    from analysis import knockout_report
+    from analysis import pca_report
+    from analysis import selfish_report
+
+    return {"damage_report": damage_report, "development_report": development_report,
+            "dynamics_report": dynamics_report, "knockout_report": knockout_report, "pca_report": pca_report,
+            "selfish_report": selfish_report}[name]
+
+
+def code_lines(text: str) -> int:
+    """Lines that are neither blank nor comments (docstrings count: they are code a reader reads)."""
+    return sum(1 for line in text.splitlines() if line.strip() and not line.strip().startswith("#"))
+
+
+def test_the_line_count_counts_code_and_docstrings_but_not_blanks_or_comments():
+    text = '"""Doc\nstring."""\n\nimport sys  # a comment\n    # only a comment\n\nx = 1\n'
+    assert code_lines(text) == 4  # planted: 2 docstring lines, 2 statements
+    assert code_lines("\n# one\n   \n") == 0  # planted negative: nothing to count
+
+
+@pytest.mark.parametrize("script", [p.name for p in SCRIPTS])
+def test_every_script_is_a_shell_of_at_most_60_code_lines(script):
+    n = code_lines((ROOT / "scripts" / script).read_text())
+    if script in NOT_YET:
+        pytest.skip(f"{script}: {n} code lines, another helper's file this round")
+    assert n <= MAX_CODE_LINES, f"scripts/{script} has {n} code lines; move its pipeline into the library"
+
+
+def test_a_long_script_would_be_caught():
+    long = '"""A script."""\n' + "".join(f"x{i} = {i}\n" for i in range(MAX_CODE_LINES))
+    assert code_lines(long) == MAX_CODE_LINES + 1 > MAX_CODE_LINES
+
+
+@pytest.mark.parametrize("name", REPORTS)
+def test_every_report_follows_settings_run_result_write_summary_lines(name):
+    m = _report_module(name)
+    for fn in ("run", "run_with_progress", "write", "summary_lines"):
+        assert callable(getattr(m, fn, None)), f"analysis.{name} has no {fn}"
+    hints = typing.get_type_hints(m.run)
+    settings, result = hints["settings"], hints["return"]
+    assert dataclasses.is_dataclass(settings) and settings.__dataclass_params__.frozen, f"{name}: frozen Settings"
+    assert dataclasses.is_dataclass(result), f"analysis.{name}.run returns {result}, not a typed result"
+    assert {"report", "figures"} <= {f.name for f in dataclasses.fields(result)}
+    assert typing.get_type_hints(m.run_with_progress)["return"] is result
+    assert typing.get_type_hints(m.write)["result"] is result
+    assert typing.get_type_hints(m.summary_lines)["result"] is result
+    assert list(inspect.signature(m.write).parameters)[:2] == ["result", "out"]
+
+
+def test_bad_settings_in_the_library_are_one_ncaerror_line():
+    """Issue 25: user-input errors in analysis/ are NCAError (one line from any script),
+    and the good values still pass (the planted negative)."""
+    import numpy as np
+
+    from analysis import axes, knockouts, null_battery, positional
+    from nca.errors import NCAError
+
+    with pytest.raises(NCAError, match="cut must be one of"):
+        knockouts.Assay(cut="diagonal")
+    assert knockouts.Assay(cut="left").cut == "left"
+    with pytest.raises(NCAError, match="no alive cells"):
+        axes.body_frame(np.zeros((8, 8)))
+    alpha = np.zeros((8, 8))
+    alpha[2:6, 3:5] = 1
+    assert axes.body_frame(alpha) is not None
+    with pytest.raises(NCAError, match="unknown field family"):
+        null_battery.draw_family(np.ones((6, 6), bool), "plaid", {}, 1, np.random.default_rng(0))
+    x = np.random.default_rng(0).standard_normal((20, 3))
+    with pytest.raises(NCAError, match="unknown probe"):
+        positional._fit_predict("forest", x, x[:, :1], x, positional.ProbeSettings())
+    assert positional._fit_predict("ridge", x, x[:, :1], x, positional.ProbeSettings()).shape[0] == 20
+
+
+def test_the_development_headline_skips_a_dose_whose_false_positive_rate_is_undefined():
+    """With 2 random directions the leave-one-out band holds one direction: its rate has no
+    value (mean None). The table said nothing and crashed (TypeError); it now averages the
+    defined rates only, and says "-" when none is."""
+    from analysis.development_report import headline
+
+    def rep(rates):
+        return {"steering": {"settings": {"doses": [0.0]}, "direction_names": ["random1", "random2"],
+                             "random_band": {m: {"lo": [0.0], "hi": [0.0]} for m in ("length", "shift_along")},
+                             "random_false_positives": {"length": rates}}}
+
+    row = lambda rates: [r for r in headline(rep(rates))[1] if r[0].startswith("random directions called")][0][1]  # noqa: E731
+    assert row([None, {"mean": None, "n": 0}]) == "-"  # planted: nothing defined
+    assert row([{"mean": 0.5, "n": 2}, {"mean": None, "n": 0}, {"mean": 0.25, "n": 2}]) == "0.38 (n = 2 per dose)"

@@ -160,7 +160,7 @@ def test_mean_interval_is_the_student_t_interval_and_covers_95_percent():
 def test_summary_lines_list_a_steps_components_by_their_share_of_that_step():
     """Issue 25: the pooled PCA's order is not the order of a single step's shares; the
     console printed "PC3 7.2 % / PC4 7.5 %". Planted: PC4 has the larger share at step 200."""
-    from analysis.pca_report import summary_lines
+    from analysis.pca_report import PCAReportResult, summary_lines
 
     def comp(i, share):
         return {"index": i, "explained_variance_ratio": share, "kind": "none", "association": 0.1,
@@ -169,7 +169,7 @@ def test_summary_lines_list_a_steps_components_by_their_share_of_that_step():
     rep = {"model": "m", "replicates": 2, "pooled": True,
            "steps": [{"step": 200, "body_axis_deg": 0.0,
                       "components": [comp(0, 0.40), comp(1, 0.20), comp(2, 0.072), comp(3, 0.075)]}]}
-    lines = summary_lines(rep)
+    lines = summary_lines(PCAReportResult(None, rep))
     shares = [float(line.split("%")[0].split()[-1]) for line in lines[1:]]
     assert shares == sorted(shares, reverse=True) == [40.0, 20.0, 7.5, 7.2]
     assert [line.split()[0] for line in lines[1:]] == ["PC1", "PC2", "PC4", "PC3"]  # the report's names kept

@@ -166,12 +166,43 @@ def initialize(cluster: Cluster) -> Job:
     except (ValueError, TypeError, RuntimeError) as e:  # JAX's own argument checks, a second call
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise NCAError(f"cannot join the job: {first}") from None
+    if cluster.coordinator is not None and cluster.process_id != 0:
+        import atexit
+
+        atexit.register(_leave_quietly_if_refused)  # registered after JAX's clean-up, so run before it
     job = Job(jax.process_index(), jax.process_count())
     if cluster.num_processes is not None and cluster.num_processes != job.count:
         # the job's size is process 0's: it started the coordination service
         raise NCAError(f"this process was started with --num-processes {cluster.num_processes}, but the job "
                        f"process 0 started has {job.count} processes; give every process the same count")
     return job
+
+
+_REFUSED = False  # set when this process refuses the job (``agree``)
+
+
+def _refused() -> None:
+    global _REFUSED
+    _REFUSED = True
+
+
+def _leave_quietly_if_refused() -> None:
+    """At exit of a process that refused the job (``agree``: its one-line error is out): end
+    it now, with the CLI's exit status for bad input (2), before JAX's exit hook sends the
+    coordination service a shutdown that cannot succeed -- the other processes are refusing
+    the same job and leaving, and a failed shutdown aborts the process (SIGABRT and a C++
+    stack after our line). Otherwise the normal shutdown runs."""
+    if not _REFUSED:
+        return
+    import os
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(2)
 
 
 def shutdown() -> None:
@@ -219,6 +250,7 @@ def agree(job: Job, name: str, value, timeout_s: float = 120, names_of=lambda p:
                 else []
             what = "; ".join(f"{k}: {_short(json.dumps(a.get(k)))} there, {_short(json.dumps(b.get(k)))} here"
                              for k in keys) or f"{_short(theirs)} there, {_short(mine)} here"
+            _refused()
             raise NCAError(f"process {p} was started with another {name} than process {job.index} ({what}); "
                            "start every process with the same arguments")
 

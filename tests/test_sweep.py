@@ -2,7 +2,9 @@
 
 A grid expands to configs x seeds with stable names; runs that differ only in seed, target,
 lr and fire rate train as one vmapped program (per-model targets and hyperparameters) and
-equal the same runs trained as plain populations or alone, in one process or two; the scores find a body where there is one (a published model) and none
+equal the same runs trained as plain populations or alone, in one process or two; two
+processes given different sweeps, or a second sweep into a held folder, are refused in one
+line before anything is written; the scores find a body where there is one (a published model) and none
 where there is none (an untrained model scores the empty grid's loss); the table's
 intervals are over seeds.
 """
@@ -210,6 +212,26 @@ def test_a_results_folder_with_foreign_files_is_refused_before_scoring(tmp_path,
     assert sorted(p.name for p in results.iterdir()) == ["thesis.tex"]
 
 
+def launch_sweep(args, pid: int, port: int):
+    args = [*args, "--coordinator", f"localhost:{port}", "--num-processes", "2", "--process-id", str(pid),
+            "--heartbeat-timeout", "5", "--init-timeout", "120", "--quiet"]
+    return subprocess.Popen([sys.executable, "scripts/sweep.py", *map(str, args)], cwd=Path(__file__).resolve().parents[1],
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_two_processes_given_different_sweeps_for_one_folder_are_refused_before_writing(tmp_path):
+    out, port = tmp_path / "sw", free_port()
+    common = ["--out", out, "--preset", "tiny", "--train-steps", "2", "--seeds", "0"]
+    procs = [launch_sweep([*common, "--vary", vary], i, port) for i, vary in enumerate(("lr=1e-3,2e-3", "lr=1e-3,3e-3"))]
+    for i, p in enumerate(procs):
+        rc, _, err = finish(p, timeout=240)
+        lines = error_lines(err)
+        assert rc == 2 and "Traceback" not in err and len(lines) == 1, err[-3000:]
+        assert f"process {1 - i} was started with another job than process {i}" in lines[0], lines
+    assert not (out / "job.json").exists() and not list(out.glob("*/seed_0/config.json"))
+
+
 def test_two_processes_train_the_lr_and_fire_rate_sweep_like_one(tmp_path, hyper_sweep):
     sweep, ref, _, _ = hyper_sweep
     names, _, _ = expand(sweep)
@@ -218,11 +240,8 @@ def test_two_processes_train_the_lr_and_fire_rate_sweep_like_one(tmp_path, hyper
     out, port = tmp_path / "sw", free_port()
     args = ["--out", out, "--preset", "tiny", "--configs", configs, "--seeds", "5", "--train-steps", "3",
             "--checkpoint-every", "3", "--keep-checkpoints", "none", "--grow-steps", "2", "--persist-steps", "1",
-            "--regrow-steps", "1", "--replicates", "2", "--coordinator", f"localhost:{port}",
-            "--num-processes", "2", "--heartbeat-timeout", "5", "--init-timeout", "120", "--quiet"]
-    procs = [subprocess.Popen([sys.executable, "scripts/sweep.py", *map(str, args), "--process-id", str(i)],
-                              cwd=Path(__file__).resolve().parents[1], env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
+            "--regrow-steps", "1", "--replicates", "2"]
+    procs = [launch_sweep(args, i, port) for i in (0, 1)]
     for p in procs:
         rc, _, err = finish(p)
         assert rc == 0 and not error_lines(err), err[-3000:]

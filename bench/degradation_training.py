@@ -17,7 +17,9 @@
    mean with a 95 % t interval over its models (``analysis.stats.mean_ci``, n = models) and
    the difference regenerating - growing with a Welch t interval. A model that does not grow
    is excluded and named (the error line). Each model's curves are kept in
-   OUT.degradation/<experiment>_seed_<s>.json and reused when the settings match.
+   OUT.degradation/<experiment>_seed_<s>_step<N>.json and reused when the settings match.
+   --at-step N analyses the kept checkpoint of step N of every run (``nca.load_model``'s
+   ``RUN@step=N``) instead of the final params.
 
 Spread out = a larger error k50 (more parts lost at random before the body fails), a smaller
 error AUC, a smaller gap. Progress and CPU time go to stderr; --json prints one object.
@@ -111,8 +113,13 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", default="0,1,2,3", help="training seeds per experiment")
     ap.add_argument("--steps", type=int, default=400, help="training steps (the quick preset's 1500 reduced)")
     ap.add_argument("--draws", type=int, default=4, help="random orders per curve")
+    ap.add_argument("--conditions", default="growth,persistence,regeneration", help="the curves' conditions")
+    ap.add_argument("--no-attack", action="store_true", help="error order only (no single removals: ~4x cheaper)")
+    ap.add_argument("--experiments", default=",".join(EXPERIMENTS), help="analyse only these (with --no-train)")
     ap.add_argument("--json", action="store_true", help="one JSON object on stdout")
     ap.add_argument("--no-train", action="store_true", help="analyse the runs that exist; train nothing")
+    ap.add_argument("--at-step", type=int, default=None, metavar="N",
+                    help="analyse every run's kept checkpoint of step N (default: the final params, step --steps)")
     a = ap.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from nca.parallel import use_cpu_cores
@@ -136,19 +143,23 @@ def main(argv=None) -> int:
         train_runs(cfgs, out, names, progress=True, log=lambda m: print(m, file=sys.stderr, flush=True))
     t_train = (time.time() - w0, time.process_time() - c0)
     print(f"trained: {t_train[0]:.0f} s wall, {t_train[1]:.0f} s CPU", file=sys.stderr, flush=True)
-    s = D.DegradationSettings(parts=("units", "cells"), modes=("zero",), draws=a.draws, greedy=False)
+    s = D.DegradationSettings(parts=("units", "cells"), modes=("zero",), draws=a.draws, greedy=False,
+                              attack=not a.no_attack, conditions=tuple(a.conditions.split(",")))
     per_model, excluded, fit = {e: [] for e in EXPERIMENTS}, [], {}
     cache_dir = Path(str(out) + ".degradation")
     cache_dir.mkdir(exist_ok=True)
     settings = json.loads(json.dumps(s.__dict__))
-    for name in names:
-        if last_step(out / name) != a.steps:  # absent, or still training: never analyse a model half-way
-            excluded.append(f"{name}: not trained to step {a.steps} (at {last_step(out / name)})")
+    for name in [n for n in names if n.split("/")[0] in a.experiments.split(",")]:
+        at = a.at_step or a.steps
+        ready = (out / name / "checkpoints" / f"step_{at:06d}.msgpack").exists() if a.at_step else \
+            last_step(out / name) == a.steps
+        if not ready:  # absent, or still training: never analyse a model half-way
+            excluded.append(f"{name}: no params of step {at} (trained to {last_step(out / name)})")
             continue
-        cache = cache_dir / (name.replace("/", "_") + ".json")
+        cache = cache_dir / (name.replace("/", "_") + f"_step{at}.json")
         got = json.loads(cache.read_text()) if cache.exists() else None
         if got is None or got["settings"] != settings:
-            model = nca.load_model(out / name)
+            model = nca.load_model(f"{out / name}@step={at}" if a.at_step else out / name)
             got = {"settings": settings, "fit": intact_fit(model, s)}
             try:
                 got["curves"] = D.run_model(model, s)["curves"]
@@ -163,7 +174,7 @@ def main(argv=None) -> int:
         print(f"{name}: {time.time() - w0:.0f} s wall, {time.process_time() - c0:.0f} s CPU", file=sys.stderr,
               flush=True)
     res = {"command": "python bench/degradation_training.py " + " ".join(argv), "seeds": seeds,
-           "train_steps": a.steps, "trained_here": trained_here,
+           "train_steps": a.steps, "analysed_step": a.at_step or a.steps, "trained_here": trained_here,
            "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.__dict__.items()},
            "n_models": {e: len(v) for e, v in per_model.items()}, "excluded": excluded,
            "intact_fit": fit,

@@ -237,8 +237,6 @@ def run_model(model, s: AtlasSettings, progress=None) -> dict:
     nh = A.nhood_enrichment(lab[m0], W, s.permutations, np.random.default_rng(s.seed + 2))
 
     # -- time: diffusion pseudotime from the seed cell, per replicate
-    from .axes import rankdata  # noqa: F401  (spearman's ranks)
-
     rhos, rho_age, pt_example = [], [], None
     for b in range(s.replicates):
         al = states[:, b, ..., 3] > cfg.alive_threshold  # [T, H, W]

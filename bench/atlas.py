@@ -29,7 +29,7 @@ def planted(n: int = 100) -> dict:
     * Moran's I permutation test (99 permutations, one-sided p < 0.05) on a 20 x 20 grid:
       iid N(0, 1) values (no autocorrelation) and a left-right ramp with noise sd 4x its step;
     * "beyond the null" of the types (the modularity's permutation p over 19 channel-shuffled
-      draws < 0.05, as the report): one Gaussian population of 300 cells x 16 channels (no types) and 3 planted
+      draws <= 0.05, as the report): one Gaussian population of 300 cells x 16 channels (no types) and 3 planted
       types 2 sd apart.
     -> {test: {case: {hits, n, rate (Wilson)}}}."""
     import numpy as np
@@ -50,7 +50,7 @@ def planted(n: int = 100) -> dict:
                          + rng.normal(0, 1, (300, 16)))):
             q = A.leiden(A.zscore(X), seed=seed)[1]
             nulls = [A.leiden(A.zscore(A.shuffle_channels(X, rng)), seed=seed)[1] for _ in range(19)]
-            types[case].append(bool((1 + sum(x >= q for x in nulls)) / 20 < 0.05))
+            types[case].append(bool((1 + sum(x >= q for x in nulls)) / 20 <= 0.05))
     rate = lambda h: {"hits": int(sum(h)), "n": len(h), "rate": proportion_ci(h)}  # noqa: E731
     return {"moran": {k: rate(v) for k, v in moran.items()}, "beyond_null": {k: rate(v) for k, v in types.items()}}
 

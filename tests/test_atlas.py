@@ -205,6 +205,7 @@ def test_the_report_runs_on_a_grown_lizard_and_is_json(lizard, tmp_path):
     r = res.report["results"][0]
     assert r["types"]["n_types"] >= 2 and r["types"]["replicate_ari"]["n"] == 1
     assert r["null_shuffled"]["modularity"]["n"] == 3 and r["null_shuffled"]["full_draws"] == 2
+    assert r["types"]["beyond_null"] == (r["types"]["modularity_p"] <= 0.05) and "modularity_z" in r["types"]
     assert r["types"]["modularity_p"] in (0.25, 0.5, 0.75, 1.0)
     assert len(r["moran"]["I"]) == 16 and r["pseudotime"]["spearman"]["n"] == 2
     d = r["derivation"]

@@ -214,6 +214,7 @@ def run(settings: FeaturesSettings, progress=None, model=None, t_start: float | 
               "reconstruction": {"model": scores, "untrained": untrained},
               "features": feats, "order_by_effect": order,
               "specific": {"count": int(sum(f["specific"] for f in feats)),
+                           "below_control": int(sum(f["excess"]["hi"] is not None and f["excess"]["hi"] < 0 for f in feats)),
                            "rate": proportion_ci([f["specific"] for f in feats]),
                            "rate_among_live": proportion_ci([f["specific"] for f, ok in zip(feats, live) if ok])},
               "standardiser": {"mean": stand.mean.tolist(), "scale": stand.scale},
@@ -356,7 +357,7 @@ def summary_lines(result: FeaturesResult) -> list[str]:
                      f"({sc['n_train_cells']} train / {sc['n_test_cells']} held-out cells)")
     sp = rep["specific"]
     lines.append(f"specific features (effect above the norm-matched random direction): {sp['count']} of "
-                 f"{len(rep['features'])}, rate {fmt_ci(sp['rate'])}")
+                 f"{len(rep['features'])}, rate {fmt_ci(sp['rate'])}; below it: {sp['below_control']}")
     top = rep["order_by_effect"][:3]
     lines.append("largest effects: " + "; ".join(
         f"F{i} {fmt_ci(rep['features'][i]['effect'], 3)} vs random {fmt_ci(rep['features'][i]['control'], 3)}"

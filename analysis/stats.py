@@ -22,7 +22,7 @@ from scipy import special  # not scipy.stats: its import costs a report's start 
 
 # The one home of the reports' intervals (issue 25): t (mean_ci), Wilson (proportion_ci),
 # Clopper-Pearson (binomial_interval), bootstrap; pca_report.mean_interval and
-# analysis.positional.interval delegate here. nca.selfish.experiments.interval and
+# analysis.development.positional.interval delegate here. nca.selfish.experiments.interval and
 # proportion_interval remain (nca may not import analysis: layers point down).
 # special.stdtrit(df, q) and special.ndtri(q) are what scipy.stats.t.ppf and norm.ppf evaluate
 # (the same bits: checked for df 1..198 and q in 0.9, 0.95, 0.975, 0.995).

@@ -34,7 +34,7 @@ def planted(n: int = 100) -> dict:
     -> {test: {case: {hits, n, rate (Wilson)}}}."""
     import numpy as np
 
-    from analysis import atlas as A
+    from analysis.representation import atlas as A
     from analysis.stats import proportion_ci
 
     r, c = np.divmod(np.arange(400), 20)

@@ -61,7 +61,7 @@ def numerics(drv, page, model, size, steps, every=10) -> dict:
     import numpy as np
 
     import nca
-    from analysis import viewer_browser as vb
+    from analysis.viewer import browser as vb
 
     vb.open_page(drv, page)
     out = {}
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     a = parse_args(argv)
     import nca
     from analysis import viewer as V
-    from analysis import viewer_browser as vb
+    from analysis.viewer import browser as vb
     from nca.errors import NCAError
 
     _, _, why = vb.find_browser()

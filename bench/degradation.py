@@ -26,13 +26,13 @@ from pathlib import Path
 
 def planted(n_seeds: int = 200, replicates: int = 5, draws: int = 8, parts: int = 32, sd: float = 0.02) -> dict:
     """False-positive rate and power of the attack - error gap on planted rules, the same
-    code as the CA (``analysis.degradation.degradation_curves``): "additive" (each part an
+    code as the CA (``analysis.causal.degradation.degradation_curves``): "additive" (each part an
     equal share, effect = k / n: no true gap) and "brittle" (one part carries it: a true
     gap), effects plus N(0, sd) noise per rollout and replicate. A hit = the gap's 95 % t
     interval (n = replicates) excludes 0. -> {rule: {hits, n, rate (Wilson interval)}}."""
     import numpy as np
 
-    from analysis import degradation as D
+    from analysis.causal import degradation as D
     from analysis.stats import proportion_ci
 
     ks = (0, 1, 2, 4, 8, 16, 24, 28, 29, 30, 31, 32)

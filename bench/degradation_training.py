@@ -10,7 +10,7 @@
    over the CPU cores). A folder whose OUT/summary.csv exists is not trained again: its
    runs are analysed (so a crashed analysis can be rerun). --no-train analyses the runs
    that exist (e.g. one experiment's, while the other still trains).
-2. Runs the degradation curves (``analysis.degradation.run_model``, one setting for every
+2. Runs the degradation curves (``analysis.causal.degradation.run_model``, one setting for every
    model: units and living cells, zeroing, growth/persistence/regeneration, error and attack
    orders, --draws random orders, 2 replicates) on each model.
 3. Prints, per curve and summary (error AUC, error k50, gap attack - error), each group's
@@ -96,7 +96,7 @@ def intact_fit(model, s) -> float:
     import jax
     import numpy as np
 
-    from analysis.knockouts import empty_loss, target_on_grid
+    from analysis.causal.knockouts import empty_loss, target_on_grid
     from analysis.rollouts import grow_states
     from nca.model import to_rgba
     from nca.train import per_sample_loss
@@ -126,7 +126,7 @@ def main(argv=None) -> int:
 
     use_cpu_cores()  # before JAX starts: the seeds of one experiment split over the cores
     import nca
-    from analysis import degradation as D
+    from analysis.causal import degradation as D
     from analysis.stats import fmt_ci
     from nca.checkpoint import atomic_write_bytes
     from nca.config import preset

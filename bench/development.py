@@ -7,12 +7,12 @@
     python bench/development.py --only placement --models distill:lizard/growing distill:lizard/persistent \
         distill:lizard/regenerating --out placement.json
 
-- positional: ``analysis.positional.run_positional`` on ``distill:lizard/regenerating``,
+- positional: ``analysis.development.positional.run_positional`` on ``distill:lizard/regenerating``,
   200 development steps from the seed, every 10th analysed (20 steps), 5 replicates,
   hidden channels: ridge + kNN probes with shuffled controls at every step and the
   per-channel / per-PC information at the last. Wall clock, compilation included (a user
   runs it once). Target (issue 15): under 60 s on 2 cores.
-- placement: ``analysis.positional.positional_by_placement`` (issue 23: probes on held-out
+- placement: ``analysis.development.positional.positional_by_placement`` (issue 23: probes on held-out
   placements with the fixed-random-field nulls, sigma_x) on each model, with the CPU time,
   and per measure the mean and 95 % t-interval over the models (independently trained:
   the claim is about models); ``--out`` writes every model's full result too.
@@ -52,7 +52,7 @@ def bench_positional() -> dict:
     import jax
 
     import nca
-    from analysis import positional as P
+    from analysis.development import positional as P
 
     model = nca.load_model("distill:lizard/regenerating")
     settings = P.PositionalSettings(steps=200, every=10, replicates=5)
@@ -69,7 +69,7 @@ def bench_placement(models: list[str], steps: int = 200, diagonal: bool = False)
     import jax
 
     import nca
-    from analysis import positional as P
+    from analysis.development import positional as P
     from analysis.stats import mean_ci
 
     settings = P.PlacementSettings(steps=steps, **({"placements": P.DIAGONAL_PLACEMENTS} if diagonal else {}))
@@ -104,7 +104,7 @@ def bench_controls(draws: int = 20) -> dict:
     import jax
     import numpy as np
 
-    from analysis import positional as P
+    from analysis.development import positional as P
     from analysis.stats import proportion_ci
 
     sys.path.insert(0, str(ROOT / "tests"))
@@ -161,7 +161,7 @@ def main(argv=None) -> int:
     ap.add_argument("--models", nargs="+", default=["distill:lizard/regenerating"],
                     help="models for the placement measurement")
     ap.add_argument("--diagonal", action="store_true",
-                    help="placement: the non-lattice rotations (analysis.positional.DIAGONAL_PLACEMENTS)")
+                    help="placement: the non-lattice rotations (analysis.development.positional.DIAGONAL_PLACEMENTS)")
     ap.add_argument("--draws", type=int, default=20, help="planted draws of the controls measurement")
     ap.add_argument("--out", default=None, help="write the placement measurement's JSON here")
     ap.add_argument("--runs", nargs="+", default=[], help="run directories for the dynamics timing")

@@ -18,7 +18,7 @@ seconds and the ratio new/old of the medians. The brief: under 20 s on an idle 2
 
 battery (issue 23, item 3): on the published regenerating lizard's own body (step 200, first
 rollout; the audit's body):
-- false positives: ``--draws`` fields of each family of ``analysis.null_battery.FAMILIES``
+- false positives: ``--draws`` fields of each family of ``analysis.representation.null_battery.FAMILIES``
   (Matérn nu 0.5 / 1.5 / 2.5 at lengths 3-40 cells, two-scale mixtures, anisotropic fields:
   none is what the null is built from, none has an axis); the rate of p < 0.05 of each of the
   four tests (any direction, radial, along and across the body's long axis), one body and one
@@ -102,8 +102,8 @@ def _old_null(commit: str):
     """The null module as it was at ``commit`` (for before/after rates on the same fields)."""
     import importlib.util
 
-    src = subprocess.run(["git", "show", f"{commit}:analysis/axis_null.py"], cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout.replace("from .axes import", "from analysis.axes import")
+    src = subprocess.run(["git", "show", f"{commit}:analysis/representation/axis_null.py"], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout.replace("from .axes import", "from analysis.representation.axes import")
     path = Path(tempfile.mkdtemp()) / "old_axis_null.py"
     path.write_text(src)
     spec = importlib.util.spec_from_file_location("old_axis_null", path)
@@ -130,9 +130,9 @@ def battery(draws: int, n_power: int, stts: list[float], seed: int, model: str, 
     import numpy as np
 
     import nca
-    from analysis.axes import body_frame, direction_vector, view_coords
-    from analysis.axis_null import BodyNull, NullSettings
-    from analysis.null_battery import FAMILIES, draw_family, planted_ramp
+    from analysis.representation.axes import body_frame, direction_vector, view_coords
+    from analysis.representation.axis_null import BodyNull, NullSettings
+    from analysis.representation.null_battery import FAMILIES, draw_family, planted_ramp
     from analysis.stats import binomial_interval
     from analysis.rollouts import grow_states
 
@@ -221,10 +221,10 @@ def models_agreement(paths: list[str], step: int, replicates: int, seed: int, co
     import numpy as np
 
     import nca
-    from analysis.axes import direction_vector, spearman, view_coords
-    from analysis.axis_null import KindRule, NullSettings, agreed_kind
-    from analysis.pca import fit_cell_pca, pc_maps, state_features
-    from analysis.pca_report import _body_tests
+    from analysis.representation.axes import direction_vector, spearman, view_coords
+    from analysis.representation.axis_null import KindRule, NullSettings, agreed_kind
+    from analysis.representation.pca import fit_cell_pca, pc_maps, state_features
+    from analysis.reports.pca import _body_tests
     from analysis.rollouts import grow_states
     from analysis.stats import mean_ci, proportion_ci
 

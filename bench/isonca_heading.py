@@ -2,7 +2,7 @@
 
 Grows the isotropic NCA demo model (nca/assets/isonca, a rotation-invariant rule on a hex
 grid from a symmetric one-cell seed) with N independent replicates (one batched rollout: each draws its own fire masks), and measures the
-body's pose (analysis.pose.match_pose against the Noto lizard target, 5-degree steps, both
+body's pose (analysis.representation.pose.match_pose against the Noto lizard target, 5-degree steps, both
 reflections) every ``every`` steps. Reports: the final head angles, their uniformity
 (Rayleigh test on the angles, and on 6 x the angles: a preference for the hex lattice's 6
 axes), the chirality split (Wilson interval), and when the direction is settled (the first
@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 import nca
-from analysis.pose import match_pose
+from analysis.representation.pose import match_pose
 from analysis.stats import bootstrap_ci, proportion_ci
 from nca.formats.isonca import body_center, hex_to_square, read_isonca
 from nca.rng import stream

@@ -3,7 +3,7 @@ backup flags, and the repair scores of the two planted rules at the report's hor
 
     python bench/knockout_controls.py --keys 20 > controls.json
 
-* **Backups** (``analysis.knockouts.redundancy``): the colour-backup rule of
+* **Backups** (``analysis.causal.knockouts.redundancy``): the colour-backup rule of
   tests/test_knockouts.py (c4 OR c5 licenses R; c6 -> G and c7 -> B independently), run at
   fire rate 0.5 (so replicates differ) with ``--keys`` independent keys of ``--replicates``
   replicates each, and the colour value ``--colour`` set so the function's share of the body
@@ -11,7 +11,7 @@ backup flags, and the repair scores of the two planted rules at the report's hor
   flagged; false-positive rate: flagged pairs among the other 5 pairs (the additive 6+7, the
   pairs where one single does it all, unread-free pairs), each with its Wilson interval;
   for buffering and for the old scaled-epistasis rule.
-* **Repair** (``analysis.repair``): the mediation rule (no compensation; the channel drives a
+* **Repair** (``analysis.causal.repair``): the mediation rule (no compensation; the channel drives a
   second output through c5), the passive copying channel, erasure, relaxation and the twin
   integral controllers (with and without the twin's feedback) of tests/test_repair.py, at the
   horizons ``--horizons``, under both direct definitions (deterministic: fire rate 1).
@@ -43,8 +43,8 @@ def main(argv=None) -> int:
     import test_knockouts as TK  # the planted rules, exactly as tested
     import test_repair as TR
 
-    from analysis import knockouts as K
-    from analysis.repair import RepairSettings, repair_curves
+    from analysis.causal import knockouts as K
+    from analysis.causal.repair import RepairSettings, repair_curves
     from analysis.stats import proportion_ci
     from nca.model import ModelConfig
     from nca.rng import stream

@@ -4,7 +4,7 @@ CPU cores), and print what it found.
     python bench/knockouts.py                               # distill:lizard/regenerating
     python bench/knockouts.py distill:lizard/persistent --replicates 5 --json
 
-What is timed: ``analysis.knockouts.unit_atlas`` as ``scripts/knockout_report.py`` runs it:
+What is timed: ``analysis.causal.knockouts.unit_atlas`` as ``scripts/knockout_report.py`` runs it:
 the grown start (growth condition: from the seed, ``--steps`` steps), the 128 single unit
 knockouts, the ``--max-pairs`` pairs with the most alike output weights and ``--random-pairs``
 drawn uniformly from the other pairs of the 128 units (8128 in all), then all small units at once,
@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     import numpy as np
 
     import nca
-    from analysis import knockouts as K
+    from analysis.causal import knockouts as K
 
     m = nca.load_model(a.model)
     cfg = m.model_config

@@ -35,7 +35,7 @@ THRESHOLD = 0.02
 def planted(n: int) -> dict:
     import numpy as np
 
-    from analysis import sparse_features as S
+    from analysis.representation import sparse_features as S
     from analysis.stats import proportion_ci
 
     cfg = S.SAEConfig(n_features=8, k=2, steps=600, batch=256, lr=1e-2)

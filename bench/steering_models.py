@@ -3,8 +3,8 @@ outside the norm-matched random band in every model, or only in one?
 
     python bench/steering_models.py /work/runs/q_regenerating/seed_* --out /tmp/steer_models.json
 
-Runs ``analysis.steering.run_steering`` on each run directory (same settings and seed for
-each), then ``analysis.steering.across_models`` per read-out: the z of each direction
+Runs ``analysis.causal.steering.run_steering`` on each run directory (same settings and seed for
+each), then ``analysis.causal.steering.across_models`` per read-out: the z of each direction
 against its own model's random band and the fraction of models where it is outside, with
 95 % intervals over the models (n = models). Writes the JSON to --out, progress and CPU time
 to stderr.
@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     import jax
 
     import nca
-    from analysis import steering as S
+    from analysis.causal import steering as S
     from nca.checkpoint import atomic_write_bytes
 
     st = S.SteeringSettings(steps=a.steps, replicates=a.replicates, n_random=a.n_random,

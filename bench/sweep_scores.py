@@ -1,4 +1,4 @@
-"""Validate the sweep table's scores (analysis/sweep_report.py) on models whose behaviour
+"""Validate the sweep table's scores (analysis/reports/sweep.py) on models whose behaviour
 the article states, and on a model with nothing to find.
 
     python bench/sweep_scores.py --out docs/validation/sweep_scores.json   # ~5-10 min on 2 cores
@@ -32,7 +32,7 @@ def main() -> int:
     import numpy as np
 
     import nca
-    from analysis.sweep_report import ScoreSettings, score_model
+    from analysis.reports.sweep import ScoreSettings, score_model
     from analysis.stats import mean_ci
     from nca.model import init_params
 

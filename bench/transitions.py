@@ -1,4 +1,4 @@
-"""Calibration of ``analysis.dynamics.detect_transitions`` (issue 23): false detections on
+"""Calibration of ``analysis.development.dynamics.detect_transitions`` (issue 23): false detections on
 smooth loss curves, power and interval coverage on planted sharp steps, at the noise of a
 real quick-preset run; and the detector on real runs, at each threshold.
 
@@ -6,7 +6,7 @@ real quick-preset run; and the detector on real runs, at each threshold.
     python bench/transitions.py --n 100 --runs /work/runs/q_growing/seed_* /work/runs/q_regenerating/seed_*
     python bench/transitions.py --n 0 --runs RUN ...              # real runs only (noise + detections)
 
-Planted curves (``analysis.loss_curves``): 1500 training steps, each of the smooth families
+Planted curves (``analysis.development.loss_curves``): 1500 training steps, each of the smooth families
 (exponential, exponential to a floor, power law, power law to a floor, a gradual logistic
 decline whose 10-90 % span is 300 steps) ``--n`` times under two noise models: ``quick``
 (``QUICK_NOISE``: what the quick-preset runs show, heavy-tailed, nearly white) and
@@ -54,8 +54,8 @@ def exact_ci(k: int, n: int) -> list[float]:
 
 
 def smooth_families(n: int, steps: int, noise_name: str) -> dict:
-    from analysis import dynamics as Dy
-    from analysis import loss_curves as LC
+    from analysis.development import dynamics as Dy
+    from analysis.development import loss_curves as LC
 
     t = np.arange(1, steps + 1.0)
     model = LC.QUICK_NOISE if NOISES[noise_name] is None else LC.NoiseModel(**NOISES[noise_name])
@@ -79,8 +79,8 @@ def smooth_families(n: int, steps: int, noise_name: str) -> dict:
 
 
 def planted_steps(n: int, steps: int) -> dict:
-    from analysis import dynamics as Dy
-    from analysis import loss_curves as LC
+    from analysis.development import dynamics as Dy
+    from analysis.development import loss_curves as LC
 
     t = np.arange(1, steps + 1.0)
     rows = []
@@ -118,9 +118,9 @@ def planted_steps(n: int, steps: int) -> dict:
 
 
 def real_runs(runs: list[str]) -> dict:
-    from analysis import dynamics as Dy
-    from analysis import loss_curves as LC
-    from analysis.dynamics_report import lr_changes, read_metrics
+    from analysis.development import dynamics as Dy
+    from analysis.development import loss_curves as LC
+    from analysis.reports.dynamics import lr_changes, read_metrics
 
     out = {}
     for run in runs:

@@ -465,7 +465,7 @@ def export(anim: Animation, out: str | Path, progress=None, command: str | None 
     progress: optional ``(description, total_steps) -> bar`` with ``update(n)`` and
     ``close()`` (a tqdm), called once per pass over the rollout. panel_context: extra
     entries for the panel factories (``nca.render.make_panels``), e.g. a PCA fitted
-    elsewhere (``analysis.panels.fitted``); their names are recorded in the sidecar.
+    elsewhere (``analysis.representation.panels.fitted``); their names are recorded in the sidecar.
     """
     anim.validate()
     out = Path(out)

@@ -67,7 +67,7 @@ def main(a, argv: list[str]) -> int:
     recorded in <out>.json); -> the exit code."""
     from tqdm import tqdm
 
-    from analysis.panels import register as register_pc_panels
+    from analysis.representation.panels import register as register_pc_panels
 
     from .animate import export, sidecar_path
 

@@ -314,7 +314,7 @@ def grow(
     x0: start state ``[..., H, W, C]`` (default: the seed on a ``size`` grid, default the
     training grid; ``batch`` seeds if given). hooks: ``{point: fn(value, t) -> value}`` (or
     a tuple of pairs) at points of ``nca.model.HOOK_POINTS``. A ``nca.hooks.Hook`` (what
-    ``analysis.interventions`` builds) is traced: another hook of the same kind with new
+    ``analysis.causal.interventions`` builds) is traced: another hook of the same kind with new
     arrays of the same shapes reuses the compiled program. A plain function is compared by
     identity: each new one (a new closure, a new lambda) compiles a new program.
     """

@@ -4,7 +4,7 @@
   drawn on device inside the jitted training step (``nca.train.sample_batch``) and by the
   analyses that damage as training did.
 - ``Disc`` and ``Cut``: damage *events* at a step, for animations (``nca.animate``) and
-  assays (``analysis.damage_assays``, ``knockouts``, ``dynamics``). ``Cut`` is the
+  assays (``analysis.development.damage_assays``, ``knockouts``, ``dynamics``). ``Cut`` is the
   article's regeneration cuts (``CUTS``). ``parse_damage`` / ``parse_cut`` read their
   ``STEP:...`` text forms; ``damage_mask`` is the union of several events.
 

@@ -361,7 +361,7 @@ def step(
     hooks: optional ``{point: fn(value, t) -> value}`` applied at the points in
     ``HOOK_POINTS`` ("state" is the incoming state, before the alive mask is taken;
     "alive" is the life mask [..., 1] (float 0/1) applied at the end of the step, e.g.
-    frozen at a clean run's values to measure a direct effect, ``analysis.repair``).
+    frozen at a clean run's values to measure a direct effect, ``analysis.causal.repair``).
     """
     t = jnp.asarray(t, jnp.int32)
     check_hooks(hooks)

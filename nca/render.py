@@ -135,7 +135,7 @@ class ChannelPanel:
 # Panel kinds the CLI knows by name: ``--panels rgba,4,5``. An integer is a ChannelPanel of
 # that state channel. Factories take (name, context) where context is a dict with
 # "background" and "ranges" ({channel: vmax}) plus what ``make_panels`` gets as context;
-# add entries here for new panel kinds (``analysis.panels.register`` adds pc1..pc6).
+# add entries here for new panel kinds (``analysis.representation.panels.register`` adds pc1..pc6).
 PanelFactory = Callable[[str, dict], Panel]
 PANEL_KINDS: dict[str, PanelFactory] = {
     "rgba": lambda name, ctx: RGBAPanel(ctx["background"]),

@@ -1,5 +1,5 @@
 """The pipeline behind ``scripts/sweep.py`` (``nca-sweep``): flags -> a checked ``nca.sweep.Sweep``
-and ``analysis.sweep_report.ScoreSettings`` -> training (``nca.sweep.train_sweep``, or
+and ``analysis.reports.sweep.ScoreSettings`` -> training (``nca.sweep.train_sweep``, or
 ``nca.multiseed.resume_runs``) -> scores -> OUT/results.csv and results.html.
 
 The script holds the parser; ``main(args)`` here checks the flags' combinations (one
@@ -77,7 +77,7 @@ def main(a) -> int:
     """Run ``scripts/sweep.py`` with its parsed flags ``a``; -> the exit code."""
     from contextlib import ExitStack
 
-    from analysis.sweep_report import ScoreSettings
+    from analysis.reports.sweep import ScoreSettings
 
     from .checkpoint import check_writable
     from .cli import claim_report_dir
@@ -120,7 +120,7 @@ def train(a, sweep, job) -> None:
 
 def score(a, scores, results_dir: Path, job) -> int:
     """Score this process's runs; process 0 writes results.csv/.html and prints the table."""
-    from analysis.sweep_report import score_job, to_csv, to_html
+    from analysis.reports.sweep import score_job, to_csv, to_html
 
     from .checkpoint import atomic_write_bytes
 

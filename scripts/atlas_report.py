@@ -46,8 +46,9 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     a = parse_args(argv)
-    from analysis import atlas, atlas_report as R
-    from analysis.report import wrote_line
+    from analysis.representation import atlas
+    from analysis.reports import atlas as R
+    from analysis.reports.html import wrote_line
 
     atlas.require()  # a missing extra is one line, before any computing
     s = R.AtlasSettings(steps=a.steps, every=a.every, replicates=a.replicates, resolution=a.resolution,

@@ -7,8 +7,8 @@ replicates, across models (seeds).
     python scripts/damage_report.py distill:lizard/growing distill:lizard/persistent distill:lizard/regenerating --out r
     python scripts/damage_report.py runs/lizard4/seed_* --out reports/damage4 --damages square,stripe
 
-Writes DIR/report.json (every number; keys in docs/dissection2.md), DIR/index.html and the
-figures as DIR/*.png (analysis.damage_report).
+Writes DIR/report.json (every number; keys in docs/interventions.md), DIR/index.html and the
+figures as DIR/*.png (analysis.reports.damage).
 """
 
 import shlex
@@ -38,9 +38,9 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     a = parse_args(argv)
-    from analysis import damage_assays as D
-    from analysis import damage_report as DR
-    from analysis.report import run_report
+    from analysis.development import damage_assays as D
+    from analysis.reports import damage as DR
+    from analysis.reports.html import run_report
 
     damage = D.DamageSettings(D.Protocol(a.grow, a.regrow, a.replicates, a.every), tuple(a.damages), a.seed, a.size)
     s = DR.DamageReportSettings(tuple(a.models), damage,

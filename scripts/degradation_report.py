@@ -2,7 +2,7 @@
 degrades in growth, persistence and regeneration as more and more parts are removed (MLP
 units, hidden channels, PCA directions, living cells), at random (error: many draws, a band)
 and worst first (attack; greedy re-ranking). Summaries: k50, AUC, the attack - error gap,
-each with n and a 95 % interval (analysis.degradation; keys in docs/degradation.md).
+each with n and a 95 % interval (analysis.causal.degradation; keys in docs/degradation.md).
 
     python scripts/degradation_report.py distill:lizard/regenerating --out reports/deg
     python scripts/degradation_report.py distill:lizard/growing distill:lizard/regenerating --out reports/deg2
@@ -52,8 +52,8 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     a = parse_args(argv)
-    from analysis import degradation as D
-    from analysis.report import wrote_line
+    from analysis.causal import degradation as D
+    from analysis.reports.html import wrote_line
 
     s = D.report_settings(vars(a), "python scripts/degradation_report.py " + " ".join(shlex.quote(x) for x in argv))
     models = D.preflight(s)  # a bad model name: one line, nothing written

@@ -57,8 +57,8 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     a = parse_args(argv)
-    from analysis import development_report as DR
-    from analysis.report import run_report
+    from analysis.reports import development as DR
+    from analysis.reports.html import run_report
 
     return run_report(DR, DR.settings_from_args(a, argv), a, "development_report")  # bad flags: one line
 

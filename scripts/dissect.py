@@ -4,7 +4,7 @@
     python scripts/dissect.py distill:butterfly/regenerating --out reports/butterfly
     python scripts/dissect.py runs/lizard --out reports/my-lizard
 
-Writes DIR/index.html + DIR/report.json + figures (analysis.pca_report: every component's
+Writes DIR/index.html + DIR/report.json + figures (analysis.reports.pca: every component's
 axis measures tested against a spatial null, intervals over --replicates rollouts; lighter
 than scripts/pca_report.py's defaults, for speed: steps 100 and 200 analysed, emergence every
 10 steps, 200 steps of regrowth, one rotation, no model comparison) and
@@ -28,13 +28,13 @@ def main(argv=None) -> int:
     cli.add_replicates(ap, 5)
     cli.add_quiet(ap)
     a = ap.parse_args(argv)
-    from analysis import dissect_report as DS
-    from analysis import pca_report
-    from analysis.figure_pool import FigurePool
+    from analysis.reports import dissect as DS
+    from analysis.reports import pca as pca_report
+    from analysis.reports.figure_pool import FigurePool
 
     if a.out is None:  # one folder per model: a second model's report never lands on the first's
         a.out = Path("reports") / DS.model_slug(a.model)
-    # The figures are drawn in a second process beside the analysis (analysis.figure_pool),
+    # The figures are drawn in a second process beside the analysis (analysis.reports.figure_pool),
     # started first so that its imports overlap this process's own.
     with FigurePool(1) as figures:
         s = DS.settings(a.model, a.seed, a.replicates, "python scripts/dissect.py " + shlex.join(argv))

@@ -6,14 +6,14 @@ several (the seeds of a --seeds run: curves with 95 % bands over seeds).
     python scripts/dynamics_report.py runs/q5/seed_* --out reports/dyn5 --no-knockouts
 
 Per run: sharp transitions of the dense training-loss curve (metrics.csv; a smooth spline
-background against a sharp step, BIC, profile-likelihood interval: analysis.dynamics),
+background against a sharp step, BIC, profile-likelihood interval: analysis.development.dynamics),
 the learning-rate changes beside them. Per kept checkpoint: growth, persistence and
 regeneration losses (the grokking analogue: do the abilities appear suddenly, after the
 loss has flattened?), weight norm and distance from the initialisation, positional probes
 (when do the cells first know where they are?), each final principal component tracked in
 a common basis (the final model's PCA: when does it first appear?), the own-PCA axis
 measures and the channel knockouts. Writes DIR/report.json (keys in docs/development.md
-and docs/dissection2.md), DIR/index.html and the figures as DIR/*.png.
+and docs/interventions.md), DIR/index.html and the figures as DIR/*.png.
 """
 
 import shlex
@@ -40,7 +40,7 @@ def parse_args(argv=None):
     p.add_argument("--no-knockouts", action="store_true", help="skip the channel knockouts (the slowest part)")
     p.add_argument("--null", type=cli.nonneg_int, default=0, metavar="N",
                    help="test each final component's map at every checkpoint against the spatial null of issue 13 "
-                        "with N surrogates (analysis.axis_null; 0: no test, 99 or 199 for a test)")
+                        "with N surrogates (analysis.representation.axis_null; 0: no test, 99 or 199 for a test)")
     p.add_argument("--max-checkpoints", type=cli.positive_int, default=None, metavar="N",
                    help="use at most N kept checkpoints per run (log-spread)")
     cli.add_seed(p)
@@ -51,8 +51,8 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     a = parse_args(argv)
-    from analysis import dynamics_report as DR
-    from analysis.report import run_report
+    from analysis.reports import dynamics as DR
+    from analysis.reports.html import run_report
 
     s = DR.DynamicsReportSettings(
         runs=tuple(a.runs), steps=a.steps, long=a.long, regrow=a.regrow, components=a.components,

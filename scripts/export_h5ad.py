@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     a = parse_args(argv)
     if a.out.suffix != ".h5ad":
         raise NCAError(f"--out must end in .h5ad, got {a.out.name!r}")
-    from analysis import atlas
+    from analysis.representation import atlas
 
     atlas.require("anndata")
     from nca.checkpoint import check_writable

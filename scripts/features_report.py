@@ -7,7 +7,7 @@ on the body beside a norm-matched random direction.
     python scripts/features_report.py runs/lizard --out reports/f --features 16 --k 2 --condition persistence
 
 Writes DIR/report.json (every number; keys in docs/features.md), DIR/index.html and the figures
-as DIR/*.png (analysis.features_report).
+as DIR/*.png (analysis.reports.features).
 """
 
 import shlex
@@ -46,8 +46,8 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     a = parse_args(argv)
-    from analysis import features_report as FR
-    from analysis.sparse_features import SAEConfig
+    from analysis.reports import features as FR
+    from analysis.representation.sparse_features import SAEConfig
 
     sae = SAEConfig(a.features, a.sparsity, a.k, a.l1, a.train_steps)
     s = FR.FeaturesSettings(a.model, sae, a.grow, a.every, a.rollouts, a.fits, a.condition, a.effect_steps,

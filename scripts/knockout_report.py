@@ -9,7 +9,7 @@ over fire-mask replicates. Several models (e.g. the seeds of a --seeds run) are 
     python scripts/knockout_report.py distill:lizard/regenerating --out reports/ko
     python scripts/knockout_report.py runs/lizard4/seed_* --out reports/ko4 --pairs growth,regeneration
 
-Writes DIR/report.json (every number; keys in docs/dissection2.md), DIR/index.html and the
+Writes DIR/report.json (every number; keys in docs/interventions.md), DIR/index.html and the
 figures as DIR/*.png.
 """
 
@@ -61,8 +61,8 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     a = parse_args(argv)
-    from analysis import knockout_report as KR
-    from analysis.report import run_report
+    from analysis.reports import knockouts as KR
+    from analysis.reports.html import run_report
 
     return run_report(KR, KR.settings_from_args(a, argv), a, "knockout_report")  # bad flags: one line
 

@@ -56,13 +56,13 @@ def build_parser():
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     a = build_parser().parse_args(argv)
-    from analysis.figure_pool import FigurePool
+    from analysis.reports.figure_pool import FigurePool
 
-    # The figures are drawn in a second process beside the analysis (analysis.figure_pool),
+    # The figures are drawn in a second process beside the analysis (analysis.reports.figure_pool),
     # started first so that its imports overlap this process's own.
     with FigurePool(1) as figures:
-        from analysis import pca_report
-        from analysis.report import run_report
+        from analysis.reports import pca as pca_report
+        from analysis.reports.html import run_report
 
         settings = pca_report.settings_from_args(a, argv)
         pca_report.preflight(settings)  # bad settings or model names: one line, nothing written

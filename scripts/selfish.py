@@ -57,7 +57,7 @@ def main(argv=None) -> int:
                                 a.mutation_rate, a.mutation_size, a.genome_size)
     load_hosts(settings)  # a host that does not grow: one line before any training
 
-    from analysis import selfish_report as SR
+    from analysis.reports import selfish as SR
 
     s = SR.SelfishReportSettings(settings, a.out, " ".join(["scripts/selfish.py", *sys.argv[1:]]))
     # Files no selfish.py run wrote: refused. Its own folder is re-used (finished runs kept,

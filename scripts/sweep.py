@@ -29,7 +29,7 @@ def parser() -> Parser:
     ap.add_argument("--score-only", action="store_true", help="score the trained runs in --out; train nothing")
     ap.add_argument("--results", type=Path, default=None, metavar="DIR",
                     help="where results.csv/.html go (default: --out)")
-    g = ap.add_argument_group("scores (analysis/sweep_report.py)")
+    g = ap.add_argument_group("scores (analysis/reports/sweep.py)")
     g.add_argument("--grow-steps", type=positive_int, default=200, metavar="N", help="CA steps grown from the seed")
     g.add_argument("--persist-steps", type=positive_int, default=300, metavar="N",
                    help="CA steps after growth for the persistence score")

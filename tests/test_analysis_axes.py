@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from analysis.axes import (AxisThresholds, axis_angle_between, body_frame, classify, direction_vector,
+from analysis.representation.axes import (AxisThresholds, axis_angle_between, body_frame, classify, direction_vector,
                            measure_maps, profile_fits, spearman, wrap180)
 
 
@@ -173,7 +173,7 @@ def test_isotonic_is_scikit_learns_fit_bit_for_bit():
     spatial null makes thousands of small calls); the fits must not change."""
     from sklearn.isotonic import isotonic_regression
 
-    from analysis.axes import isotonic
+    from analysis.representation.axes import isotonic
 
     rng = np.random.default_rng(0)
     for _ in range(50):
@@ -192,7 +192,7 @@ def test_monotone_fit_is_the_isotonic_fit_that_monotone_r2_scores():
     along the position, and is the fit whose R^2 monotone_r2 reports."""
     from sklearn.isotonic import IsotonicRegression
 
-    from analysis.axes import monotone_fit, monotone_r2
+    from analysis.representation.axes import monotone_fit, monotone_r2
 
     rng = np.random.default_rng(1)
     x = rng.permutation(200).astype(float)
@@ -214,7 +214,7 @@ def test_rankdata_is_scipys_average_ranks_bit_for_bit():
     ties averaged, any axis or none, a slice holding a NaN all NaN, integers, empty input."""
     from scipy.stats import rankdata as scipy_rankdata
 
-    from analysis.axes import rankdata
+    from analysis.representation.axes import rankdata
 
     rng = np.random.default_rng(2)
     for shape in [(1,), (7,), (40, 3), (3, 40), (5, 6, 7)]:

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from analysis.compare import (emergence_step, loading_angles_deg, map_angles_deg, matched_cosines,
+from analysis.representation.compare import (emergence_step, loading_angles_deg, map_angles_deg, matched_cosines,
                               measured_rotation, null_loading_angles_deg)
-from analysis.dissect import rotation_summary
+from analysis.representation.dissect import rotation_summary
 
 
 def test_loading_angles_zero_for_same_span_and_90_for_orthogonal():

@@ -3,8 +3,8 @@
 import numpy as np
 
 import nca
-from analysis.panels import PCPanel, fit_steps, register
-from analysis.pca import fit_cell_pca, pc_maps
+from analysis.representation.panels import PCPanel, fit_steps, register
+from analysis.representation.pca import fit_cell_pca, pc_maps
 from nca.render import PANEL_KINDS, apply_colormap, make_panels, parse_panels
 
 
@@ -50,7 +50,7 @@ def test_a_given_pca_is_the_one_the_exported_panels_show(tmp_path, monkeypatch):
     passes its report's) and fit none of their own."""
     import json
 
-    import analysis.panels as panels
+    import analysis.representation.panels as panels
     from nca.animate import Animation, export
 
     register()

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from analysis_fixtures import lizard_states_60
 
-from analysis.axes import axis_angle_between, direction_vector, wrap180
-from analysis.dissect import analyse_steps
-from analysis.pca import canonical_signs, fit_cell_pca, pc_maps, variance_captured
+from analysis.representation.axes import axis_angle_between, direction_vector, wrap180
+from analysis.representation.dissect import analyse_steps
+from analysis.representation.pca import canonical_signs, fit_cell_pca, pc_maps, variance_captured
 from nca.errors import NCAError
 
 

@@ -6,7 +6,7 @@ import pytest
 from analysis_fixtures import lizard_states_60
 
 import nca
-from analysis.axes import axis_angle_between, body_frame
+from analysis.representation.axes import axis_angle_between, body_frame
 from analysis.rollouts import activations, disc_damage, grow_states
 
 

@@ -1,4 +1,4 @@
-"""The cell atlas (analysis/atlas.py, analysis/atlas_report.py, scripts/atlas_report.py,
+"""The cell atlas (analysis/representation/atlas.py, analysis/reports/atlas.py, scripts/atlas_report.py,
 scripts/export_h5ad.py): every measure finds what is planted and nothing in its null, the
 export opens in scanpy and squidpy untouched, and every bad input is one line.
 
@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import pytest
 
-from analysis import atlas as A
+from analysis.representation import atlas as A
 from nca.errors import NCAError
 
 pytest.importorskip("anndata")
@@ -112,7 +112,7 @@ def test_pseudotime_recovers_a_planted_time_and_not_a_random_one():
     t = np.sort(rng.uniform(0, 1, 600))
     curve = np.stack([np.cos(4 * t), np.sin(4 * t), 2 * t], 1)  # a curved trajectory in 3 of 10 dims
     X = np.concatenate([curve * 3, np.zeros((600, 7))], 1) + rng.normal(0, 0.1, (600, 10))
-    from analysis.axes import spearman
+    from analysis.representation.axes import spearman
 
     dpt = A.diffusion_pseudotime(A.zscore(X), root=0)
     assert np.isfinite(dpt).all() and dpt[0] == 0 and spearman(dpt, t) > 0.9
@@ -122,7 +122,7 @@ def test_pseudotime_recovers_a_planted_time_and_not_a_random_one():
 
 
 def test_cell_ages_count_steps_since_a_position_came_alive():
-    from analysis.atlas_report import cell_ages
+    from analysis.reports.atlas import cell_ages
 
     alive = np.zeros((4, 1, 3), bool)
     alive[:, 0, 0] = True  # alive from the start
@@ -196,8 +196,8 @@ def test_the_export_opens_in_scanpy_and_squidpy_untouched(exported, tmp_path):
 # --------------------------------------------------------------------------- report and bad input
 
 def test_the_report_runs_on_a_grown_lizard_and_is_json(lizard, tmp_path):
-    from analysis import atlas_report as R
-    from analysis.report import json_safe
+    from analysis.reports import atlas as R
+    from analysis.reports.html import json_safe
 
     s = R.AtlasSettings(steps=32, every=8, replicates=2, neighbors=8, permutations=19, null_draws=3, regrow=8,
                         max_cells=300, size=32)
@@ -219,7 +219,7 @@ def test_the_report_runs_on_a_grown_lizard_and_is_json(lizard, tmp_path):
 
 
 def test_a_model_with_no_living_cells_is_one_line(lizard):
-    from analysis import atlas_report as R
+    from analysis.reports import atlas as R
 
     p = dict(lizard.params)
     b2 = np.zeros_like(np.asarray(p["b2"]))
@@ -270,7 +270,7 @@ def test_the_export_script_writes_an_h5ad_and_refuses_another_suffix(tmp_path, c
 
 
 def test_settings_refuse_bad_values():
-    from analysis.atlas_report import AtlasSettings
+    from analysis.reports.atlas import AtlasSettings
 
     with pytest.raises(NCAError, match="multiples of every"):
         AtlasSettings(steps=10, every=4)

@@ -1,4 +1,4 @@
-"""The spatial null of the axis measures (analysis.axis_null): field families the null was not
+"""The spatial null of the axis measures (analysis.representation.axis_null): field families the null was not
 built from (two-scale, exponential, anisotropic) are called at most at the nominal rate by each
 of its four tests; planted across-axis ramps and radial maps are found; p-values are
 sequential (early stop, smallest p 1 / (n + 1)); directions of planted ramps and splits are
@@ -7,9 +7,9 @@ within 2 deg and inside their interval."""
 import numpy as np
 import pytest
 
-from analysis.axes import body_frame, direction_vector, view_coords, wrap180
-from analysis.axis_null import (BodyNull, KindRule, NullSettings, agreed_kind, body_kinds, direction_ci, holm)
-from analysis.null_battery import draw_family
+from analysis.representation.axes import body_frame, direction_vector, view_coords, wrap180
+from analysis.representation.axis_null import (BodyNull, KindRule, NullSettings, agreed_kind, body_kinds, direction_ci, holm)
+from analysis.representation.null_battery import draw_family
 from analysis.stats import binomial_interval
 
 
@@ -96,7 +96,7 @@ def test_planted_across_axis_ramp_and_radial_map_are_found_among_null_maps(body,
     body-aligned anisotropic surrogates match it, as they must match a random field correlated
     along the body (``aligned_along_l20`` above); a ramp *along* a 40-cell body's long axis
     is not found at any ratio: a random field of the body's size is such a ramp.)"""
-    from analysis.null_battery import planted_ramp
+    from analysis.representation.null_battery import planted_ramp
 
     mask, frame, centre = body
     rng = np.random.default_rng(np.random.SeedSequence(200, spawn_key=(trial,)))
@@ -145,7 +145,7 @@ def test_planted_ramp_and_split_directions_are_inside_their_interval(body, trial
         split = (p_split > rng.uniform(-3, 3)).astype(float)
         split = split + rng.normal(0, 0.3 * split.std(), len(uv))
         reps.append(np.stack([ramp, split], 1))
-    from analysis.axes import best_direction
+    from analysis.representation.axes import best_direction
 
     uv_abs = view_coords(rows, cols)
     for j, theta in ((0, theta_ramp), (1, theta_split)):
@@ -182,8 +182,8 @@ def test_bad_null_settings_are_one_clear_error(bad):
 
 
 def test_body_with_too_few_cells_reports_no_p_value():
-    from analysis.axis_null import NullSettings as S
-    from analysis.pca_report import add_null_tests
+    from analysis.representation.axis_null import NullSettings as S
+    from analysis.reports.pca import add_null_tests
 
     alpha = np.zeros((1, 1, 16, 16))
     alpha[0, 0, 6:10, 6:10] = 1.0  # 16 cells < min_cells

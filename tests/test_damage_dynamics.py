@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import nca
-from analysis import damage_assays as D
-from analysis import dynamics as Dy
+from analysis.development import damage_assays as D
+from analysis.development import dynamics as Dy
 from nca.damage import Cut
 from nca.config import preset
 from nca.errors import NCAError

@@ -1,4 +1,4 @@
-"""Error and attack tolerance (analysis/degradation.py): planted controls and the CA path.
+"""Error and attack tolerance (analysis/causal/degradation.py): planted controls and the CA path.
 
 Planted controls run the real ordering/summary code on evaluators whose answer is known:
 * graceful: every one of 32 parts carries a copy of the function; the body fails only when
@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from analysis import degradation as D
+from analysis.causal import degradation as D
 from nca.errors import NCAError
 
 P = 32
@@ -122,7 +122,7 @@ def lizard():
 
 def test_unit_mean_ablation_equals_holding_the_activation_at_the_hidden_hook(lizard):
     """Mean ablation as weights (w2 row zeroed, b2 shifted) = h_j := mean_j at the hidden hook."""
-    from analysis.knockouts import Start
+    from analysis.causal.knockouts import Start
     from nca.model import rollout, seed_state
 
     cfg = lizard.model_config
@@ -163,7 +163,7 @@ def test_run_model_small(lizard):
 
 def test_channel_zeroing_as_weights_equals_zeroing_the_state(lizard):
     """channel_zero_losses (w1 rows) = ablation_losses with zero fill at the state hook."""
-    from analysis.knockouts import Start, ablation_losses, channel_ablations
+    from analysis.causal.knockouts import Start, ablation_losses, channel_ablations
     from nca.model import seed_state
 
     cfg = lizard.model_config
@@ -227,7 +227,7 @@ def test_kill_masks_are_nested_and_count_the_alive_cells():
 
 
 def test_cell_curve_zero_is_intact_and_all_killed_is_empty(lizard):
-    from analysis.knockouts import Assay, assay_starts, empty_loss, target_on_grid
+    from analysis.causal.knockouts import Assay, assay_starts, empty_loss, target_on_grid
 
     cfg = lizard.model_config
     key = jax.random.key(0)
@@ -257,7 +257,7 @@ def test_pooled_curves_equal_each_curve_run_alone(lizard):
     """run_model pools every unit and zeroed-channel curve of a condition (WeightRows: each
     distinct removal set rolled out once); the numbers must be those of each curve run alone
     through degradation_curves with its own evaluator (the code before pooling), bit for bit."""
-    from analysis.knockouts import Assay, assay_starts, empty_loss, replicate_effects, target_on_grid
+    from analysis.causal.knockouts import Assay, assay_starts, empty_loss, replicate_effects, target_on_grid
     from analysis.rollouts import grow_states
 
     s = D.DegradationSettings(grow=24, persist=8, regrow=8, replicates=2, draws=2, unit_ks=(0, 1, 2, 8, 128),
@@ -291,7 +291,7 @@ def test_pooled_curves_equal_each_curve_run_alone(lizard):
 
 
 def test_weight_rows_roll_out_a_repeated_row_once(lizard):
-    from analysis.knockouts import Start
+    from analysis.causal.knockouts import Start
     from nca.model import seed_state
 
     cfg = lizard.model_config

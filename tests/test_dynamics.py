@@ -1,10 +1,10 @@
-"""Training dynamics (analysis.dynamics): transitions on planted loss curves, component
+"""Training dynamics (analysis.development.dynamics): transitions on planted loss curves, component
 tracking in a common basis, weights along training."""
 
 import numpy as np
 import pytest
 
-from analysis import dynamics as Dy
+from analysis.development import dynamics as Dy
 
 T = np.arange(1, 1501.0)
 
@@ -60,7 +60,7 @@ def test_smooth_curves_give_no_transition_over_noise_draws():
 def test_smooth_families_at_real_run_noise_give_no_sharp_transition():
     """Before the fix: end-of-curve steps (-10 decades at step 1493), 300-step declines
     called sharp (bench: 6 of 25 and 16 of 25 curves)."""
-    from analysis import loss_curves as LC
+    from analysis.development import loss_curves as LC
 
     found = {}
     for f, fam in enumerate(LC.SMOOTH):
@@ -87,7 +87,7 @@ def test_a_step_in_the_last_points_is_not_reported_and_no_size_exceeds_the_data(
 @pytest.mark.parametrize("span,sharp", [(300.0, False), (30.0, True)])
 def test_sharp_is_relative_to_the_step_a_300_step_decline_at_1000_is_gradual(span, sharp):
     """10-90 % span 300 steps at step 1000 = 30 % of its step: gradual; 30 steps = 3 %: sharp."""
-    from analysis import loss_curves as LC
+    from analysis.development import loss_curves as LC
 
     c = 0.05 * T ** -0.3 * 10 ** (-0.5 * _sig((T - 1000) / (span / LC.SPAN_10_90)))
     r = Dy.detect_transitions(T, c * 10 ** LC.noise(T, LC.QUICK_NOISE, np.random.default_rng(4)))
@@ -101,7 +101,7 @@ def test_sharp_is_relative_to_the_step_a_300_step_decline_at_1000_is_gradual(spa
 
 
 def test_planted_sharp_steps_are_found_inside_their_interval():
-    from analysis import loss_curves as LC
+    from analysis.development import loss_curves as LC
 
     for i in range(4):
         rng = np.random.default_rng([23, 99, i])
@@ -118,7 +118,7 @@ def test_the_sharp_width_and_the_definitions_are_reported():
 
 
 def test_noise_profile_recovers_the_planted_noise():
-    from analysis import loss_curves as LC
+    from analysis.development import loss_curves as LC
 
     e = LC.noise(T, LC.NoiseModel(sd=0.06, ar=0.3, df=5.0, early=0.0), np.random.default_rng(1))
     prof = LC.noise_profile(T, 0.01 * 10 ** e)["bins"]
@@ -146,7 +146,7 @@ def test_two_planted_drops_are_both_found():
     the one at 150 (9 steps, 6 %, where early losses scatter most) is not: the data cannot
     exclude a span above 10 % there, so it is reported as a gradual change. (Planted in the
     loss, not its log: the log-loss is halfway down at 151 and 906.)"""
-    from analysis import loss_curves as LC
+    from analysis.development import loss_curves as LC
 
     c = 0.1 * T ** -0.2 * (1 - 0.7 * _sig((T - 150) / 2)) * (1 - 0.7 * _sig((T - 900) / 10))
     for y in (_noisy(c, 2), c * 10 ** LC.noise(T, LC.QUICK_NOISE, np.random.default_rng(2))):
@@ -180,7 +180,7 @@ def test_dynamics_report_of_runs_that_never_grow_reports_nulls_with_reasons(tmp_
     import runpy
     from pathlib import Path
 
-    from analysis import dynamics_report as DR
+    from analysis.reports import dynamics as DR
     from nca.config import preset
     from nca.errors import NCAError
     from nca.train import train
@@ -218,7 +218,7 @@ def test_component_significance_uses_the_spatial_null_a_ramp_passes_and_noise_do
     """The null's calibration is tested in tests/test_axis_null.py; here only the wiring."""
     import jax
 
-    from analysis.axis_null import NullSettings
+    from analysis.representation.axis_null import NullSettings
 
     r, c = np.indices((32, 32)).astype(float)
     alpha = (((c - 16) / 13) ** 2 + ((r - 16) / 6) ** 2 <= 1).astype(float)

@@ -1,4 +1,4 @@
-"""analysis.figure_pool: figures drawn in a spawned worker are the bytes drawn in the caller; a
+"""analysis.reports.figure_pool: figures drawn in a spawned worker are the bytes drawn in the caller; a
 worker that dies or an interrupted caller loses nothing and leaves no process behind."""
 
 import time
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from analysis import plots
-from analysis.figure_pool import FigurePool
+from analysis.reports.figure_pool import FigurePool
 
 
 def specs(n: int, seed: int = 0) -> list[tuple]:

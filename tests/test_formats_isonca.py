@@ -8,7 +8,7 @@ import pytest
 from scipy import ndimage
 
 import nca
-from analysis.pose import match_pose
+from analysis.representation.pose import match_pose
 from nca.formats.isonca import ASSET, body_center, hex_to_square, read_isonca
 from nca.model import step
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 import nca
-from analysis import knockouts as K
-from analysis import pca_report
-from analysis import knockout_report as KR
+from analysis.causal import knockouts as K
+from analysis.reports import pca as pca_report
+from analysis.reports import knockouts as KR
 from nca.errors import NCAError
 from nca.formats import torch_layouts as tl
 

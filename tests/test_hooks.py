@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import nca
-from analysis import interventions as I
+from analysis.causal import interventions as I
 from nca.api import _grow
 from nca.errors import NCAError
 from nca.hooks import Hook, as_hook

@@ -23,12 +23,12 @@ REPORTS = ["damage_report", "development_report", "dynamics_report", "knockout_r
 def _report_module(name: str):
     # Imported by name in the source (not built from a string), so that a regrouping of
     # analysis/ into subpackages rewrites these imports with the rest.
-    from analysis import damage_report
-    from analysis import development_report
-    from analysis import dynamics_report
-    from analysis import knockout_report
-    from analysis import pca_report
-    from analysis import selfish_report
+    from analysis.reports import damage as damage_report
+    from analysis.reports import development as development_report
+    from analysis.reports import dynamics as dynamics_report
+    from analysis.reports import knockouts as knockout_report
+    from analysis.reports import pca as pca_report
+    from analysis.reports import selfish as selfish_report
 
     return {"damage_report": damage_report, "development_report": development_report,
             "dynamics_report": dynamics_report, "knockout_report": knockout_report, "pca_report": pca_report,
@@ -80,7 +80,13 @@ def test_bad_settings_in_the_library_are_one_ncaerror_line():
     and the good values still pass (the planted negative)."""
     import numpy as np
 
-    from analysis import axes, knockouts, null_battery, positional
+    from analysis.representation import axes
+
+    from analysis.causal import knockouts
+
+    from analysis.representation import null_battery
+
+    from analysis.development import positional
     from nca.errors import NCAError
 
     with pytest.raises(NCAError, match="cut must be one of"):
@@ -103,7 +109,7 @@ def test_the_development_headline_skips_a_dose_whose_false_positive_rate_is_unde
     """With 2 random directions the leave-one-out band holds one direction: its rate has no
     value (mean None). The table said nothing and crashed (TypeError); it now averages the
     defined rates only, and says "-" when none is."""
-    from analysis.development_report import headline
+    from analysis.reports.development import headline
 
     def rep(rates):
         return {"steering": {"settings": {"doses": [0.0]}, "direction_names": ["random1", "random2"],

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import nca
-from analysis import interventions as I
-from analysis.repair import RepairSettings, repair_curves
+from analysis.causal import interventions as I
+from analysis.causal.repair import RepairSettings, repair_curves
 
 
 def rng_values(shape=(2, 6, 6, 16), seed=0):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import nca
-from analysis import knockouts as K
+from analysis.causal import knockouts as K
 from nca.model import ModelConfig
 
 
@@ -315,7 +315,7 @@ def test_knockout_report_library_run_and_write_compare_two_models(tmp_path):
     the spread across models (mean, sd, each value and a 95% interval over the models)."""
     import json
 
-    from analysis import knockout_report as KR
+    from analysis.reports import knockouts as KR
 
     s = KR.KnockoutReportSettings(
         models=("distill:lizard/regenerating", "distill:lizard/persistent"), command="library test",

@@ -75,7 +75,7 @@ def test_on_pca_gets_the_reports_own_pca_and_its_cells():
     shows it), with the features of exactly the cells it was fitted on."""
     import numpy as np
 
-    from analysis import pca_report
+    from analysis.reports import pca as pca_report
 
     got = []
     s = pca_report.PCAReportSettings(model="distill:lizard/persistent", at=(30,), replicates=1, every=30, regrow=0,
@@ -142,7 +142,7 @@ def test_mean_interval_is_the_student_t_interval_and_covers_95_percent():
     import numpy as np
     from scipy import stats
 
-    from analysis.pca_report import mean_interval
+    from analysis.reports.pca import mean_interval
 
     rng = np.random.default_rng(0)
     hits = 0
@@ -160,7 +160,7 @@ def test_mean_interval_is_the_student_t_interval_and_covers_95_percent():
 def test_summary_lines_list_a_steps_components_by_their_share_of_that_step():
     """Issue 25: the pooled PCA's order is not the order of a single step's shares; the
     console printed "PC3 7.2 % / PC4 7.5 %". Planted: PC4 has the larger share at step 200."""
-    from analysis.pca_report import PCAReportResult, summary_lines
+    from analysis.reports.pca import PCAReportResult, summary_lines
 
     def comp(i, share):
         return {"index": i, "explained_variance_ratio": share, "kind": "none", "association": 0.1,

@@ -1,4 +1,4 @@
-"""Positional information (analysis.positional): probes and bits on planted states whose
+"""Positional information (analysis.development.positional): probes and bits on planted states whose
 hidden channels encode body position exactly, only nonlinearly, or not at all."""
 
 from types import SimpleNamespace
@@ -7,8 +7,8 @@ import jax
 import numpy as np
 import pytest
 
-from analysis import positional as P
-from analysis.axes import body_frame
+from analysis.development import positional as P
+from analysis.representation.axes import body_frame
 from nca.errors import NCAError
 from nca.model import ModelConfig
 

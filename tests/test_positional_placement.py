@@ -1,7 +1,7 @@
 """Issue 23, item 1: positional information must measure position, not reproducibility.
 
 A smooth random field that is the same in every rollout but unrelated to the body (the
-null, ``analysis.positional.fixed_field``) passes the old leave-one-replicate-out split
+null, ``analysis.development.positional.fixed_field``) passes the old leave-one-replicate-out split
 (a lookup "grid cell -> value" works when every rollout puts the body on the same cells)
 and must fail the held-out-placement split; a code that is a function of body-frame
 position must pass it. Both are planted here next to the published lizard."""
@@ -10,8 +10,8 @@ import jax
 import numpy as np
 import pytest
 
-from analysis import positional as P
-from analysis.axes import BodyFrame
+from analysis.development import positional as P
+from analysis.representation.axes import BodyFrame
 from nca.errors import NCAError
 
 H = W = 48

@@ -1,4 +1,4 @@
-"""Self-repair (McGrath et al. 2023's direct/total/compensation, analysis.repair) on planted
+"""Self-repair (McGrath et al. 2023's direct/total/compensation, analysis.causal.repair) on planted
 rules: permanent erasure and passive relaxation are not repair at any horizon; two identical
 integral controllers repair fully and the compensation is attributed to the twin; the same
 rule with the twin's feedback cut repairs nothing.
@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from analysis.repair import RepairSettings, repair_curves
+from analysis.causal.repair import RepairSettings, repair_curves
 from nca.model import ModelConfig
 
 CFG = ModelConfig(channels=8, hidden=4, fire_rate=1.0)

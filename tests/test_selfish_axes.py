@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from analysis.selfish_report import axis_components
+from analysis.reports.selfish import axis_components
 
 
 def test_axis_summary_finds_a_planted_radial_component():

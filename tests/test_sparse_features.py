@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from analysis import sparse_features as S
+from analysis.representation import sparse_features as S
 from nca.errors import NCAError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,7 +90,7 @@ def test_the_feature_hook_removes_exactly_one_features_contribution_on_living_ce
 
 
 def test_removing_a_planted_essential_feature_kills_the_body_and_a_never_read_one_does_nothing():
-    from analysis.knockouts import Start
+    from analysis.causal.knockouts import Start
 
     from test_knockouts import or_model
 
@@ -110,7 +110,7 @@ def test_removing_a_planted_essential_feature_kills_the_body_and_a_never_read_on
 
 
 def test_removing_a_planted_essential_mlp_unit_feature_kills_the_body_and_a_never_active_one_does_nothing():
-    from analysis.knockouts import Start
+    from analysis.causal.knockouts import Start
     from test_knockouts import or_model
 
     cfg, params, x0, target = or_model()  # hidden unit 3 = relu(channel 6) keeps alpha up
@@ -141,7 +141,7 @@ def test_a_senseless_dictionary_is_one_clear_error(make, match):
 
 
 def test_bad_report_settings_are_one_clear_error():
-    from analysis.features_report import FeaturesSettings
+    from analysis.reports.features import FeaturesSettings
 
     with pytest.raises(NCAError, match="held out"):
         FeaturesSettings("m", rollouts=1)
@@ -155,7 +155,7 @@ def test_bad_report_settings_are_one_clear_error():
 
 def test_a_model_with_no_living_cells_is_one_clear_error():
     import nca
-    from analysis import features_report as FR
+    from analysis.reports import features as FR
 
     m = nca.load_model("distill:lizard/regenerating")
     p = {k: jnp.zeros_like(v) for k, v in m.params.items()}

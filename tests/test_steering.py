@@ -1,4 +1,4 @@
-"""Steering and transplants (analysis.steering) on planted states and a do-nothing rule, and
+"""Steering and transplants (analysis.causal.steering) on planted states and a do-nothing rule, and
 the development report end to end on a small published-model run."""
 
 import json
@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from analysis import positional as P
-from analysis import steering as S
-from analysis.axes import body_frame
+from analysis.development import positional as P
+from analysis.causal import steering as S
+from analysis.representation.axes import body_frame
 from nca.errors import NCAError
 from nca.model import ModelConfig, init_params
 
@@ -47,7 +47,7 @@ def test_steering_adds_the_dose_to_alive_cells_inside_the_window_only():
 
 
 def test_region_steering_pushes_only_the_chosen_half_of_the_body():
-    from analysis.positional import reference_frame
+    from analysis.development.positional import reference_frame
 
     params = init_params(jax.random.key(0), CFG)  # the rule does nothing: only the push acts
     body = _body_state()

@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from analysis import steering as S
-from analysis.positional import reference_frame
+from analysis.causal import steering as S
+from analysis.development.positional import reference_frame
 from nca.errors import NCAError
 from nca.model import ModelConfig, init_params
 

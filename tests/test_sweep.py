@@ -1,4 +1,4 @@
-"""Sweeps (nca.sweep) and their results table (analysis.sweep_report).
+"""Sweeps (nca.sweep) and their results table (analysis.reports.sweep).
 
 A grid expands to configs x seeds with stable names; runs that differ only in seed, target,
 lr and fire rate train as one vmapped program (per-model targets and hyperparameters) and
@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import nca
-from analysis.sweep_report import (ScoreSettings, config_table, score_model, to_csv, to_html, varied_fields)
+from analysis.reports.sweep import (ScoreSettings, config_table, score_model, to_csv, to_html, varied_fields)
 from nca.config import preset
 from nca.errors import NCAError
 from nca.model import init_params

@@ -22,8 +22,8 @@ import pytest
 
 import nca
 from analysis import viewer as V
-from analysis import viewer_browser as vb
-from analysis.interventions import ablate, embed_directions
+from analysis.viewer import browser as vb
+from analysis.causal.interventions import ablate, embed_directions
 from nca.errors import NCAError
 from nca.model import ModelConfig, init_params
 
@@ -161,7 +161,7 @@ def test_browser_states_equal_python_rollouts_with_the_same_fire_masks(browser, 
             unrotated, _ = python_run(model, key)
             assert np.abs(unrotated - states).max() > 0.1
     # a live knockout (mean ablation of PC 1, as the page's checkbox sets it) is
-    # analysis.interventions.ablate at the "state" point
+    # analysis.causal.interventions.ablate at the "state" point
     browser.execute_script("ncaViewer.setAngle(0); ncaViewer.reset()")
     choose(browser, "komode", "mean")
     browser.find_element("id", "ko-pc0").click()

@@ -10,7 +10,7 @@
 - ``experiments``: spontaneous cheaters, the mutant-invasion fitness landscape, policing assay;
 - ``pipeline``: the settings, training loops and run of ``scripts/selfish.py``.
 
-Pictures and the HTML report live in ``analysis/selfish_report.py`` (nothing here imports
+Pictures and the HTML report live in ``analysis/reports/selfish.py`` (nothing here imports
 ``analysis``).
 
 User guide: docs/selfish.md.

@@ -179,7 +179,7 @@ def evaluate_variant(params: Params, model_cfg: ModelConfig, x0, ids0, target, c
         "regen_control": control, "regen_hits": int(hit.sum()), "regen_gap": float(np.mean(l_after) - control),
         "snapshots": snapshots,
         "gif": (np.asarray(traj.states[::sub]), np.asarray(traj.ids[::sub])),
-        # the states the body-axis analysis reads (analysis.selfish_report.axis_components)
+        # the states the body-axis analysis reads (analysis.reports.selfish.axis_components)
         "axis_states": np.asarray(traj.states[: at(ccfg.eval_at) + 1]), "axis_times": times[: at(ccfg.eval_at) + 1],
     }
 

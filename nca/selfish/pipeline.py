@@ -324,7 +324,7 @@ def _seconds(secs: float | None) -> float | None:
 
 
 def run_all(settings: SelfishSettings, out: Path, progress: bool = True, log=None) -> dict:
-    """Run the selected experiments; returns numpy results for ``analysis.selfish_report``.
+    """Run the selected experiments; returns numpy results for ``analysis.reports.selfish``.
 
     Layout of ``out``: cooperative/seedN, selfish/seedN (core run folders), lineages/seedN,
     baseline/seedN, adversary/seedN, policing/{selfish,control}/seedN. The stages, in order:

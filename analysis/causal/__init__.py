@@ -1,0 +1,1 @@
+"""What the cells need: interventions, knockouts, self-repair, steering, degradation."""

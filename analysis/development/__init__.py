@@ -1,0 +1,1 @@
+"""How the body comes to be and comes back: positional information, damage, training dynamics."""

@@ -15,8 +15,9 @@
    orders, --draws random orders, 2 replicates) on each model.
 3. Prints, per curve and summary (error AUC, error k50, gap attack - error), each group's
    mean with a 95 % t interval over its models (``analysis.stats.mean_ci``, n = models) and
-   the difference regenerating - growing with a Welch t interval. A model that does not grow
-   is excluded and named (the error line). Each model's curves are kept in
+   the difference regenerating - growing with a Welch t interval. A model that does not grow,
+   or whose intact body after --grow steps is no nearer the target than --min-fit
+   (1 - L / L_empty; the effect's denominator would be ~0), is excluded and named. Each model's curves are kept in
    OUT.degradation/<experiment>_seed_<s>_step<N>.json and reused when the settings match.
    --at-step N analyses the kept checkpoint of step N of every run (``nca.load_model``'s
    ``RUN@step=N``) instead of the final params.
@@ -114,6 +115,9 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=400, help="training steps (the quick preset's 1500 reduced)")
     ap.add_argument("--draws", type=int, default=4, help="random orders per curve")
     ap.add_argument("--conditions", default="growth,persistence,regeneration", help="the curves' conditions")
+    ap.add_argument("--grow", type=int, default=96, help="CA steps of the growth condition (and before the others)")
+    ap.add_argument("--min-fit", type=float, default=0.5,
+                    help="exclude a model whose intact body is further from the target (1 - L / L_empty below this)")
     ap.add_argument("--no-attack", action="store_true", help="error order only (no single removals: ~4x cheaper)")
     ap.add_argument("--experiments", default=",".join(EXPERIMENTS), help="analyse only these (with --no-train)")
     ap.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -144,7 +148,7 @@ def main(argv=None) -> int:
     t_train = (time.time() - w0, time.process_time() - c0)
     print(f"trained: {t_train[0]:.0f} s wall, {t_train[1]:.0f} s CPU", file=sys.stderr, flush=True)
     s = D.DegradationSettings(parts=("units", "cells"), modes=("zero",), draws=a.draws, greedy=False,
-                              attack=not a.no_attack, conditions=tuple(a.conditions.split(",")))
+                              attack=not a.no_attack, conditions=tuple(a.conditions.split(",")), grow=a.grow)
     per_model, excluded, fit = {e: [] for e in EXPERIMENTS}, [], {}
     cache_dir = Path(str(out) + ".degradation")
     cache_dir.mkdir(exist_ok=True)
@@ -167,7 +171,9 @@ def main(argv=None) -> int:
                 got["error"] = str(err)
             atomic_write_bytes(cache, json.dumps(got).encode())
         fit[name] = got["fit"]
-        if "curves" in got:
+        if got["fit"] < a.min_fit:
+            excluded.append(f"{name}: intact fit {got['fit']:.2f} < {a.min_fit} after {s.grow} steps (no body to degrade)")
+        elif "curves" in got:
             per_model[name.split("/")[0]].append(got["curves"])
         else:
             excluded.append(f"{name}: {got['error']}")

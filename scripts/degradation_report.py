@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     s = D.report_settings(vars(a), "python scripts/degradation_report.py " + " ".join(shlex.quote(x) for x in argv))
     models = D.preflight(s)  # a bad model name: one line, nothing written
     with cli.claim_report_dir(a.out, "degradation_report", a):  # another report, or files not ours: refused
-        result = D.run(s, None if a.quiet else (lambda line: print(line, file=sys.stderr, flush=True)), models)
+        result = D.run_with_progress(s, a.quiet, models)
         D.write(result, a.out)
     print("\n".join(D.summary_lines(result)))
     print(wrote_line(a.out, {"report": result.report, "figures": result.figures}), file=sys.stderr)

@@ -789,6 +789,14 @@ def run(settings: DegradationReportSettings, progress=None, models=None) -> Degr
     return DegradationResult(rep, figs)
 
 
+def run_with_progress(settings: DegradationReportSettings, quiet: bool = False, models=None) -> DegradationResult:
+    """``run`` with a progress line per curve on stderr (none with quiet): the report contract's
+    entry point for scripts (analysis.reports.html.run_report)."""
+    import sys
+
+    return run(settings, None if quiet else (lambda line: print(line, file=sys.stderr, flush=True)), models)
+
+
 def across_models(results: list[dict]) -> dict:
     """Per part/mode/condition/order: each model's AUC and k50 side by side, and their mean
     with a t interval over the models (n = models)."""

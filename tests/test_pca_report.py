@@ -174,3 +174,20 @@ def test_summary_lines_list_a_steps_components_by_their_share_of_that_step():
     assert shares == sorted(shares, reverse=True) == [40.0, 20.0, 7.5, 7.2]
     assert [line.split()[0] for line in lines[1:]] == ["PC1", "PC2", "PC4", "PC3"]  # the report's names kept
     assert "share of step 200" in lines[0]
+
+
+def test_a_radial_kind_is_printed_with_the_radial_tests_missing_certification():
+    """Round 3 of the null (docs/validation/spatial_null.md): the radial test exceeds the 8 %
+    bound on some smooth-field families, so a radial kind is never printed without saying so;
+    a report with no radial kind does not carry the note (the planted negative)."""
+    from analysis.reports import pca as R
+
+    def result(kind):
+        c = {"index": 0, "explained_variance_ratio": 0.4, "kind": kind, "association": 0.1,
+             "radial_association": -0.7, "p_value": 0.2, "radial_p_value": 0.001, "kind_agreement": 1.0}
+        rep = {"model": "m", "replicates": 5, "steps": [{"step": 96, "body_axis_deg": 3.0, "components": [c]}]}
+        return R.PCAReportResult(settings=None, report=rep)
+
+    assert any("radial test NOT certified" in line for line in R.summary_lines(result("radial")))
+    assert not any("NOT certified" in line for line in R.summary_lines(result("none")))
+    assert "NOT certified" in R._conventions()["calibration"]

@@ -5,6 +5,7 @@ cores), cold (imports and compilation included), and print its summary lines.
     python bench/atlas.py distill:lizard/persistent --json
     python bench/atlas.py -- --replicates 5 --regrow 0      # flags after -- go to the script
     python bench/atlas.py --planted 100                     # false-positive rate and power
+    python bench/atlas.py --planted 400 --only moran        # the Moran test alone, more draws
 
 What is timed: ``scripts/atlas_report.py MODEL --out TMP`` in this process (imports, model
 load, growth, the types and their nulls, markers, Moran's I and enrichment, pseudotime,
@@ -23,7 +24,7 @@ import time
 from pathlib import Path
 
 
-def planted(n: int = 100) -> dict:
+def planted(n: int = 100, only: tuple[str, ...] = ("moran", "types")) -> dict:
     """False-positive rate and power of two atlas tests on planted data (the code of the report):
 
     * Moran's I permutation test (99 permutations, one-sided p < 0.05) on a 20 x 20 grid:
@@ -44,15 +45,23 @@ def planted(n: int = 100) -> dict:
     for seed in range(n):
         rng = np.random.default_rng([seed, 27])
         for case, v in (("iid", rng.normal(0, 1, 400)), ("ramp", c / 20 + rng.normal(0, 4 / 20, 400))):
-            moran[case].append(bool(A.moran_test(v[:, None], W, 99, rng)["p"][0] < 0.05))
+            if "moran" in only:
+                moran[case].append(bool(A.moran_test(v[:, None], W, 99, rng)["p"][0] < 0.05))
         for case, X in (("one population", rng.normal(0, 1, (300, 16))),
                         ("three types", np.repeat(rng.normal(0, 2 / np.sqrt(2), (3, 16)), 100, 0)
                          + rng.normal(0, 1, (300, 16)))):
+            if "types" not in only:
+                continue
             q = A.leiden(A.zscore(X), seed=seed)[1]
             nulls = [A.leiden(A.zscore(A.shuffle_channels(X, rng)), seed=seed)[1] for _ in range(19)]
             types[case].append(bool((1 + sum(x >= q for x in nulls)) / 20 <= 0.05))
     rate = lambda h: {"hits": int(sum(h)), "n": len(h), "rate": proportion_ci(h)}  # noqa: E731
-    return {"moran": {k: rate(v) for k, v in moran.items()}, "beyond_null": {k: rate(v) for k, v in types.items()}}
+    out = {}
+    if "moran" in only:
+        out["moran"] = {k: rate(v) for k, v in moran.items()}
+    if "types" in only:
+        out["beyond_null"] = {k: rate(v) for k, v in types.items()}
+    return out
 
 
 def main(argv=None) -> int:
@@ -64,10 +73,11 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true", help="print one JSON line instead of text")
     p.add_argument("--planted", type=int, default=0, metavar="N",
                    help="instead: false-positive rate and power of the Moran and types tests on N planted draws")
+    p.add_argument("--only", default="moran,types", help="with --planted: moran and/or types")
     a = p.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     if a.planted:
-        print(json.dumps(planted(a.planted), indent=1))
+        print(json.dumps(planted(a.planted, tuple(a.only.split(","))), indent=1))
         return 0
     load0 = os.getloadavg()[0]
     t0, c0 = time.perf_counter(), time.process_time()

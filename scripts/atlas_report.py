@@ -57,9 +57,8 @@ def main(argv=None) -> int:
                         size=a.size)
     settings = R.AtlasReportSettings(tuple(a.models), s, "python scripts/atlas_report.py "
                                      + " ".join(shlex.quote(x) for x in argv))
-    progress = None if a.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     with cli.claim_report_dir(a.out, "atlas_report", a):  # another report, or files not ours: refused
-        result = R.run(settings, progress)
+        result = R.run_with_progress(settings, a.quiet)
         R.write(result, a.out)
     for line in R.summary_lines(result):
         print(line)

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted(p for p in (ROOT / "scripts").glob("*.py") if not p.name.startswith("_"))
 MAX_CODE_LINES = 60
 REPORTS = ["damage_report", "development_report", "dynamics_report", "knockout_report", "pca_report",
-           "selfish_report", "degradation_report", "features_report"]
+           "selfish_report", "degradation_report", "atlas_report", "features_report"]
 
 
 def _report_module(name: str):

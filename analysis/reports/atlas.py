@@ -394,6 +394,14 @@ def run(settings: AtlasReportSettings, progress=None, models=None) -> AtlasResul
     return AtlasResult(rep, figs)
 
 
+def run_with_progress(settings: AtlasReportSettings, quiet: bool = False, models=None) -> AtlasResult:
+    """``run`` with a progress line per stage on stderr (none with quiet): the report
+    contract's entry point for scripts (analysis.reports.html.run_report)."""
+    import sys
+
+    return run(settings, None if quiet else (lambda line: print(line, file=sys.stderr, flush=True)), models)
+
+
 def figures(res: list[dict], s: AtlasSettings) -> list:
     import matplotlib
 

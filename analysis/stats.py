@@ -16,6 +16,7 @@ that cannot be computed (n < 2, all values missing) has ``lo``/``hi`` None and a
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from scipy import special  # not scipy.stats: its import costs a report's start about 0.8 s
@@ -53,6 +54,21 @@ def mean_ci_axis(values, axis: int = -1, level: float = LEVEL) -> dict:
     out = [mean_ci(r, level) for r in flat]
     pick = lambda k: np.array([np.nan if o[k] is None else o[k] for o in out]).reshape(v.shape[:-1])  # noqa: E731
     return {"mean": pick("mean"), "lo": pick("lo"), "hi": pick("hi"), "n": int(v.shape[-1])}
+
+
+def mean_ci_band(values, axis: int = 0, level: float = LEVEL):
+    """Mean and Student-t interval over ``axis`` of an array of curves, NaN ignored (a band for
+    a figure; ``mean_ci`` for one number). -> (mean, lo, hi), each the shape without ``axis``."""
+    from scipy import stats
+
+    v = np.asarray(values, float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        n = np.isfinite(v).sum(axis)
+        m = np.nanmean(v, axis)
+        sd = np.nanstd(v, axis, ddof=1)
+        half = np.where(n > 1, stats.t.ppf(0.5 + level / 2, np.maximum(n - 1, 1)) * sd / np.sqrt(np.maximum(n, 1)), 0)
+    return m, m - half, m + half
 
 
 def proportion_ci(successes, level: float = LEVEL) -> dict:

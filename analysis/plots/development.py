@@ -4,12 +4,11 @@ matplotlib ``Figure`` out (``analysis.plots.png_bytes`` turns one into PNG bytes
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from matplotlib.figure import Figure
 
 from analysis.plots import ci_arrays
+from analysis.stats import mean_ci_band
 from analysis.development.positional import COORDS
 
 COLOURS = {"ridge": "tab:blue", "knn": "tab:orange", "shuffled_ridge": "0.55", "shuffled_knn": "0.75"}
@@ -191,20 +190,6 @@ def fig_transplant(tr: dict) -> Figure:
     return fig
 
 
-def ci_band(values: np.ndarray, axis: int = 0, level: float = 0.95):
-    """Mean and t-interval half-width over ``axis`` (NaN ignored). -> (mean, lo, hi)."""
-    from scipy import stats
-
-    v = np.asarray(values, float)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        n = np.isfinite(v).sum(axis)
-        m = np.nanmean(v, axis)
-        sd = np.nanstd(v, axis, ddof=1)
-        half = np.where(n > 1, stats.t.ppf(0.5 + level / 2, np.maximum(n - 1, 1)) * sd / np.sqrt(np.maximum(n, 1)), 0)
-    return m, m - half, m + half
-
-
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:
     """Centred moving average along the last axis (NaN ignored; shorter at the ends)."""
     v = np.asarray(values, float)
@@ -234,7 +219,7 @@ def fig_series(x, curves: np.ndarray, labels: list[str], title: str, ylabel: str
     ax = fig.add_subplot(1, 1, 1)
     for s, lab in enumerate(labels):
         col = f"C{s}"
-        m, lo, hi = ci_band(curves[:, s], 0)
+        m, lo, hi = mean_ci_band(curves[:, s], 0)
         rows = curves[:, s]
         if logy:
             m, lo, hi, rows = 10 ** m, 10 ** lo, 10 ** hi, 10 ** rows

@@ -22,6 +22,7 @@ def test_tutorial_notebook_runs_and_shows_the_viewer():
     m = re.search(r"intact (\d+), channel 10 knocked out (\d+)", text)
     assert m and int(m.group(1)) > 100  # the lizard grew
     assert int(m.group(2)) > int(m.group(1))  # what the notebook says: channel 10 is a brake
-    assert sum(o.get("output_type") == "display_data" and "image/png" in o.get("data", {}) for o in outputs) >= 3
+    assert "AnnData object" in text and "moranI" in text  # the atlas section: scanpy and squidpy ran
+    assert sum(o.get("output_type") == "display_data" and "image/png" in o.get("data", {}) for o in outputs) >= 4
     html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
     assert html and html[-1].startswith("<iframe srcdoc=") and "ncaViewer" in html[-1]

@@ -6,6 +6,11 @@ obsm["spatial"], and row, col, step, replicate, model, frame, body_along, body_a
 
     python scripts/export_h5ad.py distill:lizard/regenerating --out lizard.h5ad
     python scripts/export_h5ad.py runs/lizard --steps 200 --every 10 --replicates 4 --out cells.h5ad
+    python scripts/export_h5ad.py distill:lizard/regenerating --somatic 0.05 --out clones.h5ad
+
+With --somatic RATE the rollouts are the selfish experiments' somatic ones (heritable
+per-clone genomes, a new clone founded at a birth with probability RATE): obs gets clone,
+clone_parent and clone_born, obsm["genome"] each cell's genome (no velocity or MLP layer).
 
 Then, in Python: ``adata = scanpy.read_h5ad("lizard.h5ad")``; squidpy's spatial graphs take
 ``library_key="frame"``. Needs the [atlas] extra: pip install -e '.[atlas]'. Written atomically.
@@ -26,6 +31,8 @@ def parse_args(argv=None):
     cli.add_replicates(p, 2)
     cli.add_seed(p)
     p.add_argument("--size", type=cli.positive_int, default=None, metavar="N", help="grid size (default: the model's)")
+    p.add_argument("--somatic", type=float, default=None, metavar="RATE",
+                   help="somatic rollouts with clone ids, mutation rate RATE in [0, 1] (nca.selfish.somatic)")
     return p.parse_args(argv)
 
 
@@ -42,7 +49,9 @@ def main(argv=None) -> int:
     import nca
 
     model = nca.load_model(a.model)
-    adata = atlas.export(model, steps=a.steps, every=a.every, replicates=a.replicates, seed=a.seed, size=a.size)
+    kw = dict(steps=a.steps, every=a.every, replicates=a.replicates, seed=a.seed, size=a.size)
+    adata = (atlas.export(model, **kw) if a.somatic is None
+             else atlas.export_somatic(model, mutation_rate=a.somatic, **kw))
     atlas.write_h5ad(adata, a.out)
     print(f"{a.out}: {adata.n_obs} cells x {adata.n_vars} channels, steps 0..{a.steps} every {a.every}, "
           f"{a.replicates} replicates")

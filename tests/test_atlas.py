@@ -267,6 +267,37 @@ def test_the_export_script_writes_an_h5ad_and_refuses_another_suffix(tmp_path, c
     import anndata
 
     assert anndata.read_h5ad(tmp_path / "c.h5ad").n_obs > 1
+    assert export_h5ad.main(["distill:lizard/regenerating", "--out", str(tmp_path / "s.h5ad"), "--steps", "8",
+                             "--every", "4", "--replicates", "1", "--size", "32", "--somatic", "0.1"]) == 0
+    assert "clone" in anndata.read_h5ad(tmp_path / "s.h5ad").obs
+
+
+def test_a_somatic_export_gives_each_cell_its_clone_parent_birth_and_genome(lizard, tmp_path):
+    """Issue 27: the clone id where genomes are on. Planted negative: mutation rate 0 keeps
+    one founder clone everywhere. Positive: with mutation, every mutant clone was founded at
+    a birth no later than the cell's step, from an existing clone, and the cell carries that
+    clone's genome (a founder's is 0); the file keeps them."""
+    import anndata
+
+    none = A.export_somatic(lizard, steps=32, every=16, replicates=1, mutation_rate=0.0, size=40)
+    assert none.obs["clone"].unique().tolist() == ["0"] and (none.obs["clone_parent"] == -1).all()
+    assert not none.obsm["genome"].any()
+    a = A.export_somatic(lizard, steps=32, every=16, replicates=2, mutation_rate=0.2, size=40)
+    clone = a.obs["clone"].astype(int).to_numpy()
+    mutant = clone > 0
+    assert mutant.any() and (clone == 0).any()
+    assert ((a.obs["clone_parent"].to_numpy()[mutant] >= 0)
+            & (a.obs["clone_parent"].to_numpy()[mutant] < clone[mutant])).all()
+    born = a.obs["clone_born"].to_numpy()[mutant]
+    assert ((born >= 0) & (born < a.obs["step"].to_numpy()[mutant])).all()
+    assert not a.obsm["genome"][~mutant].any() and np.abs(a.obsm["genome"][mutant]).sum(1).min() > 0
+    A.write_h5ad(a, tmp_path / "c.h5ad")
+    back = anndata.read_h5ad(tmp_path / "c.h5ad")
+    assert (back.obs["clone"].astype(int).to_numpy() == clone).all() and back.obsm["genome"].shape[1] == 4
+    with pytest.raises(NCAError, match="genome size"):
+        A.export_somatic(lizard, steps=8, every=8, genome_size=17)
+    with pytest.raises(NCAError, match="multiple of every"):
+        A.export_somatic(lizard, steps=10, every=4)
 
 
 def test_settings_refuse_bad_values():

@@ -185,6 +185,70 @@ def export(model, steps: int = 96, every: int = 8, replicates: int = 2, seed: in
     return to_anndata(cells, model.name, meta)
 
 
+def export_somatic(model, steps: int = 96, every: int = 8, replicates: int = 2, seed: int = 0,
+                   mutation_rate: float = 0.05, mutation_size: float = 0.02, genome_size: int = 4,
+                   size: int | None = None):
+    """The living cells of ``replicates`` somatic rollouts (``nca.selfish.somatic``: heritable
+    per-clone genomes, mutation at birth) as an AnnData, with each cell's clone in ``obs``:
+    ``clone`` (its id), ``clone_parent`` (the clone it mutated from, -1 for the founder),
+    ``clone_born`` (the step it was founded, -1 for the founder), and its genome in
+    ``obsm["genome"]`` [n, genome_size]. Replicate r's rollout draws its fire masks and
+    mutations from the stream ``"atlas-somatic"`` (r). No velocity or MLP layer: a cell's
+    update depends on its genome, which the shared rule's one-step recording does not see.
+    Raises NCAError for a model with no living cell in any kept step."""
+    import jax
+    import jax.numpy as jnp
+
+    from nca.model import to_device
+    from nca.rng import stream
+    from nca.selfish.somatic import SomaticConfig, founders, seed_clones, somatic_rollout
+
+    require("anndata")
+    if steps % every:
+        raise NCAError(f"steps ({steps}) must be a multiple of every ({every})")
+    cfg = model.model_config
+    scfg = SomaticConfig(genome_size=genome_size, mutation_rate=mutation_rate, mutation_size=mutation_size)
+    scfg.check(cfg)
+    grid = int(size or model.grid_size)
+    x0, ids0 = seed_clones(grid, grid, cfg, 1)
+    x0 = to_device(np.asarray(x0))
+    clones0 = founders(jnp.zeros((1, genome_size)), scfg.max_clones)
+    params = jax.tree_util.tree_map(jnp.asarray, model.params)
+    run = jax.jit(lambda k: somatic_rollout(params, x0, ids0, clones0, k, steps, cfg, scfg, every=every,
+                                            record_states=True))
+    states, ids, tables = [np.asarray(x0)[None]], [np.asarray(ids0)[None]], []
+    for r in range(replicates):
+        _, _, cl, _, tr = run(stream(jax.random.key(seed), "atlas-somatic", r))
+        states.append(np.asarray(tr.states))
+        ids.append(np.asarray(tr.ids))
+        tables.append(jax.tree_util.tree_map(np.asarray, cl))
+    # frame 0 is the seed (the same in every replicate); then each replicate's recorded steps
+    x_seed, id_seed = states[0], ids[0]
+    all_states = np.stack([np.concatenate([x_seed, s]) for s in states[1:]], 1)   # [T, B, H, W, C]
+    all_ids = np.stack([np.concatenate([id_seed, i]) for i in ids[1:]], 1)        # [T, B, H, W]
+    cells = rollout_cells(model, all_states, np.arange(0, steps + 1, every), activity=False)
+    alive = all_states[..., 3] > cfg.alive_threshold
+    t_idx, b_idx = np.nonzero(alive)[:2]
+    clone = all_ids[alive]
+    parent = np.array([tables[b].parent[c] if c >= 0 else -1 for b, c in zip(b_idx, clone)], np.int32)
+    born = np.array([tables[b].born[c] if c >= 0 else -1 for b, c in zip(b_idx, clone)], np.int32)
+    genome = np.stack([tables[b].genomes[c] if c >= 0 else np.zeros(genome_size, np.float32)
+                       for b, c in zip(b_idx, clone)]) if len(clone) else np.zeros((0, genome_size))
+    meta = {"steps": steps, "every": every, "replicates": replicates, "seed": seed, "grid": grid,
+            "alive_threshold": float(cfg.alive_threshold), "somatic": {
+                "mutation_rate": mutation_rate, "mutation_size": mutation_size, "genome_size": genome_size,
+                "clones_founded": [int(t.n) for t in tables], "mutations_dropped": [int(t.dropped) for t in tables]},
+            "spatial": "(x, y) = (col, row) of the grid; one grid per obs['frame']"}
+    a = to_anndata(cells, model.name, meta)
+    import pandas as pd
+
+    a.obs["clone"] = pd.Categorical(clone.astype(str))
+    a.obs["clone_parent"] = parent
+    a.obs["clone_born"] = born
+    a.obsm["genome"] = np.asarray(genome, np.float32)
+    return a
+
+
 def write_h5ad(adata, path) -> None:
     """Write ``adata`` to ``path`` atomically (a temporary file in the same folder, renamed):
     a failed write leaves an existing file as it was. OS faults are one NCAError line."""

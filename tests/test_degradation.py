@@ -120,12 +120,30 @@ def lizard():
     return nca.load_model("distill:lizard/regenerating")
 
 
-def test_unit_mean_ablation_equals_holding_the_activation_at_the_hidden_hook(lizard):
+def _variant():
+    """A Laplacian-perception rule with no alive masking (2 perception bands, not 3): the
+    shapes of the isotropic and texture NCAs, random but active weights."""
+    from nca.model import ModelConfig, init_params
+
+    cfg = ModelConfig(channels=8, hidden=96, perception="laplacian", life="none")
+    p = init_params(jax.random.key(3), cfg)
+    p["w2"] = 0.05 * jax.random.normal(jax.random.key(4), (cfg.hidden, cfg.channels))
+    return p, cfg
+
+
+@pytest.fixture(params=["lizard", "variant"])
+def rule(request, lizard):
+    """(params, cfg) of the published lizard and of a variant rule: removals index the
+    model's own perception bands and hidden layer, not the article's three."""
+    return (lizard.params, lizard.model_config) if request.param == "lizard" else _variant()
+
+
+def test_unit_mean_ablation_equals_holding_the_activation_at_the_hidden_hook(rule):
     """Mean ablation as weights (w2 row zeroed, b2 shifted) = h_j := mean_j at the hidden hook."""
     from analysis.causal.knockouts import Start
     from nca.model import rollout, seed_state
 
-    cfg = lizard.model_config
+    params, cfg = rule
     x0 = np.asarray(seed_state(32, 32, cfg, batch=1))
     st = Start("growth", x0, 0, 12)
     means = np.linspace(0.0, 0.3, cfg.hidden).astype(np.float32)
@@ -133,13 +151,13 @@ def test_unit_mean_ablation_equals_holding_the_activation_at_the_hidden_hook(liz
     removed[0, [3, 50, 77]] = True
     target = np.zeros((32, 32, 4), np.float32)
     key = jax.random.key(0)
-    loss = D.unit_losses(lizard.params, cfg, st, key, target, removed, means, chunk=2)
+    loss = D.unit_losses(params, cfg, st, key, target, removed, means, chunk=2)
     idx = np.array([3, 50, 77])
 
     def hook(h, t):
         return h.at[..., idx].set(means[idx])
 
-    x, _ = rollout(lizard.params, x0, key, 12, cfg, record=(), hooks={"hidden": hook})
+    x, _ = rollout(params, x0, key, 12, cfg, record=(), hooks={"hidden": hook})
     from nca.model import to_rgba
     from nca.train import per_sample_loss
 
@@ -161,21 +179,22 @@ def test_run_model_small(lizard):
         D.run_model(lizard, D.DegradationSettings(unit_ks=(0, 129), grow=8))
 
 
-def test_channel_zeroing_as_weights_equals_zeroing_the_state(lizard):
+def test_channel_zeroing_as_weights_equals_zeroing_the_state(rule):
     """channel_zero_losses (w1 rows) = ablation_losses with zero fill at the state hook."""
     from analysis.causal.knockouts import Start, ablation_losses, channel_ablations
     from nca.model import seed_state
 
-    cfg = lizard.model_config
+    params, cfg = rule
     x0 = np.asarray(seed_state(32, 32, cfg, batch=2))
     st = Start("growth", x0, 0, 12)
     target = np.zeros((32, 32, 4), np.float32)
     key = jax.random.key(1)
     removed = np.zeros((2, cfg.channels - 4), bool)
-    removed[0, [1, 5]] = True
-    removed[1, 11] = True
-    fast = D.channel_zero_losses(lizard.params, cfg, st, key, target, removed, chunk=2)
-    dense, _ = ablation_losses(lizard.params, cfg, st, key, target, channel_ablations([(5, 9), (15,)], cfg.channels),
+    last = cfg.channels - 5
+    removed[0, [1, 2]] = True
+    removed[1, last] = True
+    fast = D.channel_zero_losses(params, cfg, st, key, target, removed, chunk=2)
+    dense, _ = ablation_losses(params, cfg, st, key, target, channel_ablations([(5, 6), (4 + last,)], cfg.channels),
                                chunk=2)
     np.testing.assert_allclose(fast, dense, rtol=1e-4, atol=1e-7)
 
@@ -260,7 +279,7 @@ def test_pooled_curves_equal_each_curve_run_alone(lizard):
     target = target_on_grid(lizard.target_image(), 32)
     st = assay_starts(lizard.params, cfg, key, 32, Assay(24, 8, 8, "left", 2))["persistence"]
     states = grow_states(lizard, 24, key, size=32)[:, 0]
-    umeans = D.unit_means_of(lizard.params, states[[12, 24]], cfg.alive_threshold)
+    umeans = D.unit_means_of(lizard.params, states[[12, 24]], cfg)
     for part, mode, n in (("units", "zero", cfg.hidden), ("units", "mean", cfg.hidden), ("channels", "zero", 12)):
         if part == "units":
             def loss(m, mode=mode):
@@ -350,3 +369,18 @@ def test_cell_attack_finds_the_patch_that_carries_the_body_and_no_gap_when_cells
         D.cell_curves(additive, alive, fr, 8, np.random.default_rng(0), patch=-1)
     with pytest.raises(NCAError, match="cell_attack"):
         D.DegradationSettings(cell_attack=-1)
+
+
+def test_unit_means_are_the_steps_own_hidden_activations_for_any_perception(rule):
+    """unit_means_of reads the step's "hidden" cache: for a Laplacian rule too (whose
+    perception the article's Sobel recomputation would get wrong), the mean over alive cells."""
+    from nca.model import rollout, seed_state
+
+    params, cfg = rule
+    x0 = np.asarray(seed_state(24, 24, cfg, batch=1))
+    _, rec = rollout(params, x0, jax.random.key(2), 6, cfg, record=("state", "hidden"))
+    # hidden[t] is computed from the state *before* step t: x0, then states[:-1]
+    states = np.concatenate([x0[None], np.asarray(rec.states)[:-1]])[:, 0]
+    hidden = np.asarray(rec.hidden)[:, 0]
+    alive = states[..., 3] > cfg.alive_threshold
+    np.testing.assert_allclose(D.unit_means_of(params, states, cfg), hidden[alive].mean(0), rtol=1e-5, atol=1e-6)

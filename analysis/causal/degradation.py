@@ -267,7 +267,7 @@ def weight_losses(params, cfg, start, key: Array, target, keep1=None, keep2=None
     from nca.model import to_device
 
     n_all = next(len(a) for a in (keep1, keep2, shift) if a is not None)
-    full = {"k1": (keep1, 3 * cfg.channels, 1.0), "k2": (keep2, cfg.hidden, 1.0), "s": (shift, cfg.channels, 0.0)}
+    full = {"k1": (keep1, cfg.kernels * cfg.channels, 1.0), "k2": (keep2, cfg.hidden, 1.0), "s": (shift, cfg.channels, 0.0)}
     x0, tgt = to_device(start.x0), to_device(target)
     out = []
     for i in range(0, n_all, chunk):
@@ -320,7 +320,7 @@ def weight_rows(params, cfg, part: str, mode: str, removed: np.ndarray, unit_mea
     channels (zero): what ``unit_losses`` and ``channel_zero_losses`` roll out."""
     removed = np.asarray(removed, bool)
     n, c = len(removed), cfg.channels
-    k1 = np.ones((n, 3 * c), np.float32)
+    k1 = np.ones((n, cfg.kernels * c), np.float32)  # one perception row per band and channel
     k2 = np.ones((n, cfg.hidden), np.float32)
     sh = np.zeros((n, c), np.float32)
     if part == "units":
@@ -330,7 +330,7 @@ def weight_rows(params, cfg, part: str, mode: str, removed: np.ndarray, unit_mea
     elif part == "channels" and mode == "zero":
         for i, r in enumerate(removed):
             for j in np.flatnonzero(r):
-                k1[i, [4 + j, c + 4 + j, 2 * c + 4 + j]] = 0.0
+                k1[i, [b * c + 4 + j for b in range(cfg.kernels)]] = 0.0
     else:
         raise NCAError(f"{part} {mode} is not a weight removal")
     return k1, k2, np.asarray(sh, np.float32)
@@ -349,14 +349,14 @@ def unit_losses(params, cfg, start, key: Array, target, removed: np.ndarray, uni
 
 def channel_zero_losses(params, cfg, start, key: Array, target, removed: np.ndarray, chunk: int = 16) -> np.ndarray:
     """Losses [N, B] of zeroing sets of hidden channels: removed [N, C - 4] (bool, channel
-    4 + j). As never-read channels (their 3 perception rows of w1 zeroed): the same bodies as
+    4 + j). As never-read channels (their perception rows of w1 zeroed, one per band): the same bodies as
     zeroing them in the state every step (a hidden channel acts only through the perception;
     ``analysis.causal.knockouts.read_ablation_losses``, tested there), on the fast path."""
     c = cfg.channels
-    keep = np.ones((len(removed), 3 * c), np.float32)
+    keep = np.ones((len(removed), cfg.kernels * c), np.float32)
     for i, r in enumerate(np.asarray(removed, bool)):
         for j in np.flatnonzero(r):
-            keep[i, [4 + j, c + 4 + j, 2 * c + 4 + j]] = 0.0
+            keep[i, [b * c + 4 + j for b in range(cfg.kernels)]] = 0.0
     return weight_losses(params, cfg, start, key, target, keep1=keep, chunk=chunk)
 
 
@@ -484,17 +484,18 @@ def cell_curve(params, cfg, start, key: Array, target, empty: float, fractions, 
     return cell_curves(evaluate, alive, fractions, draws, rng, patch)
 
 
-def unit_means_of(params, states: np.ndarray, threshold: float) -> np.ndarray:
+def unit_means_of(params, states: np.ndarray, cfg) -> np.ndarray:
     """Mean hidden activation [hidden] over the alive cells of states [T, H, W, C] (the intact
-    run): the value a mean-ablated unit is held at."""
+    run): the value a mean-ablated unit is held at. The activations are the step's own
+    (``nca.model.step``'s cache: the model's perception, any variant's), not recomputed here."""
     import jax.numpy as jnp
 
-    from nca.model import perceive
+    from nca.model import step
 
     x = jnp.asarray(states, jnp.float32)
-    h = jax.nn.relu(perceive(x) @ params["w1"] + params["b1"])
-    alive = np.asarray(states[..., 3] > threshold)
-    return np.asarray(h)[alive].mean(0)
+    _, cache = step(params, x, jax.random.key(0), cfg)  # the fire mask does not reach "hidden"
+    alive = np.asarray(states[..., 3] > cfg.alive_threshold)
+    return np.asarray(cache["hidden"])[alive].mean(0)
 
 
 # --------------------------------------------------------------------------- the pipeline
@@ -583,7 +584,7 @@ def run_model(model, s: DegradationSettings, progress=None) -> dict:
     starts = assay_starts(model.params, cfg, key, grid, Assay(s.grow, s.persist, s.regrow, s.cut, s.replicates))
     chan_means = np.zeros(cfg.channels, np.float32)
     chan_means[4:] = states[fit][alive][:, 4:].mean(0)
-    umeans = unit_means_of(model.params, states[fit], cfg.alive_threshold)
+    umeans = unit_means_of(model.params, states[fit], cfg)
     hidden_ch = list(range(4, cfg.channels))
     curves, raw, rollouts = {}, {}, {}
     if "cells" in s.parts:

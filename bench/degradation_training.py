@@ -43,7 +43,8 @@ MEASURES = (("error", "auc"), ("error", "k50"), ("attack", "auc"), ("gap_attack"
 def welch_diff(a, b, level: float = 0.95) -> dict:
     """mean(b) - mean(a) with the Welch t interval (Welch-Satterthwaite df) -> {mean, lo, hi, n}."""
     import numpy as np
-    from scipy import special
+
+    from nca.stats import t_quantile
 
     a, b = np.asarray(a, float), np.asarray(b, float)
     d = float(b.mean() - a.mean())
@@ -54,7 +55,7 @@ def welch_diff(a, b, level: float = 0.95) -> dict:
     if se == 0:
         return {"mean": d, "lo": d, "hi": d, "n": [len(a), len(b)], "df": None}
     df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    half = float(special.stdtrit(df, 0.5 + level / 2)) * se
+    half = t_quantile(0.5 + level / 2, df) * se
     return {"mean": d, "lo": d - half, "hi": d + half, "n": [len(a), len(b)], "df": df}
 
 

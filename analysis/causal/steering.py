@@ -35,7 +35,7 @@ with it, by intervening through the "state" hook of ``nca.model.rollout`` (see
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from functools import lru_cache, partial
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +43,7 @@ import numpy as np
 
 from nca.errors import NCAError
 from nca.model import ModelConfig, alive_mask, rollout, seed_state, to_rgba
+from nca.stats import t_quantile
 
 from analysis.representation.axes import direction_vector
 from analysis.causal.interventions import in_window
@@ -170,13 +171,6 @@ def effects(values: np.ndarray, doses) -> tuple[np.ndarray, np.ndarray]:
     return mean, per
 
 
-@lru_cache(maxsize=256)
-def _t_quantile(q: float, df: int) -> float:
-    from scipy import stats as st
-
-    return float(st.t.ppf(q, df))
-
-
 def random_band(random_effects: np.ndarray, level: float = 0.95) -> dict:
     """The random directions' band per dose. random_effects: [R, N] (each direction's mean
     effect) -> {"mean", "sd", "lo", "hi" (the ``level`` prediction interval of one more
@@ -195,7 +189,7 @@ def random_band(random_effects: np.ndarray, level: float = 0.95) -> dict:
                 out[k].append(None)
             continue
         m, sd = float(v.mean()), float(v.std(ddof=1))
-        half = _t_quantile(1 - a, n - 1) * sd * np.sqrt(1 + 1 / n)
+        half = t_quantile(1 - a, n - 1) * sd * np.sqrt(1 + 1 / n)
         out["mean"].append(m)
         out["sd"].append(sd)
         out["lo"].append(m - half)

@@ -34,6 +34,7 @@ import numpy as np
 
 from ..errors import NCAError
 from ..model import ModelConfig, Params, seed_state
+from ..stats import mean_ci, wilson
 from .lineages import alive_cells
 from .somatic import SomaticConfig, founders, somatic_rollout
 
@@ -45,30 +46,19 @@ DIRECTION_STREAM = 0x646972  # "dir": random gene directions of the landscape
 
 
 def interval(values, level: float = 0.95) -> dict:
-    """Mean and two-sided t-interval over seeds: {"mean", "lo", "hi", "n", "values"} (None
-    entries skipped; lo/hi None when n < 2)."""
-    from scipy import stats
-
-    vals = np.asarray([float(v) for v in values if v is not None and np.isfinite(v)])
-    n = len(vals)
-    out = {"mean": float(vals.mean()) if n else None, "lo": None, "hi": None, "n": n,
-           "values": [None if v is None else float(v) for v in values]}
-    if n >= 2:
-        half = float(stats.t.ppf(0.5 + level / 2, n - 1) * vals.std(ddof=1) / np.sqrt(n))
-        out["lo"], out["hi"] = out["mean"] - half, out["mean"] + half
-    return out
+    """Mean and two-sided t-interval over seeds: ``nca.stats.mean_ci`` ({"mean", "lo", "hi",
+    "n", "sd"}; lo/hi None with a reason when n < 2) with the per-seed "values" (None kept)."""
+    vals = [None if v is None else float(v) for v in values]
+    return {**mean_ci([np.nan if v is None else v for v in vals], level), "values": vals}
 
 
 def proportion_interval(k: int, n: int) -> dict:
-    """Wilson 95% interval of a proportion k/n: {"k", "n", "p", "lo", "hi"}."""
+    """Wilson 95% interval of a proportion k/n (``nca.stats.wilson``): {"mean", "lo", "hi", "n"}
+    as every interval, with "k" and "p" (= mean) for the report's "k/n [lo, hi]"."""
     if n == 0:
-        return {"k": 0, "n": 0, "p": None, "lo": None, "hi": None}
-    z = 1.959964
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return {"k": int(k), "n": int(n), "p": p, "lo": float(max(0.0, c - h)), "hi": float(min(1.0, c + h))}
+        return {"mean": None, "lo": None, "hi": None, "n": 0, "k": 0, "p": None}
+    lo, hi = wilson(k, n)
+    return {"mean": k / n, "lo": lo, "hi": hi, "n": int(n), "k": int(k), "p": k / n}
 
 
 @dataclass(frozen=True)

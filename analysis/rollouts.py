@@ -17,6 +17,24 @@ from nca.errors import NCAError
 from nca.model import to_device
 
 
+def euclidean(x: np.ndarray, cfg) -> np.ndarray:
+    """Per-cell arrays in a frame where distances and angles are the body's own.
+
+    x: [..., H, W, F] on the model's grid (states, features, maps). The square grid is returned
+    as is. The hex grid (``topology="hex"``, the isotropic NCA) stores cells in axial
+    coordinates, where the array's columns and rows meet at 60 degrees: measured there, body
+    axes, directions and distances are sheared. It is resampled to the square image the demo
+    draws (``nca.formats.isonca.hex_to_square``: nearest cell, pixels sqrt(3)/2 world units
+    wide so the image spans the grid's height) -> [..., H, H, F]. Analyse, never roll out,
+    what comes back.
+    """
+    if cfg.topology != "hex":
+        return x
+    from nca.formats.isonca import SQRT3_2, hex_to_square
+
+    return hex_to_square(x, x.shape[-3], scale=SQRT3_2)
+
+
 def grow_states(model: LoadedModel, steps: int, key: jax.Array, seeds: int = 1,
                 size: int | None = None, x0: np.ndarray | None = None, t0: int = 0, every: int = 1) -> np.ndarray:
     """The states of one rollout, the start state included.

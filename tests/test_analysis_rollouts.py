@@ -57,3 +57,35 @@ def test_rotated_perception_grows_body_rotated_counter_clockwise(lizard):
 def test_disc_damage_is_a_disc_mask():
     m = disc_damage(jax.random.key(3), (40, 40))
     assert m.shape == (40, 40) and set(np.unique(m)) <= {0.0, 1.0} and 0 < m.sum() < 1600
+
+
+def _hex_ellipse(axis_deg: float, h: int = 48) -> np.ndarray:
+    """alpha [h, h] of a 3:1 ellipse drawn in world space on the hex grid (cell (i, j) at
+    (j - i/2, i sqrt(3)/2)), long axis at ``axis_deg`` (counter-clockwise, y up)."""
+    from nca.formats.isonca import SQRT3_2
+
+    i, j = np.mgrid[:h, :h].astype(float)
+    x, y = j - i / 2, i * SQRT3_2
+    x, y = x - ((h - 1) / 2 - (h - 1) / 4), y - (h - 1) / 2 * SQRT3_2
+    t = np.deg2rad(axis_deg)
+    a, b = x * np.cos(t) + y * np.sin(t), -x * np.sin(t) + y * np.cos(t)
+    return ((a / 15) ** 2 + (b / 5) ** 2 <= 1).astype(np.float32)
+
+
+@pytest.mark.parametrize("axis_deg", [0.0, 30.0, 75.0, 120.0])
+def test_the_euclidean_frame_gives_a_hex_bodys_true_axis_and_the_array_frame_does_not(axis_deg):
+    """Planted: a world-space ellipse on the hex grid. Resampled (``euclidean``), its long axis
+    is the planted one; measured on the axial array, it is sheared away from it (the control:
+    what the PCA report measured before). The square grid is returned untouched."""
+    from analysis.rollouts import euclidean
+    from nca.model import ModelConfig
+
+    alpha = _hex_ellipse(axis_deg)
+    hexcfg = ModelConfig(perception="laplacian", topology="hex")
+    fixed = body_frame(euclidean(alpha[..., None], hexcfg)[..., 0])
+    assert axis_angle_between(fixed.axis_deg, axis_deg) < 1.5, fixed.axis_deg  # measured: <= 0.6
+    assert fixed.elongation == pytest.approx(3.0, rel=0.05)
+    sheared = body_frame(alpha)  # the axial array, read as if square: mirrored and sheared
+    assert axis_angle_between(sheared.axis_deg, axis_deg) > 4.0  # measured: 5-75 degrees off
+    square = alpha[..., None]
+    assert euclidean(square, ModelConfig()) is square

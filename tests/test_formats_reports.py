@@ -61,6 +61,8 @@ def test_pca_report_runs_on_the_hex_variant_without_a_viewer(tmp_path):
     pca_report.write(pca_report.run(s), tmp_path)
     assert (tmp_path / "index.html").is_file() and (tmp_path / "report.json").is_file()
     assert not (tmp_path / "viewer.html").exists()  # the WebGL viewer runs the article's CA only
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert "resampled" in rep["conventions"]["geometry"]  # measured in the body's geometry, and says so
 
 
 def test_texture_models_are_refused_by_the_body_reports_and_the_viewer_in_one_line(tmp_path):

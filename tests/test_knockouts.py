@@ -163,7 +163,7 @@ def test_knockout_report_end_to_end(tmp_path, capsys):
 
     script = runpy.run_path(str(Path(__file__).parents[1] / "scripts" / "knockout_report.py"), run_name="ko")
     out = tmp_path / "ko"
-    argv = ["distill:lizard/regenerating", "--out", str(out), "--size", "40", "--grow", "30", "--persist", "10",
+    argv = ["distill:lizard/regenerating", "--out", str(out), "--size", "32", "--grow", "30", "--persist", "10",
             "--regrow", "10", "--pcs", "2", "--repair-at", "2,5", "--chunk", "32", "--pairs", "regeneration",
             "--replicates", "2", "--units", "persistence", "--unit-pairs", "4", "--random-unit-pairs", "3", "--quiet"]
     assert script["main"](argv) == 0

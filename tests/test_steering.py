@@ -111,7 +111,8 @@ def test_development_report_runs_every_part_on_a_published_model(tmp_path):
     dev = runpy.run_path(str(ROOT / "scripts" / "development_report.py"), run_name="development_report")
     out = tmp_path / "dev"
     argv = ["distill:lizard/regenerating", "--out", str(out), "--steps", "30", "--every", "15", "--replicates", "2",
-            "--doses=-2,0,2", "--n-random", "4", "--graft-at", "30", "--after", "15", "--size", "40", "--quiet"]
+            "--doses=-2,0,2", "--n-random", "4", "--graft-at", "30", "--after", "15", "--size", "32", "--placements", "3",
+            "--placement-replicates", "2", "--quiet"]
     assert dev["main"](argv) == 0
     rep = json.loads((out / "report.json").read_text())
     last = rep["positional"]["per_step"][-1]

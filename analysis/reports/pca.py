@@ -348,7 +348,7 @@ def run(settings: PCAReportSettings, progress=None, on_pca=None, figures=None) -
     from analysis.plots import pca as pca_figures
     from analysis.reports.figure_pool import FigurePool
     from analysis.representation.pca import FEATURES, state_features, variance_captured
-    from analysis.rollouts import activations, grow_states
+    from analysis.rollouts import activations, euclidean, grow_states
 
     a = settings
     a.validate()
@@ -371,6 +371,11 @@ def run(settings: PCAReportSettings, progress=None, on_pca=None, figures=None) -
         if a.features in ("hidden", "state"):
             return state_features(states, a.features)
         return activations(m, states, a.features)
+
+    def analysed(m, states):
+        """Native states [..., H, W, C] of model m -> (features, states) in the frame the
+        analysis measures in (``analysis.rollouts.euclidean``: the hex grid resampled)."""
+        return euclidean(feats(m, states), m.model_config), euclidean(states, m.model_config)
 
     compare = list(a.compare) if a.compare is not None else []
     if a.compare is None and model.name.startswith("distill:"):
@@ -407,8 +412,7 @@ def run(settings: PCAReportSettings, progress=None, on_pca=None, figures=None) -
         if a.regrow > 0:  # the damage and the regrowth need only the grown body: on the side thread now
             regrown = pool.submit(_damage_and_regrow, model, states[-1, :1], key, grid, thr, a.regrow, rollout, g1)
         tell("pca")
-        at = states[[t // g for t in steps]]  # [S, R, H, W, C]
-        f_at = feats(model, at)
+        f_at, at = analysed(model, states[[t // g for t in steps]])  # [S, R, H, W, F], [S, R, H, W, C]
         pooled, maps, res = dissect.analyse_steps(steps, f_at, at[..., 3], a.components, a.standardize, a.per_step,
                                                   a.features, thr, thresholds)
         alive_at = alive_of(at[..., 3], thr)
@@ -430,13 +434,13 @@ def run(settings: PCAReportSettings, progress=None, on_pca=None, figures=None) -
 
         # 2. emergence over development (first replicate), then damage and regrowth
         growth, regrowth, damage_info, emergence = _emergence(a, model, pooled, states, g, g1, regrown if a.regrow > 0
-                                                              else None, feats, thr, thresholds, tell)
+                                                              else None, analysed, thr, thresholds, tell)
         # 3. rotation test: grow with rotated perception, score with the same PCA
         rotation, rot_states, rot_maps, rot_bodies = _rotations(a, model, pooled, rot_grown, res["steps"][-1],
-                                                                at[-1, 0], maps[-1, 0], t_last, feats, thr,
+                                                                at[-1, 0], maps[-1, 0], t_last, analysed, thr,
                                                                 thresholds, tell)
         # 4. comparison with a second seed and with other models (own PCA each, same steps)
-        comparisons, cmp_rows = _comparisons(a, pooled, maps, pairs, pair_grown, steps, g1, key, feats, thr,
+        comparisons, cmp_rows = _comparisons(a, pooled, maps, pairs, pair_grown, steps, g1, key, analysed, thr,
                                              thresholds, tell)
 
     # 5. the report dict and the figures
@@ -446,7 +450,7 @@ def run(settings: PCAReportSettings, progress=None, on_pca=None, figures=None) -
         "grid": grid, "rollout_steps": rollout, "seed": a.seed, "replicates": a.replicates,
         "features": a.features, "features_description": FEATURES[a.features], "n_features": int(pooled.mean.shape[0]),
         "standardize": a.standardize, "alive_threshold": thr,
-        "conventions": _conventions(), "thresholds": dissect.thresholds_dict(thresholds),
+        "conventions": _conventions(model.model_config), "thresholds": dissect.thresholds_dict(thresholds),
         "kind_rule": asdict(rule), "null": {**asdict(null), "method": NULL_METHOD},
         **res, "emergence": emergence, "rotation": rotation, "comparison": comparisons,
     }
@@ -459,7 +463,7 @@ def run(settings: PCAReportSettings, progress=None, on_pca=None, figures=None) -
     return PCAReportResult(settings, out, figs, viewer_data)
 
 
-def _emergence(a: PCAReportSettings, model, pooled, states, g: int, g1: int, regrown, feats, thr: float,
+def _emergence(a: PCAReportSettings, model, pooled, states, g: int, g1: int, regrown, analysed, thr: float,
                thresholds, tell):
     """Stage 2: the pooled PCA's components tracked over development (first replicate), then
     after damage and regrowth (``regrown``: the side thread's future, or None).
@@ -469,16 +473,15 @@ def _emergence(a: PCAReportSettings, model, pooled, states, g: int, g1: int, reg
     rollout = a.rollout_steps()
     tell("emergence")
     ts = sorted(set(range(a.every, rollout + 1, a.every)) | {rollout})
-    grown_ts = states[[t // g for t in ts], 0]
-    growth = dissect.track(pooled, ts, feats(model, grown_ts), grown_ts[..., 3], thr, thresholds)
+    f, grown_ts = analysed(model, states[[t // g for t in ts], 0])
+    growth = dissect.track(pooled, ts, f, grown_ts[..., 3], thr, thresholds)
     regrowth, damage_info = None, None
     if a.regrow > 0:
         tell("damage + regrowth")
         re, frac = regrown.result()
         rts = sorted(set(range(0, a.regrow + 1, a.every)) | {a.regrow})
-        re_ts = re[[t // g1 for t in rts], 0]
-        regrowth = dissect.track(pooled, [rollout + t for t in rts], feats(model, re_ts), re_ts[..., 3], thr,
-                                 thresholds)
+        f, re_ts = analysed(model, re[[t // g1 for t in rts], 0])
+        regrowth = dissect.track(pooled, [rollout + t for t in rts], f, re_ts[..., 3], thr, thresholds)
         damage_info = {"step": rollout, "regrow_steps": a.regrow, "fraction_of_body_erased": frac,
                        "disc": "nca.damage.circle_masks (the article's training damage)"}
     emergence = {"growth": growth, "regrowth": regrowth, "damage": damage_info,
@@ -488,7 +491,7 @@ def _emergence(a: PCAReportSettings, model, pooled, states, g: int, g1: int, reg
 
 
 def _rotations(a: PCAReportSettings, model, pooled, rot_grown: dict, ref_body: dict, ref_state, ref_map,
-               t_last: int, feats, thr: float, thresholds, tell):
+               t_last: int, analysed, thr: float, thresholds, tell):
     """Stage 3: bodies grown with rotated perception (``rot_grown``: the side thread's
     futures), scored with the same PCA. -> (the report's "rotation" or None, states, maps,
     bodies: the reference first)."""
@@ -499,11 +502,10 @@ def _rotations(a: PCAReportSettings, model, pooled, rot_grown: dict, ref_body: d
     for theta in a.rotations:
         tell(f"rotation {theta:g}")
         m_rot = model.rotated(theta)
-        x = rot_grown[theta].result()[-1, 0]
+        f, x = analysed(m_rot, rot_grown[theta].result()[-1, 0])
         alive = x[..., 3] > thr
         if alive.sum() < 10:
             raise NCAError(f"the body grown with perception rotated by {theta:g} deg has no alive cells at step {t_last}")
-        f = feats(m_rot, x)
         mp = pc_maps(pooled, f, alive)
         evr = variance_captured(pooled, f[None], alive[None])[0]
         rot_bodies.append(dissect.describe_body(mp, x[..., 3], evr, thr, thresholds))
@@ -516,7 +518,7 @@ def _rotations(a: PCAReportSettings, model, pooled, rot_grown: dict, ref_body: d
 
 
 def _comparisons(a: PCAReportSettings, pooled, maps, pairs: list, pair_grown: list, steps: list[int], g1: int, key,
-                 feats, thr: float, thresholds, tell):
+                 analysed, thr: float, thresholds, tell):
     """Stage 4: a second seed and the other models, each with its own PCA at the same steps
     (``pair_grown``: the side thread's futures). -> (the report's "comparison", rows for the
     figures)."""
@@ -531,11 +533,10 @@ def _comparisons(a: PCAReportSettings, pooled, maps, pairs: list, pair_grown: li
                                           a.components)
     for (label, m, k, same), grown in zip(pairs, pair_grown):
         tell(f"compare {label}")
-        st = grown.result()[[t // g1 for t in steps], 0]  # [S, H, W, C]
+        f, st = analysed(m, grown.result()[[t // g1 for t in steps], 0])  # [S, H, W, F], [S, H, W, C]
         alive = st[..., 3] > thr
         if (alive.sum((1, 2)) < 10).any():
             raise NCAError(f"{label} has fewer than 10 alive cells at one of steps {steps}: cannot compare")
-        f = feats(m, st)
         p = fit_cell_pca(f, alive, a.components, a.standardize, a.features)
         mp = pc_maps(p, f[-1], alive[-1])
         c = dissect.compare_pcas(pooled, maps[-1, 0], p, mp, same)
@@ -607,10 +608,16 @@ RADIAL_CALIBRATION = ("any-direction, along and across tests: false-positive rat
                       "nominal 5 % on some smooth fields; docs/validation/spatial_null.md)")
 
 
-def _conventions() -> dict:
+HEX_GEOMETRY = ("hex grid (axial coordinates): states, features and maps resampled to the square image the isotropic "
+                "demo draws (nearest cell, pixels sqrt(3)/2 cell spacings wide; analysis.rollouts.euclidean) before "
+                "any map, axis, direction or distance is measured; the rollouts run on the hex grid")
+
+
+def _conventions(cfg=None) -> dict:
     from analysis.reports.html import CONVENTIONS
 
-    return {**CONVENTIONS,
+    geometry = {"geometry": HEX_GEOMETRY} if cfg is not None and cfg.topology == "hex" else {}
+    return {**CONVENTIONS, **geometry,
             "kind": "axial (along-/across-axis) or radial only when the spatial-null test is significant (Holm over "
                     "the body's k components, alpha in kind_rule) in at least min_agreement of the replicates; "
                     "kind_threshold is the old fixed-threshold label (association >= 0.5), for comparison",

@@ -76,14 +76,21 @@ SQRT3_2 = float(np.sqrt(3.0) / 2.0)
 def hex_to_square(state: np.ndarray, size: int, scale: float = 1.0, center: tuple[float, float] | None = None) -> np.ndarray:
     """Resample a hex-grid state to a square image, as the demo draws it.
 
-    state: [H, W, C] on the axial hex grid (``topology="hex"``); cell (row i, col j) sits at
+    state: [..., H, W, C] on the axial hex grid (``topology="hex"``); cell (row i, col j) sits at
     world ``(x, y) = (j - i / 2, i * sqrt(3) / 2)`` (the demo's ``cell2wld``; y up, so image
     rows run against y -- the body is drawn as the demo shows it, not mirrored). Returns
-    ``[size, size, C]``: each pixel (``scale`` world units wide) takes its nearest cell.
-    center: the world point at the image centre (default the grid's centre).
+    ``[..., size, size, C]``: each pixel (``scale`` world units wide) takes its nearest cell
+    (``square_index``). center: the world point at the image centre (default the grid's centre).
     """
     s = np.asarray(state)
-    h, w = s.shape[:2]
+    bi, bj = square_index(s.shape[-3], s.shape[-2], size, scale, center)
+    return s[..., bi, bj, :]
+
+
+def square_index(h: int, w: int, size: int, scale: float = 1.0,
+                 center: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols), each [size, size] int: the hex cell nearest each pixel of the square image
+    of ``hex_to_square`` (the torus wraps: indices are taken mod H and W)."""
     cx, cy = center if center is not None else ((w - 1) / 2 - (h - 1) / 4, (h - 1) / 2 * SQRT3_2)
     r = (np.arange(size) - (size - 1) / 2) * scale
     X, Y = np.meshgrid(cx + r, cy - r)  # image rows go down, world y goes up
@@ -100,7 +107,7 @@ def hex_to_square(state: np.ndarray, size: int, scale: float = 1.0, center: tupl
             else:
                 closer = d < best
                 best, bi, bj = np.where(closer, d, best), np.where(closer, ii, bi), np.where(closer, jj, bj)
-    return s[bi.astype(int) % h, bj.astype(int) % w]
+    return bi.astype(int) % h, bj.astype(int) % w
 
 
 def body_center(state: np.ndarray, threshold: float = 0.1) -> tuple[float, float]:

@@ -35,6 +35,17 @@ def euclidean(x: np.ndarray, cfg) -> np.ndarray:
     return hex_to_square(x, x.shape[-3], scale=SQRT3_2)
 
 
+HEX_ARRAY_GEOMETRY = ("hex grid: positions, distances, directions and cuts are measured on the axial array, whose "
+                      "rows and columns meet at 60 degrees (sheared), not in the body's Euclidean frame; only the "
+                      "PCA report resamples first (analysis.rollouts.euclidean)")
+
+
+def geometry_caveat(models) -> dict:
+    """{"geometry": HEX_ARRAY_GEOMETRY} for a report's conventions when any of ``models`` runs
+    on the hex grid and the report measures on the array as stored; {} otherwise."""
+    return {"geometry": HEX_ARRAY_GEOMETRY} if any(m.model_config.topology == "hex" for m in models) else {}
+
+
 def grow_states(model: LoadedModel, steps: int, key: jax.Array, seeds: int = 1,
                 size: int | None = None, x0: np.ndarray | None = None, t0: int = 0, every: int = 1) -> np.ndarray:
     """The states of one rollout, the start state included.

@@ -89,3 +89,11 @@ def test_the_euclidean_frame_gives_a_hex_bodys_true_axis_and_the_array_frame_doe
     assert axis_angle_between(sheared.axis_deg, axis_deg) > 4.0  # measured: 5-75 degrees off
     square = alpha[..., None]
     assert euclidean(square, ModelConfig()) is square
+
+
+def test_reports_that_measure_on_the_array_say_so_for_hex_models_only(lizard):
+    from analysis.rollouts import geometry_caveat
+
+    hexm = nca.load_model("isonca:lizard")
+    assert "sheared" in geometry_caveat([lizard, hexm])["geometry"]
+    assert geometry_caveat([lizard]) == {}

@@ -365,6 +365,8 @@ def run(settings: AtlasReportSettings, progress=None, models=None) -> AtlasResul
     """Measure every model; across models (same grid), the positional ARI of their types."""
     import nca
 
+    from analysis.rollouts import geometry_caveat
+
     t0 = time.time()
     if not settings.models and not models:
         raise NCAError("no model given")
@@ -373,7 +375,7 @@ def run(settings: AtlasReportSettings, progress=None, models=None) -> AtlasResul
     models = models or [nca.load_model(m) for m in settings.models]
     res = [run_model(m, s, progress) for m in models]
     rep = {"models": [r["model"] for r in res], "command": settings.command,
-           "settings": dict(s.__dict__), "conventions": conventions(s),
+           "settings": dict(s.__dict__), "conventions": {**conventions(s), **geometry_caveat(models)},
            "results": [{k: v for k, v in r.items() if k != "_plot"} for r in res]}
     if len(res) > 1:
         from analysis.stats import mean_ci

@@ -119,6 +119,7 @@ def run(settings: DamageReportSettings, progress=None, models=None, t_start: flo
     import nca
 
     from analysis.plots import png_bytes
+    from analysis.rollouts import geometry_caveat
     from analysis.stats import fmt_ci
 
     t_start = time.time() if t_start is None else t_start
@@ -131,7 +132,8 @@ def run(settings: DamageReportSettings, progress=None, models=None, t_start: flo
     report = {"models": [r["model"] for r in results], "command": settings.command,
               "settings": {"grow": p.grow_steps, "regrow": p.regrow_steps, "replicates": p.replicates,
                            "every": p.every, "damages": kinds, "seed": s.seed, "size": s.size},
-              "conventions": conventions(s), "summary": across_models(results, kinds), "results": results}
+              "conventions": {**conventions(s), **geometry_caveat(models)},
+              "summary": across_models(results, kinds), "results": results}
     pngs = [(n, t, cap, png_bytes(f)) for n, t, cap, f in figures(results, snapshots, s)]
     report["timing_s"] = time.time() - t_start
     rows = [[r["model"], k + (" (unseen)" if k in D.UNSEEN else ""), fmt_ci(r["intervals"][k]["erased_fraction"]),

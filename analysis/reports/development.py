@@ -236,12 +236,13 @@ def run(settings: DevelopmentReportSettings, progress=None) -> DevelopmentReport
     import nca
 
     from analysis import plots
+    from analysis.rollouts import geometry_caveat
 
     t_start = time.time()
     model = nca.load_model(settings.model)
     rep = Dv.run(model, settings.development, jax.random.key(settings.seed), progress=progress)
     rep["command"] = settings.command
-    rep["conventions"] = dict(CONVENTIONS)
+    rep["conventions"] = {**CONVENTIONS, **geometry_caveat([model])}
     pngs = [(n, t, cap, plots.png_bytes(f)) for n, t, cap, f in figures(rep)]
     rep["timing_s"] = time.time() - t_start
     head, rows = headline(rep)

@@ -279,6 +279,8 @@ FIELD_HELP = {
     "alive_threshold": "alpha above which a 3x3 neighbourhood is alive",
     "angle_deg": "rotation of the perception filters, degrees counter-clockwise",
     "neighbour_gradients": "false: stop gradients through the neighbours (selfish credit)",
+    "perception": "filters each channel is read with: sobel (the article), laplacian, sobel+laplacian, "
+                  "steerable-angle, steerable-gradient (docs/importing.md#architecture-variants)",
 }
 
 

@@ -48,12 +48,20 @@ RECORDABLE = ("state", "perception", "hidden", "update", "fire", "alive")
 # is the article's [identity, d/dx, d/dy]; "laplacian" is the isotropic NCA's rotation-
 # invariant [identity, Laplacian] (Mordvintsev, Niklasson & Randazzo 2022, "Isotropic NCA");
 # "sobel+laplacian" the texture NCA's [identity, d/dx, d/dy, Laplacian] (Niklasson et al.,
-# Distill 2021, "Self-Organising Textures").
+# Distill 2021, "Self-Organising Textures"). The steerable NCAs (Randazzo, Mordvintsev &
+# Fouts 2023, "Growing Steerable Neural Cellular Automata", arXiv 2302.10197) read
+# [identity, Laplacian, p_x, p_y]: the Sobel pair turned into each cell's own frame, whose
+# angle is the last channel ("steerable-angle": s_theta, which the cell steers but does not
+# perceive) or the direction of the last channel's gradient ("steerable-gradient": s_align,
+# which the cell does perceive) -- ``perceive``.
 PERCEPTIONS = {
     "sobel": ("identity", "dx", "dy"),
     "laplacian": ("identity", "laplacian"),
     "sobel+laplacian": ("identity", "dx", "dy", "laplacian"),
+    "steerable-angle": ("identity", "laplacian", "px", "py"),
+    "steerable-gradient": ("identity", "laplacian", "px", "py"),
 }
+STEERABLE = ("steerable-angle", "steerable-gradient")
 # "zeros": cells outside the grid read 0 (the article); "circular": the grid is a torus
 # (the texture NCAs).
 PADDINGS = ("zeros", "circular")
@@ -126,6 +134,13 @@ class ModelConfig:
     def kernels(self) -> int:
         """Filters per channel in the perception vector (3 for the article's Sobel pair)."""
         return len(PERCEPTIONS[self.perception])
+
+    @property
+    def frame_channel(self) -> int | None:
+        """The channel that turns every cell's Sobel pair (the steerable NCAs' s_theta or
+        s_align: the last), or None. It acts on the other channels' perception slots, so an
+        analysis may not remove it by zeroing its own rows of w1 alone."""
+        return self.channels - 1 if self.perception in STEERABLE else None
 
     @property
     def perception_dim(self) -> int:
@@ -255,8 +270,9 @@ def perceive(x: Array, angle_deg: float = 0.0, neighbour_gradients: bool = True,
     Feature order is *band* order: ``[identity (C), kx (C), ky (C)]`` (the published
     models' order; the TF notebook interleaved per channel instead). kind (``PERCEPTIONS``)
     adds or replaces bands: "laplacian" is ``[identity, lap]``, "sobel+laplacian" is
-    ``[identity, kx, ky, lap]``. The Laplacian is rotation-invariant, so ``angle_deg``
-    turns only the Sobel pair.
+    ``[identity, kx, ky, lap]``; the steerable kinds are ``[identity, lap, p_x, p_y]`` with
+    the Sobel pair turned into each cell's own frame (``_steered``). The Laplacian is
+    rotation-invariant, so ``angle_deg`` turns only the Sobel pair.
     """
     neighbours = x if neighbour_gradients else jax.lax.stop_gradient(x)
     bands = [x]
@@ -269,7 +285,43 @@ def perceive(x: Array, angle_deg: float = 0.0, neighbour_gradients: bool = True,
         bands += [sx, sy]
     if kind in ("laplacian", "sobel+laplacian"):
         bands.append(hex_laplacian(neighbours, padding) if topology == "hex" else laplacian(neighbours, padding))
+    if kind in STEERABLE:
+        return _steered(x, neighbours, angle_deg, kind, padding)
     return jnp.concatenate(bands, axis=-1)
+
+
+def _steered(x: Array, neighbours: Array, angle_deg: float, kind: str, padding: str) -> Array:
+    """The steerable NCAs' perception (Randazzo et al. 2023, eqs. of "angle-based" and
+    "gradient-based steering"): x [..., H, W, C] -> [..., H, W, 4C], bands
+    ``[s, K_lap * s, p_x, p_y]`` with ``[p_x; p_y] = [[c, s], [-s, c]] [K_sobx * s; K_soby * s]``
+    (our ``sobel``: x along columns, y along rows downward).
+
+    "steerable-angle": (c, s) = (cos, sin) of the last channel s_theta (radians). The cell
+    steers s_theta through its update but does not perceive it: its slot is 0 in every band.
+    "steerable-gradient": (c, s) = g / max(|g|, 1), g the Sobel gradient of the last channel
+    s_align (a lone cell or a flat field has no frame: its gradients read ~0); s_align is
+    perceived in the identity and Laplacian bands, its own steered gradient slot is 0.
+    Zeroed slots keep every band C wide (``ModelConfig.perception_dim``, band-indexed
+    removals); their rows of w1 never act.
+    """
+    sx, sy = sobel(neighbours, padding)
+    if angle_deg:  # the article's rotation experiment turns the sensors before they are steered
+        a = np.deg2rad(angle_deg)
+        c0, s0 = float(np.cos(a)), float(np.sin(a))
+        sx, sy = c0 * sx - s0 * sy, s0 * sx + c0 * sy
+    if kind == "steerable-angle":
+        theta = x[..., -1:]
+        c, s = jnp.cos(theta), jnp.sin(theta)
+    else:
+        gx, gy = sx[..., -1:], sy[..., -1:]
+        n2 = gx * gx + gy * gy
+        norm = jnp.where(n2 > 1.0, jnp.sqrt(jnp.where(n2 > 1.0, n2, 1.0)), 1.0)  # no NaN gradient at 0
+        c, s = gx / norm, gy / norm
+    keep = jnp.ones(x.shape[-1], x.dtype).at[-1].set(0.0)  # the frame channel's own slot
+    lap = laplacian(neighbours, padding)
+    ident = x * keep if kind == "steerable-angle" else x
+    lap = lap * keep if kind == "steerable-angle" else lap
+    return jnp.concatenate([ident, lap, (c * sx + s * sy) * keep, (c * sy - s * sx) * keep], axis=-1)
 
 
 def _life_mask(x: Array, cfg: "ModelConfig") -> Array:

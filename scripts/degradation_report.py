@@ -25,8 +25,9 @@ def parse_args(argv=None):
                    help="the regeneration cut (nca.damage.Cut)")
     cli.add_replicates(p, 2)
     p.add_argument("--draws", type=cli.nonneg_int, default=8, metavar="N", help="random orders (error) per curve")
-    p.add_argument("--unit-ks", type=cli.nonneg_int_list, default="0,1,2,4,8,16,32,48,64,80,96,112,128",
-                   metavar="LIST", help="the k grid of the unit curves (channels use every k)")
+    p.add_argument("--unit-ks", type=cli.nonneg_int_list, default=None, metavar="LIST",
+                   help="the k grid of the unit curves (default: 0,1,2,4,8,16,32,...,128 scaled to the hidden width; "
+                        "channels use every k)")
     p.add_argument("--parts", type=cli.str_list, default="units,channels,cells", metavar="LIST",
                    help="what is removed: units, channels, cells (killed in persistence), pcs (~6x slower)")
     p.add_argument("--cell-fractions", type=cli.float_list, default="0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1",

@@ -384,3 +384,11 @@ def test_unit_means_are_the_steps_own_hidden_activations_for_any_perception(rule
     hidden = np.asarray(rec.hidden)[:, 0]
     alive = states[..., 3] > cfg.alive_threshold
     np.testing.assert_allclose(D.unit_means_of(params, states, cfg), hidden[alive].mean(0), rtol=1e-5, atol=1e-6)
+
+
+def test_the_default_unit_grid_follows_the_models_hidden_width():
+    """A model of any width gets a unit curve without --unit-ks (the isotropic demo has 192
+    units, a tiny run 32): the article's grid, scaled; itself at 128."""
+    assert D.unit_grid(128) == D.UNIT_KS
+    assert D.unit_grid(32) == (0, 1, 2, 4, 8, 12, 16, 20, 24, 28, 32)
+    assert D.unit_grid(192)[-1] == 192 and len(D.unit_grid(192)) == len(D.UNIT_KS)

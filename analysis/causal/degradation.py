@@ -69,6 +69,12 @@ EFFECT_FAIL = 0.5  # "the body fails": as far from intact as halfway to an empty
 UNIT_KS = (0, 1, 2, 4, 8, 16, 32, 48, 64, 80, 96, 112, 128)  # the unit grid (dense where curves bend)
 
 
+def unit_grid(hidden: int) -> tuple[int, ...]:
+    """The default k grid of a model's unit curves: ``UNIT_KS`` scaled to its hidden width
+    (itself for the article's 128 units; 0, 2, 3, 6, ..., 192 for the isotropic demo's 192)."""
+    return tuple(sorted({int(round(k * hidden / UNIT_KS[-1])) for k in UNIT_KS}))
+
+
 # --------------------------------------------------------------------------- orders (generic)
 
 def _grid_check(ks, n_parts: int, what: str) -> tuple[int, ...]:
@@ -353,6 +359,11 @@ def channel_zero_losses(params, cfg, start, key: Array, target, removed: np.ndar
     zeroing them in the state every step (a hidden channel acts only through the perception;
     ``analysis.causal.knockouts.read_ablation_losses``, tested there), on the fast path."""
     c = cfg.channels
+    if cfg.frame_channel is not None:  # a steering channel acts through every channel's slots: the state hook
+        from analysis.causal.knockouts import ablation_losses, channel_ablations
+
+        sets = [tuple(4 + j for j in np.flatnonzero(r)) for r in np.asarray(removed, bool)]
+        return ablation_losses(params, cfg, start, key, target, channel_ablations(sets, c), chunk)[0]
     keep = np.ones((len(removed), cfg.kernels * c), np.float32)
     for i, r in enumerate(np.asarray(removed, bool)):
         for j in np.flatnonzero(r):
@@ -523,7 +534,7 @@ class DegradationSettings:
     cut: str = "left"
     replicates: int = 2
     draws: int = 8
-    unit_ks: tuple[int, ...] = UNIT_KS
+    unit_ks: tuple[int, ...] | None = None  # None: unit_grid(the model's hidden width)
     parts: tuple[str, ...] = ("units", "channels", "cells")
     cell_fractions: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
     modes: tuple[str, ...] = ("zero", "mean")
@@ -548,7 +559,7 @@ class DegradationSettings:
                            f"got {self.cell_attack}")
         if self.greedy_pool < 0:
             raise NCAError(f"greedy_pool must be >= 0, got {self.greedy_pool}")
-        if not self.unit_ks or min(self.unit_ks) < 0:
+        if self.unit_ks is not None and (not self.unit_ks or min(self.unit_ks) < 0):
             raise NCAError(f"unit_ks must be k >= 0, got {list(self.unit_ks)}")
         for name, allowed in (("parts", ("units", "channels", "cells", "pcs")), ("modes", ("zero", "mean")),
                               ("channel_modes", ("zero", "mean")),
@@ -571,7 +582,7 @@ def run_model(model, s: DegradationSettings, progress=None) -> dict:
     from analysis.rollouts import grow_states
 
     cfg = model.model_config
-    _grid_check(s.unit_ks, cfg.hidden, "unit_ks")
+    unit_ks = _grid_check(s.unit_ks or unit_grid(cfg.hidden), cfg.hidden, "unit_ks")
     key = jax.random.key(s.seed)
     grid = s.size or model.grid_size
     target = target_on_grid(model.target_image(), grid)
@@ -607,11 +618,11 @@ def run_model(model, s: DegradationSettings, progress=None) -> dict:
         st = starts[cond]
         pool = WeightRows(model.params, cfg, st, key, target, s.chunk)
         names = [(p, m) for p in ("units", "channels") if p in s.parts
-                 for m in (s.modes if p == "units" else s.channel_modes) if (p, m) != ("channels", "mean")]
+                 for m in (s.modes if p == "units" else s.channel_modes) if not _dense(p, m, cfg)]
         plans = []
         for part, mode in names:
             n = cfg.hidden if part == "units" else len(hidden_ch)
-            ks = s.unit_ks if part == "units" else range(n + 1)
+            ks = unit_ks if part == "units" else range(n + 1)
             rng = np.random.default_rng(np.random.SeedSequence([s.seed, _stream(part, mode, cond)]))
             plans.append(curve_plan(n, ks, s.draws, rng, s.attack, s.greedy, s.greedy_pool))
         empty_row = weight_rows(model.params, cfg, "units", "zero", np.zeros((1, cfg.hidden), bool))
@@ -635,7 +646,7 @@ def run_model(model, s: DegradationSettings, progress=None) -> dict:
     for part in [p for p in s.parts if p != "cells"]:  # the state hook (dense step): one curve at a time
         for mode in {"units": (), "channels": s.channel_modes, "pcs": ("mean",)}[part]:
             for cond in s.conditions:
-                if (part, mode) != ("channels", "mean") and part != "pcs":
+                if not _dense(part, mode, cfg):
                     continue
                 st = starts[cond]
                 if part == "pcs":
@@ -654,10 +665,11 @@ def run_model(model, s: DegradationSettings, progress=None) -> dict:
                     ref = ablation_losses(model.params, cfg, st, key, target, none_ablation(cfg.channels),
                                           s.chunk)[0][0]
 
-                    def evaluate(removed, st=st, ref=ref):  # held at the alive-cell mean every step
+                    def evaluate(removed, st=st, ref=ref):  # held at the alive-cell mean (or 0) every step
                         sets = [tuple(hidden_ch[j] for j in np.flatnonzero(r)) for r in removed]
                         loss, _ = ablation_losses(model.params, cfg, st, key, target,
-                                                  channel_ablations(sets, cfg.channels, chan_means), s.chunk)
+                                                  channel_ablations(sets, cfg.channels,
+                                                                    chan_means if mode == "mean" else None), s.chunk)
                         return replicate_effects(np.concatenate([ref[None], loss]), empty)
 
                 rng = np.random.default_rng(np.random.SeedSequence([s.seed, _stream(part, mode, cond)]))
@@ -674,6 +686,13 @@ def run_model(model, s: DegradationSettings, progress=None) -> dict:
                 raw.setdefault(part, {}).setdefault(mode, {})[cond] = cv
     return {"model": model.name, "grid": grid, "curves": curves, "raw": raw, "rollouts": rollouts,
             "unit_means": umeans.tolist(), "channel_means": chan_means.tolist()}
+
+
+def _dense(part: str, mode: str, cfg) -> bool:
+    """Whether a curve runs through the state hook (the dense step) rather than as pooled
+    weight rows: PCs, mean-held channels, and zeroed channels of a model whose frame channel
+    steers the others' perception (``ModelConfig.frame_channel``)."""
+    return part == "pcs" or (part == "channels" and (mode == "mean" or cfg.frame_channel is not None))
 
 
 def _stream(part: str, mode: str, cond: str) -> int:
@@ -729,7 +748,8 @@ def conventions(s: DegradationSettings) -> dict:
                  "patches, each patch's alive cells killed alone (single effect), then cells killed patch by "
                  "patch, worst patch first; attack_order and single_effect are patch ids (row-major) and their "
                  "single effects",
-        "k_grid": f"units: k in {list(s.unit_ks)}; channels: every k",
+        "k_grid": (f"units: k in {list(s.unit_ks)}" if s.unit_ks else
+                   f"units: k in {list(UNIT_KS)} scaled to the model's hidden width (unit_grid)") + "; channels: every k",
         "k50": f"first k of the grid (as a fraction of the parts) at which the effect exceeds {EFFECT_FAIL}, per "
                "(draw, replicate); never: censored at 1 + 1/n_parts and counted",
         "auc": "trapezoid area under the effect clipped to [0, 1] against k / n_parts: 0 = nothing matters, "
@@ -764,7 +784,8 @@ def preflight(settings: DegradationReportSettings) -> list:
         raise NCAError("no model given")
     models = [nca.load_model(m) for m in settings.models]
     for m in models:
-        _grid_check(settings.degradation.unit_ks, m.model_config.hidden, f"{m.name}: unit_ks")
+        _grid_check(settings.degradation.unit_ks or unit_grid(m.model_config.hidden), m.model_config.hidden,
+                    f"{m.name}: unit_ks")
     return models
 
 

@@ -236,6 +236,8 @@ def read_ablation_losses(params, cfg: ModelConfig, start: "Start", key: Array, t
     and the life masks equal the state-hook knockout's (``ablation_losses`` with zero fill:
     a hidden channel acts on nothing but through the perception; tested), ~6x faster."""
     c = cfg.channels
+    if cfg.frame_channel is not None:  # a steering channel acts through every channel's slots: the state hook
+        return ablation_losses(params, cfg, start, key, target, channel_ablations(channel_sets, c), chunk, progress)
     keep = np.ones((len(channel_sets), cfg.perception_dim), np.float32)
     for i, chans in enumerate(channel_sets):
         if any(ch < 4 for ch in chans):

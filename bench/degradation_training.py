@@ -1,7 +1,7 @@
 """Does training for regeneration spread the rule out more than training for growth?
 (issue 28) Across independently trained models, not across random orders of one model.
 
-    python bench/degradation_training.py --out /tmp/degtrain            # 4 + 4 seeds, 400 steps
+    python bench/degradation_training.py --out /tmp/degtrain --grow 56  # 4 + 4 seeds, 1500 steps (~25 min)
     python bench/degradation_training.py --out /tmp/degtrain --seeds 0,1 --steps 200 --json
 
 1. Trains the quick preset (``nca.config.preset("quick")``) with ``train_steps`` = --steps,
@@ -113,7 +113,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="folder of the trained runs (kept; reused when already trained)")
     ap.add_argument("--seeds", default="0,1,2,3", help="training seeds per experiment")
-    ap.add_argument("--steps", type=int, default=400, help="training steps (the quick preset's 1500 reduced)")
+    ap.add_argument("--steps", type=int, default=1500, help="training steps (the quick preset's 1500)")
     ap.add_argument("--draws", type=int, default=4, help="random orders per curve")
     ap.add_argument("--conditions", default="growth,persistence,regeneration", help="the curves' conditions")
     ap.add_argument("--grow", type=int, default=96, help="CA steps of the growth condition (and before the others)")

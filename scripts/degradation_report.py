@@ -53,7 +53,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     a = parse_args(argv)
-    from analysis.causal import degradation as D
+    from analysis.reports import degradation as D
     from analysis.reports.html import wrote_line
 
     s = D.report_settings(vars(a), "python scripts/degradation_report.py " + " ".join(shlex.quote(x) for x in argv))

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from analysis.causal import degradation as D
+from analysis.reports import degradation as R
 from nca.errors import NCAError
 
 P = 32
@@ -224,7 +225,7 @@ def test_script_writes_the_report_and_refuses_bad_input(tmp_path, capsys, lizard
         S.main(["distill:lizard/regenerating", "--out", str(tmp_path / "b"), "--draws", "0"])
     dead = dataclasses.replace(lizard, params={k: np.zeros_like(v) for k, v in lizard.params.items()})
     with pytest.raises(NCAError, match="does not grow"):
-        D.run(D.DegradationReportSettings(("dead",), D.DegradationSettings(grow=8, size=32)), models=[dead])
+        R.run(R.DegradationReportSettings(("dead",), D.DegradationSettings(grow=8, size=32)), models=[dead])
 
 def test_kill_masks_are_nested_and_count_the_alive_cells():
     alive = np.zeros((2, 6, 6), bool)

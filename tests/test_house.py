@@ -20,7 +20,7 @@ REPORTS = ["damage_report", "development_report", "dynamics_report", "knockout_r
 def _report_module(name: str):
     # Imported by name in the source (not built from a string), so that a regrouping of
     # analysis/ into subpackages rewrites these imports with the rest.
-    from analysis.causal import degradation as degradation_report
+    from analysis.reports import degradation as degradation_report
     from analysis.reports import atlas as atlas_report
     from analysis.reports import damage as damage_report
     from analysis.reports import features as features_report

@@ -272,14 +272,14 @@ def test_pooled_curves_equal_each_curve_run_alone(lizard):
     from analysis.causal.knockouts import Assay, assay_starts, empty_loss, replicate_effects, target_on_grid
     from analysis.rollouts import grow_states
 
-    s = D.DegradationSettings(grow=24, persist=8, regrow=8, replicates=2, draws=2, unit_ks=(0, 1, 2, 8, 128),
-                              parts=("units", "channels"), conditions=("persistence",), size=32, chunk=8,
+    s = D.DegradationSettings(grow=24, persist=4, regrow=8, replicates=2, draws=2, unit_ks=(0, 1, 2, 8, 128),
+                              parts=("units", "channels"), conditions=("persistence",), size=24, chunk=8,
                               greedy_pool=3)
     r = D.run_model(lizard, s)
     cfg, key = lizard.model_config, jax.random.key(s.seed)
-    target = target_on_grid(lizard.target_image(), 32)
-    st = assay_starts(lizard.params, cfg, key, 32, Assay(24, 8, 8, "left", 2))["persistence"]
-    states = grow_states(lizard, 24, key, size=32)[:, 0]
+    target = target_on_grid(lizard.target_image(), 24)
+    st = assay_starts(lizard.params, cfg, key, 24, Assay(24, 4, 8, "left", 2))["persistence"]
+    states = grow_states(lizard, 24, key, size=24)[:, 0]
     umeans = D.unit_means_of(lizard.params, states[[12, 24]], cfg)
     for part, mode, n in (("units", "zero", cfg.hidden), ("units", "mean", cfg.hidden), ("channels", "zero", 12)):
         if part == "units":

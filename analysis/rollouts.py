@@ -35,9 +35,21 @@ def euclidean(x: np.ndarray, cfg) -> np.ndarray:
     return hex_to_square(x, x.shape[-3], scale=SQRT3_2)
 
 
+def cell_positions(rows, cols, cfg) -> np.ndarray:
+    """Where cells sit, in cell spacings, image convention ((x, y) with y down): (col, row)
+    on the square grid; on the hex grid (``topology="hex"``, axial coordinates) the lattice
+    point ``(col - row / 2, row * sqrt(3) / 2)``, where every one of a cell's 6 neighbours is
+    at distance 1 (the demo's ``cell2wld`` with y down). rows, cols: [n] -> [n, 2] float64."""
+    r, c = np.asarray(rows, np.float64), np.asarray(cols, np.float64)
+    if cfg.topology == "hex":
+        return np.stack([c - r / 2.0, r * np.sqrt(3.0) / 2.0], axis=-1)
+    return np.stack([c, r], axis=-1)
+
+
 HEX_ARRAY_GEOMETRY = ("hex grid: positions, distances, directions and cuts are measured on the axial array, whose "
-                      "rows and columns meet at 60 degrees (sheared), not in the body's Euclidean frame; only the "
-                      "PCA report resamples first (analysis.rollouts.euclidean)")
+                      "rows and columns meet at 60 degrees (sheared), not in the body's Euclidean frame; the PCA "
+                      "report resamples first (analysis.rollouts.euclidean) and the atlas uses the lattice points "
+                      "(analysis.rollouts.cell_positions)")
 
 
 def geometry_caveat(models) -> dict:

@@ -320,3 +320,40 @@ def test_the_report_script_refuses_a_folder_of_foreign_files_before_computing(tm
     with pytest.raises(NCAError, match=r"holds files this command did not write \(thesis.tex\)"):
         atlas_report.main(["distill:lizard/regenerating", "--out", str(out), "--quiet"])
     assert [p.name for p in out.iterdir()] == ["thesis.tex"] and (out / "thesis.tex").read_text() == "precious"
+
+
+def test_hex_cells_sit_on_their_lattice_and_have_six_neighbours():
+    """The isotropic demo's axial hex grid (nca.model.HEX_NEIGHBOURS): every neighbour at
+    distance 1 in cell_positions, and 6 neighbours in the adjacency of Moran's I; the square
+    rule (the control) sees 4 of them and puts two at distance sqrt(2) on the array."""
+    from analysis.rollouts import cell_positions
+    from nca.model import HEX_NEIGHBOURS, ModelConfig
+
+    hexcfg = ModelConfig(perception="laplacian", topology="hex")
+    r, c = np.mgrid[:5, :5]
+    r, c = r.ravel(), c.ravel()
+    centre = 12  # (2, 2)
+    xy = cell_positions(r, c, hexcfg)
+    for dr, dc in HEX_NEIGHBOURS:
+        k = (2 + dr) * 5 + (2 + dc)
+        assert np.linalg.norm(xy[k] - xy[centre]) == pytest.approx(1.0)
+    assert A.grid_adjacency(r, c, "hex")[centre].sum() == 6
+    assert A.grid_adjacency(r, c)[centre].sum() == 4
+    sq = cell_positions(r, c, ModelConfig())
+    assert np.linalg.norm(sq[6] - sq[centre]) == pytest.approx(np.sqrt(2))  # the (1, 1) neighbour, read as square
+
+
+def test_hex_body_coordinates_follow_the_planted_axis_and_the_array_does_not():
+    from test_analysis_rollouts import _hex_ellipse
+
+    from nca.model import ModelConfig
+
+    hexcfg = ModelConfig(perception="laplacian", topology="hex")
+    for axis in (30.0, 120.0):
+        alpha = _hex_ellipse(axis)
+        rows, cols = np.nonzero(alpha > 0.1)
+        ours = A.body_coords(alpha, rows, cols, 0.1, hexcfg)
+        array = A.body_coords(alpha, rows, cols, 0.1)
+        # a 3:1 ellipse: the along coordinate spreads 3x the across one in the body's frame
+        assert ours[:, 0].std() / ours[:, 1].std() == pytest.approx(3.0, rel=0.1)
+        assert abs(array[:, 0].std() / array[:, 1].std() - 3.0) > 0.3

@@ -232,7 +232,7 @@ def run_model(model, s: AtlasSettings, progress=None) -> dict:
 
     # -- space: replicate 0's body
     m0 = b_idx == 0
-    W = A.grid_adjacency(rows[m0], cols[m0])
+    W = A.grid_adjacency(rows[m0], cols[m0], model.model_config.topology)
     moran = A.moran_test(X[m0], W, s.permutations, np.random.default_rng(s.seed + 1))
     nh = A.nhood_enrichment(lab[m0], W, s.permutations, np.random.default_rng(s.seed + 2))
 
@@ -281,7 +281,7 @@ def _derivation(model, s: AtlasSettings, last, X, lab, key, grid) -> dict:
 
     from nca.damage import Cut
 
-    from analysis.rollouts import grow_states
+    from analysis.rollouts import cell_positions, grow_states
 
     cfg = model.model_config
     mean, sd = X.mean(0), X.std(0)
@@ -301,11 +301,11 @@ def _derivation(model, s: AtlasSettings, last, X, lab, key, grid) -> dict:
                 prev = None
                 continue
             types = clf.predict(A.zscore(frames[f, b][al], mean, sd))
-            cur = {"rc": np.stack([r, c], 1), "types": types, "alive": al}
+            cur = {"rc": np.stack([r, c], 1), "xy": cell_positions(r, c, cfg), "types": types, "alive": al}
             if prev is not None:
                 born = ~prev["alive"][r, c]
                 if born.any():
-                    par = A.born_parents(prev["rc"], cur["rc"][born])
+                    par = A.born_parents(prev["xy"], cur["xy"][born])  # nearest in the grid's own geometry
                     np.add.at(table, (prev["types"][par], types[born]), 1)
             if f == 0:
                 start = cur
@@ -326,6 +326,16 @@ def _derivation(model, s: AtlasSettings, last, X, lab, key, grid) -> dict:
             "same_type_chance": float(table.sum(1) @ table.sum(0) / born_n ** 2) if born_n else None,
             "survivor_kept_type": float(np.trace(kept) / kept.sum()) if kept.sum() else None,
             "survivor_table": kept.tolist()}
+
+
+HEX_ATLAS_GEOMETRY = ("hex grid: cell positions (obsm spatial, body frame, parents after the cut) are the lattice "
+                      "points (analysis.rollouts.cell_positions), Moran's I and the neighbourhood enrichment use the "
+                      "6 hex neighbours; the regrowth cut removes half of the axial array (a sheared half)")
+
+
+def hex_geometry(models) -> dict:
+    """{"geometry": ...} for a report with a hex-grid model: how its positions are measured."""
+    return {"geometry": HEX_ATLAS_GEOMETRY} if any(m.model_config.topology == "hex" for m in models) else {}
 
 
 def conventions(s: AtlasSettings) -> dict:
@@ -365,8 +375,6 @@ def run(settings: AtlasReportSettings, progress=None, models=None) -> AtlasResul
     """Measure every model; across models (same grid), the positional ARI of their types."""
     import nca
 
-    from analysis.rollouts import geometry_caveat
-
     t0 = time.time()
     if not settings.models and not models:
         raise NCAError("no model given")
@@ -375,7 +383,7 @@ def run(settings: AtlasReportSettings, progress=None, models=None) -> AtlasResul
     models = models or [nca.load_model(m) for m in settings.models]
     res = [run_model(m, s, progress) for m in models]
     rep = {"models": [r["model"] for r in res], "command": settings.command,
-           "settings": dict(s.__dict__), "conventions": {**conventions(s), **geometry_caveat(models)},
+           "settings": dict(s.__dict__), "conventions": {**conventions(s), **hex_geometry(models)},
            "results": [{k: v for k, v in r.items() if k != "_plot"} for r in res]}
     if len(res) > 1:
         from analysis.stats import mean_ci

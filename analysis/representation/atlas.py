@@ -27,7 +27,7 @@ tests/test_atlas.py):
   gone);
 * ``markers``: Cohen's d of each channel, type vs rest, per replicate;
 * ``grid_adjacency``, ``morans_i``, ``moran_test``: Moran's I (Moran 1950) on the rook
-  adjacency of living cells, permutation p-values; ``nhood_enrichment``: type-pair contact
+  adjacency of living cells (the 6 neighbours on a hex grid), permutation p-values; ``nhood_enrichment``: type-pair contact
   counts as z-scores against label permutations (squidpy's ``nhood_enrichment``);
 * ``diffusion_pseudotime``: diffusion pseudotime (Haghverdi et al. 2016) from a root cell.
 
@@ -87,16 +87,39 @@ def cell_activity(model, states: np.ndarray, batch: int = 32) -> tuple[np.ndarra
     return np.concatenate(hid), np.concatenate(upd)
 
 
-def body_coords(alpha: np.ndarray, rows: np.ndarray, cols: np.ndarray, threshold: float = 0.1) -> np.ndarray:
-    """(along, across) of cells in the body's own frame: grid units from the alpha-weighted
+def body_coords(alpha: np.ndarray, rows: np.ndarray, cols: np.ndarray, threshold: float = 0.1,
+                cfg=None) -> np.ndarray:
+    """(along, across) of cells in the body's own frame: cell spacings from the alpha-weighted
     centroid, along the long axis and 90 degrees counter-clockwise from it
     (``analysis.representation.axes.body_frame``; the axis has no head: its sign is a convention).
+    Positions are ``analysis.rollouts.cell_positions`` of the model's grid (cfg None: square),
+    so a hex-grid body is measured in its own geometry, not on the sheared axial array.
     alpha: [H, W]; rows, cols: [n] -> [n, 2]."""
     from analysis.representation.axes import body_frame, direction_vector, view_coords
 
-    f = body_frame(alpha, threshold)
-    uv = view_coords(rows, cols) - np.array([f.centroid_rc[1], -f.centroid_rc[0]])
-    d = direction_vector(f.axis_deg)
+    if cfg is None or cfg.topology != "hex":
+        f = body_frame(alpha, threshold)
+        uv = view_coords(rows, cols) - np.array([f.centroid_rc[1], -f.centroid_rc[0]])
+        d = direction_vector(f.axis_deg)
+        return np.stack([uv @ d, uv @ np.array([-d[1], d[0]])], axis=1)
+    from analysis.rollouts import cell_positions
+
+    def view(r, c):  # (u, v) = (x, -y): image view, y up, as view_coords
+        xy = cell_positions(r, c, cfg)
+        return np.stack([xy[:, 0], -xy[:, 1]], axis=1)
+
+    a = np.asarray(alpha, np.float64)
+    ar, ac = np.nonzero(a > threshold)
+    if len(ar) == 0:
+        raise NCAError("no alive cells: the body frame is undefined")
+    w = np.clip(a[ar, ac], 0.0, 1.0)
+    w = w / w.sum()
+    uv_all = view(ar, ac)
+    centre = w @ uv_all
+    d0 = uv_all - centre
+    major = np.linalg.eigh((d0 * w[:, None]).T @ d0)[1][:, 1]
+    d = direction_vector(np.rad2deg(np.arctan2(major[1], major[0])) % 180.0)
+    uv = view(rows, cols) - centre
     return np.stack([uv @ d, uv @ np.array([-d[1], d[0]])], axis=1)
 
 
@@ -116,13 +139,16 @@ def rollout_cells(model, states: np.ndarray, steps, threshold: float | None = No
     if not alive.any():
         raise NCAError(f"{model.name} has no living cells in any recorded step: nothing to export")
     t_idx, b_idx, rows, cols = np.nonzero(alive)
-    out = {"X": states[alive], "row": rows, "col": cols, "step": np.asarray(steps)[t_idx], "replicate": b_idx}
+    from analysis.rollouts import cell_positions
+
+    out = {"X": states[alive], "row": rows, "col": cols, "step": np.asarray(steps)[t_idx], "replicate": b_idx,
+           "xy": cell_positions(rows, cols, cfg), "topology": cfg.topology}
     body = np.full((len(rows), 2), np.nan)
     for t in range(T):
         for b in range(B):
             sel = (t_idx == t) & (b_idx == b)
             if sel.sum() >= 2:
-                body[sel] = body_coords(states[t, b, ..., 3], rows[sel], cols[sel], thr)
+                body[sel] = body_coords(states[t, b, ..., 3], rows[sel], cols[sel], thr, cfg)
     out["body"] = body
     if activity:
         hid, upd = cell_activity(model, states.reshape((T * B, H, W, C)))
@@ -156,13 +182,23 @@ def to_anndata(cells: dict, model_name: str, meta: dict | None = None):
         "body_across": np.asarray(cells["body"][:, 1], np.float32)},
         index=pd.Index([f"c{i}" for i in range(len(X))], name="cell"))
     a = ad.AnnData(X=X, obs=obs, var=var)
-    a.obsm["spatial"] = np.stack([obs["col"].to_numpy(), obs["row"].to_numpy()], 1).astype(np.float32)
+    xy = cells.get("xy")
+    a.obsm["spatial"] = (np.asarray(xy) if xy is not None else
+                         np.stack([obs["col"].to_numpy(), obs["row"].to_numpy()], 1)).astype(np.float32)
     if "velocity" in cells:
         a.layers["velocity"] = np.asarray(cells["velocity"], np.float32)
     if "hidden" in cells:
         a.obsm["mlp_hidden"] = np.asarray(cells["hidden"], np.float32)
     a.uns["nca"] = {"model": model_name, **(meta or {})}
     return a
+
+
+def spatial_note(cfg) -> str:
+    """What ``obsm["spatial"]`` holds for a model's grid (``analysis.rollouts.cell_positions``)."""
+    if cfg.topology == "hex":
+        return ("(x, y) = (col - row/2, row * sqrt(3)/2): the hex lattice point of axial cell (row, col), every "
+                "neighbour at distance 1 (obs row/col are the axial indices); one grid per obs['frame']")
+    return "(x, y) = (col, row) of the grid; one grid per obs['frame']"
 
 
 def export(model, steps: int = 96, every: int = 8, replicates: int = 2, seed: int = 0, size: int | None = None):
@@ -181,7 +217,7 @@ def export(model, steps: int = 96, every: int = 8, replicates: int = 2, seed: in
     meta = {"steps": steps, "every": every, "replicates": replicates, "seed": seed,
             "grid": int(states.shape[2]), "alive_threshold": float(model.model_config.alive_threshold),
             "velocity": "the update the rule computes from the cell's state, before the fire mask",
-            "spatial": "(x, y) = (col, row) of the grid; one grid per obs['frame']"}
+            "spatial": spatial_note(model.model_config)}
     return to_anndata(cells, model.name, meta)
 
 
@@ -238,7 +274,7 @@ def export_somatic(model, steps: int = 96, every: int = 8, replicates: int = 2, 
             "alive_threshold": float(cfg.alive_threshold), "somatic": {
                 "mutation_rate": mutation_rate, "mutation_size": mutation_size, "genome_size": genome_size,
                 "clones_founded": [int(t.n) for t in tables], "mutations_dropped": [int(t.dropped) for t in tables]},
-            "spatial": "(x, y) = (col, row) of the grid; one grid per obs['frame']"}
+            "spatial": spatial_note(cfg)}
     a = to_anndata(cells, model.name, meta)
     import pandas as pd
 
@@ -410,15 +446,17 @@ def markers(X: np.ndarray, labels: np.ndarray, groups: np.ndarray, names: list[s
 
 # --------------------------------------------------------------------------- space
 
-def grid_adjacency(rows, cols):
-    """Rook (4-neighbour) adjacency of cells at grid positions: scipy CSR [n, n], 0/1, symmetric."""
+def grid_adjacency(rows, cols, topology: str = "square"):
+    """Adjacency of cells at grid positions: scipy CSR [n, n], 0/1, symmetric. Square grid:
+    rook (4 neighbours); hex grid (axial coordinates, ``nca.model.HEX_NEIGHBOURS``): the 6."""
     from scipy import sparse
 
     rows, cols = np.asarray(rows, int), np.asarray(cols, int)
     where = {(r, c): i for i, (r, c) in enumerate(zip(rows.tolist(), cols.tolist()))}
     i, j = [], []
+    forward = ((0, 1), (1, 0), (1, 1)) if topology == "hex" else ((0, 1), (1, 0))  # each pair once
     for a, (r, c) in enumerate(zip(rows.tolist(), cols.tolist())):
-        for dr, dc in ((0, 1), (1, 0)):
+        for dr, dc in forward:
             b = where.get((r + dr, c + dc))
             if b is not None:
                 i += [a, b]
@@ -525,9 +563,10 @@ def diffusion_pseudotime(Z: np.ndarray, root: int, k: int = 15, n_comps: int = 1
 
 
 def born_parents(rc_prev: np.ndarray, rc_new: np.ndarray) -> np.ndarray:
-    """For each newly living cell (row, col) [m, 2], the index of the nearest cell (Euclidean,
-    on the grid) among the previous frame's living cells [n, 2]: its likely parent (a dead
-    cell comes alive next to a living one). -> [m] int."""
+    """For each newly living cell [m, 2], the index of the nearest cell (Euclidean) among the
+    previous frame's living cells [n, 2]: its likely parent (a dead cell comes alive next to a
+    living one). Positions: (row, col), or ``analysis.rollouts.cell_positions`` (the hex
+    grid's lattice points). -> [m] int."""
     from scipy.spatial import cKDTree
 
     return cKDTree(np.asarray(rc_prev, float)).query(np.asarray(rc_new, float))[1]

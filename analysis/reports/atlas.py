@@ -107,6 +107,21 @@ def _pairs_ari(labs, rcs) -> dict:
     return mean_ci(vals)
 
 
+def _pairs_transfer_ari(Xs, labs, k: int = 5) -> dict:
+    """Pose-free stability of types between replicates: replicate i's types carried to
+    replicate j through the cells' states (a k-nearest-neighbour classifier fitted on i),
+    against j's own types (ARI), over every ordered pair. Xs: [n_i, C] per replicate, on one
+    scale; labs: [n_i] each. Unlike the positional ARI it does not ask the bodies to lie in
+    the same pose (a rotation-invariant rule's replicates do not)."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from analysis.stats import mean_ci
+
+    vals = [A.ari(KNeighborsClassifier(n_neighbors=min(k, len(Xs[i]))).fit(Xs[i], labs[i]).predict(Xs[j]), labs[j])
+            for i in range(len(labs)) for j in range(len(labs)) if i != j]
+    return mean_ci(vals)
+
+
 def untrained_model(model, seed: int):
     """A random rule of the model's architecture: both layers drawn (Glorot-uniform; the
     article's untrained rule has an all-zero second layer and does nothing at all)."""
@@ -126,12 +141,12 @@ def untrained_model(model, seed: int):
 
 def type_pipeline(X, rc, rep, s: AtlasSettings, seed: int) -> dict:
     """Types of pooled cells X [n, C] (rows of replicate ``rep``, positions rc [n, 2]) and of
-    each replicate alone, with the between-replicate positional ARI."""
+    each replicate alone, with the between-replicate positional and transfer ARIs."""
     from analysis.stats import mean_ci
 
     Z = A.zscore(X)
     lab, q = _types(Z, s, seed)
-    per_lab, per_q, per_n, per_rc, agree = [], [], [], [], []
+    per_lab, per_q, per_n, per_rc, per_z, agree = [], [], [], [], [], []
     for b in np.unique(rep):
         m = rep == b
         lb, qb = _types(A.zscore(X[m]), s, seed)
@@ -139,11 +154,12 @@ def type_pipeline(X, rc, rep, s: AtlasSettings, seed: int) -> dict:
         per_q.append(qb)
         per_n.append(lb.max() + 1)
         per_rc.append(rc[m])
+        per_z.append(Z[m])
         agree.append(A.ari(lb, lab[m]))
     return {"labels": lab, "n_types": int(lab.max() + 1), "modularity": q,
             "per_replicate_types": mean_ci(per_n), "per_replicate_modularity": mean_ci(per_q),
-            "replicate_ari": _pairs_ari(per_lab, per_rc), "pooled_vs_alone_ari": mean_ci(agree),
-            "_per_lab": per_lab}
+            "replicate_ari": _pairs_ari(per_lab, per_rc), "replicate_transfer_ari": _pairs_transfer_ari(per_z, per_lab),
+            "pooled_vs_alone_ari": mean_ci(agree), "_per_lab": per_lab}
 
 
 def cell_ages(alive: np.ndarray, steps) -> np.ndarray:
@@ -196,7 +212,7 @@ def run_model(model, s: AtlasSettings, progress=None) -> dict:
     lab = ty.pop("labels")
     per_lab = ty.pop("_per_lab")
     rng = np.random.default_rng(s.seed)
-    shuf_n, shuf_q, shuf_ari = [], [], []
+    shuf_n, shuf_q, shuf_ari, shuf_tari = [], [], [], []
     for d in range(s.null_draws):
         Xs = np.concatenate([A.shuffle_channels(X[b_idx == b], rng) for b in range(s.replicates)])
         if d < FULL_NULL_DRAWS:  # the whole pipeline (types of each replicate alone, their ARI)
@@ -204,13 +220,15 @@ def run_model(model, s: AtlasSettings, progress=None) -> dict:
             shuf_n.append(full["n_types"])
             shuf_q.append(full["modularity"])
             shuf_ari.append(full["replicate_ari"]["mean"])
+            shuf_tari.append(full["replicate_transfer_ari"]["mean"])
         else:  # the pooled types only: enough for the modularity's p
             lab_s, q_s = _types(A.zscore(Xs), s, s.seed)
             shuf_n.append(int(lab_s.max() + 1))
             shuf_q.append(q_s)
     p_q = (1 + sum(q >= ty["modularity"] for q in shuf_q)) / (1 + s.null_draws)
     null_shuffle = {"n_types": mean_ci(shuf_n), "n_types_max": int(max(shuf_n)), "modularity": mean_ci(shuf_q),
-                    "replicate_ari": mean_ci(shuf_ari), "draws": s.null_draws, "full_draws": len(shuf_ari)}
+                    "replicate_ari": mean_ci(shuf_ari), "replicate_transfer_ari": mean_ci(shuf_tari),
+                    "draws": s.null_draws, "full_draws": len(shuf_ari)}
     un = untrained_model(model, s.seed)
     ust = grow_states(un, s.steps, key, seeds=s.replicates, size=grid, every=s.steps)[-1]
     ualive = ust[..., 3] > cfg.alive_threshold
@@ -347,7 +365,11 @@ def conventions(s: AtlasSettings) -> dict:
                  + f") on the symmetric {s.neighbors}-NN graph of the z-scored states (every channel); "
                  "modularity at resolution 1",
         "replicate_ari": "each replicate clustered alone; ARI between two replicates' types over the grid "
-                         "positions living in both; mean and t interval over the pairs",
+                         "positions living in both; mean and t interval over the pairs (asks the bodies to lie in "
+                         "the same pose)",
+        "replicate_transfer_ari": "pose-free: replicate i's types carried to replicate j through the states "
+                                  "(5-NN classifier on the pooled z-scores) against j's own types, ARI; mean and "
+                                  "t interval over the ordered pairs",
         "null_shuffled": f"the same pipeline after permuting each channel over the cells of each replicate "
                          f"independently ({s.null_draws} draws; replicate ARI from the first {FULL_NULL_DRAWS}); "
                          "modularity_p = (1 + #draws with modularity >= the real one) / (1 + draws); "
@@ -488,7 +510,9 @@ def summary_lines(result: AtlasResult) -> list[str]:
         lines.append(f"{r['model']}: {r['cells']} cells, {t['n_types']} types (modularity {t['modularity']:.2f}; "
                      f"shuffled channels {_fmt(ns['n_types'])} types, modularity {_fmt(ns['modularity'])}; "
                      f"permutation p {t['modularity_p']:.3f}, z {_z(t['modularity_z'])})")
-        lines.append(f"{r['model']}: replicate ARI {_fmt(t['replicate_ari'])} (shuffled {_fmt(ns['replicate_ari'])}"
+        lines.append(f"{r['model']}: replicate ARI {_fmt(t['replicate_ari'])} (shuffled {_fmt(ns['replicate_ari'])}), "
+                     f"transfer ARI {_fmt(t['replicate_transfer_ari'])} (shuffled "
+                     f"{_fmt(ns['replicate_transfer_ari'])}"
                      + (f"; untrained rule {nu['n_types']} types" if "n_types" in nu else
                         f"; untrained rule: {nu['cells']} cells, {nu.get('reason', '')}") + ")")
         lines.append(f"{r['model']}: Moran's I significant (Holm p < 0.05) in {sig}/{len(r['moran']['I'])} "

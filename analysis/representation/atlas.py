@@ -95,7 +95,7 @@ def body_coords(alpha: np.ndarray, rows: np.ndarray, cols: np.ndarray, threshold
     Positions are ``analysis.rollouts.cell_positions`` of the model's grid (cfg None: square),
     so a hex-grid body is measured in its own geometry, not on the sheared axial array.
     alpha: [H, W]; rows, cols: [n] -> [n, 2]."""
-    from analysis.representation.axes import body_frame, direction_vector, view_coords
+    from analysis.representation.axes import body_frame, direction_vector, points_frame, view_coords
 
     if cfg is None or cfg.topology != "hex":
         f = body_frame(alpha, threshold)
@@ -112,13 +112,8 @@ def body_coords(alpha: np.ndarray, rows: np.ndarray, cols: np.ndarray, threshold
     ar, ac = np.nonzero(a > threshold)
     if len(ar) == 0:
         raise NCAError("no alive cells: the body frame is undefined")
-    w = np.clip(a[ar, ac], 0.0, 1.0)
-    w = w / w.sum()
-    uv_all = view(ar, ac)
-    centre = w @ uv_all
-    d0 = uv_all - centre
-    major = np.linalg.eigh((d0 * w[:, None]).T @ d0)[1][:, 1]
-    d = direction_vector(np.rad2deg(np.arctan2(major[1], major[0])) % 180.0)
+    centre, axis, _ = points_frame(view(ar, ac), np.clip(a[ar, ac], 0.0, 1.0))
+    d = direction_vector(axis)
     uv = view(rows, cols) - centre
     return np.stack([uv @ d, uv @ np.array([-d[1], d[0]])], axis=1)
 

@@ -144,9 +144,16 @@ def body_frame(alpha: np.ndarray, threshold: float = 0.1) -> BodyFrame:
     if n == 0:
         raise NCAError("no alive cells: the body frame is undefined")
     rows, cols = np.nonzero(alive)
-    w = np.clip(alpha[rows, cols], 0.0, 1.0)
+    c, axis, elong = points_frame(view_coords(rows, cols), np.clip(alpha[rows, cols], 0.0, 1.0))
+    return BodyFrame((float(-c[1]), float(c[0])), axis, elong, n)
+
+
+def points_frame(uv: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """The weighted centroid [2], long axis (degrees in [0, 180), image view) and elongation
+    (sqrt of the covariance's eigenvalue ratio) of points uv [n, 2] with weights [n] >= 0:
+    ``body_frame`` of cells at any positions (e.g. a hex grid's lattice points)."""
+    w = np.asarray(weights, np.float64)
     w = w / w.sum()
-    uv = view_coords(rows, cols)
     c = w @ uv
     d = uv - c
     cov = (d * w[:, None]).T @ d
@@ -154,7 +161,7 @@ def body_frame(alpha: np.ndarray, threshold: float = 0.1) -> BodyFrame:
     major = evecs[:, 1]
     axis = float(np.mod(np.rad2deg(np.arctan2(major[1], major[0])), 180.0))
     elong = float(np.sqrt(evals[1] / evals[0])) if evals[0] > 1e-12 else float("inf")
-    return BodyFrame((float(-c[1]), float(c[0])), axis, elong, n)
+    return c, axis, elong
 
 
 # --------------------------------------------------------------------------- associations

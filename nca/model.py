@@ -123,6 +123,9 @@ class ModelConfig:
                               ("seed_pattern", SEEDS), ("topology", TOPOLOGIES)):
             if getattr(self, name) not in allowed:
                 raise NCAError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.perception in STEERABLE and self.channels < 5:
+            raise NCAError(f"perception {self.perception!r} steers by the last channel, which must not be alpha: "
+                           f"channels must be >= 5, got {self.channels}")
         if self.topology == "hex" and self.perception != "laplacian":
             raise NCAError(f"topology 'hex' has no Sobel pair: perception must be 'laplacian', got {self.perception!r}")
         if self.clamp < 0:

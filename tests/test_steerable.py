@@ -128,3 +128,10 @@ def test_channel_knockouts_on_the_fast_path_equal_the_state_knockouts_for_the_fr
     np.testing.assert_allclose(D.channel_zero_losses(params, cfg, st, key, target, removed, chunk=4), dense,
                                rtol=1e-4, atol=1e-7)
     assert not np.allclose(dense[0], dense[1])  # the frame channel's knockout is not a no-op
+
+
+def test_the_frame_channel_must_be_a_hidden_channel():
+    """With 4 channels the last is alpha: steering by it would hide alpha from every cell."""
+    with pytest.raises(NCAError, match="channels must be >= 5"):
+        ModelConfig(channels=4, perception="steerable-gradient")
+    assert ModelConfig(channels=5, perception="steerable-angle").frame_channel == 4

@@ -127,3 +127,12 @@ def test_development_report_runs_every_part_on_a_published_model(tmp_path):
     assert {"probes_r2.png", "steering.png", "transplant.png"} <= set(rep["figures"])
     with pytest.raises(NCAError, match="multiple"):
         dev["main"](["distill:lizard/regenerating", "--out", str(out), "--every", "7", "--after", "20"])
+
+
+def test_the_development_headline_warns_first_for_a_rotation_invariant_rule():
+    from analysis.reports.development import POSE_NOTE, headline
+
+    _, rows = headline({"conventions": {"pose": POSE_NOTE}})
+    assert rows[0] == ["(read first)", POSE_NOTE]
+    _, rows = headline({"conventions": {}})
+    assert rows == []

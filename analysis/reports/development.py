@@ -109,6 +109,14 @@ def _mean(values) -> float:
     return sum(values) / len(values)
 
 
+# A rotation-invariant rule (Laplacian perception: the isotropic NCA) has no direction of its
+# own: each rollout's pose is chosen by its fire noise (docs/importing.md, "Where the head
+# goes"), and turning the perception turns nothing.
+POSE_NOTE = ("rotation-invariant rule: each rollout picks its own pose, so body frames taken from the alpha averaged "
+             "over replicates, or turned with the perception (the held-out placements), do not follow the body: the "
+             "along/across numbers are undefined for it; radius is pose-free")
+
+
 def headline(rep: dict) -> tuple[list[str], list[list]]:
     """The table at the top of the page: one row per finding, with its interval."""
     from analysis.development.positional import COORDS
@@ -182,6 +190,9 @@ def headline(rep: dict) -> tuple[list[str], list[list]]:
     if tr:
         rows.append([f"transplant: identity index right after / {tr['settings']['after']} steps after the graft",
                      f"{fmt_ci(tr['identity_index'][0])} / {fmt_ci(tr['identity_index'][-1])}"])
+    pose = rep.get("conventions", {}).get("pose")
+    if pose:
+        rows.insert(0, ["(read first)", pose])
     return ["finding", "value (mean [95% CI], n = replicates)"], rows
 
 
@@ -242,7 +253,8 @@ def run(settings: DevelopmentReportSettings, progress=None) -> DevelopmentReport
     model = nca.load_model(settings.model)
     rep = Dv.run(model, settings.development, jax.random.key(settings.seed), progress=progress)
     rep["command"] = settings.command
-    rep["conventions"] = {**CONVENTIONS, **geometry_caveat([model])}
+    rep["conventions"] = {**CONVENTIONS, **geometry_caveat([model]),
+                          **({"pose": POSE_NOTE} if model.model_config.perception == "laplacian" else {})}
     pngs = [(n, t, cap, plots.png_bytes(f)) for n, t, cap, f in figures(rep)]
     rep["timing_s"] = time.time() - t_start
     head, rows = headline(rep)

@@ -244,7 +244,11 @@ def agree(job: Job, name: str, value, timeout_s: float = 120, names_of=lambda p:
         theirs = _await(client, job, p, f"{KEY_PREFIX}/agree/{name}/{p}", timeout_s, doing=names_of(p))
         if theirs is None:
             raise NCAError(f"process {p} did not report its {name} within {timeout_s:g} s")
+        if not job.is_main:  # read: process 0 may now leave (it hosts the key-value store)
+            client.key_value_set(f"{KEY_PREFIX}/agree/{name}/read/{job.index}", "1")
         if theirs != mine:
+            if job.is_main:  # refusing: stay until the others have read our value, or SEEN_WAIT_S
+                _let_others_read(client, job, f"{KEY_PREFIX}/agree/{name}/read")
             a, b = json.loads(theirs), json.loads(mine)
             keys = [k for k in sorted(a) if a.get(k) != b.get(k)] if isinstance(a, dict) and isinstance(b, dict) \
                 else []
@@ -253,6 +257,23 @@ def agree(job: Job, name: str, value, timeout_s: float = 120, names_of=lambda p:
             _refused()
             raise NCAError(f"process {p} was started with another {name} than process {job.index} ({what}); "
                            "start every process with the same arguments")
+
+
+# How long process 0, refusing a job, keeps the coordination service up for the others to
+# read its value (they then refuse with the same one line rather than a lost connection).
+SEEN_WAIT_S = 10.0
+
+
+def _let_others_read(client, job: Job, prefix: str) -> None:
+    """Process 0: wait until every other process has posted ``prefix/<p>`` (it read what it
+    needed), has stopped being live, or ``SEEN_WAIT_S`` passed."""
+    deadline = time.monotonic() + SEEN_WAIT_S
+    waiting = set(range(1, job.count))
+    while waiting and time.monotonic() < deadline:
+        live = set(client.get_live_nodes(list(range(job.count))))
+        waiting = {p for p in waiting if p in live and _try_get(client, f"{prefix}/{p}") is None}
+        if waiting:
+            time.sleep(0.05)
 
 
 def _await(client, job: Job, p: int, key: str, timeout_s: float | None, poll_s: float = 0.25,
@@ -316,6 +337,10 @@ def _try_get(client, key: str) -> str | None:
     except Exception as e:  # noqa: BLE001 -- JaxRuntimeError NOT_FOUND: not posted yet
         if "NOT_FOUND" in str(e):
             return None
+        if "CANCELLED" in str(e) or "UNAVAILABLE" in str(e):
+            _refused()  # leave with our line: a shutdown through a service that is gone would abort
+            raise NCAError("process 0 (the coordinator) is gone: it stopped or refused the job; its own "
+                           "output says why") from None
         raise
     return got if got else None
 

@@ -185,3 +185,52 @@ def test_a_folder_another_run_holds_is_refused(tmp_path):
         with pytest.raises(NCAError, match="in use by another training run"):
             train_seeds(cfg, tmp_path / "pop", [3, 4], **QUIET)
     assert not (tmp_path / "pop" / "seed_3" / ckpt.CONFIG).exists()
+
+
+class _FakeClient:
+    """The two calls of the coordination service's key-value store that ``_try_get`` and
+    ``_let_others_read`` make, with a planted store, live set and failure."""
+
+    def __init__(self, store=None, live=(0, 1), error=None):
+        self.store, self.live, self.error = dict(store or {}), list(live), error
+
+    def key_value_try_get(self, key):
+        if self.error:
+            raise RuntimeError(self.error)
+        if key not in self.store:
+            raise RuntimeError("NOT_FOUND: no such key")
+        return self.store[key]
+
+    def get_live_nodes(self, nodes):
+        return [n for n in nodes if n in self.live]
+
+
+def test_a_vanished_coordinator_is_one_line_and_other_failures_are_not_hidden(monkeypatch):
+    from nca import distributed as D
+
+    monkeypatch.setattr(D, "_REFUSED", False)
+    assert D._try_get(_FakeClient({"k": "v"}), "k") == "v"
+    assert D._try_get(_FakeClient(), "k") is None  # not posted yet
+    with pytest.raises(NCAError, match="process 0 \\(the coordinator\\) is gone"):
+        D._try_get(_FakeClient(error="CANCELLED: CANCELLED"), "k")
+    assert D._REFUSED  # it leaves with its line, not through a shutdown that would abort
+    with pytest.raises(RuntimeError, match="PERMISSION"):
+        D._try_get(_FakeClient(error="PERMISSION_DENIED"), "k")
+
+
+def test_a_refusing_coordinator_waits_for_the_others_to_read_and_no_longer(monkeypatch):
+    import time
+
+    from nca import distributed as D
+
+    job = D.Job(index=0, count=3)
+    t = time.monotonic()
+    D._let_others_read(_FakeClient({"r/1": "1", "r/2": "1"}, live=(0, 1, 2)), job, "r")
+    assert time.monotonic() - t < 1.0  # both read: no wait
+    t = time.monotonic()
+    D._let_others_read(_FakeClient({"r/1": "1"}, live=(0, 1)), job, "r")
+    assert time.monotonic() - t < 1.0  # process 2 is not live: nothing to wait for
+    monkeypatch.setattr(D, "SEEN_WAIT_S", 0.3)
+    t = time.monotonic()
+    D._let_others_read(_FakeClient({"r/1": "1"}, live=(0, 1, 2)), job, "r")
+    assert 0.3 <= time.monotonic() - t < 2.0  # live but silent: bounded

@@ -73,14 +73,7 @@ def atomic_write_bytes(path: Path, data) -> None:
     file) raises NCAError naming the path; the old file, if any, is left untouched and the
     temporary file removed.
     """
-    path = Path(path)
-    _mkdir(path.parent)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
-    except OSError as e:
-        raise _os_error(path, e) from None
-    try:
-        os.fchmod(fd, file_mode())  # mkstemp makes 0600; give the usual permissions
+    def write(fd: int, tmp: str) -> None:
         with os.fdopen(fd, "wb") as f:
             if callable(data):
                 data(f)
@@ -88,6 +81,26 @@ def atomic_write_bytes(path: Path, data) -> None:
                 f.write(data)
             f.flush()
             os.fsync(f.fileno())
+
+    atomic_write_with(path, write)
+
+
+def atomic_write_with(path: Path, write, suffix: str = "") -> None:
+    """Write ``path`` atomically through ``write(fd, tmp)``: a temporary file in the same
+    folder (``tmp``, named ``.<name>.*.tmp<suffix>``, open as ``fd``, which ``write`` owns and
+    closes), given the usual permissions and renamed over ``path`` when ``write`` returns.
+    An OS fault raises NCAError naming the path; the old file, if any, is left untouched and
+    the temporary file removed. ``atomic_write_bytes`` and writers that need a path of their
+    own (``analysis.representation.atlas.write_h5ad``) go through it."""
+    path = Path(path)
+    _mkdir(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX + suffix)
+    except OSError as e:
+        raise _os_error(path, e) from None
+    try:
+        os.fchmod(fd, file_mode())  # mkstemp makes 0600; give the usual permissions
+        write(fd, tmp)
         os.replace(tmp, path)
     except BaseException as e:
         try:

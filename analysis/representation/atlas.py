@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import importlib
 import os
-from pathlib import Path
 
 import numpy as np
 
@@ -281,37 +280,16 @@ def export_somatic(model, steps: int = 96, every: int = 8, replicates: int = 2, 
 
 
 def write_h5ad(adata, path) -> None:
-    """Write ``adata`` to ``path`` atomically (a temporary file in the same folder, renamed):
-    a failed write leaves an existing file as it was. OS faults are one NCAError line."""
-    import tempfile
+    """Write ``adata`` to ``path`` atomically (``nca.checkpoint.atomic_write_with``: a temporary
+    file in the same folder, renamed): a failed write leaves an existing file as it was. OS
+    faults are one NCAError line."""
+    from nca.checkpoint import atomic_write_with
 
-    from nca.checkpoint import TEMP_SUFFIX, _mkdir, _os_error
-
-    path = Path(path)
-    _mkdir(path.parent)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX + ".h5ad")
-        os.close(fd)
-    except OSError as e:
-        raise _os_error(path, e) from None
-    try:
+    def write(fd: int, tmp: str) -> None:
+        os.close(fd)  # anndata opens the file by its name
         adata.write_h5ad(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise _os_error(path, e) from None
-        raise
 
-
-def _umask() -> int:
-    from nca.checkpoint import _current_umask
-
-    return _current_umask()
+    atomic_write_with(path, write, suffix=".h5ad")
 
 
 # --------------------------------------------------------------------------- types

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .checkpoint import parse_keep
-from .errors import NCAError
+from .errors import NCAError, require_at_least
 from .model import ModelConfig
 
 EXPERIMENTS = ("growing", "persistent", "regenerating")
@@ -66,12 +66,9 @@ class Config:
             raise NCAError(f"target_background must be one of {', '.join(BACKGROUNDS)}, got {self.target_background!r}")
         if self.experiment not in EXPERIMENTS:
             raise NCAError(f"unknown experiment {self.experiment!r}; choose one of {', '.join(EXPERIMENTS)}")
-        for name in ("train_steps", "batch_size", "pool_size", "checkpoint_every", "target_size", "rollout_min"):
-            if getattr(self, name) < 1:
-                raise NCAError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("target_padding", "lr_decay_step", "seed", "damage_n"):
-            if getattr(self, name) < 0:
-                raise NCAError(f"{name} must be >= 0, got {getattr(self, name)}")
+        require_at_least(self, ("train_steps", "batch_size", "pool_size", "checkpoint_every", "target_size",
+                                "rollout_min"), 1)
+        require_at_least(self, ("target_padding", "lr_decay_step", "seed", "damage_n"), 0)
         if self.seed >= 2**32:  # jax.random.key keeps 32 bits: larger seeds would repeat smaller ones
             raise NCAError(f"seed must be < 2**32, got {self.seed}")
         if not self.rollout_min < self.rollout_max:

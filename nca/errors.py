@@ -10,6 +10,15 @@ class NCAError(ValueError):
     """
 
 
+def require_at_least(obj, names, low: int, label=lambda name: name) -> None:
+    """The settings classes' range check: NCAError ``<label(name)> must be >= <low>, got
+    <value>`` for the first field of ``obj`` named in ``names`` below ``low``."""
+    for name in names:
+        value = getattr(obj, name)
+        if value < low:
+            raise NCAError(f"{label(name)} must be >= {low}, got {value}")
+
+
 def is_out_of_memory(e: BaseException) -> bool:
     """An allocation that failed: NumPy's MemoryError, or XLA's RESOURCE_EXHAUSTED."""
     return isinstance(e, MemoryError) or (

@@ -59,7 +59,7 @@ from functools import partial
 import jax
 import numpy as np
 
-from nca.errors import NCAError
+from nca.errors import NCAError, require_at_least
 
 from analysis.causal.knockouts import (CONDITIONS, Assay, ablation_losses, assay_starts, channel_ablations, direction_ablations,
                         empty_loss, none_ablation, replicate_effects, target_on_grid)
@@ -549,11 +549,7 @@ class DegradationSettings:
     chunk: int = 16
 
     def __post_init__(self):
-        for name in ("grow", "persist", "regrow", "replicates", "chunk"):
-            if getattr(self, name) < 1:
-                raise NCAError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.draws < 1:
-            raise NCAError(f"draws must be >= 1, got {self.draws}")
+        require_at_least(self, ("grow", "persist", "regrow", "replicates", "chunk", "draws"), 1)
         if self.cell_attack < 0:
             raise NCAError(f"cell_attack must be >= 0 (the patch side in cells; 0: no attack on cells), "
                            f"got {self.cell_attack}")

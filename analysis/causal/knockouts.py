@@ -41,7 +41,7 @@ from itertools import combinations
 import jax
 import numpy as np
 
-from nca.errors import NCAError
+from nca.errors import NCAError, require_at_least
 from nca.damage import CUTS, Cut
 from nca.model import ModelConfig, alive_mask, rollout, seed_state, to_device, to_rgba
 from nca.train import per_sample_loss
@@ -825,12 +825,8 @@ class KnockoutSettings:
     def __post_init__(self):
         from nca.errors import NCAError
 
-        for name in ("grow", "persist", "regrow", "replicates", "chunk"):
-            if getattr(self, name) < 1:
-                raise NCAError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("pcs", "max_unit_pairs", "random_unit_pairs"):
-            if getattr(self, name) < 0:
-                raise NCAError(f"{name} must be >= 0, got {getattr(self, name)}")
+        require_at_least(self, ("grow", "persist", "regrow", "replicates", "chunk"), 1)
+        require_at_least(self, ("pcs", "max_unit_pairs", "random_unit_pairs"), 0)
         if self.mode not in ("zero", "mean"):
             raise NCAError(f"mode must be zero or mean, got {self.mode!r}")
         bad = set(self.pairs) - set(CONDITIONS)

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nca.damage import Cut, circle_masks
-from nca.errors import NCAError
+from nca.errors import NCAError, require_at_least
 from nca.model import ModelConfig, seed_state, to_rgba
 from nca.train import per_sample_loss
 
@@ -177,9 +177,7 @@ class DamageSettings:
         from nca.errors import NCAError
 
         p = self.protocol
-        for name in ("grow_steps", "regrow_steps", "replicates", "every"):
-            if getattr(p, name) < 1:
-                raise NCAError(f"{name} must be >= 1, got {getattr(p, name)}")
+        require_at_least(p, ("grow_steps", "regrow_steps", "replicates", "every"), 1)
         bad = set(self.panel) - set(PANEL)
         if bad or not self.panel:
             raise NCAError(f"unknown damage(s) {sorted(bad)}; choose from {', '.join(PANEL)}")

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nca.errors import NCAError
+from nca.errors import NCAError, require_at_least
 
 from analysis.representation import atlas as A
 
@@ -60,9 +60,7 @@ class AtlasSettings:
     size: int | None = None
 
     def __post_init__(self):
-        for name in ("steps", "every", "replicates", "neighbors", "permutations", "null_draws", "max_cells"):
-            if getattr(self, name) < 1:
-                raise NCAError(f"{name} must be >= 1, got {getattr(self, name)}")
+        require_at_least(self, ("steps", "every", "replicates", "neighbors", "permutations", "null_draws", "max_cells"), 1)
         if self.regrow < 0:
             raise NCAError(f"regrow must be >= 0, got {self.regrow}")
         if self.steps % self.every or self.regrow % self.every:

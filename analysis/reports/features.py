@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nca.errors import NCAError
+from nca.errors import NCAError, require_at_least
 
 from analysis.representation import sparse_features as S
 
@@ -70,9 +70,7 @@ class FeaturesSettings:
     command: str = ""
 
     def __post_init__(self):
-        for name in ("grow", "every", "fits", "effect_steps", "replicates"):
-            if getattr(self, name) < 1:
-                raise NCAError(f"{name} must be >= 1, got {getattr(self, name)}")
+        require_at_least(self, ("grow", "every", "fits", "effect_steps", "replicates"), 1)
         if self.rollouts < 2:
             raise NCAError(f"rollouts must be >= 2 (the last one is held out), got {self.rollouts}")
         if self.grow % self.every:

@@ -31,7 +31,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from nca.errors import NCAError
+from nca.errors import NCAError, require_at_least
 
 from analysis.stats import fmt_ci, mean_ci
 
@@ -52,9 +52,8 @@ class ScoreSettings:
     cut: str = "left"
 
     def __post_init__(self):
-        for name in ("grow_steps", "persist_steps", "regrow_steps", "replicates"):
-            if getattr(self, name) < 1:
-                raise NCAError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        require_at_least(self, ("grow_steps", "persist_steps", "regrow_steps", "replicates"), 1,
+                         lambda name: name.replace("_", "-"))
         if self.replicates < 2:
             raise NCAError(f"--replicates must be >= 2 for an interval, got {self.replicates}")
 

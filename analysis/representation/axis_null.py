@@ -123,11 +123,9 @@ class NullSettings:
     min_cells: int = 30
 
     def __post_init__(self):
-        from nca.errors import NCAError
+        from nca.errors import NCAError, require_at_least
 
-        for name in ("n_surrogates", "block", "min_cells"):
-            if int(getattr(self, name)) < 1:
-                raise NCAError(f"NullSettings.{name} must be >= 1, got {getattr(self, name)}")
+        require_at_least(self, ("n_surrogates", "block", "min_cells"), 1, lambda name: f"NullSettings.{name}")
         if self.stop_after < 0:
             raise NCAError(f"NullSettings.stop_after must be >= 0 (0: no early stop), got {self.stop_after}")
         if not self.scale_range >= 1:

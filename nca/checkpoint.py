@@ -668,15 +668,24 @@ def save_model_folder(folder: Path, meta: dict, params) -> None:
     atomic_write_bytes(folder / MODEL_FILE, (text + "\n").encode())
 
 
-def read_model_meta(folder: Path) -> dict:
-    """The ``model.json`` of a params-only model folder (checked to be one)."""
+def read_json(path: Path, accept, not_what: str):
+    """The JSON object in ``path``, checked by ``accept(obj)``: one NCAError line when it
+    cannot be read (``cannot read PATH: ...``) or is not what was expected (``PATH
+    <not_what>``, e.g. "is not a TF.js graph model (...)"). The readers of model files use it."""
     import json
 
-    path = Path(folder) / MODEL_FILE
+    path = Path(path)
     try:
-        meta = json.loads(path.read_text())
+        obj = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise NCAError(f"cannot read {path}: {e}") from None
-    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT or not isinstance(meta.get("model"), dict):
-        raise NCAError(f"{path} is not an nca-lens model file (format {MODEL_FORMAT!r} with a model object)")
-    return meta
+    if not accept(obj):
+        raise NCAError(f"{path} {not_what}")
+    return obj
+
+
+def read_model_meta(folder: Path) -> dict:
+    """The ``model.json`` of a params-only model folder (checked to be one)."""
+    return read_json(Path(folder) / MODEL_FILE,
+                     lambda m: isinstance(m, dict) and m.get("format") == MODEL_FORMAT and isinstance(m.get("model"), dict),
+                     f"is not an nca-lens model file (format {MODEL_FORMAT!r} with a model object)")

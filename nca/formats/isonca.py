@@ -23,11 +23,11 @@ The demo stores states as float16 textures (rgba16f); we compute in float32.
 from __future__ import annotations
 
 import base64
-import json
 from pathlib import Path
 
 import numpy as np
 
+from ..checkpoint import read_json
 from ..errors import NCAError
 from ..model import ModelConfig
 
@@ -51,12 +51,7 @@ def _array(obj: dict, key: str, path) -> np.ndarray:
 
 def read_isonca(path: Path = ASSET):
     """The demo model at ``path`` -> (ModelConfig, params as NumPy arrays, provenance)."""
-    try:
-        obj = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
-        raise NCAError(f"cannot read {path}: {e}") from None
-    if not is_isonca(obj):
-        raise NCAError(f"{path} is not an isotropic NCA demo file (w1, b1, w2 with data64)")
+    obj = read_json(path, is_isonca, "is not an isotropic NCA demo file (w1, b1, w2 with data64)")
     w1, b1, w2 = (_array(obj, k, path) for k in ("w1", "b1", "w2"))
     hidden, channels = w2.shape if w2.ndim == 2 else (None, None)
     if w1.ndim != 2 or hidden is None or w1.shape != (hidden, 2 * channels) or b1.shape != (hidden,):

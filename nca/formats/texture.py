@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 
+from ..checkpoint import read_json
 from ..errors import NCAError
 from ..model import ModelConfig
 
@@ -53,13 +53,7 @@ def is_texture(obj) -> bool:
 
 
 def _load(path: Path) -> dict:
-    try:
-        obj = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
-        raise NCAError(f"cannot read {path}: {e}") from None
-    if not is_texture(obj):
-        raise NCAError(f"{path} is not a texture NCA models file (model_names and layers)")
-    return obj
+    return read_json(path, is_texture, "is not a texture NCA models file (model_names and layers)")
 
 
 def _png(layer: dict, where) -> np.ndarray:

@@ -21,11 +21,11 @@ source, not assumed.
 from __future__ import annotations
 
 import base64
-import json
 from pathlib import Path
 
 import numpy as np
 
+from ..checkpoint import read_json
 from ..errors import NCAError
 from ..model import SOBEL_X, SOBEL_Y, ModelConfig
 
@@ -55,12 +55,7 @@ def _const(node: dict, where) -> np.ndarray:
 def read_tfjs(path: Path):
     """A Growing-NCA graph model -> (ModelConfig, params as NumPy, provenance)."""
     path = Path(path)
-    try:
-        obj = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise NCAError(f"cannot read {path}: {e}") from None
-    if not is_tfjs(obj):
-        raise NCAError(f"{path} is not a TF.js graph model (format 'graph-model' with a modelTopology)")
+    obj = read_json(path, is_tfjs, "is not a TF.js graph model (format 'graph-model' with a modelTopology)")
     if obj.get("weightsManifest"):
         raise NCAError(f"{path}: weights in separate shard files are not read (only inline constants)")
     nodes = {n["name"]: n for n in obj["modelTopology"].get("node", [])}

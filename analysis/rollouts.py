@@ -52,10 +52,10 @@ HEX_ARRAY_GEOMETRY = ("hex grid: positions, distances, directions and cuts are m
                       "(analysis.rollouts.cell_positions)")
 
 
-def geometry_caveat(models) -> dict:
-    """{"geometry": HEX_ARRAY_GEOMETRY} for a report's conventions when any of ``models`` runs
-    on the hex grid and the report measures on the array as stored; {} otherwise."""
-    return {"geometry": HEX_ARRAY_GEOMETRY} if any(m.model_config.topology == "hex" for m in models) else {}
+def geometry_caveat(models, note: str = HEX_ARRAY_GEOMETRY) -> dict:
+    """{"geometry": note} for a report's conventions when any of ``models`` runs on the hex
+    grid (default note: the report measures on the array as stored); {} otherwise."""
+    return {"geometry": note} if any(m.model_config.topology == "hex" for m in models) else {}
 
 
 def grow_states(model: LoadedModel, steps: int, key: jax.Array, seeds: int = 1,

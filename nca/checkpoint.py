@@ -686,6 +686,8 @@ def read_json(path: Path, accept, not_what: str):
 
 def read_model_meta(folder: Path) -> dict:
     """The ``model.json`` of a params-only model folder (checked to be one)."""
-    return read_json(Path(folder) / MODEL_FILE,
-                     lambda m: isinstance(m, dict) and m.get("format") == MODEL_FORMAT and isinstance(m.get("model"), dict),
+    def accept(m) -> bool:
+        return isinstance(m, dict) and m.get("format") == MODEL_FORMAT and isinstance(m.get("model"), dict)
+
+    return read_json(Path(folder) / MODEL_FILE, accept,
                      f"is not an nca-lens model file (format {MODEL_FORMAT!r} with a model object)")

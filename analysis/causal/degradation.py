@@ -347,9 +347,7 @@ def unit_losses(params, cfg, start, key: Array, target, removed: np.ndarray, uni
     """Losses [N, B] of removing the unit sets ``removed`` [N, hidden] (bool) from ``start``:
     zeroed (w2 rows), or mean-ablated when ``unit_means`` [hidden] is given."""
     removed = np.asarray(removed, bool)
-    shift = None
-    if unit_means is not None:
-        shift = (removed * np.asarray(unit_means, np.float32)[None]) @ np.asarray(params["w2"], np.float32)
+    shift = None if unit_means is None else weight_rows(params, cfg, "units", "mean", removed, unit_means)[2]
     return weight_losses(params, cfg, start, key, target, keep2=1.0 - removed, shift=shift, chunk=chunk)
 
 
@@ -364,10 +362,7 @@ def channel_zero_losses(params, cfg, start, key: Array, target, removed: np.ndar
 
         sets = [tuple(4 + j for j in np.flatnonzero(r)) for r in np.asarray(removed, bool)]
         return ablation_losses(params, cfg, start, key, target, channel_ablations(sets, c), chunk)[0]
-    keep = np.ones((len(removed), cfg.kernels * c), np.float32)
-    for i, r in enumerate(np.asarray(removed, bool)):
-        for j in np.flatnonzero(r):
-            keep[i, [b * c + 4 + j for b in range(cfg.kernels)]] = 0.0
+    keep = weight_rows(params, cfg, "channels", "zero", removed)[0]
     return weight_losses(params, cfg, start, key, target, keep1=keep, chunk=chunk)
 
 

@@ -60,7 +60,8 @@ class AtlasSettings:
     size: int | None = None
 
     def __post_init__(self):
-        require_at_least(self, ("steps", "every", "replicates", "neighbors", "permutations", "null_draws", "max_cells"), 1)
+        require_at_least(self, ("steps", "every", "replicates", "neighbors", "permutations", "null_draws",
+                                "max_cells"), 1)
         if self.regrow < 0:
             raise NCAError(f"regrow must be >= 0, got {self.regrow}")
         if self.steps % self.every or self.regrow % self.every:
@@ -349,11 +350,6 @@ HEX_ATLAS_GEOMETRY = ("hex grid: cell positions (obsm spatial, body frame, paren
                       "6 hex neighbours; the regrowth cut removes half of the axial array (a sheared half)")
 
 
-def hex_geometry(models) -> dict:
-    """{"geometry": ...} for a report with a hex-grid model: how its positions are measured."""
-    return {"geometry": HEX_ATLAS_GEOMETRY} if any(m.model_config.topology == "hex" for m in models) else {}
-
-
 def conventions(s: AtlasSettings) -> dict:
     return {
         "cells": f"living cells (alpha > the model's alive threshold) after {s.steps} steps, {s.replicates} "
@@ -395,6 +391,8 @@ def run(settings: AtlasReportSettings, progress=None, models=None) -> AtlasResul
     """Measure every model; across models (same grid), the positional ARI of their types."""
     import nca
 
+    from analysis.rollouts import geometry_caveat
+
     t0 = time.time()
     if not settings.models and not models:
         raise NCAError("no model given")
@@ -403,7 +401,8 @@ def run(settings: AtlasReportSettings, progress=None, models=None) -> AtlasResul
     models = models or [nca.load_model(m) for m in settings.models]
     res = [run_model(m, s, progress) for m in models]
     rep = {"models": [r["model"] for r in res], "command": settings.command,
-           "settings": dict(s.__dict__), "conventions": {**conventions(s), **hex_geometry(models)},
+           "settings": dict(s.__dict__),
+           "conventions": {**conventions(s), **geometry_caveat(models, HEX_ATLAS_GEOMETRY)},
            "results": [{k: v for k, v in r.items() if k != "_plot"} for r in res]}
     if len(res) > 1:
         from analysis.stats import mean_ci

@@ -356,12 +356,11 @@ def channel_zero_losses(params, cfg, start, key: Array, target, removed: np.ndar
     4 + j). As never-read channels (their perception rows of w1 zeroed, one per band): the same bodies as
     zeroing them in the state every step (a hidden channel acts only through the perception;
     ``analysis.causal.knockouts.read_ablation_losses``, tested there), on the fast path."""
-    c = cfg.channels
-    if cfg.frame_channel is not None:  # a steering channel acts through every channel's slots: the state hook
-        from analysis.causal.knockouts import ablation_losses, channel_ablations
+    if cfg.frame_channel is not None:  # a steering channel acts through every channel's slots:
+        from analysis.causal.knockouts import read_ablation_losses  # its state-hook path for them
 
         sets = [tuple(4 + j for j in np.flatnonzero(r)) for r in np.asarray(removed, bool)]
-        return ablation_losses(params, cfg, start, key, target, channel_ablations(sets, c), chunk)[0]
+        return read_ablation_losses(params, cfg, start, key, target, sets, chunk)[0]
     keep = weight_rows(params, cfg, "channels", "zero", removed)[0]
     return weight_losses(params, cfg, start, key, target, keep1=keep, chunk=chunk)
 

@@ -416,7 +416,7 @@ class BodyNull:
         weights = self.fit(values)  # [m + 1, k]
         lg = self._lag_setup()
         sig = np.sqrt(lg["sigma_along"] * lg["sigma_across"])  # each kernel's geometric-mean scale
-        n_max, h = s.n_surrogates, s.stop_after
+        n_max = s.n_surrogates
         p = np.zeros((len(STATISTICS), k))
         drawn = np.zeros(k, int)
         # each kernel's variance moved to the kernel scale_range times broader (Berger & Boos)

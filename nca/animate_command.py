@@ -67,11 +67,7 @@ def main(a, argv: list[str]) -> int:
     recorded in <out>.json); -> the exit code."""
     from tqdm import tqdm
 
-    from analysis.representation.panels import register as register_pc_panels
-
     from .animate import export, sidecar_path
-
-    register_pc_panels()
 
     def bar(desc, total):
         return tqdm(total=total, desc=desc, unit="step", disable=a.quiet, file=sys.stderr)

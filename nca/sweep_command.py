@@ -2,8 +2,10 @@
 and ``analysis.reports.sweep.ScoreSettings`` -> training (``nca.sweep.train_sweep``, or
 ``nca.multiseed.resume_runs``) -> scores -> OUT/results.csv and results.html.
 
-The script holds the parser; ``main(args)`` here checks the flags' combinations (one
-``NCAError`` line each), claims a separate --results folder, trains, scores and writes.
+The script holds the parser; ``main(args, scoring)`` here checks the flags' combinations
+(one ``NCAError`` line each), claims a separate --results folder, trains, scores and writes.
+``scoring`` is ``analysis.reports.sweep``, passed in by the script: layers point down, so
+nca does not import analysis.
 The results table goes to stdout, progress to stderr.
 """
 
@@ -73,11 +75,10 @@ def sweep_from(a, overrides: dict):
     return Sweep(base, tuple(parse_axis(v) for v in (a.vary or [])), configs, tuple(a.seeds))
 
 
-def main(a) -> int:
-    """Run ``scripts/sweep.py`` with its parsed flags ``a``; -> the exit code."""
+def main(a, scoring) -> int:
+    """Run ``scripts/sweep.py`` with its parsed flags ``a`` and the scores of ``scoring``
+    (``analysis.reports.sweep``: ScoreSettings, score_job, to_csv, to_html); -> the exit code."""
     from contextlib import ExitStack
-
-    from analysis.reports.sweep import ScoreSettings
 
     from .checkpoint import check_writable
     from .cli import claim_report_dir
@@ -88,7 +89,7 @@ def main(a) -> int:
     overrides = overrides_from_args(a)
     check_flags(a, overrides)
     cluster = cluster_from_args(a)
-    scores = ScoreSettings(grow_steps=a.grow_steps, persist_steps=a.persist_steps, regrow_steps=a.regrow_steps,
+    scores = scoring.ScoreSettings(grow_steps=a.grow_steps, persist_steps=a.persist_steps, regrow_steps=a.regrow_steps,
                            replicates=a.replicates, seed=a.seed)
     results_dir = a.results or a.out
     check_writable(results_dir, folder=True)  # before any training
@@ -100,7 +101,7 @@ def main(a) -> int:
         claims.enter_context(claim_report_dir(a.results, "sweep", {"sweep": str(a.out), **vars(scores)}))
     with claims:
         train(a, sweep, job)
-        return score(a, scores, results_dir, job)
+        return score(a, scoring, scores, results_dir, job)
 
 
 def train(a, sweep, job) -> None:
@@ -118,11 +119,11 @@ def train(a, sweep, job) -> None:
         train_sweep(sweep, a.out, progress=not a.quiet, job=job)
 
 
-def score(a, scores, results_dir: Path, job) -> int:
+def score(a, scoring, scores, results_dir: Path, job) -> int:
     """Score this process's runs; process 0 writes results.csv/.html and prints the table."""
-    from analysis.reports.sweep import score_job, to_csv, to_html
-
     from .checkpoint import atomic_write_bytes
+
+    score_job, to_csv, to_html = scoring.score_job, scoring.to_csv, scoring.to_html
 
     done = score_job(a.out, scores, job, progress=None if a.quiet else
                      (lambda name: print(f"scored {name}", file=sys.stderr)))

@@ -49,8 +49,10 @@ def parser() -> Parser:
 
 
 def main() -> int:
+    from analysis.representation.panels import register as register_pc_panels
     from nca import animate_command
 
+    register_pc_panels()  # the pc1..pc6 panels (analysis): nca does not import analysis
     return animate_command.main(parser().parse_args(), sys.argv[1:])
 
 

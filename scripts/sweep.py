@@ -44,9 +44,10 @@ def parser() -> Parser:
 
 
 def main() -> int:
+    from analysis.reports import sweep as scoring
     from nca import sweep_command
 
-    return sweep_command.main(parser().parse_args())
+    return sweep_command.main(parser().parse_args(), scoring)
 
 
 if __name__ == "__main__":

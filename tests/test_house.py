@@ -118,3 +118,19 @@ def test_the_development_headline_skips_a_dose_whose_false_positive_rate_is_unde
     row = lambda rates: [r for r in headline(rep(rates))[1] if r[0].startswith("random directions called")][0][1]  # noqa: E731
     assert row([None, {"mean": None, "n": 0}]) == "-"  # planted: nothing defined
     assert row([{"mean": 0.5, "n": 2}, {"mean": None, "n": 0}, {"mean": 0.25, "n": 2}]) == "0.38 (n = 2 per dose)"
+
+
+def test_layers_point_down_nca_never_imports_analysis_or_scripts():
+    """scripts/ -> analysis/ -> nca/: no module of nca imports analysis or scripts, at the
+    top or inside a function (a command that needs both gets analysis from its script)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "nca"
+    bad = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            bad += [f"{path.relative_to(root.parent)}:{node.lineno} {n}" for n in names
+                    if n.split(".")[0] in ("analysis", "scripts")]
+    assert not bad, bad

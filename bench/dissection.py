@@ -26,6 +26,13 @@ rollout; the audit's body):
   rates under the null at ``--old-null`` (the texture-matched null of issue 13);
 - power: ``--power-draws`` planted ramps along the body axis, across it, at a random angle,
   and core-periphery maps, on two textures, at each signal-to-texture ratio of ``--stt``.
+models / cross_models (issue 23): agreement across independently trained models
+(``--models`` run folders: per-model kinds and the combined test of
+``analysis.representation.cross_model``), and that combined test's calibration on planted
+"models" (``--draws`` sets per family, ``--power-draws`` per power cell, ``--cross-stt``):
+
+    python bench/dissection.py --out /tmp/b --only models --models runs/q/seed_0 runs/q/seed_1 runs/q/seed_2 runs/q/seed_3
+    python bench/dissection.py --out /tmp/b --only cross_models --draws 60 --power-draws 30
 Writes OUT/dissection.json and prints it.
 """
 
@@ -130,7 +137,7 @@ def battery(draws: int, n_power: int, stts: list[float], seed: int, model: str, 
     import numpy as np
 
     import nca
-    from analysis.representation.axes import body_frame, direction_vector, view_coords
+    from analysis.representation.axes import body_frame, view_coords
     from analysis.representation.axis_null import BodyNull, NullSettings
     from analysis.representation.null_battery import FAMILIES, draw_family, planted_ramp
     from analysis.stats import binomial_interval
@@ -228,8 +235,11 @@ def models_agreement(paths: list[str], step: int, replicates: int, seed: int, co
     from analysis.rollouts import grow_states
     from analysis.stats import mean_ci, proportion_ci
 
-    per_model = []
-    for path in paths:
+    from analysis.representation.axis_null import BodyNull
+    from analysis.representation.cross_model import CombinedSettings, combined_axis_test
+
+    per_model, bodies, body_values = [], [], []
+    for mi, path in enumerate(paths):
         t0 = time.process_time()
         m = nca.load_model(path)
         thr = m.model_config.alive_threshold
@@ -240,6 +250,11 @@ def models_agreement(paths: list[str], step: int, replicates: int, seed: int, co
         maps = pc_maps(pca, f, alive)  # [R, H, W, k]
         recs = [_body_tests(step, r, maps[r], st[r, ..., 3], thr, NullSettings(), KindRule(), seed)
                 for r in range(replicates)]
+        # replicate 0's body for the combined test, with this model's own surrogate stream
+        fr0 = recs[0]["frame"]
+        centre = view_coords([fr0.centroid_rc[0]], [fr0.centroid_rc[1]])[0]
+        bodies.append(BodyNull(alive[0], centre, NullSettings(), seed=seed, key=(mi, step, 0), axis_deg=fr0.axis_deg))
+        body_values.append(recs[0]["values"])
         comps = []
         for j in range(components):
             rec = recs[0]
@@ -263,6 +278,9 @@ def models_agreement(paths: list[str], step: int, replicates: int, seed: int, co
                                        f"{c['radial_p_value_seeds']} p_along {c['along_p_value_seeds']} "
                                        f"along {c['signed_along_axis_association']:+.2f}" for c in comps),
               file=sys.stderr, flush=True)
+    # is a gradient along (across) the long axis shared by the models? (the combined test:
+    # mean signed association over models against per-model surrogates; Fisher; sign flips)
+    combined = combined_axis_test(bodies, body_values, CombinedSettings()) if len(paths) >= 2 else None
     over = {}
     for j in range(components):
         cs = [pm["components"][j] for pm in per_model]
@@ -272,16 +290,102 @@ def models_agreement(paths: list[str], step: int, replicates: int, seed: int, co
             "any_kind_rate": proportion_ci([c["kind"] != "none" for c in cs]),
             "axis_gradient_rate": proportion_ci([c["axis_gradient"] != "none" for c in cs]),
             "radial_association": mean_ci([c["radial_association"] for c in cs]),
-            "signed_along_axis_association": mean_ci([c["signed_along_axis_association"] for c in cs])}
+            "signed_along_axis_association": mean_ci([c["signed_along_axis_association"] for c in cs]),
+            "combined": None if combined is None else combined["components"][j]}
+        if combined is not None:
+            print(f"PC{j + 1} across models: " + "; ".join(
+                f"{ax} mean {combined['components'][j][ax]['mean_signed']:+.2f} p {combined['components'][j][ax]['p_value']:.3f} "
+                f"(Fisher {combined['components'][j][ax]['fisher_p']:.3f}, sign flip {combined['components'][j][ax]['sign_flip_p']:.3f})"
+                for ax in ("along", "across")), file=sys.stderr, flush=True)
     return {"models": paths, "step": step, "replicates": replicates, "seed": seed, "per_model": per_model,
-            "over_models": over, "note": "n = number of independently trained models; PCs matched by index"}
+            "over_models": over, "combined_settings": None if combined is None else
+            {k: combined[k] for k in ("n_models", "draws", "min_p", "sign_flip_min_p", "orient", "axis_deg")},
+            "note": "n = number of independently trained models; PCs matched by index"}
+
+
+CROSS_FAMILIES = ("matern1.5_l3", "matern0.5_l20", "matern2.5_l10", "matern2.5_l40", "two_scale_f2_b15_w0.6",
+                  "aniso_along_l20_r4", "aniso_across_l10_r4")
+
+
+def cross_models_battery(sets: int, n_power: int, stts: list[float], seed: int, model: str, n_models: int = 4,
+                         families: list[str] | None = None, partial=None) -> dict:
+    """The combined test across models (``analysis.representation.cross_model``) on planted
+    "models": ``n_models`` copies of ``model``'s body (step 200, key(0), first rollout), each
+    with its own surrogate stream and its own field. False positives: independent fields of a
+    family per model (``sets`` sets per family). Power: a head-tail ramp shared by every
+    model (signal-to-texture ``stts``) on two textures. Confounds: ramps along the axis with
+    the head high in half the models and the tail in the others, and ramps in a random
+    direction per model (sd ratio 3): no shared gradient. Rates of p < 0.05 per definition
+    (combined, Fisher, sign flip) and of any one body's own along-axis p < 0.05."""
+    import jax
+    import numpy as np
+
+    import nca
+    from analysis.representation.axes import body_frame, view_coords
+    from analysis.representation.axis_null import BodyNull, NullSettings
+    from analysis.representation.cross_model import CombinedSettings, combined_axis_test
+    from analysis.representation.null_battery import FAMILIES, draw_family, planted_ramp
+    from analysis.rollouts import grow_states
+    from analysis.stats import binomial_interval
+
+    states = grow_states(nca.load_model(model), 200, jax.random.key(0))
+    alpha = states[200, 0, ..., 3]
+    mask = alpha > 0.1
+    frame = body_frame(alpha)
+    centre = view_coords([frame.centroid_rc[0]], [frame.centroid_rc[1]])[0]
+    head = frame.axis_deg
+    out = {"model": model, "n_models": n_models, "body_cells": int(mask.sum()), "axis_deg": head,
+           "settings": {"null": "NullSettings()", "combined": "CombinedSettings(orient='none')"}, "fp": {}, "power": {}}
+    tests = ("combined", "fisher", "sign_flip", "any_one_body")
+
+    def one_set(part: int, cell: int, s: int, texture: tuple, theta) -> dict:
+        nulls, values = [], []
+        for m in range(n_models):
+            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(part, cell, s, m)))
+            tex = draw_family(mask, *texture, 1, rng, axis_deg=head)[:, 0]
+            body = BodyNull(mask, centre, NullSettings(), seed=seed, key=(part, cell, s, m), axis_deg=head)
+            t = theta(m, rng)
+            values.append((tex if t is None else planted_ramp(body.uv, t[0], tex, t[1]))[:, None])
+            nulls.append(body)
+        a = combined_axis_test(nulls, values, CombinedSettings(orient="none"), reference_deg=head)["components"][0]["along"]
+        return {"combined": a["p_value"], "fisher": a["fisher_p"], "sign_flip": a["sign_flip_p"],
+                "any_one_body": min(a["per_model_p"]), "mean_signed": a["mean_signed"]}
+
+    def rates(rows: list[dict]) -> dict:
+        n = len(rows)
+        return {t: {"k": int(sum(r[t] < 0.05 for r in rows)), "n": n,
+                    "rate_ci": binomial_interval(int(sum(r[t] < 0.05 for r in rows)), n)} for t in tests}
+
+    def run_cell(part, ci, name, n, texture, theta, where):
+        if n == 0:  # a part not asked for (--draws 0 or --power-draws 0)
+            return
+        t0 = time.process_time()
+        rows = [one_set(part, ci, s, texture, theta) for s in range(n)]
+        where[name] = {**rates(rows), "cpu_s": time.process_time() - t0}
+        print(f"cross-models {name}: " + ", ".join(f"{t} {where[name][t]['k']}/{n}" for t in tests),
+              file=sys.stderr, flush=True)
+        if partial is not None:
+            partial(out)
+
+    for fi, fam in enumerate(families or CROSS_FAMILIES):
+        run_cell(0, fi, fam, sets, FAMILIES[fam], lambda m, rng: None, out["fp"])
+    textures = {"matern1.5_l3": FAMILIES["matern1.5_l3"], "two_scale_f2_b15_w0.6": FAMILIES["two_scale_f2_b15_w0.6"]}
+    cells = [(f"shared_head_tail/{tn}/stt{x:g}", tx, (lambda m, rng, x=x: (head, x)))
+             for tn, tx in textures.items() for x in stts]
+    cells += [("confound_sign_differs/matern1.5_l3/stt3", textures["matern1.5_l3"],
+               lambda m, rng: (head + 180.0 * (m % 2), 3.0)),
+              ("confound_random_direction/matern1.5_l3/stt3", textures["matern1.5_l3"],
+               lambda m, rng: (float(rng.uniform(0, 360)), 3.0))]
+    for ci, (name, tx, theta) in enumerate(cells):
+        run_cell(1, ci, name, n_power, tx, theta, out["power"])
+    return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     req = ap.add_argument_group("required arguments")
     req.add_argument("--out", type=Path, required=True, help="folder for dissection.json")
-    ap.add_argument("--only", default="timing", help="comma-separated: timing, dissect, battery (default: %(default)s)")
+    ap.add_argument("--only", default="timing", help="comma-separated: timing, dissect, battery, models, cross_models (default: %(default)s)")
     ap.add_argument("--validate", action="store_true", help="also run the null's battery (same as --only timing,battery)")
     ap.add_argument("--rounds", type=int, default=2, help="timing rounds, old and new alternating (default: %(default)s)")
     ap.add_argument("--baseline", default=BASELINE, help="commit of 'today' (default: %(default)s)")
@@ -298,6 +402,8 @@ def main() -> int:
     ap.add_argument("--models", nargs="*", default=[],
                     help="run folders of independently trained models for --only models")
     ap.add_argument("--models-step", type=int, default=60, help="step the models are analysed at (default: %(default)s)")
+    ap.add_argument("--cross-stt", default=None,
+                    help="signal-to-texture ratios of the shared ramps of --only cross_models (default: 0.25,0.5,1)")
     ap.add_argument("--battery-model", default="distill:lizard/regenerating",
                     help="whose body the battery is drawn on (default: %(default)s)")
     ap.add_argument("--old-null", default="de498a5",
@@ -324,6 +430,12 @@ def main() -> int:
 
     if "models" in only:
         res["models"] = models_agreement(a.models, a.models_step, 3, a.seed)
+    if "cross_models" in only:
+        res["cross_models"] = cross_models_battery(
+            a.draws, a.power_draws, [float(x) for x in (a.cross_stt or "0.25,0.5,1").split(",")], a.seed,
+            a.battery_model, families=a.families.split(",") if a.families else None,
+            partial=lambda b: atomic_write_bytes(a.out / "dissection.json",
+                                                 json.dumps({**res, "cross_models": b, "partial": True}, indent=1).encode()))
     if "battery" in only:
         res["battery"] = battery(a.draws, a.power_draws, [float(x) for x in a.stt.split(",")], a.seed,
                                  a.battery_model, a.old_null or None,

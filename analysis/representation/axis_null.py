@@ -211,6 +211,29 @@ class BodyNull:
         ax = np.abs(self._rank_axes @ r)  # [2, k]
         return np.stack([np.abs(rho).max(0), np.abs(self._rank_dist @ r), ax[0], ax[1]])
 
+    def signed_statistics(self, values: np.ndarray, along_deg: float) -> np.ndarray:
+        """[3, k]: per map (columns of values [n, k]) its signed Spearman with the distance
+        from the centre (radial: < 0 when the core is high), with the position projected on
+        ``along_deg`` (image view; an oriented axis, so the sign says which end is high) and on
+        ``along_deg + 90``. Used across models (``analysis.representation.cross_model``), where
+        the sign carries the evidence."""
+        r = _standardise_cols(_ranks(np.asarray(values, np.float64))) / np.sqrt(values.shape[0])
+        axes = self._rank_rows(direction_vector([along_deg, along_deg + 90.0]) @ self.uv.T)  # [2, n]
+        return np.concatenate([(self._rank_dist @ r)[None], axes @ r])
+
+    def null_weights(self, weights: np.ndarray) -> list[np.ndarray]:
+        """The mixtures one map is tested against: its fitted weights [n_kernels + 1] and,
+        with ``scale_range`` > 1, the same with every kernel's variance moved to the kernel
+        ``scale_range`` times broader (Berger & Boos 1994: the p-value is the larger)."""
+        if self.settings.scale_range <= 1:
+            return [weights]
+        lg = self._lag_setup()
+        m = len(lg["sigma_along"])
+        shift = np.zeros((m + 1, m + 1))
+        shift[lg["broader"], np.arange(m)] = 1.0
+        shift[-1, -1] = 1.0
+        return [weights, shift @ weights]
+
     def coarse_direction(self, values: np.ndarray) -> np.ndarray:
         """The 5-deg-grid direction of the best Spearman association. [n, k] -> [k] deg."""
         r = _standardise_cols(rankdata(values, axis=0)) / np.sqrt(values.shape[0])
@@ -419,13 +442,8 @@ class BodyNull:
         n_max = s.n_surrogates
         p = np.zeros((len(STATISTICS), k))
         drawn = np.zeros(k, int)
-        # each kernel's variance moved to the kernel scale_range times broader (Berger & Boos)
-        shift = np.zeros((len(sig) + 1, len(sig) + 1))
-        shift[lg["broader"], np.arange(len(sig))] = 1.0
-        shift[-1, -1] = 1.0
         for j in range(k):
-            nulls = [weights[:, j]] + ([shift @ weights[:, j]] if s.scale_range > 1 else [])
-            for wts in nulls:
+            for wts in self.null_weights(weights[:, j]):
                 pj, nj = self._sequential_p(self.transfer(wts), obs[:, j])
                 p[:, j] = np.maximum(p[:, j], pj)
                 drawn[j] += nj

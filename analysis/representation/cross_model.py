@@ -1,0 +1,169 @@
+"""Is a body-axis gradient shared by independently trained models? A combined test.
+
+Pure NumPy. Why (issue 23, item 3): from one body, the along-axis test of the spatial null
+(``analysis.representation.axis_null``) cannot find a head-tail ramp below about 8x the
+texture, because a random field as large as the body is such a ramp: the surrogates that
+match the map's variogram contain broad fields, and those point along the axis as often as a
+ramp does. What a broad random field cannot do is point the *same way* in independently
+trained models. A gradient shared by the models can, so the evidence is in the signs, and the
+test below combines them.
+
+**Combined surrogate test** (the primary definition). Each model m contributes one map on
+its own body. Its long axis is oriented the same way in every model (``reference_deg``: the
+axis end within 90 deg of it; by default the first model's axis), and the map's sign, which
+a PC does not have, is fixed by a rule applied identically to the map and to every surrogate
+(``orient="core"``: the core high, i.e. radial Spearman <= 0; ``"none"``: the sign as given,
+for maps that have one, such as a visible channel). The statistic is the mean over models of
+the signed Spearman association with the oriented axis (``along``) or its perpendicular
+(``across``). Its null: each model's surrogates from its own fitted variogram mixture (the
+spatial null's, drawn from the model's own noise stream, so models are independent), one
+surrogate per model per draw, the same statistic on each draw. p = (1 + #{|T*| >= |T|}) /
+(1 + draws) (two-sided, the smallest p 1 / (draws + 1)), computed with the fitted mixtures
+and with the Berger-Boos broader ones; the larger is reported, as in the one-body test.
+
+Two other definitions, reported beside it (each answers a different question; a finding
+should hold under the one that asks the reader's question):
+
+* ``fisher_p``: Fisher's combination (Fisher 1925, *Statistical Methods for Research
+  Workers*, sec. 21.1) of the models' own unsigned one-body p-values: -2 sum log p ~
+  chi2(2M). "Does at least one model have an along-axis gradient beyond its null?" A
+  gradient whose sign differs between models passes it; the shared-sign test does not.
+* ``sign_flip_p``: the exact sign-flip test of the per-model signed associations (Fisher
+  1935, the randomisation test; every one of the 2^M sign patterns): "are the signs more
+  alike than chance, given the sizes?" Distribution-free, but its smallest p is 2 / 2^M
+  (0.125 for 4 models, 0.0078 for 8).
+
+Validated on planted data (tests/test_cross_model.py, ``python bench/dissection.py --only
+cross_models``): fields with no gradient, independent per model, are called at most at the
+nominal rate; a ramp shared by the models at a signal the one-body test misses is found; and
+ramps along the axis whose sign differs between models (the confound) are not called shared.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from nca.errors import NCAError
+
+from analysis.representation.axis_null import BodyNull
+
+ORIENT = ("core", "none")
+AXES = ("along", "across")
+
+
+@dataclass(frozen=True)
+class CombinedSettings:
+    """draws: null draws of the combined statistic (one surrogate per model each; the
+    smallest p is 1 / (draws + 1)); orient: how each map's sign is fixed (``ORIENT``; module
+    doc); min_models: fewer models -> an error (two cannot agree by more than chance at any
+    useful level of the sign-flip test, and the combination is the point)."""
+
+    draws: int = 999
+    orient: str = "core"
+    min_models: int = 2
+
+    def __post_init__(self):
+        from nca.errors import require_at_least
+
+        require_at_least(self, ("draws",), 1, lambda name: f"CombinedSettings.{name}")
+        require_at_least(self, ("min_models",), 2, lambda name: f"CombinedSettings.{name}")
+        if self.orient not in ORIENT:
+            raise NCAError(f"CombinedSettings.orient must be one of {', '.join(ORIENT)}, got {self.orient!r}")
+
+
+def oriented_axes(bodies: list[BodyNull], reference_deg: float | None = None) -> np.ndarray:
+    """Each body's long axis as a direction (deg, image view) whose end lies within 90 deg of
+    ``reference_deg`` (default: the first body's axis) -> [M]. The axes of a frame are lines
+    (mod 180); a shared head-tail gradient needs the same end called "head" in every model."""
+    axes = np.array([b.axis_deg for b in bodies], np.float64)
+    ref = axes[0] if reference_deg is None else float(reference_deg)
+    flip = np.cos(np.deg2rad(axes - ref)) < 0
+    return np.mod(axes + 180.0 * flip, 360.0)
+
+
+def _oriented(stats: np.ndarray, orient: str) -> np.ndarray:
+    """stats [3, ...] (radial, along, across; ``BodyNull.signed_statistics``) -> [2, ...]
+    along and across with each map's sign fixed by ``orient``."""
+    if orient == "none":
+        return stats[1:]
+    sign = np.where(stats[0] > 0, -1.0, 1.0)  # core high: radial association <= 0
+    return stats[1:] * sign
+
+
+def sign_flip_p(x: np.ndarray) -> float:
+    """Exact two-sided sign-flip p-value of mean(x) over every one of the 2^M sign patterns
+    (M <= 20). x: [M]."""
+    x = np.asarray(x, np.float64)
+    if len(x) > 20:
+        raise NCAError(f"the exact sign-flip test takes at most 20 models, got {len(x)}")
+    signs = np.array(list(itertools.product((1.0, -1.0), repeat=len(x))))
+    return float(np.mean(np.abs(signs @ x) >= abs(x.sum()) - 1e-12))
+
+
+def fisher_p(p: np.ndarray) -> float:
+    """Fisher's combination of independent p-values: P(chi2(2M) >= -2 sum log p). p: [M]."""
+    from scipy.stats import chi2
+
+    p = np.clip(np.asarray(p, np.float64), 1e-300, 1.0)
+    return float(chi2.sf(-2.0 * np.log(p).sum(), 2 * len(p)))
+
+
+def combined_axis_test(bodies: list[BodyNull], values: list[np.ndarray],
+                       settings: CombinedSettings = CombinedSettings(),
+                       reference_deg: float | None = None) -> dict:
+    """Per component, is a gradient along (across) the body's long axis shared by the models?
+
+    bodies: M ``BodyNull`` (one per independently trained model; each with its own
+    (seed, key), so that their surrogates are independent); values: M arrays [n_m, k], the
+    m-th model's k maps at its body's alive cells (component j of every model is combined:
+    PCs matched by index). -> {"n_models", "draws", "min_p", "sign_flip_min_p", "orient",
+    "axis_deg" [M] (oriented), "components": k dicts {axis: {"mean_signed", "per_model" [M],
+    "p_value", "p_fitted", "p_broader", "fisher_p", "per_model_p" [M], "sign_flip_p"}}}.
+    """
+    M = len(bodies)
+    if M != len(values):
+        raise NCAError(f"{M} bodies but {len(values)} value arrays")
+    if M < settings.min_models:
+        raise NCAError(f"a combined test needs at least {settings.min_models} models, got {M}")
+    streams = [(b.seed, b.key) for b in bodies]
+    if len(set(streams)) < M:
+        raise NCAError("two bodies share a surrogate stream (seed, key): their nulls would not be independent; "
+                       "give each model its own key")
+    ks = {np.asarray(v).shape[1] for v in values}
+    if len(ks) != 1:
+        raise NCAError(f"every model needs the same number of maps, got {sorted(ks)}")
+    k = ks.pop()
+    for b, v in zip(bodies, values):
+        if np.asarray(v).shape[0] != b.n:
+            raise NCAError(f"a value array has {np.asarray(v).shape[0]} cells, its body {b.n}")
+    axes = oriented_axes(bodies, reference_deg)
+    B = settings.draws
+    obs = np.stack([_oriented(b.signed_statistics(np.asarray(v, np.float64), a), settings.orient)
+                    for b, v, a in zip(bodies, values, axes)])  # [M, 2, k]
+    one_body = [b.test(np.asarray(v, np.float64)) for b, v in zip(bodies, values)]
+    weights = [b.fit(np.asarray(v, np.float64)) for b, v in zip(bodies, values)]  # [n_kernels + 1, k] each
+    comps = []
+    for j in range(k):
+        variants = [b.null_weights(w[:, j]) for b, w in zip(bodies, weights)]
+        p_var = []
+        for v in range(len(variants[0])):
+            null = np.stack([_oriented(b.signed_statistics(b.surrogates(ws[v], B), a), settings.orient)
+                             for b, ws, a in zip(bodies, variants, axes)]).mean(0)  # [2, B]
+            t = obs[:, :, j].mean(0)  # [2]
+            p_var.append((1.0 + (np.abs(null) >= np.abs(t)[:, None] - 1e-12).sum(1)) / (1.0 + B))
+        p_var = np.array(p_var)  # [variants, 2]
+        comp = {}
+        for i, axis in enumerate(AXES):
+            per_p = np.array([ob[f"{axis}_p_value"][j] for ob in one_body])
+            comp[axis] = {"mean_signed": float(obs[:, i, j].mean()), "per_model": obs[:, i, j].tolist(),
+                          "p_value": float(p_var[:, i].max()), "p_fitted": float(p_var[0, i]),
+                          "p_broader": float(p_var[-1, i]) if len(p_var) > 1 else None,
+                          "fisher_p": fisher_p(per_p), "per_model_p": per_p.tolist(),
+                          "sign_flip_p": sign_flip_p(obs[:, i, j])}
+        comps.append(comp)
+    return {"n_models": M, "draws": B, "min_p": 1.0 / (B + 1), "sign_flip_min_p": 2.0 / 2 ** M,
+            "orient": settings.orient, "axis_deg": axes.tolist(), "components": comps}
+

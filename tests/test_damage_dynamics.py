@@ -36,6 +36,43 @@ def test_panel_masks():
         D.damage_masks("hexagon", key, 1, 8, 8)
 
 
+def test_the_discs_drawn_at_cell_positions_are_the_articles_discs():
+    """``_circles_at`` on the square grid's positions equals ``nca.damage.circle_masks`` for the
+    same key, so the hex grid's discs are the same draws, placed in the Euclidean frame."""
+    from nca.damage import circle_masks
+
+    key = jax.random.key(3)
+    ii, jj = D.wound_grid(40, 36)
+    np.testing.assert_array_equal(D._circles_at(key, 5, ii, jj), np.asarray(circle_masks(key, 5, 40, 36)) > 0)
+
+
+def test_hex_wounds_have_their_shape_in_the_bodys_frame_not_on_the_array():
+    """On the hex grid (axial coordinates) the ring erases exactly the cells whose lattice
+    point lies 0.12-0.22 of the grid from the seed's, and the left cut the cells left of the
+    seed's lattice point; the square grid's masks applied to the hex array (the control: a
+    sheared ring, a slanted cut) do not."""
+    from types import SimpleNamespace
+
+    from analysis.rollouts import cell_positions
+
+    key, n = jax.random.key(0), 40
+    rows, cols = np.mgrid[:n, :n]
+    pos = cell_positions(rows.ravel(), cols.ravel(), SimpleNamespace(topology="hex")).reshape(n, n, 2)
+    centre = pos[n // 2, n // 2]
+    dist = np.hypot(*(pos - centre).transpose(2, 0, 1)) / n
+    in_band = (dist >= 0.12 - 1e-9) & (dist <= 0.22 + 1e-9)
+    np.testing.assert_array_equal(D.damage_masks("ring", key, 1, n, n, "hex")[0], in_band)
+    assert not np.array_equal(D.damage_masks("ring", key, 1, n, n)[0], in_band)  # the array's ring is sheared
+    left = pos[..., 0] < centre[0] - 1e-9
+    np.testing.assert_array_equal(D.damage_masks("cut_left", key, 1, n, n, "hex")[0], left)
+    assert (D.damage_masks("cut_left", key, 1, n, n)[0] != left).sum() > n  # the array's half is slanted
+    square = D.damage_masks("square", key, 1, n, n, "hex")[0]
+    side = pos[square]
+    assert np.ptp(side[:, 0]) <= n // 3 and np.ptp(side[:, 1]) <= n // 3  # a square in world units
+    for kind in ("stripe", "circles", "scatter"):
+        assert D.damage_masks(kind, key, 2, n, n, "hex").shape == (2, n, n)
+
+
 def test_recovery_rule():
     steps = np.arange(6) * 10
     control = np.full((6, 3), 0.01)

@@ -55,6 +55,20 @@ def test_knockout_report_runs_on_the_hex_variant_with_self_repair(iso, tmp_path)
     assert rep["models"] == ["isonca:lizard"] and (tmp_path / "index.html").stat().st_size > 1000
 
 
+def test_damage_report_on_the_hex_variant_draws_wounds_in_the_bodys_frame_and_says_so(iso):
+    """The damage report runs on the hex variant, its ring wound is the Euclidean ring
+    (``damage_assays.wound_grid``), and report.json says where each thing is measured."""
+    from analysis.development import damage_assays as D
+    from analysis.reports import damage as DR
+
+    s = DR.DamageReportSettings(models=("isonca:lizard",), damage=D.DamageSettings(
+        protocol=D.Protocol(grow_steps=60, regrow_steps=4, replicates=1, every=2), panel=("ring", "scatter"),
+        size=40))
+    res = DR.run(s, models=[iso])
+    assert "Euclidean frame" in res.report["conventions"]["geometry"]
+    assert set(res.report["results"][0]["damages"]) == {"ring", "scatter"}
+
+
 def test_pca_report_runs_on_the_hex_variant_without_a_viewer(tmp_path):
     s = pca_report.PCAReportSettings(model="isonca:lizard", at=(40,), replicates=1, every=40, regrow=0,
                                      rotations=(), compare=(), components=2, surrogates=99, bootstrap=10, size=32)
@@ -89,3 +103,26 @@ def test_pca_report_and_viewer_run_on_a_pytorch_import_given_as_a_spec(tmp_path)
     rep = json.loads((out / "report.json").read_text())
     assert rep["model"] == spec
     assert (out / "viewer.html").stat().st_size > 1000 and (out / "index.html").is_file()
+
+
+def test_development_positional_part_on_the_hex_variant_measures_in_the_bodys_frame(iso):
+    """On the hex grid the positional part reads the states resampled to the body's Euclidean
+    frame: its body is the resampled body (alive pixels of ``euclidean``), not the axial
+    array's cells; activations, which the resampling would break, are one clear error."""
+    from analysis.development import parts as Dv
+    from analysis.development import positional as P
+    from analysis.rollouts import euclidean, grow_states
+
+    pos = P.PositionalSettings(steps=40, every=40, features="hidden", replicates=2)
+    s = Dv.DevelopmentSettings(parts=("positional",), positional=pos, placement=None, grid=40)
+    key = jax.random.key(0)
+    out = Dv.run(iso, s, key)["positional"]
+    states = grow_states(iso, 40, jax.random.fold_in(key, Dv.STREAM_POSITIONAL), seeds=2, size=40)
+    thr = iso.model_config.alive_threshold
+    resampled = P.reference_frame(euclidean(states[40], iso.model_config)[..., 3], thr)
+    on_array = P.reference_frame(states[40, ..., 3], thr)
+    assert out["frame"]["n_alive"] == resampled.n_alive != on_array.n_alive
+    assert out["frame"]["axis_deg"] == pytest.approx(resampled.axis_deg)
+    with pytest.raises(NCAError, match="hex grid"):
+        Dv.run(iso, Dv.DevelopmentSettings(parts=("positional",), positional=P.PositionalSettings(
+            steps=40, every=40, features="mlp", replicates=2), placement=None, grid=40), key)

@@ -35,11 +35,44 @@ from nca.train import per_sample_loss
 from analysis.causal.knockouts import advance, empty_loss
 
 PANEL = ("cut_left", "square", "circles", "scatter", "stripe", "ring")
+HEX_WOUND_GEOMETRY = ("hex grid: every wound is drawn in the body's Euclidean frame (each cell at its lattice point, "
+                      "analysis.development.damage_assays.wound_grid: a disc is a disc, a half is cut straight); the "
+                      "loss is per cell and the gallery shows the grid as stored (axial array, sheared)")
 UNSEEN = ("stripe", "ring")
 
 
-def damage_masks(kind: str, key: jax.Array, n: int, height: int, width: int) -> np.ndarray:
-    """bool [n, H, W], True where cells are erased (random kinds differ per replicate)."""
+def wound_grid(height: int, width: int, topology: str = "square") -> tuple[np.ndarray, np.ndarray]:
+    """Where each cell sits, in (row, column) units of a square grid centred on the seed cell
+    (H // 2, W // 2): the array indices on the square grid; on the hex grid (axial
+    coordinates, ``topology="hex"``) its lattice point, ``(cy + (r - cy) sqrt(3)/2, cx + (c - cx)
+    - (r - cy) / 2)``, so that a wound drawn with these coordinates has the shape it names in
+    the body's Euclidean frame (on the array it would be sheared: a disc an ellipse, a half a
+    slanted cut). -> (rows [H, W], cols [H, W]) float64."""
+    ii, jj = np.mgrid[:height, :width].astype(np.float64)
+    if topology != "hex":
+        return ii, jj
+    cy, cx = height // 2, width // 2
+    return cy + (ii - cy) * np.sqrt(3.0) / 2.0, cx + (jj - cx) - (ii - cy) / 2.0
+
+
+def _circles_at(key: jax.Array, n: int, ii: np.ndarray, jj: np.ndarray) -> np.ndarray:
+    """``nca.damage.circle_masks`` (the article's discs: centres U(-0.5, 0.5), radii U(0.1,
+    0.4) on coordinates running over [-1, 1]) at cell positions ``ii``, ``jj`` [H, W] in grid
+    units -> bool [n, H, W]. The same draws as ``circle_masks`` for the same key."""
+    h, w = ii.shape
+    kc, kr = jax.random.split(key)
+    centre = np.asarray(jax.random.uniform(kc, (2, n, 1, 1), minval=-0.5, maxval=0.5))
+    r = np.asarray(jax.random.uniform(kr, (n, 1, 1), minval=0.1, maxval=0.4))
+    x = (-1.0 + 2.0 * jj / (w - 1))[None] - centre[0]
+    y = (-1.0 + 2.0 * ii / (h - 1))[None] - centre[1]
+    return (x / r) ** 2 + (y / r) ** 2 < 1.0
+
+
+def damage_masks(kind: str, key: jax.Array, n: int, height: int, width: int, topology: str = "square") -> np.ndarray:
+    """bool [n, H, W], True where cells are erased (random kinds differ per replicate). On
+    the hex grid every wound is drawn in the body's Euclidean frame (``wound_grid``)."""
+    if topology == "hex":
+        return _hex_masks(kind, key, n, height, width)
     ii, jj = np.mgrid[:height, :width]
     if kind == "cut_left":
         m = Cut(0, "left").mask(height, width)
@@ -56,6 +89,32 @@ def damage_masks(kind: str, key: jax.Array, n: int, height: int, width: int) -> 
         discs = np.asarray(circle_masks(key, 3 * n, height, width)).reshape(n, 3, height, width)
         return discs.max(1) > 0
     elif kind == "scatter":
+        return np.asarray(jax.random.bernoulli(key, 0.5, (n, height, width)))
+    else:
+        raise NCAError(f"unknown damage {kind!r}; choose from {PANEL}")
+    return np.broadcast_to(m, (n, height, width)).copy()
+
+
+def _hex_masks(kind: str, key: jax.Array, n: int, height: int, width: int) -> np.ndarray:
+    """``damage_masks`` on the hex grid: the square grid's wounds, with each cell at its
+    lattice point (``wound_grid``) instead of its array index."""
+    ii, jj = wound_grid(height, width, "hex")
+    cy, cx = height // 2, width // 2
+    if kind == "cut_left":
+        m = jj < cx
+    elif kind == "square":  # as ``nca.damage.Cut("square")``: side H//3 x W//3 from (side // 2) before the seed
+        sh, sw = height // 3, width // 3
+        m = (ii >= cy - sh // 2) & (ii < cy - sh // 2 + sh) & (jj >= cx - sw // 2) & (jj < cx - sw // 2 + sw)
+    elif kind == "stripe":
+        h = max(1, height // 8)
+        top = height // 2 - h // 2
+        m = (ii >= top) & (ii < top + h)
+    elif kind == "ring":
+        r = np.hypot(ii - cy, jj - cx) / min(height, width)
+        m = (r >= 0.12) & (r <= 0.22)
+    elif kind == "circles":
+        return _circles_at(key, 3 * n, ii, jj).reshape(n, 3, height, width).any(1)
+    elif kind == "scatter":  # no shape: as on the square grid
         return np.asarray(jax.random.bernoulli(key, 0.5, (n, height, width)))
     else:
         raise NCAError(f"unknown damage {kind!r}; choose from {PANEL}")
@@ -117,7 +176,7 @@ def run_panel(params, cfg: ModelConfig, target, key: jax.Array, grid: int, proto
     alive = grown[..., 3] > cfg.alive_threshold
     masks = [np.zeros((b, grid, grid), bool)]  # the undamaged control first
     for i, kind in enumerate(panel):
-        masks.append(damage_masks(kind, jax.random.fold_in(key, WOUND_STREAM + i), b, grid, grid))
+        masks.append(damage_masks(kind, jax.random.fold_in(key, WOUND_STREAM + i), b, grid, grid, cfg.topology))
     masks = np.concatenate(masks)  # [(K+1) * B, H, W]
     x = jnp.asarray(np.tile(grown, (len(panel) + 1, 1, 1, 1)) * (1.0 - masks[..., None]))
     target = jnp.asarray(target)

@@ -51,12 +51,18 @@ def run(model, settings: DevelopmentSettings, key: jax.Array, progress=None) -> 
     out = {"model": model.name, "settings": settings.as_dict()}
     if "positional" in settings.parts:
         progress and progress("positional")
-        from analysis.rollouts import grow_states
+        from analysis.rollouts import euclidean, grow_states
 
+        hex_grid = model.model_config.topology == "hex"
+        if hex_grid:
+            _require_state_features(settings)
         k = jax.random.fold_in(key, STREAM_POSITIONAL)
         states = grow_states(model, settings.positional.steps, k, seeds=settings.positional.replicates,
                              size=settings.grid)
-        out["positional"] = P.positional_from_states(model, states, settings.positional, jax.random.fold_in(k, 1))
+        # on the hex grid, positions are measured in the body's Euclidean frame: the states are
+        # resampled first (the axial array is sheared; analysis.rollouts.euclidean)
+        out["positional"] = P.positional_from_states(model, euclidean(states, model.model_config),
+                                                     settings.positional, jax.random.fold_in(k, 1))
         if settings.placement is not None:
             # the split a lookup "grid cell -> state" cannot pass (issue 23): bodies placed
             # and rotated differently, probes scored on a held-out placement, beside a
@@ -73,3 +79,14 @@ def run(model, settings: DevelopmentSettings, key: jax.Array, progress=None) -> 
         out["transplant"] = S.run_transplant(model, settings.transplant, jax.random.fold_in(key, STREAM_TRANSPLANT),
                                              settings.grid)
     return out
+
+
+def _require_state_features(settings: DevelopmentSettings) -> None:
+    """On the hex grid the positional part resamples the states to the body's frame, which
+    keeps state channels meaningful but not activations (they would be recomputed by the hex
+    rule on a square image): one clear line instead."""
+    used = {settings.positional.features} | ({settings.placement.features} if settings.placement else set())
+    bad = sorted(used - {"hidden", "state"})
+    if bad:
+        raise NCAError(f"on the hex grid the positional part measures state channels in the body's frame: "
+                       f"--features {bad[0]} is not supported there; use hidden or state")

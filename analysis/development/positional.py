@@ -920,5 +920,9 @@ def placement_analysis(model, states: np.ndarray, settings: PlacementSettings, k
 
 def positional_by_placement(model, settings: PlacementSettings, key: jax.Array) -> dict:
     """Grow the placements (``grow_placements``) and measure (``placement_analysis``)."""
+    from analysis.rollouts import euclidean
+
     grown = grow_placements(model, settings, stream(key, "grow"))
-    return placement_analysis(model, grown["states"], settings, stream(key, "analysis"))
+    # hex grid: measured in the body's Euclidean frame (the axial array is sheared)
+    return placement_analysis(model, euclidean(grown["states"], model.model_config), settings,
+                              stream(key, "analysis"))

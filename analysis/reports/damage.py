@@ -132,7 +132,7 @@ def run(settings: DamageReportSettings, progress=None, models=None, t_start: flo
     report = {"models": [r["model"] for r in results], "command": settings.command,
               "settings": {"grow": p.grow_steps, "regrow": p.regrow_steps, "replicates": p.replicates,
                            "every": p.every, "damages": kinds, "seed": s.seed, "size": s.size},
-              "conventions": {**conventions(s), **geometry_caveat(models)},
+              "conventions": {**conventions(s), **geometry_caveat(models, D.HEX_WOUND_GEOMETRY)},
               "summary": across_models(results, kinds), "results": results}
     pngs = [(n, t, cap, png_bytes(f)) for n, t, cap, f in figures(results, snapshots, s)]
     report["timing_s"] = time.time() - t_start

@@ -117,6 +117,11 @@ POSE_NOTE = ("rotation-invariant rule: each rollout picks its own pose, so body 
              "along/across numbers are undefined for it; radius is pose-free")
 
 
+HEX_GEOMETRY = ("hex grid: positional information (per step and held-out placements) is measured in the body's "
+                "Euclidean frame (states resampled, analysis.rollouts.euclidean); steering regions and the transplant "
+                "are placed on the axial array as stored (sheared)")
+
+
 def headline(rep: dict) -> tuple[list[str], list[list]]:
     """The table at the top of the page: one row per finding, with its interval."""
     from analysis.development.positional import COORDS
@@ -253,7 +258,7 @@ def run(settings: DevelopmentReportSettings, progress=None) -> DevelopmentReport
     model = nca.load_model(settings.model)
     rep = Dv.run(model, settings.development, jax.random.key(settings.seed), progress=progress)
     rep["command"] = settings.command
-    rep["conventions"] = {**CONVENTIONS, **geometry_caveat([model]),
+    rep["conventions"] = {**CONVENTIONS, **geometry_caveat([model], HEX_GEOMETRY),
                           **({"pose": POSE_NOTE} if model.model_config.perception == "laplacian" else {})}
     pngs = [(n, t, cap, plots.png_bytes(f)) for n, t, cap, f in figures(rep)]
     rep["timing_s"] = time.time() - t_start

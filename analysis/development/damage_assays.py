@@ -36,8 +36,8 @@ from analysis.causal.knockouts import advance, empty_loss
 
 PANEL = ("cut_left", "square", "circles", "scatter", "stripe", "ring")
 HEX_WOUND_GEOMETRY = ("hex grid: every wound is drawn in the body's Euclidean frame (each cell at its lattice point, "
-                      "analysis.development.damage_assays.wound_grid: a disc is a disc, a half is cut straight); the "
-                      "loss is per cell and the gallery shows the grid as stored (axial array, sheared)")
+                      "analysis.development.damage_assays.wound_grid: a disc is a disc, a half is cut straight) and the "
+                      "gallery is drawn in that frame (analysis.rollouts.euclidean); the loss is per cell")
 UNSEEN = ("stripe", "ring")
 
 

@@ -119,7 +119,7 @@ def run(settings: DamageReportSettings, progress=None, models=None, t_start: flo
     import nca
 
     from analysis.plots import png_bytes
-    from analysis.rollouts import geometry_caveat
+    from analysis.rollouts import euclidean, geometry_caveat
     from analysis.stats import fmt_ci
 
     t_start = time.time() if t_start is None else t_start
@@ -127,6 +127,8 @@ def run(settings: DamageReportSettings, progress=None, models=None, t_start: flo
     models = [nca.load_model(m) for m in settings.models] if models is None else models
     measured = D.run(models, s, progress=progress)
     results, snapshots = measured["results"], measured["snapshots"]
+    # the gallery in the body's frame: a hex grid's axial array would be drawn sheared
+    snapshots = [{k: euclidean(v, m.model_config) for k, v in snap.items()} for snap, m in zip(snapshots, models)]
     kinds = list(s.panel)
     p = s.protocol
     report = {"models": [r["model"] for r in results], "command": settings.command,

@@ -308,7 +308,8 @@ CROSS_FAMILIES = ("matern1.5_l3", "matern0.5_l20", "matern2.5_l10", "matern2.5_l
 
 
 def cross_models_battery(sets: int, n_power: int, stts: list[float], seed: int, model: str, n_models: int = 4,
-                         families: list[str] | None = None, partial=None) -> dict:
+                         families: list[str] | None = None, partial=None, cells: str | None = None,
+                         first_set: int = 0) -> dict:
     """The combined test across models (``analysis.representation.cross_model``) on planted
     "models": ``n_models`` copies of ``model``'s body (step 200, key(0), first rollout), each
     with its own surrogate stream and its own field. False positives: independent fields of a
@@ -316,7 +317,9 @@ def cross_models_battery(sets: int, n_power: int, stts: list[float], seed: int, 
     model (signal-to-texture ``stts``) on two textures. Confounds: ramps along the axis with
     the head high in half the models and the tail in the others, and ramps in a random
     direction per model (sd ratio 3): no shared gradient. Rates of p < 0.05 per definition
-    (combined, Fisher, sign flip) and of any one body's own along-axis p < 0.05."""
+    (combined, Fisher, sign flip) and of any one body's own along-axis p < 0.05. cells: only
+    the power cells whose name contains this; first_set: the sets' index offset (more sets of
+    a cell, independent of the first run's, with ``first_set`` = the sets already run)."""
     import jax
     import numpy as np
 
@@ -360,7 +363,7 @@ def cross_models_battery(sets: int, n_power: int, stts: list[float], seed: int, 
         if n == 0:  # a part not asked for (--draws 0 or --power-draws 0)
             return
         t0 = time.process_time()
-        rows = [one_set(part, ci, s, texture, theta) for s in range(n)]
+        rows = [one_set(part, ci, s, texture, theta) for s in range(first_set, first_set + n)]
         where[name] = {**rates(rows), "cpu_s": time.process_time() - t0}
         print(f"cross-models {name}: " + ", ".join(f"{t} {where[name][t]['k']}/{n}" for t in tests),
               file=sys.stderr, flush=True)
@@ -370,14 +373,15 @@ def cross_models_battery(sets: int, n_power: int, stts: list[float], seed: int, 
     for fi, fam in enumerate(families or CROSS_FAMILIES):
         run_cell(0, fi, fam, sets, FAMILIES[fam], lambda m, rng: None, out["fp"])
     textures = {"matern1.5_l3": FAMILIES["matern1.5_l3"], "two_scale_f2_b15_w0.6": FAMILIES["two_scale_f2_b15_w0.6"]}
-    cells = [(f"shared_head_tail/{tn}/stt{x:g}", tx, (lambda m, rng, x=x: (head, x)))
-             for tn, tx in textures.items() for x in stts]
-    cells += [("confound_sign_differs/matern1.5_l3/stt3", textures["matern1.5_l3"],
+    power_cells = [(f"shared_head_tail/{tn}/stt{x:g}", tx, (lambda m, rng, x=x: (head, x)))
+                   for tn, tx in textures.items() for x in stts]
+    power_cells += [("confound_sign_differs/matern1.5_l3/stt3", textures["matern1.5_l3"],
                lambda m, rng: (head + 180.0 * (m % 2), 3.0)),
               ("confound_random_direction/matern1.5_l3/stt3", textures["matern1.5_l3"],
                lambda m, rng: (float(rng.uniform(0, 360)), 3.0))]
-    for ci, (name, tx, theta) in enumerate(cells):
-        run_cell(1, ci, name, n_power, tx, theta, out["power"])
+    for ci, (name, tx, theta) in enumerate(power_cells):
+        if cells is None or cells in name:
+            run_cell(1, ci, name, n_power, tx, theta, out["power"])
     return out
 
 
@@ -404,6 +408,10 @@ def main() -> int:
     ap.add_argument("--models-step", type=int, default=60, help="step the models are analysed at (default: %(default)s)")
     ap.add_argument("--cross-stt", default=None,
                     help="signal-to-texture ratios of the shared ramps of --only cross_models (default: 0.25,0.5,1)")
+    ap.add_argument("--cross-cells", default=None,
+                    help="--only cross_models: only the power cells whose name contains this")
+    ap.add_argument("--first-set", type=int, default=0,
+                    help="--only cross_models: index of the first set (more sets, independent of a first run)")
     ap.add_argument("--battery-model", default="distill:lizard/regenerating",
                     help="whose body the battery is drawn on (default: %(default)s)")
     ap.add_argument("--old-null", default="de498a5",
@@ -433,7 +441,8 @@ def main() -> int:
     if "cross_models" in only:
         res["cross_models"] = cross_models_battery(
             a.draws, a.power_draws, [float(x) for x in (a.cross_stt or "0.25,0.5,1").split(",")], a.seed,
-            a.battery_model, families=a.families.split(",") if a.families else None,
+            a.battery_model, families=a.families.split(",") if a.families else None, cells=a.cross_cells,
+            first_set=a.first_set,
             partial=lambda b: atomic_write_bytes(a.out / "dissection.json",
                                                  json.dumps({**res, "cross_models": b, "partial": True}, indent=1).encode()))
     if "battery" in only:

@@ -317,7 +317,8 @@ def cross_models_battery(sets: int, n_power: int, stts: list[float], seed: int, 
     model (signal-to-texture ``stts``) on two textures. Confounds: ramps along the axis with
     the head high in half the models and the tail in the others, and ramps in a random
     direction per model (sd ratio 3): no shared gradient. Rates of p < 0.05 per definition
-    (combined, Fisher, sign flip) and of any one body's own along-axis p < 0.05. cells: only
+    (combined: the mean normalised association; combined_signed: the mean association; Fisher;
+    sign flip) and of any one body's own along-axis p < 0.05. cells: only
     the power cells whose name contains this; first_set: the sets' index offset (more sets of
     a cell, independent of the first run's, with ``first_set`` = the sets already run)."""
     import jax
@@ -339,7 +340,7 @@ def cross_models_battery(sets: int, n_power: int, stts: list[float], seed: int, 
     head = frame.axis_deg
     out = {"model": model, "n_models": n_models, "body_cells": int(mask.sum()), "axis_deg": head,
            "settings": {"null": "NullSettings()", "combined": "CombinedSettings(orient='none')"}, "fp": {}, "power": {}}
-    tests = ("combined", "fisher", "sign_flip", "any_one_body")
+    tests = ("combined", "combined_signed", "fisher", "sign_flip", "any_one_body")
 
     def one_set(part: int, cell: int, s: int, texture: tuple, theta) -> dict:
         nulls, values = [], []
@@ -351,8 +352,9 @@ def cross_models_battery(sets: int, n_power: int, stts: list[float], seed: int, 
             values.append((tex if t is None else planted_ramp(body.uv, t[0], tex, t[1]))[:, None])
             nulls.append(body)
         a = combined_axis_test(nulls, values, CombinedSettings(orient="none"), reference_deg=head)["components"][0]["along"]
-        return {"combined": a["p_value"], "fisher": a["fisher_p"], "sign_flip": a["sign_flip_p"],
-                "any_one_body": min(a["per_model_p"]), "mean_signed": a["mean_signed"]}
+        return {"combined": a["p_value"], "combined_signed": a["signed_p_value"], "fisher": a["fisher_p"],
+                "sign_flip": a["sign_flip_p"], "any_one_body": min(a["per_model_p"]),
+                "mean_normalised": a["mean_normalised"], "mean_signed": a["mean_signed"]}
 
     def rates(rows: list[dict]) -> dict:
         n = len(rows)

@@ -105,3 +105,24 @@ def test_bad_input_is_one_clear_error():
         combined_axis_test(nulls[:2], [values[1], values[0]], DRAWS)
     with pytest.raises(NCAError, match="orient"):
         CombinedSettings(orient="up")
+
+
+def test_the_normalised_association_of_a_ramp_does_not_depend_on_its_strength():
+    """The primary statistic divides each map's signed axis association by its best
+    association in any direction: a clean ramp along the axis gives 1, against it -1, across it
+    0; the same ramp under a texture as strong as itself gives a smaller association but about
+    the same normalised one -- which is why models with strong ramps in random directions do
+    not beat their surrogates (smooth fields, never quite planar) by their strength alone."""
+    from analysis.representation.cross_model import _per_map
+
+    nulls, _ = _bodies(0, "none")
+    body = nulls[0]
+    for off, want in ((0.0, 1.0), (180.0, -1.0), (90.0, 0.0)):
+        ramp = planted_ramp(body.uv, body.axis_deg + off, np.zeros(body.n), 1.0)[:, None]
+        assert _per_map(body, ramp, body.axis_deg, "none")[2, 0] == pytest.approx(want, abs=0.02)
+    tex = draw_family(body.mask, "matern", {"nu": 1.5, "ell": 3}, 1, np.random.default_rng(5))[:, 0]
+    noisy = planted_ramp(body.uv, body.axis_deg + 30.0, tex, 1.0)[:, None]
+    clean = planted_ramp(body.uv, body.axis_deg + 30.0, np.zeros(body.n), 1.0)[:, None]
+    m_noisy, m_clean = _per_map(body, noisy, body.axis_deg, "none")[:, 0], _per_map(body, clean, body.axis_deg, "none")[:, 0]
+    assert m_noisy[0] < m_clean[0] - 0.1  # the association falls with the texture
+    assert m_noisy[2] == pytest.approx(m_clean[2], abs=0.06)  # the normalised one about stays

@@ -107,22 +107,28 @@ def test_bad_input_is_one_clear_error():
         CombinedSettings(orient="up")
 
 
-def test_the_normalised_association_of_a_ramp_does_not_depend_on_its_strength():
-    """The primary statistic divides each map's signed axis association by its best
-    association in any direction: a clean ramp along the axis gives 1, against it -1, across it
-    0; the same ramp under a texture as strong as itself gives a smaller association but about
-    the same normalised one -- which is why models with strong ramps in random directions do
-    not beat their surrogates (smooth fields, never quite planar) by their strength alone."""
-    from analysis.representation.cross_model import _per_map
 
-    nulls, _ = _bodies(0, "none")
-    body = nulls[0]
-    for off, want in ((0.0, 1.0), (180.0, -1.0), (90.0, 0.0)):
-        ramp = planted_ramp(body.uv, body.axis_deg + off, np.zeros(body.n), 1.0)[:, None]
-        assert _per_map(body, ramp, body.axis_deg, "none")[2, 0] == pytest.approx(want, abs=0.02)
-    tex = draw_family(body.mask, "matern", {"nu": 1.5, "ell": 3}, 1, np.random.default_rng(5))[:, 0]
-    noisy = planted_ramp(body.uv, body.axis_deg + 30.0, tex, 1.0)[:, None]
-    clean = planted_ramp(body.uv, body.axis_deg + 30.0, np.zeros(body.n), 1.0)[:, None]
-    m_noisy, m_clean = _per_map(body, noisy, body.axis_deg, "none")[:, 0], _per_map(body, clean, body.axis_deg, "none")[:, 0]
-    assert m_noisy[0] < m_clean[0] - 0.1  # the association falls with the texture
-    assert m_noisy[2] == pytest.approx(m_clean[2], abs=0.06)  # the normalised one about stays
+def test_a_core_periphery_map_on_a_lopsided_body_is_not_a_shared_gradient():
+    """The confound met on real models: a core-high map (no gradient) on a body with a limb on
+    one side, whose shape gives every model a small axis association of its own. The combined
+    test compares it with surrogates on the same bodies and does not call it (3 sets of 4
+    models; on the lizard's body 0/40 along and across, bench/dissection.py --only cross_models,
+    where a normalised variant of the statistic called 18/40)."""
+    calls = []
+    for t in range(300, 303):
+        nulls, values = [], []
+        for m in range(M):
+            mask = ellipse_mask(40, 16 + m % 2, 8, HEAD_DEG)
+            r, c = np.mgrid[:40, :40]
+            mask |= np.hypot(r - 12, c - 15) < 5  # a limb on one side of the axis
+            frame = body_frame(mask.astype(float))
+            centre = view_coords([frame.centroid_rc[0]], [frame.centroid_rc[1]])[0]
+            body = BodyNull(mask, centre, SMALL, seed=2, key=(t, m), axis_deg=frame.axis_deg)
+            tex = draw_family(mask, "matern", {"nu": 1.5, "ell": 3}, 1,
+                              np.random.default_rng(np.random.SeedSequence(13, spawn_key=(t, m))))[:, 0]
+            d = np.hypot(*(body.uv - centre).T)
+            values.append((-2.0 * (d - d.mean()) / d.std() + tex)[:, None])
+            nulls.append(body)
+        res = combined_axis_test(nulls, values, DRAWS, reference_deg=HEAD_DEG)["components"][0]
+        calls.append(res["across"]["p_value"] < 0.05 or res["along"]["p_value"] < 0.05)
+    assert sum(calls) == 0

@@ -53,8 +53,7 @@ def run(model, settings: DevelopmentSettings, key: jax.Array, progress=None) -> 
         progress and progress("positional")
         from analysis.rollouts import euclidean, grow_states
 
-        hex_grid = model.model_config.topology == "hex"
-        if hex_grid:
+        if model.model_config.topology == "hex":
             _require_state_features(settings)
         k = jax.random.fold_in(key, STREAM_POSITIONAL)
         states = grow_states(model, settings.positional.steps, k, seeds=settings.positional.replicates,

@@ -24,6 +24,7 @@ def test_panel_masks():
     key = jax.random.key(0)
     left = D.damage_masks("cut_left", key, 2, 30, 30)
     np.testing.assert_array_equal(left[0], Cut(0, "left").mask(30, 30))
+    np.testing.assert_array_equal(D.damage_masks("square", key, 1, 30, 30)[0], Cut(0, "square").mask(30, 30))
     stripe = D.damage_masks("stripe", key, 1, 32, 32)[0]
     assert stripe.any(1).sum() == 4 and stripe.all(1).sum() == 4  # full-width band, H//8 rows
     ring = D.damage_masks("ring", key, 1, 40, 40)[0]

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nca.damage import Cut, circle_masks
+from nca.damage import circle_masks
 from nca.errors import NCAError, require_at_least
 from nca.model import ModelConfig, seed_state, to_rgba
 from nca.train import per_sample_loss
@@ -69,38 +69,12 @@ def _circles_at(key: jax.Array, n: int, ii: np.ndarray, jj: np.ndarray) -> np.nd
 
 
 def damage_masks(kind: str, key: jax.Array, n: int, height: int, width: int, topology: str = "square") -> np.ndarray:
-    """bool [n, H, W], True where cells are erased (random kinds differ per replicate). On
-    the hex grid every wound is drawn in the body's Euclidean frame (``wound_grid``)."""
-    if topology == "hex":
-        return _hex_masks(kind, key, n, height, width)
-    ii, jj = np.mgrid[:height, :width]
-    if kind == "cut_left":
-        m = Cut(0, "left").mask(height, width)
-    elif kind == "square":
-        m = Cut(0, "square").mask(height, width)
-    elif kind == "stripe":
-        h = max(1, height // 8)
-        top = height // 2 - h // 2
-        m = (ii >= top) & (ii < top + h)
-    elif kind == "ring":
-        r = np.hypot(ii - height // 2, jj - width // 2) / min(height, width)
-        m = (r >= 0.12) & (r <= 0.22)
-    elif kind == "circles":
-        discs = np.asarray(circle_masks(key, 3 * n, height, width)).reshape(n, 3, height, width)
-        return discs.max(1) > 0
-    elif kind == "scatter":
-        return np.asarray(jax.random.bernoulli(key, 0.5, (n, height, width)))
-    else:
-        raise NCAError(f"unknown damage {kind!r}; choose from {PANEL}")
-    return np.broadcast_to(m, (n, height, width)).copy()
-
-
-def _hex_masks(kind: str, key: jax.Array, n: int, height: int, width: int) -> np.ndarray:
-    """``damage_masks`` on the hex grid: the square grid's wounds, with each cell at its
-    lattice point (``wound_grid``) instead of its array index."""
-    ii, jj = wound_grid(height, width, "hex")
+    """bool [n, H, W], True where cells are erased (random kinds differ per replicate). Each
+    cell is placed by ``wound_grid``: its array index on the square grid, its lattice point on
+    the hex grid, so every wound has the shape it names in the body's Euclidean frame."""
+    ii, jj = wound_grid(height, width, topology)
     cy, cx = height // 2, width // 2
-    if kind == "cut_left":
+    if kind == "cut_left":  # as ``nca.damage.Cut("left")``
         m = jj < cx
     elif kind == "square":  # as ``nca.damage.Cut("square")``: side H//3 x W//3 from (side // 2) before the seed
         sh, sw = height // 3, width // 3
@@ -113,8 +87,10 @@ def _hex_masks(kind: str, key: jax.Array, n: int, height: int, width: int) -> np
         r = np.hypot(ii - cy, jj - cx) / min(height, width)
         m = (r >= 0.12) & (r <= 0.22)
     elif kind == "circles":
-        return _circles_at(key, 3 * n, ii, jj).reshape(n, 3, height, width).any(1)
-    elif kind == "scatter":  # no shape: as on the square grid
+        discs = (np.asarray(circle_masks(key, 3 * n, height, width)) > 0 if topology != "hex"
+                 else _circles_at(key, 3 * n, ii, jj))
+        return discs.reshape(n, 3, height, width).any(1)
+    elif kind == "scatter":  # no shape: the same on either grid
         return np.asarray(jax.random.bernoulli(key, 0.5, (n, height, width)))
     else:
         raise NCAError(f"unknown damage {kind!r}; choose from {PANEL}")

@@ -315,8 +315,8 @@ def cross_models_battery(sets: int, n_power: int, stts: list[float], seed: int, 
     with its own surrogate stream and its own field. False positives: independent fields of a
     family per model (``sets`` sets per family). Power: a head-tail ramp shared by every
     model (signal-to-texture ``stts``) on two textures. Confounds: ramps along the axis with
-    the head high in half the models and the tail in the others, and ramps in a random
-    direction per model (sd ratio 3): no shared gradient. Rates of p < 0.05 per definition
+    the head high in half the models and the tail in the others, ramps in a random direction
+    per model (sd ratio 3), and a core-high radial map (sd ratio 2): no shared gradient. Rates of p < 0.05 per definition
     (combined, Fisher, sign flip) and of any one body's own along-axis p < 0.05, along the
     axis; and of the combined test across it (across_combined). cells: only
     the power cells whose name contains this; first_set: the sets' index offset (more sets of
@@ -383,10 +383,10 @@ def cross_models_battery(sets: int, n_power: int, stts: list[float], seed: int, 
     power_cells = [(f"shared_head_tail/{tn}/stt{x:g}", tx, (lambda m, rng, x=x: (head, x)))
                    for tn, tx in textures.items() for x in stts]
     power_cells += [("confound_sign_differs/matern1.5_l3/stt3", textures["matern1.5_l3"],
-               lambda m, rng: (head + 180.0 * (m % 2), 3.0)),
-              ("confound_random_direction/matern1.5_l3/stt3", textures["matern1.5_l3"],
-               lambda m, rng: (float(rng.uniform(0, 360)), 3.0)),
-              ("confound_radial/matern1.5_l3/stt2", textures["matern1.5_l3"], lambda m, rng: ("radial", 2.0))]
+                     lambda m, rng: (head + 180.0 * (m % 2), 3.0)),
+                    ("confound_random_direction/matern1.5_l3/stt3", textures["matern1.5_l3"],
+                     lambda m, rng: (float(rng.uniform(0, 360)), 3.0)),
+                    ("confound_radial/matern1.5_l3/stt2", textures["matern1.5_l3"], lambda m, rng: ("radial", 2.0))]
     for ci, (name, tx, theta) in enumerate(power_cells):
         if cells is None or cells in name:
             run_cell(1, ci, name, n_power, tx, theta, out["power"])

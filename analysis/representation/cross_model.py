@@ -98,19 +98,12 @@ def oriented_axes(bodies: list[BodyNull], reference_deg: float | None = None) ->
     return np.mod(axes + 180.0 * flip, 360.0)
 
 
-def _oriented(stats: np.ndarray, orient: str) -> np.ndarray:
-    """stats [3, ...] (radial, along, across; ``BodyNull.signed_statistics``) -> [2, ...]
-    along and across with each map's sign fixed by ``orient``."""
-    if orient == "none":
-        return stats[1:]
-    sign = np.where(stats[0] > 0, -1.0, 1.0)  # core high: radial association <= 0
-    return stats[1:] * sign
-
-
 def _per_map(body: BodyNull, values: np.ndarray, axis_deg: float, orient: str) -> np.ndarray:
-    """[2, k]: per map (columns of values [n, k]) its signed along and across associations,
-    each map's sign fixed by ``orient`` (``_oriented``)."""
-    return _oriented(body.signed_statistics(values, axis_deg), orient)
+    """[2, k]: per map (columns of values [n, k]) its signed along and across associations
+    (``BodyNull.signed_statistics``), each map's sign fixed by ``orient``."""
+    radial, along, across = body.signed_statistics(values, axis_deg)
+    sign = 1.0 if orient == "none" else np.where(radial > 0, -1.0, 1.0)  # "core": radial association <= 0
+    return np.stack([along, across]) * sign
 
 
 def sign_flip_p(x: np.ndarray) -> float:
@@ -152,27 +145,27 @@ def combined_axis_test(bodies: list[BodyNull], values: list[np.ndarray],
     if len(set(streams)) < M:
         raise NCAError("two bodies share a surrogate stream (seed, key): their nulls would not be independent; "
                        "give each model its own key")
-    ks = {np.asarray(v).shape[1] for v in values}
+    values = [np.asarray(v, np.float64) for v in values]
+    ks = {v.shape[1] for v in values}
     if len(ks) != 1:
         raise NCAError(f"every model needs the same number of maps, got {sorted(ks)}")
     k = ks.pop()
     for b, v in zip(bodies, values):
-        if np.asarray(v).shape[0] != b.n:
-            raise NCAError(f"a value array has {np.asarray(v).shape[0]} cells, its body {b.n}")
+        if v.shape[0] != b.n:
+            raise NCAError(f"a value array has {v.shape[0]} cells, its body {b.n}")
     axes = oriented_axes(bodies, reference_deg)
     B = settings.draws
-    obs = np.stack([_per_map(b, np.asarray(v, np.float64), a, settings.orient)
-                    for b, v, a in zip(bodies, values, axes)])  # [M, 2, k]: along, across
-    one_body = [b.test(np.asarray(v, np.float64)) for b, v in zip(bodies, values)]
-    weights = [b.fit(np.asarray(v, np.float64)) for b, v in zip(bodies, values)]  # [n_kernels + 1, k] each
+    obs = np.stack([_per_map(b, v, a, settings.orient) for b, v, a in zip(bodies, values, axes)])  # [M, 2, k]
+    one_body = [b.test(v) for b, v in zip(bodies, values)]
+    weights = [b.fit(v) for b, v in zip(bodies, values)]  # [n_kernels + 1, k] each
     comps = []
     for j in range(k):
         variants = [b.null_weights(w[:, j]) for b, w in zip(bodies, weights)]
+        t = obs[:, :, j].mean(0)  # [2]: along, across
         p_var = []
         for v in range(len(variants[0])):
             null = np.stack([_per_map(b, b.surrogates(ws[v], B), a, settings.orient)
                              for b, ws, a in zip(bodies, variants, axes)]).mean(0)  # [2, B]
-            t = obs[:, :, j].mean(0)  # [2]
             p_var.append((1.0 + (np.abs(null) >= np.abs(t)[:, None] - 1e-12).sum(1)) / (1.0 + B))
         p_var = np.array(p_var)  # [variants, 2]
         comp = {}

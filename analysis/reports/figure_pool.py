@@ -49,6 +49,23 @@ def _warm() -> None:
     """A no-op job: submitting it starts the worker (its imports) right away."""
 
 
+def _wait_until_dead(workers: list, timeout: float) -> None:
+    """Wait for the workers' exit on their sentinels (which reaps nothing); kill any still
+    running after ``timeout`` seconds."""
+    import time
+    from multiprocessing.connection import wait
+
+    deadline = time.monotonic() + timeout
+    running = {p.sentinel: p for p in workers}
+    while running and (left := deadline - time.monotonic()) > 0:
+        for sentinel in wait(list(running), left):
+            running.pop(sentinel)
+    for p in running.values():
+        p.kill()
+    if running:  # (an empty wait would sleep the whole timeout)
+        wait(list(running), 5)
+
+
 def draw(make, args) -> bytes:
     """``make(*args)`` as PNG bytes (``analysis.plots.png_bytes``)."""
     from analysis.plots import png_bytes
@@ -98,13 +115,13 @@ class FigurePool:
             return
         executor, self._executor = self._executor, None
         if abort:
-            executor.shutdown(wait=False, cancel_futures=True)
             for p in self._workers:
                 p.terminate()
-            for p in self._workers:
-                p.join(5)
-        else:
-            executor.shutdown(wait=True, cancel_futures=True)
+            _wait_until_dead(self._workers, timeout=5)
+        # The executor's own thread reaps the workers: waiting for it (bounded once they are
+        # dead) leaves each worker's exit code set. A ``join`` here beside that thread raced it
+        # for the same child, and a lost race reads ECHILD as "still running" (seen in CI).
+        executor.shutdown(wait=True, cancel_futures=True)
 
     def submit(self, spec: tuple) -> tuple:
         """Queue one figure spec ``(name, title, caption, make, args)`` -> a handle for ``collect``."""

@@ -35,6 +35,24 @@ def euclidean(x: np.ndarray, cfg) -> np.ndarray:
     return hex_to_square(x, x.shape[-3], scale=SQRT3_2)
 
 
+def image_rc(rc, shape: tuple[int, int], cfg) -> tuple[float, float]:
+    """Where a position in ``analysis.representation.axes.cell_rc``'s units (row, col: the
+    body's Euclidean frame, rows down) falls on the image ``euclidean`` draws of an [H, W] grid,
+    in that image's pixels (row, col), and how many pixels one cell spacing spans there. The
+    square grid's is the same position (scale 1). -> (row, col, pixels per cell spacing)."""
+    r, c = float(rc[0]), float(rc[1])
+    if cfg.topology != "hex":
+        return r, c, 1.0
+    from nca.formats.isonca import SQRT3_2
+
+    h, w = shape
+    cy = h // 2
+    x, y = c - cy / 2.0, r - cy * (1.0 - SQRT3_2)  # world (x, y up), as hex_to_square reads it
+    cx0, cy0 = (w - 1) / 2 - (h - 1) / 4, (h - 1) / 2 * SQRT3_2  # its default centre
+    half = (h - 1) / 2
+    return half + (cy0 - y) / SQRT3_2, half + (x - cx0) / SQRT3_2, 1.0 / SQRT3_2
+
+
 def cell_positions(rows, cols, cfg) -> np.ndarray:
     """Where cells sit, in cell spacings, image convention ((x, y) with y down): (col, row)
     on the square grid; on the hex grid (``topology="hex"``, axial coordinates) the lattice

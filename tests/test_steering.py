@@ -136,3 +136,68 @@ def test_the_development_headline_warns_first_for_a_rotation_invariant_rule():
     assert rows[0] == ["(read first)", POSE_NOTE]
     _, rows = headline({"conventions": {}})
     assert rows == []
+
+
+# ------------------------------------------------------------------ the hex grid (issue 24)
+
+HEX = ModelConfig(perception="laplacian", topology="hex")
+
+
+def _hex_diagonal_bar(n=12, size=30):
+    """A bar of 2 x n cells along the array's diagonal (i = j): on the hex lattice each step is
+    one cell spacing at 120 degrees (image view), on the array it would be sqrt(2) at 135."""
+    x = np.zeros((size, size, 16), np.float32)
+    for k in range(n):
+        for w in (0, 1):
+            x[8 + k, 8 + k + w, 3] = 1.0
+            x[8 + k, 8 + k + w, 4:] = 0.5
+    return x
+
+
+def test_on_the_hex_grid_the_frame_and_read_outs_are_euclidean_not_the_sheared_array():
+    body = _hex_diagonal_bar()
+    frame = P.reference_frame(body[None, ..., 3], 0.1, "hex")
+    on_array = P.reference_frame(body[None, ..., 3], 0.1)
+    assert frame.axis_deg == pytest.approx(120.0, abs=1.0) and on_array.axis_deg == pytest.approx(135.0, abs=1.0)
+    m = S.body_measures(body[None], np.zeros((30, 30, 4)), frame, 0.1, HEX)
+    sheared = S.body_measures(body[None], np.zeros((30, 30, 4)), on_array, 0.1)
+    # 11 steps of one spacing, plus the bar's width seen along the axis (1/2 spacing)
+    assert m["length"][0] == pytest.approx(11.5, abs=0.1) and sheared["length"][0] > 15.5
+    front, back = (S.region_mask((30, 30), frame, r, "hex") for r in ("front", "back"))
+    alive = body[..., 3] > 0
+    assert (front.astype(bool) & alive).sum() == (back.astype(bool) & alive).sum() == 12  # a straight cut
+
+
+def test_a_hex_graft_moves_a_euclidean_disc_by_a_lattice_translation():
+    from analysis.representation.axes import cell_rc
+
+    size, r = 30, 3.0
+    rows, cols = cell_rc(size, size, "hex")
+    donor, host = (rows[10, 12], cols[10, 12]), (rows[20, 9], cols[20, 9])
+    x = np.zeros((1, size, size, 16), np.float32)
+    src = S.disc((size, size), donor, r, "hex")
+    x[0, ..., 7][src] = rows[src] * 100 + cols[src]  # each cell remembers where it was
+    g = S.graft(x, donor, host, r, "hex")
+    dst = S.disc((size, size), host, r, "hex")
+    assert src.sum() == dst.sum() == 37  # a Euclidean disc of radius 3 on the hex lattice
+    moved = g[0, ..., 7][dst] - (rows[dst] * 100 + cols[dst])  # where it was minus where it is
+    shift = (donor[0] - host[0]) * 100 + (donor[1] - host[1])
+    np.testing.assert_allclose(moved, shift, atol=1e-3)  # every cell moved by the same Euclidean vector
+    sheared = S.disc((size, size), donor, r)  # the array's "disc" is another set of cells
+    assert (sheared != src).any()
+
+
+def test_image_rc_finds_a_hex_cell_where_the_resampled_image_draws_it():
+    from analysis.representation.axes import cell_rc
+    from analysis.rollouts import euclidean, image_rc
+
+    size = 40
+    rows, cols = cell_rc(size, size, "hex")
+    for i, j in ((20, 20), (8, 30), (33, 12), (25, 5)):
+        x = np.zeros((size, size, 1), np.float32)
+        x[i, j, 0] = 1.0
+        pr, pc = np.nonzero(euclidean(x, HEX)[..., 0])
+        r, c, px = image_rc((rows[i, j], cols[i, j]), (size, size), HEX)
+        assert px == pytest.approx(2 / np.sqrt(3))
+        assert abs(pr.mean() - r) < 0.6 and abs(pc.mean() - c) < 0.6, (i, j)
+    assert image_rc((3.0, 4.0), (size, size), CFG) == (3.0, 4.0, 1.0)

@@ -45,7 +45,7 @@ from nca.errors import NCAError
 from nca.model import ModelConfig, alive_mask, rollout, seed_state, to_rgba
 from nca.stats import t_quantile
 
-from analysis.representation.axes import direction_vector
+from analysis.representation.axes import cell_rc, direction_vector
 from analysis.causal.interventions import in_window
 from analysis.development.positional import (ProbeSettings, _fit_predict, cells_at, coordinate_grid, interval, numpy_rng,
                          probe_direction, reference_frame)
@@ -115,17 +115,24 @@ def steered_states(params, cfg: ModelConfig, x0, key, directions, doses, t_start
                                                t_start, t_stop, mask, steps, cfg))[0] for i in range(len(d))])
 
 
-def body_measures(states: np.ndarray, target: np.ndarray, frame, threshold: float) -> dict:
+def body_measures(states: np.ndarray, target: np.ndarray, frame, threshold: float, cfg=None) -> dict:
     """What a body looks like in the intact body's frame. states: [..., H, W, C] ->
     {"shift_along", "shift_across", "length", "area", "loss"} each [...] (NaN where no cell
     lives; shift = the alive cells' centroid minus the frame's centroid, along / across the
-    long axis, px; length = range of the alive cells' along-axis coordinates, px)."""
+    long axis, px; length = range of the alive cells' along-axis coordinates, px; area in
+    cells). On the hex grid (``cfg.topology``) positions are lattice points (Euclidean px,
+    ``coordinate_grid``) and the loss compares the image ``euclidean`` draws with the target."""
+    from analysis.rollouts import euclidean
+
+    topology = getattr(cfg, "topology", "square")
     s = np.asarray(states)
     lead = s.shape[:-3]
     flat = s.reshape((-1,) + s.shape[-3:])
-    grid = coordinate_grid(s.shape[-3:-1], frame)
+    grid = coordinate_grid(s.shape[-3:-1], frame, topology)
     out = {k: np.full(len(flat), np.nan) for k in MEASURES}
     rgba = np.clip(flat[..., :4], 0, 1)
+    if topology == "hex":
+        rgba = euclidean(rgba, cfg)
     out["loss"] = ((rgba - np.asarray(target)[None]) ** 2).mean((1, 2, 3))
     for i, x in enumerate(flat):
         alive = x[..., 3] > threshold
@@ -154,8 +161,10 @@ def steering_measures(params, cfg: ModelConfig, x0, key, directions, doses, t_st
     if len(nz):
         per = None if per_step is None else np.asarray(per_step, np.float32)[:, nz]
         finals[:, nz] = steered_states(params, cfg, x0, key, d, doses[nz], t_start, t_stop, mask, steps, per)
-    out = body_measures(finals, target, frame, cfg.alive_threshold)
-    out["images"] = np.clip(finals[:, :, 0, ..., :4], 0, 1)
+    from analysis.rollouts import euclidean
+
+    out = body_measures(finals, target, frame, cfg.alive_threshold, cfg)
+    out["images"] = euclidean(np.clip(finals[:, :, 0, ..., :4], 0, 1), cfg)  # as the body looks
     return out
 
 
@@ -268,12 +277,13 @@ def fit_target(target, size: int) -> np.ndarray:
 REGIONS = ("all", "front", "back")
 
 
-def region_mask(shape: tuple[int, int], frame, region: str) -> np.ndarray:
+def region_mask(shape: tuple[int, int], frame, region: str, topology: str = "square") -> np.ndarray:
     """[H, W] float32: 1 where cells may be steered. ``all``: everywhere; ``front`` /
-    ``back``: the cells whose along-axis coordinate in ``frame`` is > 0 / < 0."""
+    ``back``: the cells whose along-axis coordinate in ``frame`` is > 0 / < 0 (on the hex
+    grid at their lattice points: a straight cut in the body's Euclidean frame)."""
     if region == "all":
         return np.ones(shape, np.float32)
-    along = coordinate_grid(shape, frame)[..., 0]
+    along = coordinate_grid(shape, frame, topology)[..., 0]
     return ((along > 0) if region == "front" else (along < 0)).astype(np.float32)
 
 
@@ -329,7 +339,7 @@ STREAM_RANDOM = "steering_random_directions"
 
 
 def steering_directions(states: np.ndarray, threshold: float, frame, settings: SteeringSettings,
-                        key: jax.Array) -> tuple[list[str], np.ndarray, np.ndarray]:
+                        key: jax.Array, topology: str = "square") -> tuple[list[str], np.ndarray, np.ndarray]:
     """Unit state directions [D, C] to steer (PCs of the hidden channels, probe directions,
     random hidden directions: uniform on the sphere, stream ``STREAM_RANDOM``) and each
     one's spread sigma_d over the alive cells [D] (reported, no longer a dose unit).
@@ -348,7 +358,7 @@ def steering_directions(states: np.ndarray, threshold: float, frame, settings: S
         for j in range(k):
             names.append(f"pc{j + 1}")
             dirs.append(pca.components[j])
-    grid = coordinate_grid(states.shape[1:3], frame)
+    grid = coordinate_grid(states.shape[1:3], frame, topology)
     coords = np.concatenate([grid[alive[b]] for b in range(len(states))])
     for c in settings.probe_coords:
         names.append(f"probe:{c}")
@@ -390,10 +400,12 @@ def run_steering(model, settings: SteeringSettings, key: jax.Array, grid: int | 
     intact = steered_states(model.params, cfg, x0, key, one, [0.0], 0, 1, np.ones((size, size)), settings.steps)[0, 0]
     if not (intact[..., 3] > thr).any():
         raise NCAError(f"{model.name} grows no body in {settings.steps} steps: nothing to steer")
-    frame = reference_frame(intact[..., 3], thr)
-    mask = region_mask((size, size), frame, settings.region)
+    # on the hex grid the frame, the regions and every read-out are in the body's Euclidean
+    # frame (cells at their lattice points); the push itself acts on the cells as stored
+    frame = reference_frame(intact[..., 3], thr, cfg.topology)
+    mask = region_mask((size, size), frame, settings.region, cfg.topology)
     target = fit_target(model.target_image() if model.target else None, size)
-    names, dirs, sigma = steering_directions(intact, thr, frame, settings, key)
+    names, dirs, sigma = steering_directions(intact, thr, frame, settings, key, cfg.topology)
     doses = np.asarray(settings.doses, np.float32)
     m_all = steering_measures(model.params, cfg, x0, key, dirs, doses, settings.t_start, t_stop, mask,
                               settings.steps, target, frame)
@@ -430,20 +442,26 @@ def run_steering(model, settings: SteeringSettings, key: jax.Array, grid: int | 
 # --------------------------------------------------------------------------- transplant
 
 
-def disc(shape: tuple[int, int], centre_rc, radius: float) -> np.ndarray:
-    """bool [H, W]: cells within ``radius`` of ``centre_rc`` (row, col)."""
-    r, c = np.indices(shape)
+def disc(shape: tuple[int, int], centre_rc, radius: float, topology: str = "square") -> np.ndarray:
+    """bool [H, W]: cells within ``radius`` of ``centre_rc`` (row, col), each cell at
+    ``cell_rc``'s position (on the hex grid its lattice point: a disc in the Euclidean frame)."""
+    r, c = cell_rc(*shape, topology)
     return (r - centre_rc[0]) ** 2 + (c - centre_rc[1]) ** 2 <= radius ** 2
 
 
-def graft(states: np.ndarray, src_rc, dst_rc, radius: float) -> np.ndarray:
+def graft(states: np.ndarray, src_rc, dst_rc, radius: float, topology: str = "square") -> np.ndarray:
     """Copy the cells of the disc at ``src_rc`` onto the disc at ``dst_rc`` (all channels),
-    integer-shifted. states: [..., H, W, C] -> a grafted copy."""
+    moved by the lattice translation nearest ``dst_rc - src_rc`` (positions in ``cell_rc``'s
+    units; on the hex grid one array row is sqrt(3)/2 down and 1/2 to the left).
+    states: [..., H, W, C] -> a grafted copy."""
     out = np.array(states, copy=True)
     shape = states.shape[-3:-1]
-    dr = int(round(dst_rc[0] - src_rc[0]))
-    dc = int(round(dst_rc[1] - src_rc[1]))
-    src = disc(shape, src_rc, radius)
+    dy, dx = dst_rc[0] - src_rc[0], dst_rc[1] - src_rc[1]
+    if topology == "hex":
+        dy = dy / (np.sqrt(3.0) / 2.0)  # array rows
+        dx = dx + dy / 2.0              # array columns
+    dr, dc = int(round(dy)), int(round(dx))
+    src = disc(shape, src_rc, radius, topology)
     rows, cols = np.nonzero(src)
     rr, cc = rows + dr, cols + dc
     ok = (rr >= 0) & (rr < shape[0]) & (cc >= 0) & (cc < shape[1])
@@ -479,11 +497,13 @@ def run_transplant(model, settings: TransplantSettings, key: jax.Array, grid: in
                    probe: ProbeSettings = ProbeSettings()) -> dict:
     """Graft a disc of tissue from one end of the body to the other and decode its position.
 
-    Returns JSON-ready {"settings", "donor_rc", "host_rc", "steps" (after the graft),
+    Returns JSON-ready {"settings", "donor_rc", "host_rc" (the discs' centres in ``cell_rc``'s
+    units: on the hex grid the body's Euclidean frame), "image_discs" (the same discs on the
+    drawn images: {"donor", "host": [row, col] px, "radius": px}), "steps" (after the graft),
     "identity_index": [interval over replicates per recorded step], "decoded": {"graft",
     "donor", "host": [mean decoded along-axis position per step] (replicate mean)},
     "images": {"intact", "grafted": [RGBA at the graft, at the end]} (NumPy, for figures)}."""
-    from analysis.rollouts import grow_states
+    from analysis.rollouts import euclidean, grow_states, image_rc
 
     cfg = model.model_config
     thr = cfg.alive_threshold
@@ -491,8 +511,9 @@ def run_transplant(model, settings: TransplantSettings, key: jax.Array, grid: in
     grown = grow_states(model, S.t_graft, key, seeds=S.replicates, size=grid)[-1]  # [B, H, W, C]
     if not (grown[..., 3] > thr).any():
         raise NCAError(f"{model.name} grows no body in {S.t_graft} steps: nothing to graft")
-    frame = reference_frame(grown[..., 3], thr)
-    cgrid = coordinate_grid(grown.shape[1:3], frame)
+    topo = cfg.topology  # on the hex grid: the frame, discs and positions in the Euclidean frame
+    frame = reference_frame(grown[..., 3], thr, topo)
+    cgrid = coordinate_grid(grown.shape[1:3], frame, topo)
     alive0 = (grown[..., 3] > thr).any(0)
     half = np.abs(cgrid[..., 0][alive0]).max()
     ax = direction_vector(frame.axis_deg)  # (u, v): array (d_col, d_row) = (u, -v)
@@ -501,7 +522,7 @@ def run_transplant(model, settings: TransplantSettings, key: jax.Array, grid: in
         return (frame.centroid_rc[0] - s * ax[1], frame.centroid_rc[1] + s * ax[0])
 
     donor, host = at(S.offset * half), at(-S.offset * half)
-    grafted0 = graft(grown, donor, host, S.radius)
+    grafted0 = graft(grown, donor, host, S.radius, topo)
     sub = jax.random.fold_in(key, 1)
     intact = grow_states(model, S.after, sub, x0=grown, t0=S.t_graft)[::S.every]  # [K, B, H, W, C]
     grafted = grow_states(model, S.after, sub, x0=grafted0, t0=S.t_graft)[::S.every]
@@ -514,7 +535,8 @@ def run_transplant(model, settings: TransplantSettings, key: jax.Array, grid: in
             xs.append(f)
             ys.append(y)
     xtr, ytr = np.concatenate(xs), np.concatenate(ys)
-    dmask = {"host": disc(grown.shape[1:3], host, S.radius), "donor": disc(grown.shape[1:3], donor, S.radius)}
+    dmask = {"host": disc(grown.shape[1:3], host, S.radius, topo),
+             "donor": disc(grown.shape[1:3], donor, S.radius, topo)}
 
     def decoded(states, region) -> np.ndarray:  # [K, B] mean decoded along position of a disc's alive cells
         out = np.full(states.shape[:2], np.nan)
@@ -528,12 +550,15 @@ def run_transplant(model, settings: TransplantSettings, key: jax.Array, grid: in
     g, d, h = decoded(grafted, "host"), decoded(intact, "donor"), decoded(intact, "host")
     index = (g - h) / (d - h)
     steps = list(range(S.t_graft, S.t_graft + S.after + 1, S.every))
+    (dr, dc, px), (hr, hc, _) = (image_rc(donor, grown.shape[1:3], cfg), image_rc(host, grown.shape[1:3], cfg))
     return {"settings": S.as_dict(), "donor_rc": list(donor), "host_rc": list(host),
+            "image_discs": {"donor": [dr, dc], "host": [hr, hc], "radius": S.radius * px},
             "frame": {"centroid_rc": list(frame.centroid_rc), "axis_deg": frame.axis_deg},
             "steps": steps, "identity_index": [interval(index[i]) for i in range(len(steps))],
             "decoded": {"graft": np.nanmean(g, 1).tolist(), "donor": np.nanmean(d, 1).tolist(),
                         "host": np.nanmean(h, 1).tolist()},
-            "images": {"intact": np.asarray(to_rgba(intact[[0, -1], 0])), "grafted": np.asarray(to_rgba(grafted[[0, -1], 0]))}}
+            "images": {"intact": euclidean(np.asarray(to_rgba(intact[[0, -1], 0])), cfg),
+                       "grafted": euclidean(np.asarray(to_rgba(grafted[[0, -1], 0])), cfg)}}
 
 
 def outside_count(steer: dict) -> dict:

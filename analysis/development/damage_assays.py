@@ -33,6 +33,7 @@ from nca.model import ModelConfig, seed_state, to_rgba
 from nca.train import per_sample_loss
 
 from analysis.causal.knockouts import advance, empty_loss
+from analysis.representation.axes import cell_rc
 
 PANEL = ("cut_left", "square", "circles", "scatter", "stripe", "ring")
 HEX_WOUND_GEOMETRY = ("hex grid: every wound is drawn in the body's Euclidean frame (each cell at its lattice point, "
@@ -41,18 +42,9 @@ HEX_WOUND_GEOMETRY = ("hex grid: every wound is drawn in the body's Euclidean fr
 UNSEEN = ("stripe", "ring")
 
 
-def wound_grid(height: int, width: int, topology: str = "square") -> tuple[np.ndarray, np.ndarray]:
-    """Where each cell sits, in (row, column) units of a square grid centred on the seed cell
-    (H // 2, W // 2): the array indices on the square grid; on the hex grid (axial
-    coordinates, ``topology="hex"``) its lattice point, ``(cy + (r - cy) sqrt(3)/2, cx + (c - cx)
-    - (r - cy) / 2)``, so that a wound drawn with these coordinates has the shape it names in
-    the body's Euclidean frame (on the array it would be sheared: a disc an ellipse, a half a
-    slanted cut). -> (rows [H, W], cols [H, W]) float64."""
-    ii, jj = np.mgrid[:height, :width].astype(np.float64)
-    if topology != "hex":
-        return ii, jj
-    cy, cx = height // 2, width // 2
-    return cy + (ii - cy) * np.sqrt(3.0) / 2.0, cx + (jj - cx) - (ii - cy) / 2.0
+# Where each cell sits (array indices on the square grid, lattice points on the hex grid):
+# one home, ``analysis.representation.axes.cell_rc``; the wounds are drawn with it.
+wound_grid = cell_rc
 
 
 def _circles_at(key: jax.Array, n: int, ii: np.ndarray, jj: np.ndarray) -> np.ndarray:

@@ -551,8 +551,8 @@ def measure_development(model: LoadedModel, params, init_params_, target, key: j
     if n.min() < 20:
         out["probe"] = {"null_reason": f"fewer than 20 alive cells in a replicate (min {int(n.min())}): no body"}
     else:
-        frame = Pz.reference_frame(grown[..., 3], thr)
-        cg = Pz.coordinate_grid((grid, grid), frame)
+        frame = Pz.reference_frame(grown[..., 3], thr, cfg.topology)
+        cg = Pz.coordinate_grid((grid, grid), frame, cfg.topology)
         kp = jax.random.fold_in(key, STREAM_DEV_PROBE)
         f, y = zip(*[Pz.cells_at(grown[b, ..., 4:], alive[b], cg, s.max_cells, jax.random.fold_in(kp, b))
                      for b in range(s.replicates)])

@@ -67,7 +67,7 @@ from scipy.special import digamma
 from nca.errors import NCAError
 from nca.rng import stream
 
-from analysis.representation.axes import BodyFrame, body_frame, direction_vector
+from analysis.representation.axes import BodyFrame, body_frame, cell_rc, direction_vector
 
 COORDS = ("along", "across", "radius")
 PROBES = ("ridge", "knn")
@@ -94,7 +94,8 @@ def interval(values, level: float = 0.95) -> dict:
 
 
 def frame_coords(rows, cols, frame: BodyFrame) -> np.ndarray:
-    """Body-frame coordinates of cells. rows, cols: [n] array indices -> [n, 3] float64
+    """Body-frame coordinates of cells. rows, cols: [n] positions (array indices on the square
+    grid; any ``cell_rc`` positions, in the frame's units) -> [n, 3] float64
     (along, across, radius) in px. ``along`` increases toward ``frame.axis_deg`` (image
     view, see analysis.representation.axes), ``across`` toward axis_deg + 90."""
     u = np.asarray(cols, np.float64) - frame.centroid_rc[1]
@@ -105,20 +106,21 @@ def frame_coords(rows, cols, frame: BodyFrame) -> np.ndarray:
     return np.stack([along, across, np.hypot(u, v)], -1)
 
 
-def coordinate_grid(shape: tuple[int, int], frame: BodyFrame) -> np.ndarray:
-    """Body-frame coordinates of every cell of an ``[H, W]`` grid -> [H, W, 3]."""
-    rows, cols = np.indices(shape)
+def coordinate_grid(shape: tuple[int, int], frame: BodyFrame, topology: str = "square") -> np.ndarray:
+    """Body-frame coordinates of every cell of an ``[H, W]`` grid -> [H, W, 3]; each cell at
+    ``cell_rc``'s position (on the hex grid its lattice point: Euclidean px)."""
+    rows, cols = cell_rc(*shape, topology)
     return frame_coords(rows.ravel(), cols.ravel(), frame).reshape(shape + (3,))
 
 
-def reference_frame(alpha: np.ndarray, threshold: float = 0.1) -> BodyFrame:
+def reference_frame(alpha: np.ndarray, threshold: float = 0.1, topology: str = "square") -> BodyFrame:
     """The frame of the grown body: alpha [B, H, W] (replicates) -> ``body_frame`` of the
-    mean alpha. One clear error when nothing lives."""
+    mean alpha (on the hex grid in the Euclidean frame). One clear error when nothing lives."""
     a = np.asarray(alpha, np.float64)
     a = a.mean(0) if a.ndim == 3 else a
     if not (a > threshold).any():
         raise NCAError("the model grows no body (no alive cells at the reference step): positions are undefined")
-    return body_frame(a, threshold)
+    return body_frame(a, threshold, topology)
 
 
 # --------------------------------------------------------------------------- information

@@ -179,10 +179,14 @@ def fig_transplant(tr: dict) -> Figure:
         pair = np.asarray(tr["images"][name])
         ax.imshow(np.clip(np.concatenate([np.asarray(to_rgb(pair[0])), np.asarray(to_rgb(pair[1]))], 1), 0, 1))
         if name == "grafted":
-            for (r, c), col in ((tr["donor_rc"], "tab:green"), (tr["host_rc"], "tab:red")):
+            from matplotlib.patches import Circle
+
+            # where the discs fall on the drawn image (the hex grid is drawn in its Euclidean frame)
+            discs = tr.get("image_discs") or {"donor": tr["donor_rc"], "host": tr["host_rc"],
+                                              "radius": tr["settings"]["radius"]}
+            for (r, c), col in ((discs["donor"], "tab:green"), (discs["host"], "tab:red")):
                 for off in (0, pair.shape[2]):
-                    ax.add_patch(__import__("matplotlib.patches", fromlist=["Circle"]).Circle(
-                        (c + off, r), tr["settings"]["radius"], fill=False, color=col, lw=1))
+                    ax.add_patch(Circle((c + off, r), discs["radius"], fill=False, color=col, lw=1))
         ax.set_title(f"{label}: at the graft | {tr['settings']['after']} steps later", fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])

@@ -118,8 +118,10 @@ POSE_NOTE = ("rotation-invariant rule: each rollout picks its own pose, so body 
 
 
 HEX_GEOMETRY = ("hex grid: positional information (per step and held-out placements) is measured in the body's "
-                "Euclidean frame (states resampled, analysis.rollouts.euclidean); steering regions and the transplant "
-                "are placed on the axial array as stored (sheared)")
+                "Euclidean frame (states resampled, analysis.rollouts.euclidean); steering's frame, regions and "
+                "read-outs and the transplant's discs are placed at the cells' lattice points "
+                "(analysis.representation.axes.cell_rc), the same frame; the pushes and grafts act on the cells "
+                "as stored, and the images are drawn resampled")
 
 
 def headline(rep: dict) -> tuple[list[str], list[list]]:

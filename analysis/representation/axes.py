@@ -116,6 +116,21 @@ def view_coords(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return np.stack([np.asarray(cols, np.float64), -np.asarray(rows, np.float64)], axis=-1)
 
 
+def cell_rc(height: int, width: int, topology: str = "square") -> tuple[np.ndarray, np.ndarray]:
+    """Where each cell of an [H, W] grid sits, in (row, column) units of a square grid centred
+    on the seed cell (H // 2, W // 2): the array indices on the square grid; on the hex grid
+    (axial coordinates, ``topology="hex"``) its lattice point, ``(cy + (r - cy) sqrt(3)/2, cx +
+    (c - cx) - (r - cy) / 2)``, where each of a cell's 6 neighbours is at distance 1. Shapes,
+    distances and directions computed from these positions are those of the body's Euclidean
+    frame (on the hex array they would be sheared: a disc an ellipse, a half a slanted cut);
+    rows still grow downward, as in ``view_coords``. -> (rows [H, W], cols [H, W]) float64."""
+    ii, jj = np.mgrid[:height, :width].astype(np.float64)
+    if topology != "hex":
+        return ii, jj
+    cy, cx = height // 2, width // 2
+    return cy + (ii - cy) * np.sqrt(3.0) / 2.0, cx + (jj - cx) - (ii - cy) / 2.0
+
+
 def wrap180(angle_deg):
     """Wrap a signed angle difference into (-180, 180]."""
     a = np.mod(np.asarray(angle_deg, np.float64) + 180.0, 360.0) - 180.0
@@ -133,10 +148,12 @@ def alive_of(alpha: np.ndarray, threshold: float = 0.1) -> np.ndarray:
     return np.asarray(alpha) > threshold
 
 
-def body_frame(alpha: np.ndarray, threshold: float = 0.1) -> BodyFrame:
+def body_frame(alpha: np.ndarray, threshold: float = 0.1, topology: str = "square") -> BodyFrame:
     """The body's centroid, long axis and elongation. alpha: [H, W].
 
-    Weights are alpha clipped to [0, 1] over the alive cells (alpha > threshold).
+    Weights are alpha clipped to [0, 1] over the alive cells (alpha > threshold). Cells sit
+    where ``cell_rc`` puts them: on the hex grid the centroid is a lattice position (row, col
+    in ``cell_rc``'s units) and the axis is measured in the Euclidean frame.
     """
     alpha = np.asarray(alpha, np.float64)
     alive = alive_of(alpha, threshold)
@@ -144,7 +161,8 @@ def body_frame(alpha: np.ndarray, threshold: float = 0.1) -> BodyFrame:
     if n == 0:
         raise NCAError("no alive cells: the body frame is undefined")
     rows, cols = np.nonzero(alive)
-    c, axis, elong = points_frame(view_coords(rows, cols), np.clip(alpha[rows, cols], 0.0, 1.0))
+    pr, pc = cell_rc(*alpha.shape, topology)
+    c, axis, elong = points_frame(view_coords(pr[rows, cols], pc[rows, cols]), np.clip(alpha[rows, cols], 0.0, 1.0))
     return BodyFrame((float(-c[1]), float(c[0])), axis, elong, n)
 
 

@@ -157,6 +157,15 @@ def test_planted_ramp_and_split_directions_are_inside_their_interval(body, trial
         assert 0 <= off % 360 <= hi - lo, (theta, lo, hi)
 
 
+def test_a_test_given_its_maps_fitted_mixtures_is_the_test_that_fits_them(body):
+    """The combined test across models fits each map once and hands the weights on."""
+    mask, frame, centre = body
+    f = draw_family(mask, "matern", {"nu": 1.5, "ell": 10}, 2, np.random.default_rng(4))
+    null = BodyNull(mask, centre, NullSettings(n_surrogates=99), seed=1)
+    a, b = null.test(f), BodyNull(mask, centre, NullSettings(n_surrogates=99), seed=1).test(f, null.fit(f))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
 def test_holm_and_kind_rules():
     assert np.allclose(holm(np.array([0.01, 0.04, 0.03])), [0.03, 0.06, 0.06])
     assert np.isnan(holm(np.array([0.01, np.nan]))[1])

@@ -156,8 +156,8 @@ def combined_axis_test(bodies: list[BodyNull], values: list[np.ndarray],
     axes = oriented_axes(bodies, reference_deg)
     B = settings.draws
     obs = np.stack([_per_map(b, v, a, settings.orient) for b, v, a in zip(bodies, values, axes)])  # [M, 2, k]
-    one_body = [b.test(v) for b, v in zip(bodies, values)]
-    weights = [b.fit(v) for b, v in zip(bodies, values)]  # [n_kernels + 1, k] each
+    weights = [b.fit(v) for b, v in zip(bodies, values)]  # [n_kernels + 1, k] each, fitted once
+    one_body = [b.test(v, w) for b, v, w in zip(bodies, values, weights)]
     comps = []
     for j in range(k):
         variants = [b.null_weights(w[:, j]) for b, w in zip(bodies, weights)]

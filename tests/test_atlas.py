@@ -180,7 +180,7 @@ def test_the_export_opens_in_scanpy_and_squidpy_untouched(exported, tmp_path):
     A.write_h5ad(exported, path)
     a = sc.read_h5ad(path)
     assert a.shape == exported.shape and [p.name for p in tmp_path.iterdir()] == ["cells.h5ad"]
-    sc.pp.neighbors(a, n_neighbors=10, use_rep="X")
+    sc.pp.neighbors(a, n_neighbors=10, use_rep="X", method="gauss")  # (umap's numba compile: 5 s)
     sc.tl.leiden(a, flavor="igraph", n_iterations=2, directed=False)
     assert a.obs["leiden"].nunique() >= 1
     g = a[a.obs["frame"] == "r0_t16"].copy()

@@ -419,7 +419,9 @@ def main() -> int:
     ap.add_argument("--cross-cells", default=None,
                     help="--only cross_models: only the power cells whose name contains this")
     ap.add_argument("--first-set", type=int, default=0,
-                    help="--only cross_models: index of the first set (more sets, independent of a first run)")
+                    help="--only cross_models: index of the first set (more sets, independent of a first run; a "
+                         "set's streams are keyed by its family's position in --families and its index, so give "
+                         "indices no earlier run used at that position)")
     ap.add_argument("--battery-model", default="distill:lizard/regenerating",
                     help="whose body the battery is drawn on (default: %(default)s)")
     ap.add_argument("--old-null", default="de498a5",

@@ -16,10 +16,16 @@ family of ``analysis.representation.null_battery``:
   wider range), each by the 95th percentile of ``--surrogates`` surrogates (a fixed-sample
   Monte-Carlo test, not the sequential one: for comparing the variants on the same maps).
   With ``--stt`` a core-high radial pattern of that signal-to-texture is planted (power).
+* ``--across-spread``: the combined test across models (its across-axis part) against each
+  body's own: the sd and the 95th percentile of |.| of the *signed* across-axis association,
+  over the maps and over their own surrogates (fitted and 2x broader mixtures, ``--surrogates``
+  each, first ``--per-map`` maps). A mean over models is judged by the sd, one body's
+  two-sided test by the tail.
 
     python bench/radial_null.py --family matern2.5_l10 --maps 400 --per-map 200
     python bench/radial_null.py --family matern2.5_l10 --maps 2000 --per-map 0 --oracle-surrogates 8000
     python bench/radial_null.py --family matern1.5_l3 --maps 30 --per-map 30 --stt 1 --no-oracle
+    python bench/radial_null.py --family aniso_along_l20_r4 --maps 200 --per-map 200 --surrogates 200 --across-spread
 """
 import argparse
 import json
@@ -59,6 +65,25 @@ def exact_variogram(null: BodyNull, nu: float, ell: float) -> np.ndarray:
     return np.bincount(lg["bins"][sel], weights=(g * counts)[sel], minlength=lg["n_bins"]) / np.maximum(lg["bin_counts"], 1e-9)
 
 
+def across_spread(null: BodyNull, maps: np.ndarray, axis_deg: float, count: int, t0: float, a) -> dict:
+    """The signed across-axis association's spread over maps and over their surrogates."""
+    obs = null.signed_statistics(maps, axis_deg)[2]
+    weights = null.fit(maps)
+    sur = {"fitted": [], "broader_2x": []}
+    for j in range(maps.shape[1]):
+        for name, w in zip(sur, null.null_weights(weights[:, j])):
+            sur[name].append(null.signed_statistics(null.surrogates(w, count), axis_deg)[2])
+    spread = {"maps": {"sd": float(obs.std()), "q95_abs": float(np.quantile(np.abs(obs), 0.95))}}
+    for name, v in sur.items():
+        v = np.asarray(v)
+        spread[name] = {"sd": float(v.std()), "q95_abs": float(np.quantile(np.abs(v), 0.95))}
+    out = {"command": "python bench/radial_null.py " + " ".join(sys.argv[1:]), "family": a.family,
+           "maps": int(maps.shape[1]), "surrogates_per_map": count, "signed_across": spread,
+           "cpu_s": time.process_time() - t0}
+    print(json.dumps(out, indent=1))
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--family", default="matern2.5_l10", choices=sorted(FAMILIES))
@@ -70,6 +95,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--stt", type=float, default=0.0, help="plant a core-high radial map (power)")
     ap.add_argument("--max-lag-body", type=float, default=NullSettings().max_lag_body)
     ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--across-spread", action="store_true", help="only the signed across-axis spread (module doc)")
     a = ap.parse_args(argv)
     t0 = time.process_time()
     st = grow_states(nca.load_model("distill:lizard/regenerating"), 200, jax.random.key(0))
@@ -85,6 +111,8 @@ def main(argv=None) -> dict:
         d = np.hypot(*(null.uv - centre).T)
         maps = -a.stt * ((d - d.mean()) / d.std())[:, None] + maps
     obs = null.statistics(maps)  # [4, maps]
+    if a.across_spread:
+        return across_spread(null, maps[:, :a.per_map], fr.axis_deg, a.surrogates, t0, a)
     out = {"command": "python bench/radial_null.py " + " ".join(sys.argv[1:] if argv is None else argv),
            "family": a.family, "maps": a.maps, "stt": a.stt, "max_lag_body": a.max_lag_body, "nominal": 0.05}
     if not a.no_oracle:

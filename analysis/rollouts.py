@@ -35,22 +35,34 @@ def euclidean(x: np.ndarray, cfg) -> np.ndarray:
     return hex_to_square(x, x.shape[-3], scale=SQRT3_2)
 
 
-def image_rc(rc, shape: tuple[int, int], cfg) -> tuple[float, float]:
-    """Where a position in ``analysis.representation.axes.cell_rc``'s units (row, col: the
-    body's Euclidean frame, rows down) falls on the image ``euclidean`` draws of an [H, W] grid,
-    in that image's pixels (row, col), and how many pixels one cell spacing spans there. The
-    square grid's is the same position (scale 1). -> (row, col, pixels per cell spacing)."""
-    r, c = float(rc[0]), float(rc[1])
+def image_positions(shape: tuple[int, int], cfg) -> tuple[np.ndarray, np.ndarray]:
+    """Where each cell of an [H, W] grid is drawn, in the pixels (row, col) of the image
+    ``euclidean`` draws: its array index on the square grid; on the hex grid the pixel at its
+    lattice point (the demo's view: rows of the array run up the image, one cell spacing is
+    2 / sqrt(3) px). Frames, regions and discs placed with these positions are the drawn body's,
+    and the same as the states ``euclidean`` resamples. -> (rows [H, W], cols [H, W]) float64."""
+    h, w = shape
+    ii, jj = np.mgrid[:h, :w].astype(np.float64)
     if cfg.topology != "hex":
-        return r, c, 1.0
+        return ii, jj
     from nca.formats.isonca import SQRT3_2
 
-    h, w = shape
-    cy = h // 2
-    x, y = c - cy / 2.0, r - cy * (1.0 - SQRT3_2)  # world (x, y up), as hex_to_square reads it
+    x, y = jj - ii / 2.0, ii * SQRT3_2  # world, as hex_to_square reads the array (y up)
     cx0, cy0 = (w - 1) / 2 - (h - 1) / 4, (h - 1) / 2 * SQRT3_2  # its default centre
     half = (h - 1) / 2
-    return half + (cy0 - y) / SQRT3_2, half + (x - cx0) / SQRT3_2, 1.0 / SQRT3_2
+    return half + (cy0 - y) / SQRT3_2, half + (x - cx0) / SQRT3_2
+
+
+def image_shift(d_rows: float, d_cols: float, cfg) -> tuple[int, int]:
+    """The array shift (rows, cols) of the lattice translation nearest a displacement
+    (d_rows, d_cols) in ``image_positions``' pixels (on the hex grid a row up the image is one
+    array row, a pixel across is sqrt(3)/2 spacings)."""
+    if cfg.topology != "hex":
+        return int(round(d_rows)), int(round(d_cols))
+    from nca.formats.isonca import SQRT3_2
+
+    di = -d_rows
+    return int(round(di)), int(round(d_cols * SQRT3_2 + di / 2.0))
 
 
 def cell_positions(rows, cols, cfg) -> np.ndarray:

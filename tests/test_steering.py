@@ -154,50 +154,54 @@ def _hex_diagonal_bar(n=12, size=30):
     return x
 
 
-def test_on_the_hex_grid_the_frame_and_read_outs_are_euclidean_not_the_sheared_array():
+def test_on_the_hex_grid_the_frame_and_read_outs_are_the_drawn_bodys_not_the_sheared_arrays():
+    from analysis.rollouts import image_positions
+
     body = _hex_diagonal_bar()
-    frame = P.reference_frame(body[None, ..., 3], 0.1, "hex")
+    pos = image_positions((30, 30), HEX)
+    frame = P.reference_frame(body[None, ..., 3], 0.1, pos)
     on_array = P.reference_frame(body[None, ..., 3], 0.1)
-    assert frame.axis_deg == pytest.approx(120.0, abs=1.0) and on_array.axis_deg == pytest.approx(135.0, abs=1.0)
+    # each step along the bar: one spacing (2 / sqrt(3) px) up-right at 60 degrees as drawn
+    # (the demo draws array rows upward); read on the array: sqrt(2) at 135 degrees
+    assert frame.axis_deg == pytest.approx(60.0, abs=1.0) and on_array.axis_deg == pytest.approx(135.0, abs=1.0)
     m = S.body_measures(body[None], np.zeros((30, 30, 4)), frame, 0.1, HEX)
     sheared = S.body_measures(body[None], np.zeros((30, 30, 4)), on_array, 0.1)
-    # 11 steps of one spacing, plus the bar's width seen along the axis (1/2 spacing)
-    assert m["length"][0] == pytest.approx(11.5, abs=0.1) and sheared["length"][0] > 15.5
-    front, back = (S.region_mask((30, 30), frame, r, "hex") for r in ("front", "back"))
+    # 11 steps plus the bar's width seen along the axis (1/2 spacing), in px of the drawn image
+    assert m["length"][0] == pytest.approx(11.5 * 2 / np.sqrt(3), abs=0.1) and sheared["length"][0] > 15.5
+    front, back = (S.region_mask((30, 30), frame, r, pos) for r in ("front", "back"))
     alive = body[..., 3] > 0
     assert (front.astype(bool) & alive).sum() == (back.astype(bool) & alive).sum() == 12  # a straight cut
 
 
-def test_a_hex_graft_moves_a_euclidean_disc_by_a_lattice_translation():
-    from analysis.representation.axes import cell_rc
+def test_a_hex_graft_moves_a_disc_as_drawn_by_a_lattice_translation():
+    from analysis.rollouts import image_positions
 
     size, r = 30, 3.0
-    rows, cols = cell_rc(size, size, "hex")
+    rows, cols = image_positions((size, size), HEX)
     donor, host = (rows[10, 12], cols[10, 12]), (rows[20, 9], cols[20, 9])
     x = np.zeros((1, size, size, 16), np.float32)
-    src = S.disc((size, size), donor, r, "hex")
-    x[0, ..., 7][src] = rows[src] * 100 + cols[src]  # each cell remembers where it was
-    g = S.graft(x, donor, host, r, "hex")
-    dst = S.disc((size, size), host, r, "hex")
-    assert src.sum() == dst.sum() == 37  # a Euclidean disc of radius 3 on the hex lattice
+    src = S.disc((size, size), donor, r, (rows, cols))
+    x[0, ..., 7][src] = rows[src] * 100 + cols[src]  # each cell remembers where it was drawn
+    g = S.graft(x, donor, host, r, HEX)
+    dst = S.disc((size, size), host, r, (rows, cols))
+    assert src.sum() == dst.sum() == 19  # a disc of 3 px (2.6 spacings) as drawn: 1 + 6 + 12 cells
     moved = g[0, ..., 7][dst] - (rows[dst] * 100 + cols[dst])  # where it was minus where it is
     shift = (donor[0] - host[0]) * 100 + (donor[1] - host[1])
-    np.testing.assert_allclose(moved, shift, atol=1e-3)  # every cell moved by the same Euclidean vector
+    np.testing.assert_allclose(moved, shift, atol=1e-3)  # every cell moved by the same vector
     sheared = S.disc((size, size), donor, r)  # the array's "disc" is another set of cells
     assert (sheared != src).any()
 
 
-def test_image_rc_finds_a_hex_cell_where_the_resampled_image_draws_it():
-    from analysis.representation.axes import cell_rc
-    from analysis.rollouts import euclidean, image_rc
+def test_image_positions_put_each_hex_cell_where_the_resampled_image_draws_it():
+    from analysis.rollouts import euclidean, image_positions, image_shift
 
     size = 40
-    rows, cols = cell_rc(size, size, "hex")
-    for i, j in ((20, 20), (8, 30), (33, 12), (25, 5)):
+    rows, cols = image_positions((size, size), HEX)
+    for i, j in ((20, 20), (8, 30), (33, 12)):
         x = np.zeros((size, size, 1), np.float32)
         x[i, j, 0] = 1.0
         pr, pc = np.nonzero(euclidean(x, HEX)[..., 0])
-        r, c, px = image_rc((rows[i, j], cols[i, j]), (size, size), HEX)
-        assert px == pytest.approx(2 / np.sqrt(3))
-        assert abs(pr.mean() - r) < 0.6 and abs(pc.mean() - c) < 0.6, (i, j)
-    assert image_rc((3.0, 4.0), (size, size), CFG) == (3.0, 4.0, 1.0)
+        assert abs(pr.mean() - rows[i, j]) < 0.6 and abs(pc.mean() - cols[i, j]) < 0.6, (i, j)
+    assert image_shift(rows[25, 10] - rows[20, 20], cols[25, 10] - cols[20, 20], HEX) == (5, -10)
+    r, c = image_positions((size, size), CFG)
+    assert (r[3, 4], c[3, 4]) == (3.0, 4.0) and image_shift(2.4, -1.6, CFG) == (2, -2)

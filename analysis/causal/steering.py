@@ -120,18 +120,19 @@ def body_measures(states: np.ndarray, target: np.ndarray, frame, threshold: floa
     {"shift_along", "shift_across", "length", "area", "loss"} each [...] (NaN where no cell
     lives; shift = the alive cells' centroid minus the frame's centroid, along / across the
     long axis, px; length = range of the alive cells' along-axis coordinates, px; area in
-    cells). On the hex grid (``cfg.topology``) positions are lattice points (Euclidean px,
-    ``coordinate_grid``) and the loss compares the image ``euclidean`` draws with the target."""
-    from analysis.rollouts import euclidean
+    cells). On the hex grid (``cfg.topology``) cells sit where the drawn image puts them
+    (``analysis.rollouts.image_positions``, px of that image) and the loss compares that
+    image (``euclidean``) with the target."""
+    from analysis.rollouts import euclidean, image_positions
 
-    topology = getattr(cfg, "topology", "square")
     s = np.asarray(states)
     lead = s.shape[:-3]
     flat = s.reshape((-1,) + s.shape[-3:])
-    grid = coordinate_grid(s.shape[-3:-1], frame, topology)
+    hexgrid = cfg is not None and cfg.topology == "hex"
+    grid = coordinate_grid(s.shape[-3:-1], frame, image_positions(s.shape[-3:-1], cfg) if hexgrid else None)
     out = {k: np.full(len(flat), np.nan) for k in MEASURES}
     rgba = np.clip(flat[..., :4], 0, 1)
-    if topology == "hex":
+    if hexgrid:
         rgba = euclidean(rgba, cfg)
     out["loss"] = ((rgba - np.asarray(target)[None]) ** 2).mean((1, 2, 3))
     for i, x in enumerate(flat):
@@ -277,13 +278,13 @@ def fit_target(target, size: int) -> np.ndarray:
 REGIONS = ("all", "front", "back")
 
 
-def region_mask(shape: tuple[int, int], frame, region: str, topology: str = "square") -> np.ndarray:
+def region_mask(shape: tuple[int, int], frame, region: str, positions=None) -> np.ndarray:
     """[H, W] float32: 1 where cells may be steered. ``all``: everywhere; ``front`` /
-    ``back``: the cells whose along-axis coordinate in ``frame`` is > 0 / < 0 (on the hex
-    grid at their lattice points: a straight cut in the body's Euclidean frame)."""
+    ``back``: the cells whose along-axis coordinate in ``frame`` is > 0 / < 0, cells at
+    ``positions`` (as ``coordinate_grid``; on the hex grid the drawn image's: a straight cut)."""
     if region == "all":
         return np.ones(shape, np.float32)
-    along = coordinate_grid(shape, frame, topology)[..., 0]
+    along = coordinate_grid(shape, frame, positions)[..., 0]
     return ((along > 0) if region == "front" else (along < 0)).astype(np.float32)
 
 
@@ -339,7 +340,7 @@ STREAM_RANDOM = "steering_random_directions"
 
 
 def steering_directions(states: np.ndarray, threshold: float, frame, settings: SteeringSettings,
-                        key: jax.Array, topology: str = "square") -> tuple[list[str], np.ndarray, np.ndarray]:
+                        key: jax.Array, positions=None) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Unit state directions [D, C] to steer (PCs of the hidden channels, probe directions,
     random hidden directions: uniform on the sphere, stream ``STREAM_RANDOM``) and each
     one's spread sigma_d over the alive cells [D] (reported, no longer a dose unit).
@@ -358,7 +359,7 @@ def steering_directions(states: np.ndarray, threshold: float, frame, settings: S
         for j in range(k):
             names.append(f"pc{j + 1}")
             dirs.append(pca.components[j])
-    grid = coordinate_grid(states.shape[1:3], frame, topology)
+    grid = coordinate_grid(states.shape[1:3], frame, positions)
     coords = np.concatenate([grid[alive[b]] for b in range(len(states))])
     for c in settings.probe_coords:
         names.append(f"probe:{c}")
@@ -400,12 +401,15 @@ def run_steering(model, settings: SteeringSettings, key: jax.Array, grid: int | 
     intact = steered_states(model.params, cfg, x0, key, one, [0.0], 0, 1, np.ones((size, size)), settings.steps)[0, 0]
     if not (intact[..., 3] > thr).any():
         raise NCAError(f"{model.name} grows no body in {settings.steps} steps: nothing to steer")
-    # on the hex grid the frame, the regions and every read-out are in the body's Euclidean
-    # frame (cells at their lattice points); the push itself acts on the cells as stored
-    frame = reference_frame(intact[..., 3], thr, cfg.topology)
-    mask = region_mask((size, size), frame, settings.region, cfg.topology)
+    from analysis.rollouts import image_positions
+
+    # on the hex grid the frame, the regions and every read-out are the drawn body's (cells
+    # where the resampled image puts them); the push itself acts on the cells as stored
+    pos = image_positions((size, size), cfg) if cfg.topology == "hex" else None
+    frame = reference_frame(intact[..., 3], thr, pos)
+    mask = region_mask((size, size), frame, settings.region, pos)
     target = fit_target(model.target_image() if model.target else None, size)
-    names, dirs, sigma = steering_directions(intact, thr, frame, settings, key, cfg.topology)
+    names, dirs, sigma = steering_directions(intact, thr, frame, settings, key, pos)
     doses = np.asarray(settings.doses, np.float32)
     m_all = steering_measures(model.params, cfg, x0, key, dirs, doses, settings.t_start, t_stop, mask,
                               settings.steps, target, frame)
@@ -442,26 +446,26 @@ def run_steering(model, settings: SteeringSettings, key: jax.Array, grid: int | 
 # --------------------------------------------------------------------------- transplant
 
 
-def disc(shape: tuple[int, int], centre_rc, radius: float, topology: str = "square") -> np.ndarray:
-    """bool [H, W]: cells within ``radius`` of ``centre_rc`` (row, col), each cell at
-    ``cell_rc``'s position (on the hex grid its lattice point: a disc in the Euclidean frame)."""
-    r, c = cell_rc(*shape, topology)
+def disc(shape: tuple[int, int], centre_rc, radius: float, positions=None) -> np.ndarray:
+    """bool [H, W]: cells within ``radius`` of ``centre_rc`` (row, col), cells at ``positions``
+    (as ``coordinate_grid``; on the hex grid the drawn image's: a disc as drawn)."""
+    r, c = positions if positions is not None else cell_rc(*shape)
     return (r - centre_rc[0]) ** 2 + (c - centre_rc[1]) ** 2 <= radius ** 2
 
 
-def graft(states: np.ndarray, src_rc, dst_rc, radius: float, topology: str = "square") -> np.ndarray:
+def graft(states: np.ndarray, src_rc, dst_rc, radius: float, cfg=None) -> np.ndarray:
     """Copy the cells of the disc at ``src_rc`` onto the disc at ``dst_rc`` (all channels),
-    moved by the lattice translation nearest ``dst_rc - src_rc`` (positions in ``cell_rc``'s
-    units; on the hex grid one array row is sqrt(3)/2 down and 1/2 to the left).
+    moved by the lattice translation nearest ``dst_rc - src_rc``. Positions are array indices,
+    or on the hex grid (``cfg.topology``) the drawn image's pixels (``image_positions``).
     states: [..., H, W, C] -> a grafted copy."""
+    from analysis.rollouts import image_positions, image_shift
+
     out = np.array(states, copy=True)
     shape = states.shape[-3:-1]
-    dy, dx = dst_rc[0] - src_rc[0], dst_rc[1] - src_rc[1]
-    if topology == "hex":
-        dy = dy / (np.sqrt(3.0) / 2.0)  # array rows
-        dx = dx + dy / 2.0              # array columns
-    dr, dc = int(round(dy)), int(round(dx))
-    src = disc(shape, src_rc, radius, topology)
+    hexgrid = cfg is not None and cfg.topology == "hex"
+    dr, dc = image_shift(dst_rc[0] - src_rc[0], dst_rc[1] - src_rc[1], cfg) if hexgrid else \
+        (int(round(dst_rc[0] - src_rc[0])), int(round(dst_rc[1] - src_rc[1])))
+    src = disc(shape, src_rc, radius, image_positions(shape, cfg) if hexgrid else None)
     rows, cols = np.nonzero(src)
     rr, cc = rows + dr, cols + dc
     ok = (rr >= 0) & (rr < shape[0]) & (cc >= 0) & (cc < shape[1])
@@ -497,13 +501,12 @@ def run_transplant(model, settings: TransplantSettings, key: jax.Array, grid: in
                    probe: ProbeSettings = ProbeSettings()) -> dict:
     """Graft a disc of tissue from one end of the body to the other and decode its position.
 
-    Returns JSON-ready {"settings", "donor_rc", "host_rc" (the discs' centres in ``cell_rc``'s
-    units: on the hex grid the body's Euclidean frame), "image_discs" (the same discs on the
-    drawn images: {"donor", "host": [row, col] px, "radius": px}), "steps" (after the graft),
+    Returns JSON-ready {"settings", "donor_rc", "host_rc" (the discs' centres: array row/col,
+    on the hex grid the drawn image's pixels, ``image_positions``), "steps" (after the graft),
     "identity_index": [interval over replicates per recorded step], "decoded": {"graft",
     "donor", "host": [mean decoded along-axis position per step] (replicate mean)},
     "images": {"intact", "grafted": [RGBA at the graft, at the end]} (NumPy, for figures)}."""
-    from analysis.rollouts import euclidean, grow_states, image_rc
+    from analysis.rollouts import euclidean, grow_states, image_positions
 
     cfg = model.model_config
     thr = cfg.alive_threshold
@@ -511,9 +514,10 @@ def run_transplant(model, settings: TransplantSettings, key: jax.Array, grid: in
     grown = grow_states(model, S.t_graft, key, seeds=S.replicates, size=grid)[-1]  # [B, H, W, C]
     if not (grown[..., 3] > thr).any():
         raise NCAError(f"{model.name} grows no body in {S.t_graft} steps: nothing to graft")
-    topo = cfg.topology  # on the hex grid: the frame, discs and positions in the Euclidean frame
-    frame = reference_frame(grown[..., 3], thr, topo)
-    cgrid = coordinate_grid(grown.shape[1:3], frame, topo)
+    # on the hex grid the frame, the discs and the positions are the drawn body's
+    pos = image_positions(grown.shape[1:3], cfg) if cfg.topology == "hex" else None
+    frame = reference_frame(grown[..., 3], thr, pos)
+    cgrid = coordinate_grid(grown.shape[1:3], frame, pos)
     alive0 = (grown[..., 3] > thr).any(0)
     half = np.abs(cgrid[..., 0][alive0]).max()
     ax = direction_vector(frame.axis_deg)  # (u, v): array (d_col, d_row) = (u, -v)
@@ -522,7 +526,7 @@ def run_transplant(model, settings: TransplantSettings, key: jax.Array, grid: in
         return (frame.centroid_rc[0] - s * ax[1], frame.centroid_rc[1] + s * ax[0])
 
     donor, host = at(S.offset * half), at(-S.offset * half)
-    grafted0 = graft(grown, donor, host, S.radius, topo)
+    grafted0 = graft(grown, donor, host, S.radius, cfg)
     sub = jax.random.fold_in(key, 1)
     intact = grow_states(model, S.after, sub, x0=grown, t0=S.t_graft)[::S.every]  # [K, B, H, W, C]
     grafted = grow_states(model, S.after, sub, x0=grafted0, t0=S.t_graft)[::S.every]
@@ -535,8 +539,8 @@ def run_transplant(model, settings: TransplantSettings, key: jax.Array, grid: in
             xs.append(f)
             ys.append(y)
     xtr, ytr = np.concatenate(xs), np.concatenate(ys)
-    dmask = {"host": disc(grown.shape[1:3], host, S.radius, topo),
-             "donor": disc(grown.shape[1:3], donor, S.radius, topo)}
+    dmask = {"host": disc(grown.shape[1:3], host, S.radius, pos),
+             "donor": disc(grown.shape[1:3], donor, S.radius, pos)}
 
     def decoded(states, region) -> np.ndarray:  # [K, B] mean decoded along position of a disc's alive cells
         out = np.full(states.shape[:2], np.nan)
@@ -550,9 +554,7 @@ def run_transplant(model, settings: TransplantSettings, key: jax.Array, grid: in
     g, d, h = decoded(grafted, "host"), decoded(intact, "donor"), decoded(intact, "host")
     index = (g - h) / (d - h)
     steps = list(range(S.t_graft, S.t_graft + S.after + 1, S.every))
-    (dr, dc, px), (hr, hc, _) = (image_rc(donor, grown.shape[1:3], cfg), image_rc(host, grown.shape[1:3], cfg))
     return {"settings": S.as_dict(), "donor_rc": list(donor), "host_rc": list(host),
-            "image_discs": {"donor": [dr, dc], "host": [hr, hc], "radius": S.radius * px},
             "frame": {"centroid_rc": list(frame.centroid_rc), "axis_deg": frame.axis_deg},
             "steps": steps, "identity_index": [interval(index[i]) for i in range(len(steps))],
             "decoded": {"graft": np.nanmean(g, 1).tolist(), "donor": np.nanmean(d, 1).tolist(),

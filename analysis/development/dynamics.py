@@ -36,7 +36,7 @@ from analysis.representation.axes import AxisThresholds, alive_of
 from analysis.representation.compare import emergence_step
 from analysis.representation.dissect import describe_body
 from analysis.representation.pca import fit_cell_pca, min_cells, pc_maps
-from analysis.rollouts import grow_states
+from analysis.rollouts import grow_states, image_positions
 
 AXIAL = ("along-axis", "across-axis")
 
@@ -551,8 +551,9 @@ def measure_development(model: LoadedModel, params, init_params_, target, key: j
     if n.min() < 20:
         out["probe"] = {"null_reason": f"fewer than 20 alive cells in a replicate (min {int(n.min())}): no body"}
     else:
-        frame = Pz.reference_frame(grown[..., 3], thr, cfg.topology)
-        cg = Pz.coordinate_grid((grid, grid), frame, cfg.topology)
+        pos = image_positions((grid, grid), cfg) if cfg.topology == "hex" else None  # the drawn body's
+        frame = Pz.reference_frame(grown[..., 3], thr, pos)
+        cg = Pz.coordinate_grid((grid, grid), frame, pos)
         kp = jax.random.fold_in(key, STREAM_DEV_PROBE)
         f, y = zip(*[Pz.cells_at(grown[b, ..., 4:], alive[b], cg, s.max_cells, jax.random.fold_in(kp, b))
                      for b in range(s.replicates)])

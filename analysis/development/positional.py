@@ -95,7 +95,7 @@ def interval(values, level: float = 0.95) -> dict:
 
 def frame_coords(rows, cols, frame: BodyFrame) -> np.ndarray:
     """Body-frame coordinates of cells. rows, cols: [n] positions (array indices on the square
-    grid; any ``cell_rc`` positions, in the frame's units) -> [n, 3] float64
+    grid; any positions, in the frame's units) -> [n, 3] float64
     (along, across, radius) in px. ``along`` increases toward ``frame.axis_deg`` (image
     view, see analysis.representation.axes), ``across`` toward axis_deg + 90."""
     u = np.asarray(cols, np.float64) - frame.centroid_rc[1]
@@ -106,21 +106,22 @@ def frame_coords(rows, cols, frame: BodyFrame) -> np.ndarray:
     return np.stack([along, across, np.hypot(u, v)], -1)
 
 
-def coordinate_grid(shape: tuple[int, int], frame: BodyFrame, topology: str = "square") -> np.ndarray:
+def coordinate_grid(shape: tuple[int, int], frame: BodyFrame, positions=None) -> np.ndarray:
     """Body-frame coordinates of every cell of an ``[H, W]`` grid -> [H, W, 3]; each cell at
-    ``cell_rc``'s position (on the hex grid its lattice point: Euclidean px)."""
-    rows, cols = cell_rc(*shape, topology)
+    ``positions`` (rows, cols [H, W]; default its array index; on the hex grid
+    ``analysis.rollouts.image_positions``, in the frame's units)."""
+    rows, cols = positions if positions is not None else cell_rc(*shape)
     return frame_coords(rows.ravel(), cols.ravel(), frame).reshape(shape + (3,))
 
 
-def reference_frame(alpha: np.ndarray, threshold: float = 0.1, topology: str = "square") -> BodyFrame:
+def reference_frame(alpha: np.ndarray, threshold: float = 0.1, positions=None) -> BodyFrame:
     """The frame of the grown body: alpha [B, H, W] (replicates) -> ``body_frame`` of the
-    mean alpha (on the hex grid in the Euclidean frame). One clear error when nothing lives."""
+    mean alpha, cells at ``positions`` (as ``body_frame``). One clear error when nothing lives."""
     a = np.asarray(alpha, np.float64)
     a = a.mean(0) if a.ndim == 3 else a
     if not (a > threshold).any():
         raise NCAError("the model grows no body (no alive cells at the reference step): positions are undefined")
-    return body_frame(a, threshold, topology)
+    return body_frame(a, threshold, positions)
 
 
 # --------------------------------------------------------------------------- information

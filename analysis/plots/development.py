@@ -181,12 +181,9 @@ def fig_transplant(tr: dict) -> Figure:
         if name == "grafted":
             from matplotlib.patches import Circle
 
-            # where the discs fall on the drawn image (the hex grid is drawn in its Euclidean frame)
-            discs = tr.get("image_discs") or {"donor": tr["donor_rc"], "host": tr["host_rc"],
-                                              "radius": tr["settings"]["radius"]}
-            for (r, c), col in ((discs["donor"], "tab:green"), (discs["host"], "tab:red")):
-                for off in (0, pair.shape[2]):
-                    ax.add_patch(Circle((c + off, r), discs["radius"], fill=False, color=col, lw=1))
+            for (r, c), col in ((tr["donor_rc"], "tab:green"), (tr["host_rc"], "tab:red")):
+                for off in (0, pair.shape[2]):  # (positions are the drawn image's, on the hex grid too)
+                    ax.add_patch(Circle((c + off, r), tr["settings"]["radius"], fill=False, color=col, lw=1))
         ax.set_title(f"{label}: at the graft | {tr['settings']['after']} steps later", fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])

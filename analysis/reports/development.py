@@ -119,9 +119,9 @@ POSE_NOTE = ("rotation-invariant rule: each rollout picks its own pose, so body 
 
 HEX_GEOMETRY = ("hex grid: positional information (per step and held-out placements) is measured in the body's "
                 "Euclidean frame (states resampled, analysis.rollouts.euclidean); steering's frame, regions and "
-                "read-outs and the transplant's discs are placed at the cells' lattice points "
-                "(analysis.representation.axes.cell_rc), the same frame; the pushes and grafts act on the cells "
-                "as stored, and the images are drawn resampled")
+                "read-outs and the transplant's discs are placed where that resampled image draws each cell "
+                "(analysis.rollouts.image_positions: the same frame, px of the drawn image, 1 cell spacing = "
+                "1.155 px); the pushes and grafts act on the cells as stored")
 
 
 def headline(rep: dict) -> tuple[list[str], list[list]]:

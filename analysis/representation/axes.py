@@ -148,12 +148,13 @@ def alive_of(alpha: np.ndarray, threshold: float = 0.1) -> np.ndarray:
     return np.asarray(alpha) > threshold
 
 
-def body_frame(alpha: np.ndarray, threshold: float = 0.1, topology: str = "square") -> BodyFrame:
+def body_frame(alpha: np.ndarray, threshold: float = 0.1, positions=None) -> BodyFrame:
     """The body's centroid, long axis and elongation. alpha: [H, W].
 
-    Weights are alpha clipped to [0, 1] over the alive cells (alpha > threshold). Cells sit
-    where ``cell_rc`` puts them: on the hex grid the centroid is a lattice position (row, col
-    in ``cell_rc``'s units) and the axis is measured in the Euclidean frame.
+    Weights are alpha clipped to [0, 1] over the alive cells (alpha > threshold). positions:
+    (rows, cols), each [H, W], where the cells sit (default: their array indices; on the hex
+    grid ``analysis.rollouts.image_positions``, so that the frame is the drawn body's); the
+    centroid is given in those units.
     """
     alpha = np.asarray(alpha, np.float64)
     alive = alive_of(alpha, threshold)
@@ -161,7 +162,7 @@ def body_frame(alpha: np.ndarray, threshold: float = 0.1, topology: str = "squar
     if n == 0:
         raise NCAError("no alive cells: the body frame is undefined")
     rows, cols = np.nonzero(alive)
-    pr, pc = cell_rc(*alpha.shape, topology)
+    pr, pc = positions if positions is not None else cell_rc(*alpha.shape)
     c, axis, elong = points_frame(view_coords(pr[rows, cols], pc[rows, cols]), np.clip(alpha[rows, cols], 0.0, 1.0))
     return BodyFrame((float(-c[1]), float(c[0])), axis, elong, n)
 

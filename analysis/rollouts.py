@@ -45,10 +45,10 @@ def image_positions(shape: tuple[int, int], cfg) -> tuple[np.ndarray, np.ndarray
     ii, jj = np.mgrid[:h, :w].astype(np.float64)
     if cfg.topology != "hex":
         return ii, jj
-    from nca.formats.isonca import SQRT3_2
+    from nca.formats.isonca import SQRT3_2, grid_center
 
     x, y = jj - ii / 2.0, ii * SQRT3_2  # world, as hex_to_square reads the array (y up)
-    cx0, cy0 = (w - 1) / 2 - (h - 1) / 4, (h - 1) / 2 * SQRT3_2  # its default centre
+    cx0, cy0 = grid_center(h, w)  # the image's centre
     half = (h - 1) / 2
     return half + (cy0 - y) / SQRT3_2, half + (x - cx0) / SQRT3_2
 

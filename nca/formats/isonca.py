@@ -82,11 +82,17 @@ def hex_to_square(state: np.ndarray, size: int, scale: float = 1.0, center: tupl
     return s[..., bi, bj, :]
 
 
+def grid_center(h: int, w: int) -> tuple[float, float]:
+    """The world point (x, y) at the centre of an [h, w] hex grid: ``hex_to_square``'s default
+    image centre."""
+    return (w - 1) / 2 - (h - 1) / 4, (h - 1) / 2 * SQRT3_2
+
+
 def square_index(h: int, w: int, size: int, scale: float = 1.0,
                  center: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(rows, cols), each [size, size] int: the hex cell nearest each pixel of the square image
     of ``hex_to_square`` (the torus wraps: indices are taken mod H and W)."""
-    cx, cy = center if center is not None else ((w - 1) / 2 - (h - 1) / 4, (h - 1) / 2 * SQRT3_2)
+    cx, cy = center if center is not None else grid_center(h, w)
     r = (np.arange(size) - (size - 1) / 2) * scale
     X, Y = np.meshgrid(cx + r, cy - r)  # image rows go down, world y goes up
     i = Y / SQRT3_2

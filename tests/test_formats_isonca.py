@@ -75,9 +75,10 @@ def test_pose_measure_recovers_a_planted_rotation_and_reflection():
 
 def test_grows_the_lizard_its_authors_show_in_some_direction(model):
     """The demo shows a lizard growing from one cell, in a direction chosen by the fire
-    noise alone. Measured (key 0, 800 steps, 96 x 96): IoU 0.82 with the Noto lizard at the
-    best pose, against at most 0.64 for the 11 other bundled targets (eye)."""
-    x, _ = nca.grow(model, 800, jax.random.key(0), size=96)
+    noise alone. Measured (key 0, 96 x 96): IoU 0.82 with the Noto lizard at the best pose
+    after 800 steps, against at most 0.64 for the 11 other bundled targets (eye); 0.81 against
+    at most 0.62 of the 5 tested here after 600 steps (2026-12-07), which the test grows."""
+    x, _ = nca.grow(model, 600, jax.random.key(0), size=96)
     x = np.asarray(x)
     img = hex_to_square(x, 72, center=body_center(x))
     score = {name: match_pose(img[..., 3], nca.load_target(name)[..., 3]).iou

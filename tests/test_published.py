@@ -113,11 +113,12 @@ def test_the_fidelity_test_fails_on_a_mirrored_rule():
 def test_growing_lizard_is_good_near_step_100_then_degrades():
     # The article: experiment 1 models grow, then do not persist.
     m = nca.load_model("distill:lizard/growing")
-    _, tr = nca.grow(m, 1000, jax.random.key(0), record=("state",), every=100)
+    # measured (key 0): 0.0004 at step 100, rising every 100 steps to 0.0096 at 700 and 0.029 at 1000
+    _, tr = nca.grow(m, 700, jax.random.key(0), record=("state",), every=100)
     target = m.target_image()
     errs = [mse(np.clip(np.asarray(s[..., :4]), 0, 1), target) for s in tr.states]
-    assert errs[0] < 0.002  # step 100; measured 0.0004
-    assert errs[-1] > 10 * errs[0]  # step 1000; measured 0.029
+    assert errs[0] < 0.002  # step 100
+    assert errs[-1] > 10 * errs[0] and all(b > a for a, b in zip(errs, errs[1:]))  # step 700: 22x
 
 
 # Today's Noto drawings differ from 2020's for these, so compare silhouettes (alpha IoU),

@@ -47,7 +47,7 @@ def image_positions(shape: tuple[int, int], cfg) -> tuple[np.ndarray, np.ndarray
         return ii, jj
     from nca.formats.isonca import SQRT3_2, grid_center
 
-    x, y = jj - ii / 2.0, ii * SQRT3_2  # world, as hex_to_square reads the array (y up)
+    x, y = np.moveaxis(cell_positions(ii, jj, cfg), -1, 0)  # world, as hex_to_square reads the array (y up)
     cx0, cy0 = grid_center(h, w)  # the image's centre
     half = (h - 1) / 2
     return half + (cy0 - y) / SQRT3_2, half + (x - cx0) / SQRT3_2

@@ -47,6 +47,7 @@ from nca.stats import t_quantile
 
 from analysis.representation.axes import cell_rc, direction_vector
 from analysis.causal.interventions import in_window
+from analysis.rollouts import euclidean, grow_states, image_positions, image_shift
 from analysis.development.positional import (ProbeSettings, _fit_predict, cells_at, coordinate_grid, interval, numpy_rng,
                          probe_direction, reference_frame)
 
@@ -115,7 +116,8 @@ def steered_states(params, cfg: ModelConfig, x0, key, directions, doses, t_start
                                                t_start, t_stop, mask, steps, cfg))[0] for i in range(len(d))])
 
 
-def body_measures(states: np.ndarray, target: np.ndarray, frame, threshold: float, cfg=None) -> dict:
+def body_measures(states: np.ndarray, target: np.ndarray, frame, threshold: float,
+                  cfg: ModelConfig = ModelConfig()) -> dict:
     """What a body looks like in the intact body's frame. states: [..., H, W, C] ->
     {"shift_along", "shift_across", "length", "area", "loss"} each [...] (NaN where no cell
     lives; shift = the alive cells' centroid minus the frame's centroid, along / across the
@@ -123,17 +125,12 @@ def body_measures(states: np.ndarray, target: np.ndarray, frame, threshold: floa
     cells). On the hex grid (``cfg.topology``) cells sit where the drawn image puts them
     (``analysis.rollouts.image_positions``, px of that image) and the loss compares that
     image (``euclidean``) with the target."""
-    from analysis.rollouts import euclidean, image_positions
-
     s = np.asarray(states)
     lead = s.shape[:-3]
     flat = s.reshape((-1,) + s.shape[-3:])
-    hexgrid = cfg is not None and cfg.topology == "hex"
-    grid = coordinate_grid(s.shape[-3:-1], frame, image_positions(s.shape[-3:-1], cfg) if hexgrid else None)
+    grid = coordinate_grid(s.shape[-3:-1], frame, image_positions(s.shape[-3:-1], cfg))
     out = {k: np.full(len(flat), np.nan) for k in MEASURES}
-    rgba = np.clip(flat[..., :4], 0, 1)
-    if hexgrid:
-        rgba = euclidean(rgba, cfg)
+    rgba = euclidean(np.clip(flat[..., :4], 0, 1), cfg)
     out["loss"] = ((rgba - np.asarray(target)[None]) ** 2).mean((1, 2, 3))
     for i, x in enumerate(flat):
         alive = x[..., 3] > threshold
@@ -162,8 +159,6 @@ def steering_measures(params, cfg: ModelConfig, x0, key, directions, doses, t_st
     if len(nz):
         per = None if per_step is None else np.asarray(per_step, np.float32)[:, nz]
         finals[:, nz] = steered_states(params, cfg, x0, key, d, doses[nz], t_start, t_stop, mask, steps, per)
-    from analysis.rollouts import euclidean
-
     out = body_measures(finals, target, frame, cfg.alive_threshold, cfg)
     out["images"] = euclidean(np.clip(finals[:, :, 0, ..., :4], 0, 1), cfg)  # as the body looks
     return out
@@ -401,11 +396,9 @@ def run_steering(model, settings: SteeringSettings, key: jax.Array, grid: int | 
     intact = steered_states(model.params, cfg, x0, key, one, [0.0], 0, 1, np.ones((size, size)), settings.steps)[0, 0]
     if not (intact[..., 3] > thr).any():
         raise NCAError(f"{model.name} grows no body in {settings.steps} steps: nothing to steer")
-    from analysis.rollouts import image_positions
-
     # on the hex grid the frame, the regions and every read-out are the drawn body's (cells
     # where the resampled image puts them); the push itself acts on the cells as stored
-    pos = image_positions((size, size), cfg) if cfg.topology == "hex" else None
+    pos = image_positions((size, size), cfg)
     frame = reference_frame(intact[..., 3], thr, pos)
     mask = region_mask((size, size), frame, settings.region, pos)
     target = fit_target(model.target_image() if model.target else None, size)
@@ -453,19 +446,15 @@ def disc(shape: tuple[int, int], centre_rc, radius: float, positions=None) -> np
     return (r - centre_rc[0]) ** 2 + (c - centre_rc[1]) ** 2 <= radius ** 2
 
 
-def graft(states: np.ndarray, src_rc, dst_rc, radius: float, cfg=None) -> np.ndarray:
+def graft(states: np.ndarray, src_rc, dst_rc, radius: float, cfg: ModelConfig = ModelConfig()) -> np.ndarray:
     """Copy the cells of the disc at ``src_rc`` onto the disc at ``dst_rc`` (all channels),
     moved by the lattice translation nearest ``dst_rc - src_rc``. Positions are array indices,
     or on the hex grid (``cfg.topology``) the drawn image's pixels (``image_positions``).
     states: [..., H, W, C] -> a grafted copy."""
-    from analysis.rollouts import image_positions, image_shift
-
     out = np.array(states, copy=True)
     shape = states.shape[-3:-1]
-    hexgrid = cfg is not None and cfg.topology == "hex"
-    dr, dc = image_shift(dst_rc[0] - src_rc[0], dst_rc[1] - src_rc[1], cfg) if hexgrid else \
-        (int(round(dst_rc[0] - src_rc[0])), int(round(dst_rc[1] - src_rc[1])))
-    src = disc(shape, src_rc, radius, image_positions(shape, cfg) if hexgrid else None)
+    dr, dc = image_shift(dst_rc[0] - src_rc[0], dst_rc[1] - src_rc[1], cfg)
+    src = disc(shape, src_rc, radius, image_positions(shape, cfg))
     rows, cols = np.nonzero(src)
     rr, cc = rows + dr, cols + dc
     ok = (rr >= 0) & (rr < shape[0]) & (cc >= 0) & (cc < shape[1])
@@ -506,8 +495,6 @@ def run_transplant(model, settings: TransplantSettings, key: jax.Array, grid: in
     "identity_index": [interval over replicates per recorded step], "decoded": {"graft",
     "donor", "host": [mean decoded along-axis position per step] (replicate mean)},
     "images": {"intact", "grafted": [RGBA at the graft, at the end]} (NumPy, for figures)}."""
-    from analysis.rollouts import euclidean, grow_states, image_positions
-
     cfg = model.model_config
     thr = cfg.alive_threshold
     S = settings
@@ -515,7 +502,7 @@ def run_transplant(model, settings: TransplantSettings, key: jax.Array, grid: in
     if not (grown[..., 3] > thr).any():
         raise NCAError(f"{model.name} grows no body in {S.t_graft} steps: nothing to graft")
     # on the hex grid the frame, the discs and the positions are the drawn body's
-    pos = image_positions(grown.shape[1:3], cfg) if cfg.topology == "hex" else None
+    pos = image_positions(grown.shape[1:3], cfg)
     frame = reference_frame(grown[..., 3], thr, pos)
     cgrid = coordinate_grid(grown.shape[1:3], frame, pos)
     alive0 = (grown[..., 3] > thr).any(0)

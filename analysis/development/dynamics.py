@@ -551,7 +551,7 @@ def measure_development(model: LoadedModel, params, init_params_, target, key: j
     if n.min() < 20:
         out["probe"] = {"null_reason": f"fewer than 20 alive cells in a replicate (min {int(n.min())}): no body"}
     else:
-        pos = image_positions((grid, grid), cfg) if cfg.topology == "hex" else None  # the drawn body's
+        pos = image_positions((grid, grid), cfg)  # on the hex grid the drawn body's
         frame = Pz.reference_frame(grown[..., 3], thr, pos)
         cg = Pz.coordinate_grid((grid, grid), frame, pos)
         kp = jax.random.fold_in(key, STREAM_DEV_PROBE)

@@ -328,7 +328,7 @@ def cross_models_battery(sets: int, n_power: int, stts: list[float], seed: int, 
     from analysis.representation.axes import body_frame, view_coords
     from analysis.representation.axis_null import BodyNull, NullSettings
     from analysis.representation.cross_model import CombinedSettings, combined_axis_test
-    from analysis.representation.null_battery import FAMILIES, draw_family, planted_ramp
+    from analysis.representation.null_battery import FAMILIES, draw_family, planted_radial, planted_ramp
     from analysis.rollouts import grow_states
     from analysis.stats import binomial_interval
 
@@ -350,8 +350,7 @@ def cross_models_battery(sets: int, n_power: int, stts: list[float], seed: int, 
             body = BodyNull(mask, centre, NullSettings(), seed=seed, key=(part, cell, s, m), axis_deg=head)
             t = theta(m, rng)
             if t is not None and t[0] == "radial":  # core high, no gradient: the body's shape gives it axis associations
-                d = np.hypot(*(body.uv - centre).T)
-                values.append((-t[1] * (d - d.mean()) / d.std() + tex)[:, None])
+                values.append(planted_radial(body.uv, centre, tex, -t[1])[:, None])
             else:
                 values.append((tex if t is None else planted_ramp(body.uv, t[0], tex, t[1]))[:, None])
             nulls.append(body)

@@ -39,7 +39,7 @@ from scipy.optimize import nnls
 import nca
 from analysis.representation.axes import body_frame, view_coords
 from analysis.representation.axis_null import STATISTICS, BodyNull, NullSettings, normal_scores
-from analysis.representation.null_battery import FAMILIES, draw_family
+from analysis.representation.null_battery import FAMILIES, draw_family, planted_radial
 from analysis.rollouts import grow_states
 
 
@@ -108,8 +108,7 @@ def main(argv=None) -> dict:
                        axis_deg=fr.axis_deg)
     null = BodyNull(mask, centre, NullSettings(max_lag_body=a.max_lag_body), seed=a.seed, key=(1,), axis_deg=fr.axis_deg)
     if a.stt:
-        d = np.hypot(*(null.uv - centre).T)
-        maps = -a.stt * ((d - d.mean()) / d.std())[:, None] + maps
+        maps = np.stack([planted_radial(null.uv, centre, m, -a.stt) for m in maps.T], 1)
     obs = null.statistics(maps)  # [4, maps]
     if a.across_spread:
         return across_spread(null, maps[:, :a.per_map], fr.axis_deg, a.surrogates, t0, a)

@@ -9,7 +9,7 @@ import pytest
 
 from analysis.representation.axes import body_frame, direction_vector, view_coords, wrap180
 from analysis.representation.axis_null import (BodyNull, KindRule, NullSettings, agreed_kind, body_kinds, direction_ci, holm)
-from analysis.representation.null_battery import draw_family
+from analysis.representation.null_battery import draw_family, planted_radial
 from analysis.stats import binomial_interval
 
 
@@ -104,8 +104,7 @@ def test_planted_across_axis_ramp_and_radial_map_are_found_among_null_maps(body,
     uv = view_coords(rows, cols)
     tex = draw_family(mask, "matern", {"nu": 1.5, "ell": 3}, 6, rng)
     across = planted_ramp(uv, frame.axis_deg + 90 + rng.choice([0, 180]), tex[:, 0], 8.0)
-    d = np.hypot(*(uv - centre).T)
-    radial = 2.0 * (d - d.mean()) / d.std() + tex[:, 1]
+    radial = planted_radial(uv, centre, tex[:, 1], 2.0)
     maps = np.concatenate([np.stack([across, radial], 1), draw_family(mask, "two_scale", BATTERY["two_scale"][1], 4, rng)], 1)
     res = BodyNull(mask, centre, NullSettings(), seed=5, key=(trial,), axis_deg=frame.axis_deg).test(maps)
     assert holm(res["across_p_value"])[0] < 0.05 and holm(res["radial_p_value"])[1] < 0.05

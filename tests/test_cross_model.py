@@ -11,7 +11,7 @@ from analysis.representation.axes import body_frame, view_coords
 from analysis.representation.axis_null import BodyNull, NullSettings
 from analysis.representation.cross_model import (CombinedSettings, combined_axis_test, fisher_p, oriented_axes,
                                                  sign_flip_p)
-from analysis.representation.null_battery import draw_family, planted_ramp
+from analysis.representation.null_battery import draw_family, planted_radial, planted_ramp
 from nca.errors import NCAError
 from test_axis_null import ellipse_mask
 
@@ -126,8 +126,7 @@ def test_a_core_periphery_map_on_a_lopsided_body_is_not_a_shared_gradient():
             body = BodyNull(mask, centre, SMALL, seed=2, key=(t, m), axis_deg=frame.axis_deg)
             tex = draw_family(mask, "matern", {"nu": 1.5, "ell": 3}, 1,
                               np.random.default_rng(np.random.SeedSequence(13, spawn_key=(t, m))))[:, 0]
-            d = np.hypot(*(body.uv - centre).T)
-            values.append((-2.0 * (d - d.mean()) / d.std() + tex)[:, None])
+            values.append(planted_radial(body.uv, centre, tex, -2.0)[:, None])
             nulls.append(body)
         res = combined_axis_test(nulls, values, DRAWS, reference_deg=HEAD_DEG)["components"][0]
         calls.append(res["across"]["p_value"] < 0.05 or res["along"]["p_value"] < 0.05)

@@ -123,3 +123,13 @@ def planted_ramp(uv: np.ndarray, theta_deg: float, texture: np.ndarray, signal_t
     p = uv @ direction_vector(theta_deg)
     p = (p - p.mean()) / p.std()
     return signal_to_texture * p + texture
+
+
+def planted_radial(uv: np.ndarray, centre: np.ndarray, texture: np.ndarray, signal: float) -> np.ndarray:
+    """A core-periphery map (linear in the distance from ``centre``) plus a texture: the radial
+    positive control, and the confound of the axis tests (no gradient along any direction).
+
+    uv: [n, 2] image-view positions; centre: [2]; texture: [n] (standardised); signal: the
+    pattern's sd over the body / the texture's, < 0 when the core is high -> [n]."""
+    d = np.hypot(*(uv - centre).T)
+    return signal * (d - d.mean()) / d.std() + texture

@@ -309,7 +309,7 @@ CROSS_FAMILIES = ("matern1.5_l3", "matern0.5_l20", "matern2.5_l10", "matern2.5_l
 
 def cross_models_battery(sets: int, n_power: int, stts: list[float], seed: int, model: str, n_models: int = 4,
                          families: list[str] | None = None, partial=None, cells: str | None = None,
-                         first_set: int = 0) -> dict:
+                         first_set: int = 0, statistic: str = "mean") -> dict:
     """The combined test across models (``analysis.representation.cross_model``) on planted
     "models": ``n_models`` copies of ``model``'s body (step 200, key(0), first rollout), each
     with its own surrogate stream and its own field. False positives: independent fields of a
@@ -320,7 +320,8 @@ def cross_models_battery(sets: int, n_power: int, stts: list[float], seed: int, 
     (combined, Fisher, sign flip) and of any one body's own along-axis p < 0.05, along the
     axis; and of the combined test across it (across_combined). cells: only
     the power cells whose name contains this; first_set: the sets' index offset (more sets of
-    a cell, independent of the first run's, with ``first_set`` = the sets already run)."""
+    a cell, independent of the first run's, with ``first_set`` = the sets already run);
+    statistic: ``CombinedSettings.statistic`` (either reads the same sets and surrogates)."""
     import jax
     import numpy as np
 
@@ -339,7 +340,8 @@ def cross_models_battery(sets: int, n_power: int, stts: list[float], seed: int, 
     centre = view_coords([frame.centroid_rc[0]], [frame.centroid_rc[1]])[0]
     head = frame.axis_deg
     out = {"model": model, "n_models": n_models, "body_cells": int(mask.sum()), "axis_deg": head,
-           "settings": {"null": "NullSettings()", "combined": "CombinedSettings(orient='none')"}, "fp": {}, "power": {}}
+           "settings": {"null": "NullSettings()", "combined": f"CombinedSettings(orient='none', statistic={statistic!r})"},
+           "fp": {}, "power": {}}
     tests = ("combined", "fisher", "sign_flip", "any_one_body", "across_combined")
 
     def one_set(part: int, cell: int, s: int, texture: tuple, theta) -> dict:
@@ -354,7 +356,8 @@ def cross_models_battery(sets: int, n_power: int, stts: list[float], seed: int, 
             else:
                 values.append((tex if t is None else planted_ramp(body.uv, t[0], tex, t[1]))[:, None])
             nulls.append(body)
-        res = combined_axis_test(nulls, values, CombinedSettings(orient="none"), reference_deg=head)["components"][0]
+        res = combined_axis_test(nulls, values, CombinedSettings(orient="none", statistic=statistic),
+                                 reference_deg=head)["components"][0]
         a, c = res["along"], res["across"]
         return {"combined": a["p_value"], "fisher": a["fisher_p"], "sign_flip": a["sign_flip_p"],
                 "any_one_body": min(a["per_model_p"]), "across_combined": c["p_value"],
@@ -421,6 +424,8 @@ def main() -> int:
                     help="--only cross_models: index of the first set (more sets, independent of a first run; a "
                          "set's streams are keyed by its family's position in --families and its index, so give "
                          "indices no earlier run used at that position)")
+    ap.add_argument("--combined-statistic", default="mean",
+                    help="--only cross_models: CombinedSettings.statistic, mean or t (default: %(default)s)")
     ap.add_argument("--battery-model", default="distill:lizard/regenerating",
                     help="whose body the battery is drawn on (default: %(default)s)")
     ap.add_argument("--old-null", default="de498a5",
@@ -451,7 +456,7 @@ def main() -> int:
         res["cross_models"] = cross_models_battery(
             a.draws, a.power_draws, [float(x) for x in (a.cross_stt or "0.25,0.5,1").split(",")], a.seed,
             a.battery_model, families=a.families.split(",") if a.families else None, cells=a.cross_cells,
-            first_set=a.first_set,
+            first_set=a.first_set, statistic=a.combined_statistic,
             partial=lambda b: atomic_write_bytes(a.out / "dissection.json",
                                                  json.dumps({**res, "cross_models": b, "partial": True}, indent=1).encode()))
     if "battery" in only:

@@ -9,8 +9,8 @@ import pytest
 
 from analysis.representation.axes import body_frame, view_coords
 from analysis.representation.axis_null import BodyNull, NullSettings
-from analysis.representation.cross_model import (CombinedSettings, combined_axis_test, fisher_p, oriented_axes,
-                                                 sign_flip_p)
+from analysis.representation.cross_model import (CombinedSettings, combined_axis_test, combined_statistic, fisher_p,
+                                                 oriented_axes, sign_flip_p)
 from analysis.representation.null_battery import draw_family, planted_radial, planted_ramp
 from nca.errors import NCAError
 from test_axis_null import ellipse_mask
@@ -105,6 +105,29 @@ def test_bad_input_is_one_clear_error():
         combined_axis_test(nulls[:2], [values[1], values[0]], DRAWS)
     with pytest.raises(NCAError, match="orient"):
         CombinedSettings(orient="up")
+    with pytest.raises(NCAError, match="statistic"):
+        CombinedSettings(statistic="median")
+
+
+def test_the_studentized_statistic_ignores_a_common_scale_and_finds_the_shared_ramp():
+    """The "t" statistic (mean over its standard error across models) is the same for
+    associations all scaled by one factor, which the mean is not (a null whose spread is off by
+    a common factor is what studentizing answers; Hall & Wilson 1991); models that agree exactly
+    give an infinite t; and on a shared ramp at the texture's size it finds what the mean finds,
+    on the same surrogates (bench/dissection.py --combined-statistic t measures its calibration:
+    no better than the mean's, module doc)."""
+    x = np.array([[0.3, -0.2], [0.5, 0.1], [0.1, -0.4], [0.4, 0.2]])
+    assert np.allclose(combined_statistic(0.5 * x, "t"), combined_statistic(x, "t"))
+    assert np.allclose(combined_statistic(0.5 * x, "mean"), 0.5 * combined_statistic(x, "mean"))
+    assert np.allclose(combined_statistic(x, "t"), x.mean(0) / (x.std(0, ddof=1) / 2))
+    assert combined_statistic(np.full((4, 1), 0.3), "t")[0] == np.inf
+    assert combined_statistic(np.zeros((4, 1)), "t")[0] == 0.0
+    nulls, values = _bodies(0, "shared", stt=1.0)
+    res = combined_axis_test(nulls, values, CombinedSettings(draws=99, orient="none", statistic="t"),
+                             reference_deg=HEAD_DEG)
+    a = res["components"][0]["along"]
+    assert res["statistic"] == "t" and a["p_value"] < 0.05
+    assert a["statistic"] == pytest.approx(combined_statistic(np.array(a["per_model"]), "t"))
 
 
 

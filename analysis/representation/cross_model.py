@@ -40,15 +40,22 @@ their surrogates by strength alone. It barely helped there (3/40 against 4/40 al
 each across, planted on the lizard's body), and it is fooled by a core-periphery map, which has little directional
 structure of its own, so that the body's shape sets the ratio the same way in every model:
 a radial map with no gradient called an across-axis gradient in 18/40 sets (the plain mean:
-0/40). docs/validation/spatial_null.md has the numbers.
+0/40). Also measured and not adopted (``statistic="t"``, kept as an option): the mean over its
+standard error across models (studentized, the remedy when a null's spread is off by a
+common factor; Hall & Wilson 1991, Biometrics 47:757). On the same sets and surrogates it was
+no better where the mean is anti-conservative: fields correlated 4x longer along the body,
+across 13/200 (mean 15/200) and along 7/200 (mean 1/200); random-direction ramps 7/80 along
+and 5/80 across (mean 6/80 and 6/80); and it found a shared ramp at half the texture on a
+two-scale texture in 7/20 sets against the mean's 9/20. The surrogates miss the shape of the
+association's distribution there, not only its scale. docs/validation/spatial_null.md has the numbers.
 
 Validated on planted data (tests/test_cross_model.py, ``python bench/dissection.py --only
 cross_models``): fields with no gradient, independent per model, are called at most at the
 nominal rate; a ramp shared by the models at a signal the one-body test misses is found;
 ramps along the axis whose sign differs between models, and core-periphery maps, are not
 called shared. Known limits: strong ramps (3x the texture) in a random direction per model are
-called shared along the axis in 6/80 sets (7.5 % [2.8, 15.6]) and across it in 4/40 (10 %
-[2.8, 23.7]): such maps are not the stationary fields the surrogates are; and fields
+called shared along the axis in 6/80 sets (7.5 % [2.8, 15.6]) and across it in 6/80 (7.5 %
+[2.8, 15.6]): such maps are not the stationary fields the surrogates are; and fields
 correlated 4x longer along the body are called shared across-axis gradients in 24/320 sets
 (7.5 % [4.9, 11.0]: anti-conservative there). Read a combined p near 0.05 beside the
 sign-flip p, which needs 6 or more models to reach 0.05.
@@ -67,6 +74,7 @@ from analysis.representation.axis_null import BodyNull
 
 ORIENT = ("core", "none")
 AXES = ("along", "across")
+STATISTICS = ("mean", "t")
 
 
 @dataclass(frozen=True)
@@ -74,11 +82,15 @@ class CombinedSettings:
     """draws: null draws of the combined statistic (one surrogate per model each; the
     smallest p is 1 / (draws + 1)); orient: how each map's sign is fixed (``ORIENT``; module
     doc); min_models: fewer models -> an error (two cannot agree by more than chance at any
-    useful level of the sign-flip test, and the combination is the point)."""
+    useful level of the sign-flip test, and the combination is the point); statistic: the
+    combined statistic (``STATISTICS``): ``"mean"``, the mean signed association over models
+    (the primary definition), or ``"t"``, that mean divided by its standard error over models
+    (studentized; the same surrogates; module doc: measured, not better calibrated)."""
 
     draws: int = 999
     orient: str = "core"
     min_models: int = 2
+    statistic: str = "mean"
 
     def __post_init__(self):
         from nca.errors import require_at_least
@@ -87,6 +99,8 @@ class CombinedSettings:
         require_at_least(self, ("min_models",), 2, lambda name: f"CombinedSettings.{name}")
         if self.orient not in ORIENT:
             raise NCAError(f"CombinedSettings.orient must be one of {', '.join(ORIENT)}, got {self.orient!r}")
+        if self.statistic not in STATISTICS:
+            raise NCAError(f"CombinedSettings.statistic must be one of {', '.join(STATISTICS)}, got {self.statistic!r}")
 
 
 def oriented_axes(bodies: list[BodyNull], reference_deg: float | None = None) -> np.ndarray:
@@ -105,6 +119,18 @@ def _per_map(body: BodyNull, values: np.ndarray, axis_deg: float, orient: str) -
     radial, along, across = body.signed_statistics(values, axis_deg)
     sign = 1.0 if orient == "none" else np.where(radial > 0, -1.0, 1.0)  # "core": radial association <= 0
     return np.stack([along, across]) * sign
+
+
+def combined_statistic(x: np.ndarray, statistic: str = "mean") -> np.ndarray:
+    """The combined statistic over models, axis 0 of x [M, ...] -> [...]: the mean, or
+    (``"t"``) the mean over its standard error, mean / (sd / sqrt(M)) with sd's ddof 1 (models
+    that agree exactly: sd 0, a t of +-inf, which every draw with sd > 0 falls short of)."""
+    m = x.mean(0)
+    if statistic == "mean":
+        return m
+    se = x.std(0, ddof=1) / np.sqrt(x.shape[0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(se > 0, m / np.where(se > 0, se, 1.0), np.where(m == 0, 0.0, np.sign(m) * np.inf))
 
 
 def sign_flip_p(x: np.ndarray) -> float:
@@ -162,22 +188,24 @@ def combined_axis_test(bodies: list[BodyNull], values: list[np.ndarray],
     comps = []
     for j in range(k):
         variants = [b.null_weights(w[:, j]) for b, w in zip(bodies, weights)]
-        t = obs[:, :, j].mean(0)  # [2]: along, across
+        t = combined_statistic(obs[:, :, j], settings.statistic)  # [2]: along, across
         p_var = []
         for v in range(len(variants[0])):
-            null = np.stack([_per_map(b, b.surrogates(ws[v], B), a, settings.orient)
-                             for b, ws, a in zip(bodies, variants, axes)]).mean(0)  # [2, B]
+            null = combined_statistic(np.stack([_per_map(b, b.surrogates(ws[v], B), a, settings.orient)
+                                                for b, ws, a in zip(bodies, variants, axes)]),
+                                      settings.statistic)  # [2, B]
             p_var.append((1.0 + (np.abs(null) >= np.abs(t)[:, None] - 1e-12).sum(1)) / (1.0 + B))
         p_var = np.array(p_var)  # [variants, 2]
         comp = {}
         for i, axis in enumerate(AXES):
             per_p = np.array([ob[f"{axis}_p_value"][j] for ob in one_body])
-            comp[axis] = {"mean_signed": float(obs[:, i, j].mean()), "per_model": obs[:, i, j].tolist(),
+            comp[axis] = {"mean_signed": float(obs[:, i, j].mean()), "statistic": float(t[i]),
+                          "per_model": obs[:, i, j].tolist(),
                           "p_value": float(p_var[:, i].max()), "p_fitted": float(p_var[0, i]),
                           "p_broader": float(p_var[-1, i]) if len(p_var) > 1 else None,
                           "fisher_p": fisher_p(per_p), "per_model_p": per_p.tolist(),
                           "sign_flip_p": sign_flip_p(obs[:, i, j])}
         comps.append(comp)
     return {"n_models": M, "draws": B, "min_p": 1.0 / (B + 1), "sign_flip_min_p": 2.0 / 2 ** M,
-            "orient": settings.orient, "axis_deg": axes.tolist(), "components": comps}
+            "orient": settings.orient, "statistic": settings.statistic, "axis_deg": axes.tolist(), "components": comps}
 

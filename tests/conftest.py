@@ -16,3 +16,15 @@ if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
 # between programs built with the same flags.
 if "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_use_fusion_emitters=false").strip()
+
+# One persistent compilation cache for the whole run, shared by the xdist workers and the
+# scripts the tests start in subprocesses (they inherit the environment): a program compiled
+# once is loaded, not compiled again, by every other process that builds it.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ and os.environ.get("NCA_TEST_CACHE", "1") != "0":
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache = tempfile.mkdtemp(prefix="nca-test-jax-cache-")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)

@@ -54,8 +54,8 @@ cross_models``): fields with no gradient, independent per model, are called at m
 nominal rate; a ramp shared by the models at a signal the one-body test misses is found;
 ramps along the axis whose sign differs between models, and core-periphery maps, are not
 called shared. Known limits: strong ramps (3x the texture) in a random direction per model are
-called shared along the axis in 6/80 sets (7.5 % [2.8, 15.6]) and across it in 6/80 (7.5 %
-[2.8, 15.6]): such maps are not the stationary fields the surrogates are; and fields
+called shared along the axis in 17/200 sets (8.5 % [5.0, 13.3]: anti-conservative) and across
+it in 10/200 (5.0 % [2.4, 9.0]): such maps are not the stationary fields the surrogates are; and fields
 correlated 4x longer along the body are called shared across-axis gradients in 24/320 sets
 (7.5 % [4.9, 11.0]: anti-conservative there). Read a combined p near 0.05 beside the
 sign-flip p, which needs 6 or more models to reach 0.05.

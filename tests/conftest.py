@@ -20,11 +20,35 @@ if "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", ""):
 # One persistent compilation cache for the whole run, shared by the xdist workers and the
 # scripts the tests start in subprocesses (they inherit the environment): a program compiled
 # once is loaded, not compiled again, by every other process that builds it.
+CACHE_PREFIX = "nca-test-jax-cache-"
+
+
+def sweep_stale_caches(folder: str) -> list[str]:
+    """Remove the caches of earlier runs whose process is gone (``<prefix><pid>-*``; a run
+    killed with SIGKILL never reaches its atexit). Returns the folders removed."""
+    import shutil
+
+    removed = []
+    for name in os.listdir(folder):
+        pid = name[len(CACHE_PREFIX):].split("-", 1)[0]
+        if not (name.startswith(CACHE_PREFIX) and pid.isdigit()):
+            continue
+        try:
+            os.kill(int(pid), 0)  # alive (or someone else's): leave it
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+            removed.append(name)
+        except OSError:
+            pass
+    return removed
+
+
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ and os.environ.get("NCA_TEST_CACHE", "1") != "0":
     import atexit
     import shutil
     import tempfile
 
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache = tempfile.mkdtemp(prefix="nca-test-jax-cache-")
+    sweep_stale_caches(tempfile.gettempdir())
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache = tempfile.mkdtemp(prefix=f"{CACHE_PREFIX}{os.getpid()}-")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     atexit.register(shutil.rmtree, _cache, ignore_errors=True)

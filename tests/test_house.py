@@ -4,6 +4,7 @@ follows one contract (Settings -> run(settings) -> a typed Result -> write(resul
 summary_lines(result))."""
 
 import dataclasses
+import os
 import inspect
 import typing
 from pathlib import Path
@@ -134,3 +135,22 @@ def test_layers_point_down_nca_never_imports_analysis_or_scripts():
             bad += [f"{path.relative_to(root.parent)}:{node.lineno} {n}" for n in names
                     if n.split(".")[0] in ("analysis", "scripts")]
     assert not bad, bad
+
+
+def test_a_test_runs_cache_left_by_a_killed_run_is_removed_and_a_live_runs_is_kept(tmp_path):
+    """tests/conftest.py's compilation cache is removed at exit; a run killed with SIGKILL
+    leaves it, and the next run removes it (its pid is gone), but never a live run's."""
+    import subprocess
+    import sys
+
+    from conftest import CACHE_PREFIX, sweep_stale_caches
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    live = tmp_path / f"{CACHE_PREFIX}{os.getpid()}-abc"
+    stale = tmp_path / f"{CACHE_PREFIX}{dead_pid}-xyz"
+    other = tmp_path / "nca-test-jax-cache-xyz"  # no pid: not ours to judge
+    for d in (live, stale, other):
+        (d / "sub").mkdir(parents=True)
+    assert sweep_stale_caches(str(tmp_path)) == [stale.name]
+    assert live.is_dir() and other.is_dir() and not stale.exists()

@@ -45,24 +45,15 @@ from analysis.rollouts import grow_states
 
 def exact_variogram(null: BodyNull, nu: float, ell: float) -> np.ndarray:
     """The Matern family's own variogram (``null_battery._matern_psd``, the covariance of the
-    fields before they are standardised) in ``null``'s lag bins, computed as ``_lag_setup``
-    computes each kernel's: the pair-count-weighted mean of 1 - c(lag) / c(0)."""
+    fields before they are standardised) in ``null``'s lag bins, binned as each kernel's
+    (``BodyNull.exact_variogram``)."""
     import scipy.fft
 
     from analysis.representation.null_battery import _matern_psd
 
-    lg = null._lag_setup()
     hp, wp = (4 * int(np.ceil(max(ell, null.length))),) * 2  # wide enough that nothing wraps
     fy, fx = np.fft.fftfreq(hp)[:, None], np.fft.rfftfreq(wp)[None, :]
-    cov = scipy.fft.irfft2(_matern_psd(fy, fx, nu, ell), s=(hp, wp))
-    h, w = null.mask.shape
-    dy = np.fft.fftfreq(2 * h, 1.0 / (2 * h))[:, None]
-    dx = np.fft.fftfreq(2 * w, 1.0 / (2 * w))[None, :]
-    iy, ix = (dy.astype(int) % hp) * np.ones_like(dx, dtype=int), (dx.astype(int) % wp) * np.ones_like(dy, dtype=int)
-    counts = scipy.fft.irfft2(np.conj(lg["fm"]) * lg["fm"], s=lg["shape"])
-    g = 1.0 - cov[iy, ix] / cov[0, 0]
-    sel = lg["sel"]
-    return np.bincount(lg["bins"][sel], weights=(g * counts)[sel], minlength=lg["n_bins"]) / np.maximum(lg["bin_counts"], 1e-9)
+    return null.exact_variogram(scipy.fft.irfft2(_matern_psd(fy, fx, nu, ell), s=(hp, wp)))
 
 
 def across_spread(null: BodyNull, maps: np.ndarray, axis_deg: float, count: int, t0: float, a) -> dict:

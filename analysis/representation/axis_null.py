@@ -154,6 +154,21 @@ def normal_scores(values: np.ndarray) -> np.ndarray:
     return ndtri((rankdata(values, axis=0) - 0.5) / values.shape[0])
 
 
+def _binned_variogram(lags: dict, cov: np.ndarray) -> np.ndarray:
+    """The pair-count-weighted mean of 1 - c(lag) / c(0) in each lag bin -> [n_bins]: the exact
+    variogram on a body of a stationary field whose covariance ``cov`` [hp, wp] is given on a
+    periodic grid. lags: the body's lag vectors (dy, dx), pair counts and bins
+    (``BodyNull._lag_setup``); lags of half the grid or more (they wrap) are left out."""
+    hp, wp = cov.shape
+    dy, dx = lags["dy"], lags["dx"]
+    iy = (dy.astype(int) % hp) * np.ones_like(dx, dtype=int)
+    ix = (dx.astype(int) % wp) * np.ones_like(dy, dtype=int)
+    ok = lags["sel"] & (np.abs(dy) < hp / 2) & (np.abs(dx) < wp / 2)
+    g = 1.0 - cov[iy[ok], ix[ok]] / cov[0, 0]
+    return np.bincount(lags["bins"][ok], weights=g * lags["counts"][ok], minlength=lags["n_bins"]) / \
+        np.maximum(lags["bin_counts"], 1e-9)
+
+
 class BodyNull:
     """Surrogate generator and test statistics for one body (alive mask).
 
@@ -298,14 +313,11 @@ class BodyNull:
         t2 = np.exp(-4 * np.pi ** 2 * ((sa[:, None, None] * fa) ** 2 + (sc[:, None, None] * fc) ** 2))  # [m, hp, wp/2+1]
         cov = scipy.fft.irfft2(t2, s=(hp, wp))  # [m, hp, wp]: each scale's covariance (unit noise)
         var = cov[:, 0, 0].copy()
-        # each scale's exact variogram on this body: pair-count-weighted mean of 1 - c(lag) / c(0)
-        iy = (dy.astype(int) % hp) * np.ones_like(dx, dtype=int)
-        ix = (dx.astype(int) % wp) * np.ones_like(dy, dtype=int)
-        ok = sel & (np.abs(dy) < hp / 2) & (np.abs(dx) < wp / 2)
+        lags = {"dy": dy, "dx": dx, "counts": counts, "bins": bins, "sel": sel, "bin_counts": bin_counts,
+                "n_bins": n_bins}
         ref = np.zeros((len(sa) + 1, n_bins))
-        for i in range(len(sa)):
-            g = 1.0 - cov[i][iy[ok], ix[ok]] / var[i]
-            ref[i] = np.bincount(bins[ok], weights=g * counts[ok], minlength=n_bins) / np.maximum(bin_counts, 1e-9)
+        for i in range(len(sa)):  # each scale's exact variogram on this body
+            ref[i] = _binned_variogram(lags, cov[i])
         ref[-1] = 1.0  # white noise: 1 at every nonzero lag
         # Berger & Boos: each kernel's variance moved to the kernel scale_range times broader
         # in both directions (capped at the broadest scale)
@@ -318,11 +330,16 @@ class BodyNull:
             return index[(a, c)]
 
         broader = np.array([kernel(bi[a], bi[c]) for a, c in zip(ia, ic)], int)
-        self._lags = {"shape": shape, "fm": fm, "bins": bins, "sel": sel, "bin_counts": bin_counts,
-                      "max_lag": max_lag, "n_bins": n_bins, "ref": ref, "t2": t2, "var": var, "grid": (hp, wp),
+        self._lags = {**lags, "shape": shape, "fm": fm, "max_lag": max_lag, "ref": ref, "t2": t2, "var": var, "grid": (hp, wp),
                       "cells": (self.rows - r0 + pad, self.cols - c0 + pad), "sigmas": sig,
                       "sigma_along": sa, "sigma_across": sc, "broader": broader}
         return self._lags
+
+    def exact_variogram(self, cov: np.ndarray) -> np.ndarray:
+        """The exact variogram, in this body's lag bins, of a stationary field with covariance
+        ``cov`` [hp, wp] (lag (dy, dx) at [dy mod hp, dx mod wp], a periodic grid): what each
+        smoothing kernel's reference is (``_lag_setup()["ref"]``) -> [n_bins]."""
+        return _binned_variogram(self._lag_setup(), np.asarray(cov, np.float64))
 
     def variogram(self, values: np.ndarray) -> np.ndarray:
         """Empirical semivariogram of maps [n, k] (standardised over the body) at integer lags

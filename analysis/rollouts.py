@@ -14,7 +14,7 @@ import nca
 from nca.api import LoadedModel
 from nca.damage import circle_masks
 from nca.errors import NCAError
-from nca.model import to_device
+from nca.model import lattice_points, to_device
 
 
 def euclidean(x: np.ndarray, cfg) -> np.ndarray:
@@ -70,10 +70,7 @@ def cell_positions(rows, cols, cfg) -> np.ndarray:
     on the square grid; on the hex grid (``topology="hex"``, axial coordinates) the lattice
     point ``(col - row / 2, row * sqrt(3) / 2)``, where every one of a cell's 6 neighbours is
     at distance 1 (the demo's ``cell2wld`` with y down). rows, cols: [n] -> [n, 2] float64."""
-    r, c = np.asarray(rows, np.float64), np.asarray(cols, np.float64)
-    if cfg.topology == "hex":
-        return np.stack([c - r / 2.0, r * np.sqrt(3.0) / 2.0], axis=-1)
-    return np.stack([c, r], axis=-1)
+    return lattice_points(rows, cols, cfg.topology)
 
 
 HEX_ARRAY_GEOMETRY = ("hex grid: positions, distances, directions and cuts are measured on the axial array, whose "

@@ -206,6 +206,17 @@ HEX_LAPLACIAN = np.array([[2, 2, 0], [2, -12, 2], [0, 2, 2]], np.float32) / 16.0
 HEX_NEIGHBOURS = ((-1, -1), (-1, 0), (0, -1), (0, 1), (1, 0), (1, 1))
 
 
+def lattice_points(rows, cols, topology: str = "square") -> np.ndarray:
+    """Where cells sit, in cell spacings, image convention ((x, y), y down): (col, row) on the
+    square grid; on the hex grid (axial coordinates) the lattice point ``(col - row / 2, row *
+    sqrt(3) / 2)``, where each of a cell's 6 neighbours (``HEX_NEIGHBOURS``) is at distance 1
+    (the isotropic NCA demo's ``cell2wld``, y down). rows, cols: [...] -> [..., 2] float64."""
+    r, c = np.asarray(rows, np.float64), np.asarray(cols, np.float64)
+    if topology == "hex":
+        return np.stack([c - r / 2.0, r * np.sqrt(3.0) / 2.0], axis=-1)
+    return np.stack([c, r], axis=-1)
+
+
 def perception_kernels(angle_deg: float = 0.0) -> np.ndarray:
     """The three 3x3 filters ``[identity, kx, ky]``, ``[3, 3, 3]`` (filter, row, col).
 

@@ -227,3 +227,21 @@ def test_rankdata_is_scipys_average_ranks_bit_for_bit():
     for axis in (0, 1, None):
         assert np.array_equal(rankdata(x, axis=axis), scipy_rankdata(x, axis=axis), equal_nan=True)
     assert rankdata(np.zeros((0, 3)), axis=0).shape == (0, 3)
+
+
+def test_cell_rc_is_the_atlas_lattice_moved_to_the_seed_cell():
+    """axes.cell_rc and rollouts.cell_positions are one lattice (nca.model.lattice_points):
+    the same points up to a translation that keeps the seed cell where it is."""
+    from types import SimpleNamespace
+
+    from analysis.representation.axes import cell_rc
+    from analysis.rollouts import cell_positions
+
+    for h, w in ((9, 9), (40, 31)):
+        for topology in ("square", "hex"):
+            rows, cols = cell_rc(h, w, topology)
+            ii, jj = np.mgrid[:h, :w]
+            x, y = np.moveaxis(cell_positions(ii, jj, SimpleNamespace(topology=topology)), -1, 0)
+            dr, dc = rows - y, cols - x
+            assert np.ptp(dr) < 1e-12 and np.ptp(dc) < 1e-12  # a translation (to float rounding)
+            assert (rows[h // 2, w // 2], cols[h // 2, w // 2]) == (h // 2, w // 2)  # the seed cell stays

@@ -28,6 +28,7 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.optimize import isotonic_regression
 
 from nca.errors import NCAError
+from nca.model import lattice_points
 
 # Coarse search grid for the best direction, then a fine grid around the best coarse angle.
 COARSE_STEP_DEG = 5.0
@@ -128,7 +129,8 @@ def cell_rc(height: int, width: int, topology: str = "square") -> tuple[np.ndarr
     if topology != "hex":
         return ii, jj
     cy, cx = height // 2, width // 2
-    return cy + (ii - cy) * np.sqrt(3.0) / 2.0, cx + (jj - cx) - (ii - cy) / 2.0
+    x, y = np.moveaxis(lattice_points(ii - cy, jj - cx, "hex"), -1, 0)  # the lattice about the seed cell
+    return cy + y, cx + x
 
 
 def wrap180(angle_deg):

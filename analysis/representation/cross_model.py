@@ -44,8 +44,8 @@ a radial map with no gradient called an across-axis gradient in 18/40 sets (the 
 standard error across models (studentized, the remedy when a null's spread is off by a
 common factor; Hall & Wilson 1991, Biometrics 47:757). On the same sets and surrogates it was
 no better where the mean is anti-conservative: fields correlated 4x longer along the body,
-across 13/200 (mean 15/200) and along 7/200 (mean 1/200); random-direction ramps 7/80 along
-and 5/80 across (mean 6/80 and 6/80); and it found a shared ramp at half the texture on a
+across 13/200 (mean 15/200) and along 7/200 (mean 1/200); random-direction ramps 19/200 along
+and 11/200 across (mean 17/200 and 10/200, the same 200 sets); and it found a shared ramp at half the texture on a
 two-scale texture in 7/20 sets against the mean's 9/20. The surrogates miss the shape of the
 association's distribution there, not only its scale. docs/validation/spatial_null.md has the numbers.
 

@@ -4,8 +4,8 @@ follows one contract (Settings -> run(settings) -> a typed Result -> write(resul
 summary_lines(result))."""
 
 import dataclasses
-import os
 import inspect
+import os
 import typing
 from pathlib import Path
 
@@ -149,7 +149,7 @@ def test_a_test_runs_cache_left_by_a_killed_run_is_removed_and_a_live_runs_is_ke
     dead_pid = int(dead.stdout)
     live = tmp_path / f"{CACHE_PREFIX}{os.getpid()}-abc"
     stale = tmp_path / f"{CACHE_PREFIX}{dead_pid}-xyz"
-    other = tmp_path / "nca-test-jax-cache-xyz"  # no pid: not ours to judge
+    other = tmp_path / f"{CACHE_PREFIX}xyz"  # no pid: not ours to judge
     for d in (live, stale, other):
         (d / "sub").mkdir(parents=True)
     assert sweep_stale_caches(str(tmp_path)) == [stale.name]

@@ -102,7 +102,8 @@ def test_bad_input_messages(script, argv, message, tmp_path):
 
 
 def test_malformed_list_is_one_line_exit_2(script, tmp_path, capsys):
-    # in-process (argparse exits the same way); the real process's one line is the last test below
+    # in-process (argparse exits the same way); a real process's one line is
+    # test_cli_prints_one_line_error_without_traceback's
     for bad in (["--at", "10,x"], ["--replicates", "0"]):
         with pytest.raises(SystemExit) as e:
             script["main"](["distill:lizard/persistent", "--out", str(tmp_path / "x")] + bad)

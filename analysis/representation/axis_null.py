@@ -330,8 +330,8 @@ class BodyNull:
             return index[(a, c)]
 
         broader = np.array([kernel(bi[a], bi[c]) for a, c in zip(ia, ic)], int)
-        self._lags = {**lags, "shape": shape, "fm": fm, "max_lag": max_lag, "ref": ref, "t2": t2, "var": var, "grid": (hp, wp),
-                      "cells": (self.rows - r0 + pad, self.cols - c0 + pad), "sigmas": sig,
+        self._lags = {**lags, "shape": shape, "fm": fm, "max_lag": max_lag, "ref": ref, "t2": t2, "var": var,
+                      "grid": (hp, wp), "cells": (self.rows - r0 + pad, self.cols - c0 + pad), "sigmas": sig,
                       "sigma_along": sa, "sigma_across": sc, "broader": broader}
         return self._lags
 

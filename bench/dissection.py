@@ -279,7 +279,7 @@ def models_agreement(paths: list[str], step: int, replicates: int, seed: int, co
                                        f"along {c['signed_along_axis_association']:+.2f}" for c in comps),
               file=sys.stderr, flush=True)
     # is a gradient along (across) the long axis shared by the models? (the combined test:
-    # mean signed association over models against per-model surrogates; Fisher; sign flips)
+    # mean signed association over models against per-model surrogates and turned planes; Fisher; sign flips)
     combined = combined_axis_test(bodies, body_values, CombinedSettings()) if len(paths) >= 2 else None
     over = {}
     for j in range(components):
@@ -295,7 +295,8 @@ def models_agreement(paths: list[str], step: int, replicates: int, seed: int, co
         if combined is not None:
             print(f"PC{j + 1} across models: " + "; ".join(
                 f"{ax} mean {combined['components'][j][ax]['mean_signed']:+.2f} p {combined['components'][j][ax]['p_value']:.3f} "
-                f"(Fisher {combined['components'][j][ax]['fisher_p']:.3f}, sign flip {combined['components'][j][ax]['sign_flip_p']:.3f})"
+                f"(surrogates {combined['components'][j][ax]['p_surrogate']:.3f}, "
+                f"directions {combined['components'][j][ax]['p_direction']:.3f}; Fisher {combined['components'][j][ax]['fisher_p']:.3f}, sign flip {combined['components'][j][ax]['sign_flip_p']:.3f})"
                 for ax in ("along", "across")), file=sys.stderr, flush=True)
     return {"models": paths, "step": step, "replicates": replicates, "seed": seed, "per_model": per_model,
             "over_models": over, "combined_settings": None if combined is None else
@@ -316,9 +317,11 @@ def cross_models_battery(sets: int, n_power: int, stts: list[float], seed: int, 
     family per model (``sets`` sets per family). Power: a head-tail ramp shared by every
     model (signal-to-texture ``stts``) on two textures. Confounds: ramps along the axis with
     the head high in half the models and the tail in the others, ramps in a random direction
-    per model (sd ratio 3), and a core-high radial map (sd ratio 2): no shared gradient. Rates of p < 0.05 per definition
-    (combined, Fisher, sign flip) and of any one body's own along-axis p < 0.05, along the
-    axis; and of the combined test across it (across_combined). cells: only
+    per model (sd ratio 3; and of one slope, sd ratio 3 along the axis: ``confound_random_slope``),
+    and a core-high radial map (sd ratio 2): no shared gradient. Rates of p < 0.05 per definition
+    (combined, and its two parts: the surrogate and the direction null; Fisher, sign flip) and
+    of any one body's own along-axis p < 0.05, along the axis; and of the combined test across
+    it (across_combined, across_surrogate, across_direction). cells: only
     the power cells whose name contains this; first_set: the sets' index offset (more sets of
     a cell, independent of the first run's, with ``first_set`` = the sets already run);
     statistic: ``CombinedSettings.statistic`` (either reads the same sets and surrogates)."""
@@ -326,7 +329,7 @@ def cross_models_battery(sets: int, n_power: int, stts: list[float], seed: int, 
     import numpy as np
 
     import nca
-    from analysis.representation.axes import body_frame, view_coords
+    from analysis.representation.axes import body_frame, direction_vector, view_coords
     from analysis.representation.axis_null import BodyNull, NullSettings
     from analysis.representation.cross_model import CombinedSettings, combined_axis_test
     from analysis.representation.null_battery import FAMILIES, draw_family, planted_radial, planted_ramp
@@ -342,7 +345,8 @@ def cross_models_battery(sets: int, n_power: int, stts: list[float], seed: int, 
     out = {"model": model, "n_models": n_models, "body_cells": int(mask.sum()), "axis_deg": head,
            "settings": {"null": "NullSettings()", "combined": f"CombinedSettings(orient='none', statistic={statistic!r})"},
            "fp": {}, "power": {}}
-    tests = ("combined", "fisher", "sign_flip", "any_one_body", "across_combined")
+    tests = ("combined", "combined_surrogate", "combined_direction", "fisher", "sign_flip", "any_one_body",
+             "across_combined", "across_surrogate", "across_direction")
 
     def one_set(part: int, cell: int, s: int, texture: tuple, theta) -> dict:
         nulls, values = [], []
@@ -353,15 +357,20 @@ def cross_models_battery(sets: int, n_power: int, stts: list[float], seed: int, 
             t = theta(m, rng)
             if t is not None and t[0] == "radial":  # core high, no gradient: the body's shape gives it axis associations
                 values.append(planted_radial(body.uv, centre, tex, -t[1])[:, None])
+            elif t is not None and t[0] == "slope":  # a ramp of one slope whatever its direction: its sd over
+                # the body is t[2] x the texture's when it runs along the body's long axis
+                p = body.uv @ direction_vector(t[1])
+                values.append((t[2] * (p - p.mean()) / (body.uv @ direction_vector(head)).std() + tex)[:, None])
             else:
                 values.append((tex if t is None else planted_ramp(body.uv, t[0], tex, t[1]))[:, None])
             nulls.append(body)
         res = combined_axis_test(nulls, values, CombinedSettings(orient="none", statistic=statistic),
                                  reference_deg=head)["components"][0]
         a, c = res["along"], res["across"]
-        return {"combined": a["p_value"], "fisher": a["fisher_p"], "sign_flip": a["sign_flip_p"],
-                "any_one_body": min(a["per_model_p"]), "across_combined": c["p_value"],
-                "mean_signed": a["mean_signed"]}
+        return {"combined": a["p_value"], "combined_surrogate": a["p_surrogate"], "combined_direction": a["p_direction"],
+                "fisher": a["fisher_p"], "sign_flip": a["sign_flip_p"], "any_one_body": min(a["per_model_p"]),
+                "across_combined": c["p_value"], "across_surrogate": c["p_surrogate"],
+                "across_direction": c["p_direction"], "mean_signed": a["mean_signed"]}
 
     def rates(rows: list[dict]) -> dict:
         n = len(rows)
@@ -388,7 +397,9 @@ def cross_models_battery(sets: int, n_power: int, stts: list[float], seed: int, 
                      lambda m, rng: (head + 180.0 * (m % 2), 3.0)),
                     ("confound_random_direction/matern1.5_l3/stt3", textures["matern1.5_l3"],
                      lambda m, rng: (float(rng.uniform(0, 360)), 3.0)),
-                    ("confound_radial/matern1.5_l3/stt2", textures["matern1.5_l3"], lambda m, rng: ("radial", 2.0))]
+                    ("confound_radial/matern1.5_l3/stt2", textures["matern1.5_l3"], lambda m, rng: ("radial", 2.0)),
+                    ("confound_random_slope/matern1.5_l3/stt3", textures["matern1.5_l3"],
+                     lambda m, rng: ("slope", float(rng.uniform(0, 360)), 3.0))]
     for ci, (name, tx, theta) in enumerate(power_cells):
         if cells is None or cells in name:
             run_cell(1, ci, name, n_power, tx, theta, out["power"])

@@ -69,6 +69,7 @@ from analysis.representation.axes import COARSE_STEP_DEG, direction_vector, rank
 # Named PRNG streams (np.random.SeedSequence spawn keys): one per use of randomness.
 STREAM_SURROGATES = 1
 STREAM_BOOTSTRAP = 3
+STREAM_DIRECTIONS = 4  # the random directions of the cross-model test's re-directed planes
 
 STATISTICS = ("any", "radial", "along", "across")  # the order of the arrays of ``statistics``
 
@@ -372,7 +373,8 @@ class BodyNull:
         return np.stack([nnls(ref.T, gi)[0] for gi in g], 1)
 
     # ---------------------------------------------------------------- surrogates
-    def _rng(self, stream: int, *extra: int) -> np.random.Generator:
+    def rng(self, stream: int, *extra: int) -> np.random.Generator:
+        """This body's generator of one named stream: SeedSequence(seed, spawn_key=(stream, *key, *extra))."""
         return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(stream, *self.key, *extra)))
 
     def _noise_block(self, b: int) -> np.ndarray:
@@ -382,7 +384,7 @@ class BodyNull:
 
         while len(self._noise) <= b:
             hp, wp = self._lag_setup()["grid"]
-            rng = self._rng(STREAM_SURROGATES, len(self._noise))
+            rng = self.rng(STREAM_SURROGATES, len(self._noise))
             self._noise.append(scipy.fft.rfft2(rng.standard_normal((self.settings.block, hp, wp), dtype=np.float32)))
         return self._noise[b]
 

@@ -69,12 +69,16 @@ Validated on planted data (tests/test_cross_model.py, ``python bench/dissection.
 cross_models``): fields with no gradient, independent per model, are called at most at the
 nominal rate; a ramp shared by the models at a signal the one-body test misses is found;
 ramps along the axis whose sign differs between models, and core-periphery maps, are not
-called shared. Known limits: strong ramps (3x the texture) in a random direction per model are
-called shared along the axis in 17/200 sets (8.5 % [5.0, 13.3]: anti-conservative) and across
-it in 10/200 (5.0 % [2.4, 9.0]): such maps are not the stationary fields the surrogates are; and fields
-correlated 4x longer along the body are called shared across-axis gradients in 24/320 sets
-(7.5 % [4.9, 11.0]: anti-conservative there). Read a combined p near 0.05 beside the
-sign-flip p, which needs 6 or more models to reach 0.05.
+called shared. Strong ramps (3x the texture) in a random direction per model: the surrogate
+p alone calls them shared along the axis in 17/200 sets (8.5 % [5.0, 13.3]: anti-conservative;
+across 10/200); the direction null alone in 53/1000 along (5.3 % [4.0, 6.9]) and 59/1000 across
+(5.9 % [4.5, 7.5]), so the reported p in at most 53/1000 and 54/1000 (round 12; the same sets'
+first 200 with both nulls: 15/200 and 9/200; ramps of one slope rather than one spread: at
+most 42/1000 and 43/1000). Its power is the surrogates' at half the texture
+and more (19/20 and 9/20 at 0.5x on the two textures, 20/20 at 1x). Known limit: fields
+correlated 4x longer along the body are called shared across-axis gradients in 27/320 sets
+(8.4 % [5.6, 12.0]: anti-conservative there), with or without the direction null. Read a
+combined p near 0.05 beside the sign-flip p, which needs 6 or more models to reach 0.05.
 """
 
 from __future__ import annotations

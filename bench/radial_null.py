@@ -18,8 +18,8 @@ family of ``analysis.representation.null_battery``:
   With ``--stt`` a core-high radial pattern of that signal-to-texture is planted (power).
 * ``--across-spread``: the combined test across models (its across-axis part) against each
   body's own: the sd and the 95th percentile of |.| of the *signed* across-axis association,
-  over the maps and over their own surrogates (fitted and 2x broader mixtures, ``--surrogates``
-  each, first ``--per-map`` maps). A mean over models is judged by the sd, one body's
+  over the maps and over their own surrogates (fitted, 2x and 4x broader mixtures,
+  ``--surrogates`` each, first ``--per-map`` maps). A mean over models is judged by the sd, one body's
   two-sided test by the tail.
 
     python bench/radial_null.py --family matern2.5_l10 --maps 400 --per-map 200
@@ -60,9 +60,10 @@ def across_spread(null: BodyNull, maps: np.ndarray, axis_deg: float, count: int,
     """The signed across-axis association's spread over maps and over their surrogates."""
     obs = null.signed_statistics(maps, axis_deg)[2]
     weights = null.fit(maps)
-    sur = {"fitted": [], "broader_2x": []}
+    sur = {"fitted": [], "broader_2x": [], "broader_4x": []}
     for j in range(maps.shape[1]):
-        for name, w in zip(sur, null.null_weights(weights[:, j])):
+        fitted, broader = null.null_weights(weights[:, j])
+        for name, w in zip(sur, (fitted, broader, null.null_weights(broader)[1])):
             sur[name].append(null.signed_statistics(null.surrogates(w, count), axis_deg)[2])
     spread = {"maps": {"sd": float(obs.std()), "q95_abs": float(np.quantile(np.abs(obs), 0.95))}}
     for name, v in sur.items():

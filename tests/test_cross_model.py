@@ -97,12 +97,12 @@ def test_a_turned_plane_keeps_its_spread_and_the_residual_stays_in_place():
     """redirected_maps: each draw is the map's residual (standardised ranks minus their
     least-squares plane) plus a plane of the same sd over the body in a random direction; the
     draws come from the body's own named stream (the same body and component: the same draws)."""
-    from analysis.representation.axis_null import _ranks, _standardise_cols
+    from analysis.representation.axis_null import rank_scores
 
     nulls, maps, _ = _plane_sets(3, False, 1.0)
     body, v = nulls[0], maps[0]
     X = body.uv - body.uv.mean(0)
-    r = _standardise_cols(_ranks(v[:, None]))[:, 0]
+    r = rank_scores(v[:, None])[:, 0]
     beta = np.linalg.lstsq(X, r, rcond=None)[0]
     e = r - X @ beta
     d = redirected_maps(body, v, 50)

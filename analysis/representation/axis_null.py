@@ -146,6 +146,12 @@ def _standardise_cols(x: np.ndarray) -> np.ndarray:
     return x / np.where(sd > 0, sd, 1.0)
 
 
+def rank_scores(values: np.ndarray) -> np.ndarray:
+    """Standardised ranks per column (mean 0, sd 1; ties averaged). [n, k] -> [n, k]: what
+    every Spearman statistic here is computed from."""
+    return _standardise_cols(_ranks(np.asarray(values, np.float64)))
+
+
 def normal_scores(values: np.ndarray) -> np.ndarray:
     """Rank-based normal scores per column: Phi^-1((rank - 1/2) / n). [n, k] -> [n, k]. The
     variogram is fitted to these, so a skewed map and its surrogates (Gaussian) are compared
@@ -222,7 +228,7 @@ class BodyNull:
         """[4, k]: per map (columns of values [n, k]) its best |Spearman| over the 72 coarse
         directions, |radial Spearman|, |Spearman| along the body's long axis and across it
         (``STATISTICS``). The same statistic is used on the map and on every surrogate."""
-        r = _standardise_cols(_ranks(values)) / np.sqrt(values.shape[0])
+        r = rank_scores(values) / np.sqrt(values.shape[0])
         rho = self._rank_proj @ r  # [36, k]
         ax = np.abs(self._rank_axes @ r)  # [2, k]
         return np.stack([np.abs(rho).max(0), np.abs(self._rank_dist @ r), ax[0], ax[1]])
@@ -233,7 +239,7 @@ class BodyNull:
         ``along_deg`` (image view; an oriented axis, so the sign says which end is high) and on
         ``along_deg + 90``. Used across models (``analysis.representation.cross_model``), where
         the sign carries the evidence."""
-        r = _standardise_cols(_ranks(np.asarray(values, np.float64))) / np.sqrt(values.shape[0])
+        r = rank_scores(values) / np.sqrt(values.shape[0])
         axes = self._rank_rows(direction_vector([along_deg, along_deg + 90.0]) @ self.uv.T)  # [2, n]
         return np.concatenate([(self._rank_dist @ r)[None], axes @ r])
 

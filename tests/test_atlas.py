@@ -184,7 +184,7 @@ def test_the_export_opens_in_scanpy_and_squidpy_untouched(exported, tmp_path):
     sc.tl.leiden(a, flavor="igraph", n_iterations=2, directed=False)
     assert a.obs["leiden"].nunique() >= 1
     g = a[a.obs["frame"] == "r0_t16"].copy()
-    sq.gr.spatial_neighbors(g, coord_type="grid", n_neighs=4)
+    sq.gr.spatial_neighbors_grid(g, n_neighs=4)  # squidpy >= 1.8.2 (spatial_neighbors is deprecated there)
     sq.gr.spatial_autocorr(g, mode="moran", n_perms=None, n_jobs=1, transformation=False)  # binary weights, as ours
     ours = A.morans_i(g.X, A.grid_adjacency(g.obs["row"], g.obs["col"]))
     theirs = g.uns["moranI"]["I"].reindex(g.var_names).to_numpy()

@@ -100,7 +100,7 @@ def test_cax_itself_when_installed():
     rngs = nnx.Rngs(0)
     perceive = ConvPerceive(C, 3 * C, use_bias=False, feature_group_count=C, rngs=rngs)
     kernel = np.concatenate([np.asarray(identity_kernel(2)), np.asarray(grad_kernel(2))], -1)
-    perceive.conv.kernel.value = np.concatenate([kernel] * C, -1)[:, :, None, :]
+    perceive.conv.kernel[...] = np.concatenate([kernel] * C, -1)[:, :, None, :]  # the .value setter is deprecated in flax 0.12
     update = NCAUpdate(C, 3 * C, (H,), cell_dropout_rate=0.0, rngs=rngs)
     x, _ = _state(2)
     theirs = np.asarray(update(x, perceive(x)))

@@ -23,17 +23,22 @@ SMALL = NullSettings(n_surrogates=99)
 DRAWS = CombinedSettings(draws=99, orient="none")
 POWER_DRAWS = CombinedSettings(draws=199, orient="none")  # a shared ramp at 1x beats the direction null at p ~ 0.015
 
+def _body(trial: int, m: int) -> tuple[np.ndarray, BodyNull]:
+    """Model m's body: an ellipse differing in size and tilt from the others' (as independently
+    trained models' do), with its own surrogate stream -> (mask [40, 40], its BodyNull)."""
+    mask = ellipse_mask(40, 16 + m % 2, 8 + m // 2, HEAD_DEG + 3 * m - 4)
+    frame = body_frame(mask.astype(float))
+    centre = view_coords([frame.centroid_rc[0]], [frame.centroid_rc[1]])[0]
+    return mask, BodyNull(mask, centre, SMALL, seed=2, key=(trial, m), axis_deg=frame.axis_deg)
+
+
 def _bodies(trial: int, pattern: str, stt: float = 1.0, texture=("matern", {"nu": 1.5, "ell": 3})):
-    """M bodies (ellipses differing in size and tilt, as independently trained models' do),
-    each with its own surrogate stream, and one map each: a texture plus ``pattern``."""
+    """M bodies (``_body``) and one map each: a texture plus ``pattern``."""
     nulls, values = [], []
     for m in range(M):
-        mask = ellipse_mask(40, 16 + m % 2, 8 + m // 2, HEAD_DEG + 3 * m - 4)
-        frame = body_frame(mask.astype(float))
-        centre = view_coords([frame.centroid_rc[0]], [frame.centroid_rc[1]])[0]
+        mask, body = _body(trial, m)
         rng = np.random.default_rng(np.random.SeedSequence(11, spawn_key=(trial, m)))
-        tex = draw_family(mask, *texture, 1, rng, axis_deg=frame.axis_deg)[:, 0]
-        body = BodyNull(mask, centre, SMALL, seed=2, key=(trial, m), axis_deg=frame.axis_deg)
+        tex = draw_family(mask, *texture, 1, rng, axis_deg=body.axis_deg)[:, 0]
         theta = {"shared": HEAD_DEG, "mixed": HEAD_DEG + 180.0 * (m % 2), "none": None}[pattern]
         values.append((tex if theta is None else planted_ramp(body.uv, theta, tex, stt))[:, None])
         nulls.append(body)
@@ -68,11 +73,8 @@ def _plane_sets(trial: int, shared: bool, stt: float | None):
     random direction per model, alone (stt None) or at ``stt`` x a fine texture."""
     nulls, maps = [], []
     for m in range(M):
-        mask = ellipse_mask(40, 16 + m % 2, 8 + m // 2, HEAD_DEG + 3 * m - 4)
-        frame = body_frame(mask.astype(float))
-        centre = view_coords([frame.centroid_rc[0]], [frame.centroid_rc[1]])[0]
+        mask, body = _body(trial, m)
         rng = np.random.default_rng(np.random.SeedSequence(17, spawn_key=(trial, m)))
-        body = BodyNull(mask, centre, SMALL, seed=2, key=(trial, m), axis_deg=frame.axis_deg)
         tex = np.zeros(body.n) if stt is None else draw_family(mask, "matern", {"nu": 1.5, "ell": 3}, 1, rng)[:, 0]
         theta = HEAD_DEG if shared else float(rng.uniform(0, 360))
         maps.append(planted_ramp(body.uv, theta, tex, 1.0 if stt is None else stt))

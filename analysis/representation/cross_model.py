@@ -174,10 +174,14 @@ def direction_p(bodies: list[BodyNull], maps: list[np.ndarray], axes: np.ndarray
     (``oriented_axes``). Each of ``settings.draws`` draws turns every model's planar part to
     its own random direction (``redirected_maps``) and takes the combined statistic; the null:
     each model's gradient points in a direction unrelated to its body's axis."""
-    obs = combined_statistic(np.stack([_per_map(b, m[:, None], a, settings.orient)[:, 0]
-                                       for b, m, a in zip(bodies, maps, axes)]), settings.statistic)  # [2]
-    null = combined_statistic(np.stack([_per_map(b, redirected_maps(b, m, settings.draws, component), a, settings.orient)
-                                        for b, m, a in zip(bodies, maps, axes)]), settings.statistic)  # [2, draws]
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, "blas"):  # small products: BLAS threads cost more than they save (BodyNull.test)
+        obs = combined_statistic(np.stack([_per_map(b, m[:, None], a, settings.orient)[:, 0]
+                                           for b, m, a in zip(bodies, maps, axes)]), settings.statistic)  # [2]
+        null = combined_statistic(np.stack([_per_map(b, redirected_maps(b, m, settings.draws, component), a,
+                                                     settings.orient) for b, m, a in zip(bodies, maps, axes)]),
+                                  settings.statistic)  # [2, draws]
     return (1.0 + (np.abs(null) >= np.abs(obs)[:, None] - 1e-12).sum(1)) / (1.0 + settings.draws)
 
 
@@ -225,6 +229,13 @@ def combined_axis_test(bodies: list[BodyNull], values: list[np.ndarray],
     (the larger of "p_fitted" and "p_broader"), "p_direction", "fisher_p", "per_model_p" [M],
     "sign_flip_p"}}}.
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, "blas"):  # many small products (BodyNull.test)
+        return _combined_axis_test(bodies, values, settings, reference_deg)
+
+
+def _combined_axis_test(bodies, values, settings, reference_deg) -> dict:
     M = len(bodies)
     if M != len(values):
         raise NCAError(f"{M} bodies but {len(values)} value arrays")

@@ -167,6 +167,19 @@ def redirected_maps(body: BodyNull, values: np.ndarray, count: int, component: i
     return e[:, None] + turned * np.where(sd > 0, plane.std() / np.where(sd > 0, sd, 1.0), 0.0)
 
 
+def _direction_null(bodies: list[BodyNull], maps: list[np.ndarray], axes: np.ndarray,
+                    settings: CombinedSettings, component: int) -> np.ndarray:
+    """The combined statistic on ``settings.draws`` draws of the direction null -> [2, draws]:
+    each draw turns every model's planar part to its own random direction (``redirected_maps``)."""
+    return combined_statistic(np.stack([_per_map(b, redirected_maps(b, m, settings.draws, component), a, settings.orient)
+                                        for b, m, a in zip(bodies, maps, axes)]), settings.statistic)
+
+
+def _monte_carlo_p(null: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Two-sided Monte-Carlo p of observed [2] against null draws [2, B]: (1 + #{|T*| >= |T|}) / (1 + B)."""
+    return (1.0 + (np.abs(null) >= np.abs(observed)[:, None] - 1e-12).sum(1)) / (1.0 + null.shape[1])
+
+
 def direction_p(bodies: list[BodyNull], maps: list[np.ndarray], axes: np.ndarray,
                 settings: CombinedSettings = CombinedSettings(), component: int = 0) -> np.ndarray:
     """The direction null's two-sided Monte-Carlo p of the combined statistic -> [2] (along,
@@ -179,10 +192,7 @@ def direction_p(bodies: list[BodyNull], maps: list[np.ndarray], axes: np.ndarray
     with threadpool_limits(1, "blas"):  # small products: BLAS threads cost more than they save (BodyNull.test)
         obs = combined_statistic(np.stack([_per_map(b, m[:, None], a, settings.orient)[:, 0]
                                            for b, m, a in zip(bodies, maps, axes)]), settings.statistic)  # [2]
-        null = combined_statistic(np.stack([_per_map(b, redirected_maps(b, m, settings.draws, component), a,
-                                                     settings.orient) for b, m, a in zip(bodies, maps, axes)]),
-                                  settings.statistic)  # [2, draws]
-    return (1.0 + (np.abs(null) >= np.abs(obs)[:, None] - 1e-12).sum(1)) / (1.0 + settings.draws)
+        return _monte_carlo_p(_direction_null(bodies, maps, axes, settings, component), obs)
 
 
 def combined_statistic(x: np.ndarray, statistic: str = "mean") -> np.ndarray:
@@ -267,9 +277,9 @@ def _combined_axis_test(bodies, values, settings, reference_deg) -> dict:
             null = combined_statistic(np.stack([_per_map(b, b.surrogates(ws[v], B), a, settings.orient)
                                                 for b, ws, a in zip(bodies, variants, axes)]),
                                       settings.statistic)  # [2, B]
-            p_var.append((1.0 + (np.abs(null) >= np.abs(t)[:, None] - 1e-12).sum(1)) / (1.0 + B))
+            p_var.append(_monte_carlo_p(null, t))
         p_var = np.array(p_var)  # [variants, 2]
-        p_dir = direction_p(bodies, [v[:, j] for v in values], axes, settings, j)  # [2]
+        p_dir = _monte_carlo_p(_direction_null(bodies, [v[:, j] for v in values], axes, settings, j), t)  # [2]
         comp = {}
         for i, axis in enumerate(AXES):
             per_p = np.array([ob[f"{axis}_p_value"][j] for ob in one_body])

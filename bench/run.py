@@ -13,6 +13,9 @@ peers do, whether or not the FLOP are actually executed):
   remat on) on a pool of grown lizards (the published ``distill:lizard/regenerating``
   parameters and states), with the fast path (the default on CPU) and the dense
   reference path; plus the fast path's worst case, a grid where every cell stays alive.
+- cores: the canonical fast step on one device and with its batch split over the CPU cores
+  exposed as devices (``nca.parallel.split_value_and_grad``, what ``scripts/train.py`` runs
+  on a CPU), in a fresh process, timed in turns.
 - compile: seconds to lower and compile the canonical training step.
 - rollout: one 72x72 organism from the seed for 1000 steps; 64 organisms for 100 steps.
 - rss: peak resident memory of a process running canonical training steps, and of
@@ -49,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from nca.cli import run_cli  # noqa: E402
 
-MEASUREMENTS = ("train", "compile", "rollout", "rss", "seeds")
+MEASUREMENTS = ("train", "cores", "compile", "rollout", "rss", "seeds")
 OPTIONAL = ("distill",)  # only when asked for with --only (the whole article's training run)
 CANONICAL_STEPS = 96
 
@@ -298,6 +301,42 @@ def rss_child(steps: int) -> None:
     print(json.dumps({**out, "train_steps_run": steps}))
 
 
+def measure_cores(reps: int) -> dict:
+    """The canonical fast step on one device and split over the cores, in a fresh process."""
+    return _child_json("--cores-child", reps)
+
+
+def cores_child(reps: int) -> None:
+    """The canonical fast step (``bench_state``'s pool of grown lizards) on one device and
+    with its batch split over the CPU cores exposed as devices (``sharded_train_step(fast=True)``,
+    what ``nca.train.train`` runs there), timed in turns. Prints one JSON line."""
+    from nca.parallel import use_cpu_cores
+
+    use_cpu_cores()  # before anything starts JAX
+    import jax
+
+    from nca.model import ModelConfig
+    from nca.parallel import shard_train_state, sharded_train_step
+    from nca.train import compiled_train_step, cores_mesh
+
+    cfg = canonical_config()
+    params, states, target = lizard()
+    mesh = cores_mesh(cfg)
+    out = {"cpu_devices": len(jax.devices()), "split_devices": 0 if mesh is None else int(mesh.devices.size)}
+    calls = {"train_step_one_device": stateful(compiled_train_step(cfg, fast=True), bench_state(cfg, params, states), target)}
+    if mesh is not None:
+        calls["train_step_cores"] = stateful(sharded_train_step(cfg, mesh, fast=True),
+                                             shard_train_state(cfg, bench_state(cfg, params, states), mesh), target)
+    cells = cfg.batch_size * cfg.grid_size**2 * CANONICAL_STEPS
+    for name, r in interleaved(calls, reps).items():
+        out[name] = with_gflops(r, cells, 3 * ModelConfig().flop_per_cell_update)
+    if mesh is not None:
+        for stat in ("min", "median"):
+            out[f"train_step_one_device_over_cores_{stat}"] = round(
+                out["train_step_one_device"][f"ms_{stat}"] / out["train_step_cores"][f"ms_{stat}"], 2)
+    print(json.dumps(out))
+
+
 def measure_seeds(reps: int) -> dict:
     """K=8 seeds against one, in a fresh process (it exposes the CPU cores as devices)."""
     return _child_json("--seeds-child", reps)
@@ -382,6 +421,8 @@ def table(res: dict) -> str:
     add("train step, fast path (default on CPU)", "train_step", f"pool alive {res.get('alive_fraction_of_pool', '?')}")
     add("train step, dense reference path", "train_step_dense")
     add("train step, fast path, all cells alive", "train_step_full_grid", "worst case")
+    add("train step, fast path, one device (fresh process)", "train_step_one_device")
+    add("train step, fast path, batch split over the cores", "train_step_cores", f"{res.get('split_devices', '?')} CPU devices")
     add("rollout 1 x 1000 steps, fast", "rollout_1000")
     add("rollout 1 x 1000 steps, dense", "rollout_1000_dense")
     add("rollout 64 x 100 steps, fast", "batch64_100")
@@ -406,18 +447,20 @@ def table(res: dict) -> str:
         extra.append(f"distill training: {d['steps']} steps in {d['wall_s']} s on {d['device']} "
                      f"({d['steps_per_s']} steps/s, final loss {d['final_loss']:.4g})")
     for k in sorted(res):
-        if k.startswith("ratio_") or (k.startswith("seeds8") and "_over_1" in k):
+        if k.startswith("ratio_") or (k.startswith("seeds8") and "_over_1" in k) or "_over_cores" in k:
             extra.append(f"{k} = {res[k]}")
     return "\n".join(lines + [""] + extra)
 
 
 def ratios(res: dict) -> dict:
     out = {}
-    ours = {"train": res.get("train_step"), "rollout_1000": res.get("rollout_1000"), "batch64": res.get("batch64_100")}
+    # (our figure, the peer's figure it is compared with)
+    ours = {"train": ("train_step", "train"), "train_cores": ("train_step_cores", "train"),
+            "rollout_1000": ("rollout_1000", "rollout_1000"), "batch64": ("batch64_100", "batch64")}
     for name, p in res.get("peers", {}).items():
-        for key, r in ours.items():
-            if r and p.get(key):
-                out[f"ratio_{key}_{name}_over_ours"] = round(p[key]["ms_min"] / r["ms_min"], 2)
+        for label, (key, peer_key) in ours.items():
+            if res.get(key) and p.get(peer_key):
+                out[f"ratio_{label}_{name}_over_ours"] = round(p[peer_key]["ms_min"] / res[key]["ms_min"], 2)
     if res.get("train_step") and res.get("train_step_dense"):
         out["ratio_train_dense_over_fast"] = round(res["train_step_dense"]["ms_min"] / res["train_step"]["ms_min"], 2)
     return out
@@ -478,6 +521,8 @@ def main() -> int:
         bar.set_postfix_str(m)
         if m == "train":
             res.update(measure_train(a.reps))
+        elif m == "cores":
+            res.update(measure_cores(a.reps + 2))
         elif m == "compile":
             res.update(measure_compile())
         elif m == "rollout":
@@ -520,6 +565,8 @@ def main() -> int:
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--rss-child":
         rss_child(int(sys.argv[2]))
+    elif len(sys.argv) == 3 and sys.argv[1] == "--cores-child":
+        cores_child(int(sys.argv[2]))
     elif len(sys.argv) == 3 and sys.argv[1] == "--seeds-child":
         seeds_child(int(sys.argv[2]))
     else:

@@ -535,6 +535,7 @@ def rollout(
     active_steps: Array | None = None,
     fast: bool = False,
     fire_rate: Array | float | None = None,
+    fires: Array | None = None,
 ) -> tuple[Array, Trajectory]:
     """Run ``steps`` CA steps with ``lax.scan`` -- the functional ``run_with_cache``.
 
@@ -553,6 +554,11 @@ def rollout(
 
     fire_rate: the fire probability, overriding ``cfg.fire_rate``; may be traced (a sweep
     trains runs that differ only in it as one program, ``nca.train.Hyper``).
+
+    fires: the steps' fire masks, bool [steps, ..., H, W, 1], if drawn already; else drawn
+    here, ``fire_masks(key, t0 + arange(steps), x0.shape, rate)``. Passing them lets a
+    shard of a batch (``nca.parallel.split_value_and_grad``) use its rows of the whole
+    batch's masks, so that a split rollout equals the rollout of the whole batch.
     """
     unknown = set(record) - set(RECORDABLE)
     if unknown:
@@ -609,9 +615,11 @@ def rollout(
         return a if every == 1 else a.reshape(a.shape[0] // every, every, *a.shape[1:])
 
     ts = t0 + jnp.arange(steps, dtype=jnp.int32)
-    block = _fire_block(steps, every, math.prod(x0.shape[:-1]))
+    if fires is not None and fires.shape != (steps, *x0.shape[:-1], 1):
+        raise NCAError(f"fires has shape {fires.shape}, expected {(steps, *x0.shape[:-1], 1)} for {steps} steps of {x0.shape}")
+    block = steps if fires is not None else _fire_block(steps, every, math.prod(x0.shape[:-1]))
     if block == steps:  # every step's mask at once, one scan
-        fires = fire_masks(key, ts, x0.shape, rate)
+        fires = fire_masks(key, ts, x0.shape, rate) if fires is None else fires
         x, rec = jax.lax.scan(body, x0, (split(ts), split(fires)))
     elif block:  # a scan over blocks of steps, each drawing its masks first
 

@@ -133,12 +133,45 @@ def sharded_train_step(cfg: Config, mesh: Mesh, fast: bool = False):
     """``train_step`` data-parallel over the batch: ``(state, target) -> (state, loss)``.
 
     state: as returned by ``shard_train_state``; donated like ``compiled_train_step``.
+    fast: each device rolls out its rows of the batch with the fast step
+    (``split_value_and_grad``); else the dense step, the batch split by GSPMD.
     """
     _check_divisible("batch_size", cfg.batch_size, mesh)
     sh = state_shardings(cfg, mesh)
     replicated = NamedSharding(mesh, P())
-    fn = partial(train_step, cfg, fast=fast, batch_sharding=NamedSharding(mesh, P(AXIS)))
+    batch = NamedSharding(mesh, P(AXIS))
+    if fast:
+        fn = partial(train_step, cfg, fast=True, batch_sharding=batch, split=split_value_and_grad(mesh))
+    else:
+        fn = partial(train_step, cfg, fast=False, batch_sharding=batch)
     return jax.jit(fn, in_shardings=(sh, replicated), out_shardings=(sh, replicated), donate_argnums=(0,))
+
+
+def split_value_and_grad(mesh: Mesh):
+    """``train_step``'s ``split``: the rollout loss's value and gradient with the batch split
+    over the mesh, each device rolling out its rows with its own fast-path loops.
+
+    Returns ``split(loss_fn, params, x0, fires, shared) -> ((loss, x), grads)`` for
+    ``loss_fn(params, x0 [B, H, W, C], fires [T, B, H, W, 1], *shared) -> (mean loss, x)``:
+    every device takes ``value_and_grad`` of its B/devices rows and the means are averaged
+    (``pmean``), which is the whole batch's mean loss and gradient. Unlike leaving the split to
+    GSPMD (``sharded_train_step``'s ``batch_sharding``), nothing ties the devices together
+    within a rollout: the fast step's loops over listed cells are each device's own, which
+    is what makes the split pay on a CPU whose cores are devices (``use_cpu_cores``).
+    """
+    def local(loss_fn, params, x0, fires, shared):
+        (loss, x), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x0, fires, *shared)
+        return (jax.lax.pmean(loss, AXIS), x), jax.lax.pmean(grads, AXIS)
+
+    def split(loss_fn, params, x0, fires, shared=()):
+        _check_divisible("batch_size", x0.shape[0], mesh)
+        # check_vma=False: as in population_train_step, the fast path's loops start from
+        # unsharded zeros and end device-varying; the pmeans make the outputs replicated.
+        fn = jax.shard_map(partial(local, loss_fn), mesh=mesh, in_specs=(P(), P(AXIS), P(None, AXIS), P()),
+                           out_specs=((P(), P(AXIS)), P()), check_vma=False)
+        return fn(params, x0, fires, tuple(shared))
+
+    return split
 
 
 def stack_states(states: list[TrainState]) -> TrainState:

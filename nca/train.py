@@ -23,7 +23,7 @@ from .config import Config, load_config, save_config
 from .damage import circle_masks  # the training damage (also importable from here, as before)
 from .errors import NCAError, check_fits, out_of_memory_as_error
 from .loop import LoopSpec, StopFlag, all_finite, drive, training_ui
-from .model import init_params, rollout, seed_state, step_key, to_rgba
+from .model import fire_masks, init_params, rollout, seed_state, step_key, to_rgba
 from .targets import load_target
 
 Array = jax.Array
@@ -134,13 +134,16 @@ def default_fast() -> bool:
 
 
 def train_step(cfg: Config, state: TrainState, target: Array, fast: bool | None = None,
-               batch_sharding=None, hyper: Hyper | None = None) -> tuple[TrainState, Array]:
+               batch_sharding=None, hyper: Hyper | None = None, split=None) -> tuple[TrainState, Array]:
     """One optimisation step (pure). target: [H, W, 4]. Returns (new state, loss).
 
     fast: roll out with ``fast_step`` (equal to the reference step to float rounding);
     None = ``default_fast()``. batch_sharding: optional ``jax.sharding.Sharding`` for the
     sampled batch [B, H, W, C] (data parallelism, see ``nca.parallel``). hyper: lr, its
     decay factor and the fire rate as traced scalars (``Hyper``) instead of ``cfg``'s.
+    split: how to take the rollout loss's value and gradient over the batch, as
+    ``nca.parallel.split_value_and_grad(mesh)`` does (each device its rows, its own fast-path
+    loops); None = one ``jax.value_and_grad`` of the whole batch. Equal to float rounding.
     """
     fast = default_fast() if fast is None else fast
     key = step_key(state.key, state.step)
@@ -149,18 +152,41 @@ def train_step(cfg: Config, state: TrainState, target: Array, fast: bool | None 
     if batch_sharding is not None:
         x0 = jax.lax.with_sharding_constraint(x0, batch_sharding)
     n_steps = jax.random.randint(k_len, (), cfg.rollout_min, cfg.rollout_max)
+    steps = cfg.rollout_max - 1
 
-    def loss_fn(params):
-        x, _ = rollout(params, x0, k_roll, cfg.rollout_max - 1, cfg.model, record=(),
-                       remat=cfg.remat, active_steps=n_steps, fast=fast,
-                       fire_rate=None if hyper is None else hyper.fire_rate)
+    def loss_fn(params, x0, fires, k_roll, n_steps, target):
+        x, _ = rollout(params, x0, k_roll, steps, cfg.model, record=(), remat=cfg.remat, active_steps=n_steps,
+                       fast=fast, fire_rate=None if hyper is None else hyper.fire_rate, fires=fires)
         return jnp.mean(per_sample_loss(x, target)), x
 
-    (loss, x), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    if split is None:
+        (loss, x), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, x0, None, k_roll, n_steps, target)
+    else:  # the whole batch's masks, so that each device's rows see the masks they would see unsplit
+        rate = cfg.model.fire_rate if hyper is None else hyper.fire_rate
+        fires = fire_masks(k_roll, jnp.arange(steps, dtype=jnp.int32), x0.shape, rate)
+        (loss, x), grads = split(loss_fn, state.params, x0, fires, (k_roll, n_steps, target))
     updates, opt_state = make_optimizer(cfg, hyper).update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     pool = state.pool.at[idx].set(x) if cfg.uses_pool else state.pool
     return TrainState(params, opt_state, pool, state.key, state.step + 1), loss
+
+
+def cores_mesh(cfg: Config):
+    """Where ``train`` splits each batch: a mesh over the CPU cores exposed as devices
+    (``nca.parallel.use_cpu_cores``, which ``scripts/train.py`` calls), or None to train on
+    one device. Only for the fast step on a CPU in a single process; the most devices that
+    divide the batch and the pool. The split step is ~1.3x faster on 2 cores and equal to
+    one device's step to float rounding (docs/performance.md, tests/test_parallel.py)."""
+    devices = jax.local_devices()
+    if not default_fast() or jax.process_count() > 1 or len(devices) < 2:
+        return None
+    n = max(d for d in range(1, len(devices) + 1)
+            if cfg.batch_size % d == 0 and (not cfg.uses_pool or cfg.pool_size % d == 0))
+    if n < 2:
+        return None
+    from .parallel import make_mesh  # (nca.parallel builds on this module)
+
+    return make_mesh(devices[:n])
 
 
 # Config fields the step never reads (the seed lives in the state's key, the target is an
@@ -374,7 +400,13 @@ def _train_claimed(cfg: Config, out_dir: Path, resume: bool, progress: bool, sto
         save_config(cfg, out_dir / ckpt.CONFIG)  # train_steps may have changed
     rows = _read_metrics(out_dir / ckpt.METRICS, start)
     end = cfg.train_steps if stop_at is None else max(start, min(stop_at, cfg.train_steps))
-    step_fn = compiled_train_step(cfg)
+    mesh = cores_mesh(cfg)
+    if mesh is None:
+        step_fn = compiled_train_step(cfg)
+    else:  # the batch split over the CPU cores, each running its rows' fast step (nca.parallel)
+        from .parallel import shard_train_state, sharded_train_step
+
+        step_fn, state = sharded_train_step(cfg, mesh, fast=True), shard_train_state(cfg, state, mesh)
 
     def step():
         nonlocal state
@@ -401,6 +433,8 @@ def _train_claimed(cfg: Config, out_dir: Path, resume: bool, progress: bool, sto
     result = drive(spec, step=step, record=record, save=save,
                    save_kept=lambda s: ckpt.save_kept(out_dir, s, state.params),
                    params_finite=lambda: all_finite(state.params))
+    if mesh is not None:  # back on one device: later programs on the params run once, not once per core
+        state = jax.device_put(state, jax.local_devices()[0])
     if result.interrupted or end < cfg.train_steps:
         if result.interrupted:
             log(f"interrupted at step {result.step}; checkpoint saved; resume the run in {out_dir} to continue")

@@ -118,10 +118,11 @@ def main(a) -> int:
     population = a.resume is not None and is_population_dir(a.resume)
     cluster = cluster_from_args(a)
     check_seeds(a, overrides, population, cluster)
-    if a.seeds is not None or population:
-        from .parallel import use_cpu_cores  # before anything starts JAX (nca.multiseed)
+    # Before anything starts JAX: the cores as devices, over which many seeds split
+    # (nca.multiseed) and so does one run's batch (nca.train.cores_mesh).
+    from .parallel import use_cpu_cores
 
-        use_cpu_cores()
+    use_cpu_cores()
     job = SINGLE if cluster is None else initialize(cluster)  # before JAX starts its backends
     try:
         return _train(a, overrides, population, job)

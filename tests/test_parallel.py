@@ -20,7 +20,7 @@ cfg = preset("tiny")
 g = cfg.grid_size
 target = jnp.zeros((g, g, 4)).at[4:12, 5:14].set(1.0)
 
-def run(step_fn, state, n=3):
+def run(step_fn, state, n=3, target=target):
     losses = []
     for _ in range(n):
         state, loss = step_fn(state, target)
@@ -65,6 +65,52 @@ alone = [compiled_train_step(c)(init_train_state(c), tb) for c in big]
 pop, losses = parallel.population_train_step(big[0], mesh)(
     parallel.shard_population(parallel.stack_states([init_train_state(c) for c in big]), mesh), tb)
 np.testing.assert_allclose([float(l) for _, l in alone], np.asarray(losses), rtol=1e-5)
+
+# The fast step with the batch split over the devices (each device its rows' own fast-path
+# loops, and its rows of the whole batch's fire masks) == the fast step on one device, in
+# every experiment (pool, reseeding, damage).
+from functools import partial
+from jax.sharding import PartitionSpec as P
+from nca.train import cores_mesh, train, train_step
+for exp in ("growing", "persistent", "regenerating"):
+    c = preset("tiny", experiment=exp, batch_size=4)
+    one, l1 = run(compiled_train_step(c, fast=True), init_train_state(c))
+    two, l2 = run(parallel.sharded_train_step(c, mesh, fast=True), parallel.shard_train_state(c, init_train_state(c), mesh))
+    np.testing.assert_allclose(l1, l2, rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(two.params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(one.pool), np.asarray(two.pool), rtol=1e-4, atol=1e-5)
+
+# The control that could fool the test above: devices drawing masks for their own rows alone
+# (a shard-shaped draw) roll out differently, and the comparison sees it.
+def own_masks(loss_fn, params, x0, fires, shared=()):
+    def local(params, x0, shared):
+        (l, x), g = jax.value_and_grad(loss_fn, has_aux=True)(params, x0, None, *shared)
+        return (jax.lax.pmean(l, "data"), x), jax.lax.pmean(g, "data")
+    return jax.shard_map(local, mesh=mesh, in_specs=(P(), P("data"), P()), out_specs=((P(), P("data")), P()),
+                         check_vma=False)(params, x0, tuple(shared))
+c = preset("tiny", batch_size=4)
+sh = parallel.state_shardings(c, mesh)
+wrong = jax.jit(partial(train_step, c, fast=True, split=own_masks), in_shardings=(sh, None), out_shardings=(sh, None))
+one, l1 = run(compiled_train_step(c, fast=True), init_train_state(c))  # (step 1 cannot differ: w1 starts at 0)
+bad, l3 = run(wrong, parallel.shard_train_state(c, init_train_state(c), mesh))
+assert not np.allclose(l1, l3, rtol=1e-5, atol=0), (l1, l3)
+assert np.abs(np.asarray(one.pool) - np.asarray(bad.pool)).max() > 1e-2
+
+# train() splits each batch over the cores exposed as devices by itself, equal to the loop of
+# one device's steps, and hands back a state on one device.
+assert cores_mesh(c).devices.size == 2
+assert cores_mesh(preset("tiny", batch_size=3)) is None and cores_mesh(preset("tiny", batch_size=4, pool_size=15)) is None
+import tempfile
+with tempfile.TemporaryDirectory() as d:
+    c = preset("tiny", batch_size=4, train_steps=3, checkpoint_every=2)
+    done = train(c, d, progress=False, log=lambda *a: None)
+from nca.targets import load_target
+emoji = jnp.asarray(load_target(c.target, c.target_size, c.target_padding, c.target_background))
+one, _ = run(compiled_train_step(c), init_train_state(c), 3, emoji)
+assert len(done.pool.sharding.device_set) == 1 and len(done.params["w1"].sharding.device_set) == 1
+for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(done.params)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
 
 # A batch the devices cannot split evenly is a clear error, before anything runs.
 from nca.errors import NCAError

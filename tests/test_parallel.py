@@ -102,9 +102,15 @@ assert np.abs(np.asarray(one.pool) - np.asarray(bad.pool)).max() > 1e-2
 assert cores_mesh(c).devices.size == 2
 assert cores_mesh(preset("tiny", batch_size=3)) is None and cores_mesh(preset("tiny", batch_size=4, pool_size=15)) is None
 import tempfile
-with tempfile.TemporaryDirectory() as d:
+with tempfile.TemporaryDirectory() as d, tempfile.TemporaryDirectory() as e:
     c = preset("tiny", batch_size=4, train_steps=3, checkpoint_every=2)
     done = train(c, d, progress=False, log=lambda *a: None)
+    # stopped after step 2 and resumed, on the same devices: bit for bit the same run
+    train(c, e, progress=False, log=lambda *a: None, stop_at=2)
+    resumed = train(None, e, resume=True, progress=False, log=lambda *a: None)
+for a, b in zip(jax.tree.leaves(done), jax.tree.leaves(resumed)):  # params, optimiser, pool, key, step
+    a, b = (jax.random.key_data(v) if jnp.issubdtype(v.dtype, jax.dtypes.prng_key) else v for v in (a, b))
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 from nca.targets import load_target
 emoji = jnp.asarray(load_target(c.target, c.target_size, c.target_padding, c.target_background))
 one, _ = run(compiled_train_step(c), init_train_state(c), 3, emoji)

@@ -139,11 +139,8 @@ def sharded_train_step(cfg: Config, mesh: Mesh, fast: bool = False):
     _check_divisible("batch_size", cfg.batch_size, mesh)
     sh = state_shardings(cfg, mesh)
     replicated = NamedSharding(mesh, P())
-    batch = NamedSharding(mesh, P(AXIS))
-    if fast:
-        fn = partial(train_step, cfg, fast=True, batch_sharding=batch, split=split_value_and_grad(mesh))
-    else:
-        fn = partial(train_step, cfg, fast=False, batch_sharding=batch)
+    fn = partial(train_step, cfg, fast=fast, batch_sharding=NamedSharding(mesh, P(AXIS)),
+                 split=split_value_and_grad(mesh) if fast else None)
     return jax.jit(fn, in_shardings=(sh, replicated), out_shardings=(sh, replicated), donate_argnums=(0,))
 
 

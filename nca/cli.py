@@ -249,6 +249,63 @@ def run_cli(main: Callable[[], int | None]) -> None:
     _leave(code or 0)
 
 
+HUGE_PAGES_TUNABLE = "glibc.malloc.hugetlb=1"
+THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
+def huge_pages_environ(environ: dict, thp: str | None, libc: tuple[str, str]) -> dict | None:
+    """The environment to restart a CPU training process with, or None to run as started.
+
+    A training step allocates its rematerialised scan's saved states (~250 MB for batch 8 at
+    72x72) afresh at every step, and faulting them in 4 KB pages cost 150-190 ms of system
+    time per canonical step; glibc (>= 2.35) asks the kernel for 2 MB pages for its mmapped
+    blocks with ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` (docs/performance.md, 2026-12-06 and
+    2026-12-07: ~0.45-0.48 s against ~0.55 s per canonical step). The setting is read when a
+    process starts, so a script restarts itself with it. thp: the text of
+    /sys/kernel/mm/transparent_hugepage/enabled (None: unreadable); libc:
+    ``platform.libc_ver()``. None where it cannot help or the user decided: another libc or
+    an older glibc, transparent huge pages ``[never]`` (nothing to ask for) or ``[always]``
+    (every mapping has them already), ``hugetlb`` already in $GLIBC_TUNABLES, or
+    $NCA_HUGE_PAGES=0."""
+    tunables = environ.get("GLIBC_TUNABLES", "")
+    if environ.get("NCA_HUGE_PAGES", "1") == "0" or "glibc.malloc.hugetlb" in tunables:
+        return None
+    name, version = libc
+    try:
+        major_minor = tuple(int(v) for v in version.split(".")[:2])
+    except ValueError:
+        return None
+    if name != "glibc" or major_minor < (2, 35) or thp is None or "[madvise]" not in thp:
+        return None
+    return {**environ, "GLIBC_TUNABLES": f"{tunables}:{HUGE_PAGES_TUNABLE}" if tunables else HUGE_PAGES_TUNABLE}
+
+
+def restart_with_huge_pages() -> None:
+    """Replace this process by the same command with ``huge_pages_environ``'s environment, if
+    the calling script is the program (``_is_the_program``: not a test or notebook running it);
+    where the environment is None or the restart fails, go on as started. A training script
+    calls it first, before JAX is imported (``nca``'s names load lazily for this), so that a
+    restart costs only Python's start."""
+    import platform
+
+    if not _is_the_program():
+        return
+
+    try:
+        thp = THP_SETTING.read_text()
+    except OSError:
+        thp = None
+    environ = huge_pages_environ(dict(os.environ), thp, platform.libc_ver())
+    if environ is None:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    try:
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environ)
+    except OSError:  # the interpreter cannot be run again (a frozen or removed executable)
+        return
+
+
 def _warnings_as_lines() -> None:
     """The library's own warnings (``nca.targets.OpaqueTargetWarning``, ...) as one line,
     ``warning: ...``, on stderr; other packages' warnings as Python shows them."""

@@ -1,14 +1,14 @@
-"""Console-command entry points: ``nca-<name>`` runs ``scripts/<name>.py``'s ``main``.
+"""Console-command entry points: ``nca-<name>`` runs ``scripts/<name>.py`` as its main module.
 
-``pyproject.toml``'s ``[project.scripts]`` points each command here; the script's own
-``if __name__ == "__main__": run_cli(main)`` and this do the same thing, so
-``python scripts/train.py ...`` and ``nca-train ...`` behave identically (one-line errors,
-exit code 2 on bad input).
+``pyproject.toml``'s ``[project.scripts]`` points each command here; the command runs the
+script's module as ``__main__``, so ``python scripts/train.py ...`` and ``nca-train ...`` are
+the same code path (one-line errors, exit code 2 on bad input, a training script's restart
+with huge pages before JAX starts).
 """
 
 from __future__ import annotations
 
-import importlib
+import runpy
 
 # command name -> script module (the file scripts/<module>.py)
 COMMANDS = {
@@ -34,13 +34,10 @@ COMMANDS = {
 
 def _command(module: str):
     def run() -> None:
-        from nca.cli import run_cli
-
-        main = importlib.import_module(f"{__package__}.{module}").main
-        run_cli(main)
+        runpy.run_module(f"{__package__}.{module}", run_name="__main__")
 
     run.__name__ = module
-    run.__doc__ = f"Run scripts/{module}.py's main as a console command."
+    run.__doc__ = f"Run scripts/{module}.py as the program, as `python scripts/{module}.py` does."
     return run
 
 

@@ -16,8 +16,6 @@ Then, in Python: ``adata = scanpy.read_h5ad("lizard.h5ad")``; squidpy's spatial 
 ``library_key="frame"``. Needs the [atlas] extra: pip install -e '.[atlas]'. Written atomically.
 """
 
-import sys
-
 from nca import cli
 from nca.errors import NCAError
 

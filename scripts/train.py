@@ -7,7 +7,11 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python scripts/train.py` from a clean clone
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nca.cli import Parser, add_quiet, nonneg_int_list, run_cli  # noqa: E402
+from nca.cli import Parser, add_quiet, nonneg_int_list, restart_with_huge_pages, run_cli  # noqa: E402
+
+if __name__ == "__main__":  # before JAX starts: ~15-25 % less time per training step on a CPU
+    restart_with_huge_pages()  # (nca.cli.huge_pages_environ; $NCA_HUGE_PAGES=0 keeps the process as started)
+
 from nca.config import PRESETS, add_config_args  # noqa: E402
 from nca.distributed import add_distributed_args  # noqa: E402
 from nca.train_command import HELP  # noqa: E402

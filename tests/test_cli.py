@@ -3,6 +3,7 @@
 import errno
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -92,6 +93,62 @@ def test_run_cli_leaves_without_the_interpreters_teardown_but_loses_nothing(tmp_
              "except SystemExit as e:\n    print('caught', e.code)\n"
     r = subprocess.run([sys.executable, "-c", caller, str(tmp_path / "s3.py")], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout == "no newlinecaught 3\n", r
+
+
+def test_huge_pages_are_asked_for_only_where_glibc_and_the_kernel_can_give_them():
+    madvise, glibc = "always [madvise] never\n", ("glibc", "2.36")
+    assert cli.huge_pages_environ({"A": "1"}, madvise, glibc) == {"A": "1", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
+    assert cli.huge_pages_environ({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}, madvise, glibc)["GLIBC_TUNABLES"] \
+        == "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"  # the user's own tunables kept
+    for environ, thp, libc in [({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}, madvise, glibc),  # the user chose
+                               ({"NCA_HUGE_PAGES": "0"}, madvise, glibc),  # opted out
+                               ({}, "[always] madvise never", glibc),  # every mapping has them already
+                               ({}, "always madvise [never]", glibc), ({}, None, glibc),  # none to ask for
+                               ({}, madvise, ("glibc", "2.31")), ({}, madvise, ("", "")), ({}, madvise, ("glibc", "x"))]:
+        assert cli.huge_pages_environ(environ, thp, libc) is None, (environ, thp, libc)
+
+
+def test_the_scripts_shell_imports_without_jax_so_a_restart_costs_only_pythons_start():
+    code = ("import sys, nca, nca.cli, nca.errors\nassert 'jax' not in sys.modules, 'jax imported'\n"
+            "assert nca.load_model.__module__ == 'nca.api' and nca.model.step is nca.step and 'jax' in sys.modules\n"
+            "try:\n    nca.no_such_name\nexcept AttributeError as e:\n    print(e)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout == "module 'nca' has no attribute 'no_such_name'\n", r
+
+
+def test_a_training_script_restarts_itself_with_huge_pages_and_its_arguments(tmp_path):
+    """The program restarts once, same interpreter and arguments, with the tunable, and glibc
+    then backs a fresh 64 MB malloc with huge pages (numpy asks for them itself, so plain C
+    malloc is the probe); $NCA_HUGE_PAGES=0 or a caller that is not the program (runpy) keeps
+    the process as started, and its block in 4 KB pages."""
+    import os
+    import platform
+
+    script = tmp_path / "train_like.py"
+    script.write_text(
+        "import ctypes, os, re, sys\nfrom nca.cli import restart_with_huge_pages, run_cli\n"
+        "restart_with_huge_pages()\n"
+        "huge = lambda: int(re.search(r'AnonHugePages:\\s+(\\d+)', open('/proc/self/smaps_rollup').read())[1])\n"
+        "libc = ctypes.CDLL(None)\nlibc.malloc.restype = ctypes.c_void_p\n"
+        "def main():\n    before, block = huge(), libc.malloc(64 << 20)\n    ctypes.memset(block, 1, 64 << 20)\n"
+        "    print(sys.argv[1:], os.environ.get('GLIBC_TUNABLES'), huge() - before >= 32 << 10)\n"
+        "run_cli(main)\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "NCA_HUGE_PAGES")}
+    try:
+        thp = cli.THP_SETTING.read_text()
+    except OSError:
+        thp = None
+    expected = cli.huge_pages_environ(env, thp, platform.libc_ver())
+    if expected is None or not Path("/proc/self/smaps_rollup").exists():
+        pytest.skip(f"this machine gives no transparent huge pages on request ({thp!r}, {platform.libc_ver()})")
+    run = lambda *argv, **extra: subprocess.run([sys.executable, *argv], capture_output=True, text=True,
+                                                env={**env, **extra}, timeout=60)
+    r = run(str(script), "--out", "x y")
+    assert r.returncode == 0 and r.stdout == "['--out', 'x y'] glibc.malloc.hugetlb=1 True\n", r
+    r = run(str(script), "--out", "x", NCA_HUGE_PAGES="0")
+    assert r.returncode == 0 and r.stdout == "['--out', 'x'] None False\n", r
+    r = run("-c", "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')", str(script), "a")
+    assert r.stdout == f"{[str(script), 'a']} None False\n", r  # sys.argv[0] is "-c"
 
 
 def test_nca_error_is_a_value_error_and_bad_model_configs_raise_it():

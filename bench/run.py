@@ -29,7 +29,10 @@ peers do, whether or not the FLOP are actually executed):
   ``distill`` (8000 steps, or ``--distill-steps``), through ``nca.train.train`` with its
   checkpoints and metrics, wall clock -- the figure to take on a GPU.
 
-Timings on a shared or busy machine are noisy; compare ratios from one run.
+Timings on a shared or busy machine are noisy; compare ratios from one run. Like
+``scripts/train.py``, the bench restarts itself with glibc's huge pages where they help
+(``nca.cli.restart_with_huge_pages``; the machine's ``glibc_tunables`` says whether), and
+its children and the peers inherit the setting; ``NCA_HUGE_PAGES=0`` measures without.
 """
 
 from __future__ import annotations
@@ -50,7 +53,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's nca/, also when run as `python bench/run.py`
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from nca.cli import run_cli  # noqa: E402
+from nca.cli import restart_with_huge_pages, run_cli  # noqa: E402
+
+if __name__ == "__main__":  # as scripts/train.py does, so that "ours" is what the user's command runs;
+    restart_with_huge_pages()  # the children and the peers inherit it ($NCA_HUGE_PAGES=0: without)
 
 MEASUREMENTS = ("train", "cores", "compile", "rollout", "rss", "seeds")
 OPTIONAL = ("distill",)  # only when asked for with --only (the whole article's training run)
@@ -407,7 +413,8 @@ def machine() -> dict:
     except OSError:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "jax": jax.__version__, "backend": jax.default_backend(),
-            "devices": len(jax.devices()), "python": platform.python_version()}
+            "devices": len(jax.devices()), "python": platform.python_version(),
+            "glibc_tunables": os.environ.get("GLIBC_TUNABLES")}
 
 
 def table(res: dict) -> str:
@@ -557,7 +564,8 @@ def main() -> int:
         print(json.dumps(res, indent=1))
     else:
         m = res["machine"]
-        print(f"machine: {m['cpu']}, {m['cores']} cores, jax {m['jax']} ({m['backend']}, {m['devices']} device(s))")
+        print(f"machine: {m['cpu']}, {m['cores']} cores, jax {m['jax']} ({m['backend']}, {m['devices']} device(s))"
+              + (f", GLIBC_TUNABLES={m['glibc_tunables']}" if m["glibc_tunables"] else ""))
         print(table(res))
     return 0
 

@@ -26,7 +26,7 @@ devices' shares of a population -- ``nca.multiseed``'s seeds -- run at the same 
 from __future__ import annotations
 
 import os
-from functools import partial
+from functools import lru_cache, partial
 
 import jax
 import numpy as np
@@ -34,7 +34,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from .config import Config
 from .errors import NCAError
-from .train import TrainState, train_step
+from .train import TrainState, step_config, train_step
 
 AXIS = "data"
 
@@ -134,9 +134,16 @@ def sharded_train_step(cfg: Config, mesh: Mesh, fast: bool = False):
 
     state: as returned by ``shard_train_state``; donated like ``compiled_train_step``.
     fast: each device rolls out its rows of the batch with the fast step
-    (``split_value_and_grad``); else the dense step, the batch split by GSPMD.
+    (``split_value_and_grad``); else the dense step, the batch split by GSPMD. One program
+    per step-relevant config and mesh, as ``compiled_train_step``: ``nca.train.train``
+    resumed or extended in the same process reuses it.
     """
     _check_divisible("batch_size", cfg.batch_size, mesh)
+    return _sharded_train_step(step_config(cfg), mesh, fast)
+
+
+@lru_cache(maxsize=8)
+def _sharded_train_step(cfg: Config, mesh: Mesh, fast: bool):
     sh = state_shardings(cfg, mesh)
     replicated = NamedSharding(mesh, P())
     fn = partial(train_step, cfg, fast=fast, batch_sharding=NamedSharding(mesh, P(AXIS)),

@@ -194,10 +194,16 @@ def cores_mesh(cfg: Config):
 _NOT_IN_STEP = dict(train_steps=1, checkpoint_every=1, keep_checkpoints="none", seed=0, target="")
 
 
+def step_config(cfg: Config) -> Config:
+    """``cfg`` with the fields a training step never reads (length, checkpoints, seed, target
+    name) set to fixed values: runs that differ only in them share one compiled step."""
+    return replace(cfg, **_NOT_IN_STEP)
+
+
 def compiled_train_step(cfg: Config, fast: bool | None = None):
     """``train_step`` jitted with the config static and the state donated. One program per
     step-relevant config: a resumed, extended or reseeded run in the same process reuses it."""
-    return _compiled_train_step(replace(cfg, **_NOT_IN_STEP), fast)
+    return _compiled_train_step(step_config(cfg), fast)
 
 
 @lru_cache(maxsize=8)

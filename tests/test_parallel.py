@@ -100,6 +100,10 @@ assert np.abs(np.asarray(one.pool) - np.asarray(bad.pool)).max() > 1e-2
 # train() splits each batch over the cores exposed as devices by itself, equal to the loop of
 # one device's steps, and hands back a state on one device.
 assert cores_mesh(c).devices.size == 2
+# one program per step-relevant config and mesh: a resumed or extended run reuses it
+same = parallel.sharded_train_step(preset("tiny", batch_size=4, seed=7, train_steps=9), cores_mesh(c), fast=True)
+assert same is parallel.sharded_train_step(c, cores_mesh(c), fast=True)
+assert same is not parallel.sharded_train_step(preset("tiny", batch_size=4, lr=1e-4), cores_mesh(c), fast=True)
 assert cores_mesh(preset("tiny", batch_size=3)) is None and cores_mesh(preset("tiny", batch_size=4, pool_size=15)) is None
 import tempfile
 with tempfile.TemporaryDirectory() as d, tempfile.TemporaryDirectory() as e:

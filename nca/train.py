@@ -240,15 +240,20 @@ def _write_metrics(path: Path, rows: list[dict]) -> None:
     ckpt.atomic_write_bytes(path, buf.getvalue().encode())
 
 
+# One program per (steps, model config), kept across calls: a run writes a preview at every
+# checkpoint, and a new jit of a partial there compiled the rollout again each time.
+@partial(jax.jit, static_argnames=("steps", "cfg"))
+def _grow_final(params, x0, key, steps, cfg):
+    return rollout(params, x0, key, steps, cfg, record=())[0]
+
+
 def save_preview(path: Path, cfg: Config, params: dict, target: np.ndarray, steps: int | None = None) -> float:
     """Grow from the seed and save [target | grown] on white, 4x. Returns the grown MSE."""
     from PIL import Image
 
     g = cfg.grid_size
     steps = steps or cfg.rollout_max
-    x, _ = jax.jit(partial(rollout, steps=steps, cfg=cfg.model, record=()))(
-        params, seed_state(g, g, cfg.model), jax.random.key(cfg.seed)
-    )
+    x = _grow_final(params, seed_state(g, g, cfg.model), jax.random.key(cfg.seed), steps, cfg.model)
     grown = np.asarray(to_rgba(x))
     mse = float(np.mean((grown - target) ** 2))
 

@@ -137,3 +137,37 @@ def test_train_step_is_deterministic_for_a_seed():
     b, lb = step(init_train_state(cfg), target)
     assert float(la) == float(lb)
     np.testing.assert_array_equal(a.params["w1"], b.params["w1"])
+
+
+def test_the_preview_at_every_checkpoint_reuses_one_compiled_rollout(tmp_path):
+    """A run writes preview.png at every checkpoint; each new jit of a partial there compiled
+    the 96-step rollout again (14 times in the sweep tests). The second preview of a config,
+    with other weights, compiles nothing, and its image is the new weights' own."""
+    import jax.monitoring
+
+    from nca.model import init_params
+    from nca.train import save_preview
+
+    cfg = preset("tiny")
+    target = np.zeros((cfg.grid_size, cfg.grid_size, 4), np.float32)
+    compiles = []
+
+    def listen(event, duration, **_):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(duration)
+
+    from nca.model import rollout, to_rgba
+
+    a = init_params(jax.random.key(0), cfg.model)
+    b = {**a, "b2": a["b2"].at[3].add(-5.0)}  # alpha falls at every firing: the seed dies
+    mse_a = save_preview(tmp_path / "a.png", cfg, a, target)
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        mse_b = save_preview(tmp_path / "b.png", cfg, b, target)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    assert compiles == []
+    g = cfg.grid_size
+    x, _ = rollout(b, seed_state(g, g, cfg.model), jax.random.key(cfg.seed), cfg.rollout_max, cfg.model, record=())
+    assert mse_b == pytest.approx(float(np.mean((np.asarray(to_rgba(x)) - target) ** 2)), rel=1e-5)
+    assert mse_b != pytest.approx(mse_a, rel=1e-3)  # the second preview is b's, not a's again

@@ -259,8 +259,9 @@ def huge_pages_environ(environ: dict, thp: str | None, libc: tuple[str, str]) ->
     A training step allocates its rematerialised scan's saved states (~250 MB for batch 8 at
     72x72) afresh at every step, and faulting them in 4 KB pages cost 150-190 ms of system
     time per canonical step; glibc (>= 2.35) asks the kernel for 2 MB pages for its mmapped
-    blocks with ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` (docs/performance.md, 2026-12-06 and
-    2026-12-07: ~0.45-0.48 s against ~0.55 s per canonical step). The setting is read when a
+    blocks with ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` (docs/performance.md, round 14: 410
+    and 465 ms against 540 and 520 ms per step of ``scripts/train.py --preset distill``,
+    median of steps 11-60). The setting is read when a
     process starts, so a script restarts itself with it. thp: the text of
     /sys/kernel/mm/transparent_hugepage/enabled (None: unreadable); libc:
     ``platform.libc_ver()``. None where it cannot help or the user decided: another libc or
@@ -290,7 +291,6 @@ def restart_with_huge_pages() -> None:
 
     if not _is_the_program():
         return
-
     try:
         thp = THP_SETTING.read_text()
     except OSError:

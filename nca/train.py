@@ -244,6 +244,7 @@ def _write_metrics(path: Path, rows: list[dict]) -> None:
 # checkpoint, and a new jit of a partial there compiled the rollout again each time.
 @partial(jax.jit, static_argnames=("steps", "cfg"))
 def _grow_final(params, x0, key, steps, cfg):
+    """x0: [H, W, C] -> the state after ``steps`` steps, [H, W, C] (nothing recorded)."""
     return rollout(params, x0, key, steps, cfg, record=())[0]
 
 

@@ -171,18 +171,26 @@ def train_step(cfg: Config, state: TrainState, target: Array, fast: bool | None 
     return TrainState(params, opt_state, pool, state.key, state.step + 1), loss
 
 
+# The split step draws a training step's fire masks for all its CA steps at once (each device
+# its rows; the generator's temporaries are ~12 bytes a cell-step): up to 64 Mi cell-steps per
+# device, ~0.8 GB. The canonical step needs 95 x 4 x 72 x 72 = 2 Mi; a 1024 x 1024 grid 380 Mi.
+SPLIT_FIRE_CELLS = 1 << 26
+
+
 def cores_mesh(cfg: Config):
     """Where ``train`` splits each batch: a mesh over the CPU cores exposed as devices
     (``nca.parallel.use_cpu_cores``, which ``scripts/train.py`` calls), or None to train on
     one device. Only for the fast step on a CPU in a single process; the most devices that
     divide the batch and the pool. The split step is ~1.3x faster on 2 cores and equal to
-    one device's step to float rounding (docs/performance.md, tests/test_parallel.py)."""
+    one device's step to float rounding (docs/performance.md, tests/test_parallel.py). None
+    too where a device's share of the step's fire masks, drawn at once for the split, would
+    exceed ``SPLIT_FIRE_CELLS`` cell-steps: one device draws them in blocks instead."""
     devices = jax.local_devices()
     if not default_fast() or jax.process_count() > 1 or len(devices) < 2:
         return None
     n = max(d for d in range(1, len(devices) + 1)
             if cfg.batch_size % d == 0 and (not cfg.uses_pool or cfg.pool_size % d == 0))
-    if n < 2:
+    if n < 2 or (cfg.rollout_max - 1) * cfg.batch_size // n * cfg.grid_size ** 2 > SPLIT_FIRE_CELLS:
         return None
     from .parallel import make_mesh  # (nca.parallel builds on this module)
 

@@ -105,6 +105,11 @@ same = parallel.sharded_train_step(preset("tiny", batch_size=4, seed=7, train_st
 assert same is parallel.sharded_train_step(c, cores_mesh(c), fast=True)
 assert same is not parallel.sharded_train_step(preset("tiny", batch_size=4, lr=1e-4), cores_mesh(c), fast=True)
 assert cores_mesh(preset("tiny", batch_size=3)) is None and cores_mesh(preset("tiny", batch_size=4, pool_size=15)) is None
+# a grid whose fire masks, drawn at once for the split, would not fit: one device, blocked draws
+from nca.train import SPLIT_FIRE_CELLS
+big = preset("tiny", batch_size=4, target_padding=1020)
+assert (big.rollout_max - 1) * 2 * big.grid_size ** 2 > SPLIT_FIRE_CELLS and cores_mesh(big) is None
+assert cores_mesh(preset("tiny", batch_size=4, target_padding=120)).devices.size == 2
 import tempfile
 with tempfile.TemporaryDirectory() as d, tempfile.TemporaryDirectory() as e:
     c = preset("tiny", batch_size=4, train_steps=3, checkpoint_every=2)

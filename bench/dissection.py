@@ -312,7 +312,8 @@ CROSS_FAMILIES = ("matern1.5_l3", "matern0.5_l20", "matern2.5_l10", "matern2.5_l
 
 def cross_models_battery(sets: int, n_power: int, stts: list[float], seed: int, model: str, n_models: int = 4,
                          families: list[str] | None = None, partial=None, cells: str | None = None,
-                         first_set: int = 0, statistic: str = "mean", direction_only: bool = False) -> dict:
+                         first_set: int = 0, statistic: str = "mean", direction_only: bool = False,
+                         wide: bool = True) -> dict:
     """The combined test across models (``analysis.representation.cross_model``) on planted
     "models": ``n_models`` copies of ``model``'s body (step 200, key(0), first rollout), each
     with its own surrogate stream and its own field. False positives: independent fields of a
@@ -329,7 +330,13 @@ def cross_models_battery(sets: int, n_power: int, stts: list[float], seed: int, 
     statistic: ``CombinedSettings.statistic`` (either reads the same sets and surrogates);
     direction_only: only the direction null's p (no surrogates, about 15 x cheaper; the same
     sets and draws as a full run's ``combined_direction``, and a bound on its ``combined``,
-    which is never below it)."""
+    which is never below it); wide: ``CombinedSettings.wide`` (False: the surrogate p of rounds
+    4-14, the fitted and broader mixtures only). With it, a set is first tested without the
+    wide mixture and again with it only if it is called (p < 0.05 along or across): the wide
+    mixture can only raise p, so the rates are exact and the cost is round 14's plus the
+    called sets' ("wide_rechecked" counts them)."""
+    from dataclasses import replace
+
     import jax
     import numpy as np
 
@@ -348,7 +355,7 @@ def cross_models_battery(sets: int, n_power: int, stts: list[float], seed: int, 
     centre = view_coords([frame.centroid_rc[0]], [frame.centroid_rc[1]])[0]
     head = frame.axis_deg
     out = {"model": model, "n_models": n_models, "body_cells": int(mask.sum()), "axis_deg": head,
-           "settings": {"null": "NullSettings()", "combined": f"CombinedSettings(orient='none', statistic={statistic!r})",
+           "settings": {"null": "NullSettings()", "combined": f"CombinedSettings(orient='none', statistic={statistic!r}, wide={wide!r})",
                         "direction_only": direction_only},
            "fp": {}, "power": {}}
     tests = ("combined", "combined_surrogate", "combined_direction", "fisher", "sign_flip", "any_one_body",
@@ -370,28 +377,33 @@ def cross_models_battery(sets: int, n_power: int, stts: list[float], seed: int, 
             else:
                 values.append((tex if t is None else planted_ramp(body.uv, t[0], tex, t[1]))[:, None])
             nulls.append(body)
-        settings = CombinedSettings(orient="none", statistic=statistic)
+        settings = CombinedSettings(orient="none", statistic=statistic, wide=wide)
         if direction_only:
             p = direction_p(nulls, [v[:, 0] for v in values], oriented_axes(nulls, head), settings)
             return {"combined_direction": p[0], "across_direction": p[1]}
-        res = combined_axis_test(nulls, values, settings, reference_deg=head)["components"][0]
+        res = combined_axis_test(nulls, values, replace(settings, wide=False), reference_deg=head)["components"][0]
+        rechecked = wide and min(res["along"]["p_value"], res["across"]["p_value"]) < 0.05
+        if rechecked:  # the wide mixture can only raise p (a maximum over one more mixture), so only
+            # a set called without it can be called with it: the counts of p < 0.05 are exact
+            res = combined_axis_test(nulls, values, settings, reference_deg=head)["components"][0]
         a, c = res["along"], res["across"]
         return {"combined": a["p_value"], "combined_surrogate": a["p_surrogate"], "combined_direction": a["p_direction"],
                 "fisher": a["fisher_p"], "sign_flip": a["sign_flip_p"], "any_one_body": min(a["per_model_p"]),
                 "across_combined": c["p_value"], "across_surrogate": c["p_surrogate"],
-                "across_direction": c["p_direction"], "mean_signed": a["mean_signed"]}
+                "across_direction": c["p_direction"], "wide_rechecked": int(rechecked), "mean_signed": a["mean_signed"]}
 
     def rates(rows: list[dict]) -> dict:
         n = len(rows)
         return {t: {"k": int(sum(r[t] < 0.05 for r in rows)), "n": n,
-                    "rate_ci": binomial_interval(int(sum(r[t] < 0.05 for r in rows)), n)} for t in tests if t in rows[0]}
+                    "rate_ci": binomial_interval(int(sum(r[t] < 0.05 for r in rows)), n)} for t in tests if rows[0].get(t) is not None}
 
     def run_cell(part, ci, name, n, texture, theta, where):
         if n == 0:  # a part not asked for (--draws 0 or --power-draws 0)
             return
         t0 = time.process_time()
         rows = [one_set(part, ci, s, texture, theta) for s in range(first_set, first_set + n)]
-        where[name] = {**rates(rows), "cpu_s": time.process_time() - t0}
+        where[name] = {**rates(rows), "cpu_s": time.process_time() - t0,
+                       "wide_rechecked": sum(r.get("wide_rechecked", 0) for r in rows)}
         print(f"cross-models {name}: " + ", ".join(f"{t} {where[name][t]['k']}/{n}" for t in tests if t in where[name]),
               file=sys.stderr, flush=True)
         if partial is not None:
@@ -446,6 +458,8 @@ def main() -> int:
                          "indices no earlier run used at that position)")
     ap.add_argument("--direction-only", action="store_true",
                     help="--only cross_models: only the direction null's p (no surrogates; a bound on the combined test's rate)")
+    ap.add_argument("--no-wide", action="store_true",
+                    help="--only cross_models: the surrogate p without the wide mixture (rounds 4-14's)")
     ap.add_argument("--combined-statistic", default="mean",
                     help="--only cross_models: CombinedSettings.statistic, mean or t (default: %(default)s)")
     ap.add_argument("--battery-model", default="distill:lizard/regenerating",
@@ -478,7 +492,7 @@ def main() -> int:
         res["cross_models"] = cross_models_battery(
             a.draws, a.power_draws, [float(x) for x in (a.cross_stt or "0.25,0.5,1").split(",")], a.seed,
             a.battery_model, families=a.families.split(",") if a.families else None, cells=a.cross_cells,
-            first_set=a.first_set, statistic=a.combined_statistic, direction_only=a.direction_only,
+            first_set=a.first_set, statistic=a.combined_statistic, direction_only=a.direction_only, wide=not a.no_wide,
             partial=lambda b: atomic_write_bytes(a.out / "dissection.json",
                                                  json.dumps({**res, "cross_models": b, "partial": True}, indent=1).encode()))
     if "battery" in only:

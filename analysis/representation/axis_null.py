@@ -60,7 +60,7 @@ the mask.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -70,6 +70,7 @@ from analysis.representation.axes import COARSE_STEP_DEG, direction_vector, rank
 STREAM_SURROGATES = 1
 STREAM_BOOTSTRAP = 3
 STREAM_DIRECTIONS = 4  # the random directions of the cross-model test's re-directed planes
+STREAM_WIDE = 5  # the surrogate noise of a body's wide twin (``BodyNull.wide``)
 
 STATISTICS = ("any", "radial", "along", "across")  # the order of the arrays of ``statistics``
 
@@ -217,6 +218,8 @@ class BodyNull:
         self.length = float(along.max() - along.min()) if self.n else 0.0  # the body's length, cells
         self._lags = None
         self._noise: list = []
+        self._stream = STREAM_SURROGATES  # the wide twin draws its noise from STREAM_WIDE
+        self._wide: BodyNull | None = None
 
     def _rank_rows(self, proj: np.ndarray) -> np.ndarray:
         """[m, n] positions -> [m, n] rank-standardised rows / sqrt(n), so that a row times
@@ -255,6 +258,42 @@ class BodyNull:
         shift[lg["broader"], np.arange(m)] = 1.0
         shift[-1, -1] = 1.0
         return [weights, shift @ weights]
+
+    def wide(self) -> BodyNull | None:
+        """This body's wide twin: the same body and streams, its kernel bank reaching
+        ``scale_range`` x past the cap (scales up to scale_range x max_sigma_body x the
+        length, the bank's scales and each of them x scale_range), its surrogate noise from
+        its own stream (``STREAM_WIDE``); None with scale_range 1 and for a twin itself.
+
+        Why (issue 23): the broader mixture of ``null_weights`` moves each kernel's variance to
+        the kernel scale_range x broader, but at the bank's broadest scale there is none, so
+        for a field correlated along the body beyond it the nuisance range is empty at the
+        very end that matters: its across-axis association piles up near +-1 and the capped
+        mixtures are too narrow (``wide_weights``; the cross-model test uses it)."""
+        s = self.settings
+        if s.scale_range <= 1 or self._stream == STREAM_WIDE:
+            return None
+        if self._wide is None:
+            sig = tuple(sorted(set(s.sigmas_px) | {s.scale_range * x for x in s.sigmas_px}))
+            twin = BodyNull(self.mask, self.centre, replace(s, sigmas_px=sig, max_sigma_body=s.scale_range * s.max_sigma_body),
+                            self.seed, self.key, self.axis_deg)
+            twin._stream = STREAM_WIDE
+            self._wide = twin
+        return self._wide
+
+    def wide_weights(self, weights: np.ndarray) -> np.ndarray:
+        """The wide mixture of one map: its fitted weights [n_kernels + 1] (``fit``) with every
+        kernel's variance moved to the kernel ``scale_range`` x broader in both directions,
+        not capped at this bank's broadest scale -> weights of the wide twin's kernels
+        [n_wide_kernels + 1] (draw its surrogates with ``wide().surrogates``)."""
+        twin = self.wide()
+        lg, tw = self._lag_setup(), twin._lag_setup()
+        index = {k: i for i, k in enumerate(zip(tw["sigma_along"], tw["sigma_across"]))}
+        out = np.zeros(len(tw["sigma_along"]) + 1)
+        for w, k in zip(weights[:-1], zip(lg["sigma_along"], lg["sigma_across"])):
+            out[tw["broader"][index[k]]] += w  # this bank's kernels are all in the twin's
+        out[-1] = weights[-1]
+        return out
 
     def coarse_direction(self, values: np.ndarray) -> np.ndarray:
         """The 5-deg-grid direction of the best Spearman association. [n, k] -> [k] deg."""
@@ -385,12 +424,13 @@ class BodyNull:
 
     def _noise_block(self, b: int) -> np.ndarray:
         """Block b of the body's surrogate noise, in the Fourier domain [block, hp, wp/2+1]
-        (drawn once, from stream (STREAM_SURROGATES, *key, b), shared by the body's maps)."""
+        (drawn once, from stream (STREAM_SURROGATES, *key, b), a wide twin's from STREAM_WIDE;
+        shared by the body's maps)."""
         import scipy.fft
 
         while len(self._noise) <= b:
             hp, wp = self._lag_setup()["grid"]
-            rng = self.rng(STREAM_SURROGATES, len(self._noise))
+            rng = self.rng(self._stream, len(self._noise))
             self._noise.append(scipy.fft.rfft2(rng.standard_normal((self.settings.block, hp, wp), dtype=np.float32)))
         return self._noise[b]
 

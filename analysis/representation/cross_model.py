@@ -257,7 +257,8 @@ def combined_axis_test(bodies: list[BodyNull], values: list[np.ndarray],
     PCs matched by index). -> {"n_models", "draws", "min_p", "sign_flip_min_p", "orient",
     "axis_deg" [M] (oriented), "components": k dicts {axis: {"mean_signed", "per_model" [M],
     "p_value" (the larger of "p_surrogate" and "p_direction": module doc), "p_surrogate"
-    (the larger of "p_fitted" and "p_broader"), "p_direction", "fisher_p", "per_model_p" [M],
+    (the largest of "p_fitted", "p_broader" and "p_wide"; the last None with
+    ``settings.wide`` False), "p_direction", "fisher_p", "per_model_p" [M],
     "sign_flip_p"}}}.
     """
     from threadpoolctl import threadpool_limits

@@ -332,9 +332,9 @@ def cross_models_battery(sets: int, n_power: int, stts: list[float], seed: int, 
     sets and draws as a full run's ``combined_direction``, and a bound on its ``combined``,
     which is never below it); wide: ``CombinedSettings.wide`` (False: the surrogate p of rounds
     4-14, the fitted and broader mixtures only). With it, a set is first tested without the
-    wide mixture and again with it only if it is called (p < 0.05 along or across): the wide
-    mixture can only raise p, so the rates are exact and the cost is round 14's plus the
-    called sets' ("wide_rechecked" counts them)."""
+    wide mixture and again with it only if its surrogate p is below 0.05 along or across: the
+    wide mixture can only raise that p, and the reported p is never below it, so the rates are
+    exact and the cost is round 14's plus those sets' ("wide_rechecked" counts them)."""
     from dataclasses import replace
 
     import jax
@@ -382,9 +382,10 @@ def cross_models_battery(sets: int, n_power: int, stts: list[float], seed: int, 
             p = direction_p(nulls, [v[:, 0] for v in values], oriented_axes(nulls, head), settings)
             return {"combined_direction": p[0], "across_direction": p[1]}
         res = combined_axis_test(nulls, values, replace(settings, wide=False), reference_deg=head)["components"][0]
-        rechecked = wide and min(res["along"]["p_value"], res["across"]["p_value"]) < 0.05
-        if rechecked:  # the wide mixture can only raise p (a maximum over one more mixture), so only
-            # a set called without it can be called with it: the counts of p < 0.05 are exact
+        rechecked = wide and min(res["along"]["p_surrogate"], res["across"]["p_surrogate"]) < 0.05
+        if rechecked:  # the wide mixture can only raise the surrogate p (a maximum over one more
+            # mixture), and the reported p is never below it: only a set whose surrogate p is
+            # below 0.05 without it can be called with it, so the counts of p < 0.05 are exact
             res = combined_axis_test(nulls, values, settings, reference_deg=head)["components"][0]
         a, c = res["along"], res["across"]
         return {"combined": a["p_value"], "combined_surrogate": a["p_surrogate"], "combined_direction": a["p_direction"],

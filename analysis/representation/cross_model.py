@@ -28,7 +28,7 @@ variance moved to the kernel 2x broader in both directions, *past* the bank's br
 The broader mixture is capped there, so for the fields that fit the broadest kernels the
 Berger-Boos range is empty at the end that matters: a field correlated along the body beyond
 the body's length varies only across it, its across-axis association piles up near +-1, and
-the capped mixtures give it too little spread (on the lizard's body, 160 maps of fields
+the capped mixtures give it too little spread (on the persistent lizard's body, 160 maps of fields
 correlated 4x longer along the body: sd 0.634 over the maps, 0.573 over the broader
 mixtures' surrogates, 0.613 over the wide ones'). One body's test reads the tail, where they
 agree; a mean over 4 models is judged by the spread, and the across-axis combined test called

@@ -22,7 +22,7 @@ from . import checkpoint as ckpt
 from .config import Config, load_config
 from .errors import NCAError, check_fits, out_of_memory_as_error
 from .hooks import as_hook
-from .model import HOOK_POINTS, Hooks, ModelConfig, Params, Trajectory, init_params, rollout, seed_state
+from .model import HOOK_POINTS, Hooks, ModelConfig, Params, Trajectory, init_params, jit_rollout, seed_state
 from .published import PREFIX, load_demo_json, load_published, target_of
 from .formats.isonca import ASSET as ISONCA_ASSET, ISONCA_NAME, is_isonca, read_isonca
 from .formats.texture import PREFIX as TEXTURE_PREFIX
@@ -290,13 +290,6 @@ def _load_model(spec: str, layout: str | None = None, target: str | None = None,
                    "published name such as 'distill:lizard/regenerating' (nca.published_names() lists them)")
 
 
-@partial(jax.jit, static_argnames=("steps", "cfg", "record", "every"))
-def _grow(params, x0, key, t0, hooks, steps, cfg, record, every):
-    # hooks: {point: Hook} or None, a traced pytree: a Hook's fn and static settings are
-    # part of its tree structure (so of the compiled program), its arrays are not
-    return rollout(params, x0, key, steps, cfg, record=record, hooks=hooks, t0=t0, every=every)
-
-
 def grow(
     model: LoadedModel,
     steps: int,
@@ -347,7 +340,10 @@ def grow(
                f"growing {tuple(x0.shape)} for {steps} steps, recording {tuple(record)}",
                "use a smaller grid, fewer steps, a larger every or fewer recordings")
     with out_of_memory_as_error(f"growing {tuple(x0.shape)} for {steps} steps, recording {tuple(record)}"):
-        return _grow(model.params, x0, key, t0, hooks or None, steps, model.model_config, tuple(record), every)
+        # hooks: {point: Hook} or None, a traced pytree: a Hook's fn and static settings are
+        # part of its tree structure (so of the compiled program), its arrays are not
+        return jit_rollout(model.params, x0, key, steps, model.model_config, record=tuple(record),
+                           hooks=hooks or None, t0=t0, every=every)
 
 
 __all__ = ["LoadedModel", "load_model", "load_run", "load_kept_model", "load_model_folder", "save_model",

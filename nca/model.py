@@ -642,6 +642,13 @@ def rollout(
     )
 
 
+# ``rollout`` jitted once for the package (``nca.api.grow``, ``nca.train.save_preview``): one
+# program per (steps, cfg, record, every) and hooks' tree structure, kept across calls; the
+# state, key, t0 and the hooks' arrays are traced. (A new jit of a partial at each call
+# compiled the rollout again every time.)
+jit_rollout = jax.jit(rollout, static_argnames=("steps", "cfg", "record", "every"))
+
+
 # --------------------------------------------------------------------------- seeds
 
 

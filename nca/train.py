@@ -23,7 +23,7 @@ from .config import Config, load_config, save_config
 from .damage import circle_masks  # the training damage (also importable from here, as before)
 from .errors import NCAError, check_fits, out_of_memory_as_error
 from .loop import LoopSpec, StopFlag, all_finite, drive, training_ui
-from .model import fire_masks, init_params, rollout, seed_state, step_key, to_rgba
+from .model import fire_masks, init_params, jit_rollout, rollout, seed_state, step_key, to_rgba
 from .targets import load_target
 
 Array = jax.Array
@@ -248,21 +248,14 @@ def _write_metrics(path: Path, rows: list[dict]) -> None:
     ckpt.atomic_write_bytes(path, buf.getvalue().encode())
 
 
-# One program per (steps, model config), kept across calls: a run writes a preview at every
-# checkpoint, and a new jit of a partial there compiled the rollout again each time.
-@partial(jax.jit, static_argnames=("steps", "cfg"))
-def _grow_final(params, x0, key, steps, cfg):
-    """x0: [H, W, C] -> the state after ``steps`` steps, [H, W, C] (nothing recorded)."""
-    return rollout(params, x0, key, steps, cfg, record=())[0]
-
-
 def save_preview(path: Path, cfg: Config, params: dict, target: np.ndarray, steps: int | None = None) -> float:
     """Grow from the seed and save [target | grown] on white, 4x. Returns the grown MSE."""
     from PIL import Image
 
     g = cfg.grid_size
     steps = steps or cfg.rollout_max
-    x = _grow_final(params, seed_state(g, g, cfg.model), jax.random.key(cfg.seed), steps, cfg.model)
+    # one program per (steps, model config), kept across the run's checkpoints (nca.model.jit_rollout)
+    x, _ = jit_rollout(params, seed_state(g, g, cfg.model), jax.random.key(cfg.seed), steps, cfg.model, record=())
     grown = np.asarray(to_rgba(x))
     mse = float(np.mean((grown - target) ** 2))
 

@@ -10,7 +10,7 @@ import pytest
 
 import nca
 from analysis.causal import interventions as I
-from nca.api import _grow
+from nca.model import jit_rollout  # nca.grow's jitted rollout
 from nca.errors import NCAError
 from nca.hooks import Hook, as_hook
 
@@ -148,12 +148,12 @@ def test_only_the_kind_of_hook_picks_the_compiled_program(lizard):
     def grow(hook):
         return np.asarray(nca.grow(lizard, 5, key, size=11, record=(), hooks={"state": hook})[0])
 
-    before = _grow._cache_size()
+    before = jit_rollout._cache_size()
     a = grow(I.patch(src, channels=[4, 5], t_start=1))
     b = grow(I.patch(src[::-1], channels=[6, 7], t_start=1))  # new arrays: the same program
-    assert _grow._cache_size() == before + 1 and not np.array_equal(a, b)
+    assert jit_rollout._cache_size() == before + 1 and not np.array_equal(a, b)
     c = grow(I.patch(src, channels=[4, 5], t_start=2))  # another window: a new program
-    assert _grow._cache_size() == before + 2 and not np.array_equal(a, c)
+    assert jit_rollout._cache_size() == before + 2 and not np.array_equal(a, c)
 
 
 def test_plain_callables_still_work_and_compare_by_identity(lizard):

@@ -118,12 +118,12 @@ def test_the_same_kind_of_ablation_twice_compiles_once(lizard):
     # hooks are pytrees (function static, arrays traced): ablating channel 5 after channel 4
     # reuses the program compiled for channel 4 instead of compiling a new one (seconds).
     # An unusual grid size, so that the first call must compile (the counter counts).
-    from nca.api import _grow
+    from nca.model import jit_rollout  # nca.grow's jitted rollout
 
     key = jax.random.key(0)
-    before = _grow._cache_size()
+    before = jit_rollout._cache_size()
     x4, _ = nca.grow(lizard, 3, key, size=13, record=(), hooks={"state": I.ablate(I.channel_directions([4], 16))})
-    first = _grow._cache_size()
+    first = jit_rollout._cache_size()
     x5, _ = nca.grow(lizard, 3, key, size=13, record=(), hooks={"state": I.ablate(I.channel_directions([5], 16))})
-    assert first == before + 1 and _grow._cache_size() == first
+    assert first == before + 1 and jit_rollout._cache_size() == first
     assert not np.array_equal(np.asarray(x4), np.asarray(x5))  # the second run used its own channel

@@ -145,7 +145,7 @@ def test_the_preview_at_every_checkpoint_reuses_one_compiled_rollout(tmp_path):
     with other weights, compiles nothing, and its image is the new weights' own."""
     import jax.monitoring
 
-    from nca.model import init_params
+    from nca.model import init_params, rollout, to_rgba
     from nca.train import save_preview
 
     cfg = preset("tiny")
@@ -155,8 +155,6 @@ def test_the_preview_at_every_checkpoint_reuses_one_compiled_rollout(tmp_path):
     def listen(event, duration, **_):
         if event == "/jax/core/compile/backend_compile_duration":
             compiles.append(duration)
-
-    from nca.model import rollout, to_rgba
 
     a = init_params(jax.random.key(0), cfg.model)
     b = {**a, "b2": a["b2"].at[3].add(-5.0)}  # alpha falls at every firing: the seed dies

@@ -269,15 +269,15 @@ def load_hosts(settings: SelfishSettings, log=None) -> dict:
     """Load every host and check it grows a body (``host_grow`` steps from its seed):
     a host that does not grow is one NCAError, before any training starts."""
     from .. import api
-    from ..model import rollout, seed_state
+    from ..model import jit_rollout, seed_state
 
     need = set(settings.experiments) & {"invasion", "spontaneous", "landscape"}
     hosts = {}
     for name in settings.hosts if need else ():
         m = api.load_model(name)
         g = m.grid_size
-        x, _ = jax.jit(lambda p: rollout(p, seed_state(g, g, m.model_config), jax.random.key(0),
-                                         settings.comparison.host_grow, m.model_config, record=()))(m.params)
+        x, _ = jit_rollout(m.params, seed_state(g, g, m.model_config), jax.random.key(0),
+                           settings.comparison.host_grow, m.model_config, record=())
         alive = int(jnp.sum(x[..., 3] > m.model_config.alive_threshold))
         if alive < 9 or not bool(jnp.all(jnp.isfinite(x))):
             raise NCAError(f"host {name} does not grow (alive cells after {settings.comparison.host_grow} steps: "

@@ -7,10 +7,8 @@ Mises directions of concentration kappa, n = 16. Positive: the article's publish
 
     python bench/isonca_heading_controls.py
 """
-import sys, time, json, jax, numpy as np, nca
-sys.path.insert(0, "bench")
-from isonca_heading import rayleigh
-from analysis.representation.pose import match_pose
+import time, jax, numpy as np, nca
+from analysis.representation.pose import match_pose, rayleigh
 from nca.rng import stream
 t0 = time.process_time()
 # negative control: uniform directions quantised to the 5-degree grid, n = 16

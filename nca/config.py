@@ -37,6 +37,9 @@ class Config:
     target_padding: int = 16
     target_background: str = "none"  # "white": make the target image's white background transparent
     experiment: str = "regenerating"
+    # "l2" (the article's), or the isotropic NCA's invariant losses "rotation" and
+    # "rotation-reflection" (the smallest L2 over the target's poses; nca.losses).
+    loss: str = "l2"
     train_steps: int = 8000
     batch_size: int = 8
     pool_size: int = 1024
@@ -64,6 +67,9 @@ class Config:
 
         if self.target_background not in BACKGROUNDS:
             raise NCAError(f"target_background must be one of {', '.join(BACKGROUNDS)}, got {self.target_background!r}")
+        from .losses import check_loss
+
+        check_loss(self.loss)
         if self.experiment not in EXPERIMENTS:
             raise NCAError(f"unknown experiment {self.experiment!r}; choose one of {', '.join(EXPERIMENTS)}")
         require_at_least(self, ("train_steps", "batch_size", "pool_size", "checkpoint_every", "target_size",
@@ -256,6 +262,8 @@ FIELD_HELP = {
     "target_background": "none: the image's own transparency; white: make its white background (near-white "
                          "pixels connected to the border) transparent",
     "experiment": f"one of {', '.join(EXPERIMENTS)}",
+    "loss": "l2 (the article's), rotation or rotation-reflection (the isotropic NCA's: the "
+            "smallest L2 over the target's rotations, and reflections)",
     "train_steps": "optimisation steps of the run (with --resume: extends or shortens it)",
     "batch_size": "samples per optimisation step",
     "pool_size": "samples in the pool (persistent, regenerating)",

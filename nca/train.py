@@ -22,6 +22,7 @@ from . import checkpoint as ckpt
 from .config import Config, load_config, save_config
 from .damage import circle_masks  # the training damage (also importable from here, as before)
 from .errors import NCAError, check_fits, out_of_memory_as_error
+from .losses import l2_losses, per_sample_losses
 from .loop import LoopSpec, StopFlag, all_finite, drive, training_ui
 from .model import fire_masks, init_params, jit_rollout, rollout, seed_state, step_key, to_rgba
 from .targets import load_target
@@ -92,9 +93,7 @@ def learning_rate(cfg: Config, step: int) -> float:
     return cfg.lr * (cfg.lr_decay_factor if step > cfg.lr_decay_step else 1.0)
 
 
-def per_sample_loss(x: Array, target: Array) -> Array:
-    """MSE of RGBA against the target, per sample. x: [B, H, W, C], target: [H, W, 4] -> [B]."""
-    return jnp.mean(jnp.square(x[..., :4] - target), axis=(-3, -2, -1))
+per_sample_loss = l2_losses  # the article's loss, per sample: x [B, H, W, C], target [H, W, 4] -> [B]
 
 
 def init_train_state(cfg: Config) -> TrainState:
@@ -117,7 +116,7 @@ def sample_batch(cfg: Config, pool: Array, target: Array, key: Array) -> tuple[A
     k_idx, k_dmg = jax.random.split(key)
     idx = jax.random.choice(k_idx, cfg.pool_size, (cfg.batch_size,), replace=False)
     batch = pool[idx]
-    order = jnp.argsort(-per_sample_loss(batch, target))
+    order = jnp.argsort(-per_sample_losses(cfg.loss, batch, target))
     idx, batch = idx[order], batch[order]
     batch = batch.at[0].set(seed)
     n = cfg.damaged_per_batch
@@ -157,7 +156,7 @@ def train_step(cfg: Config, state: TrainState, target: Array, fast: bool | None 
     def loss_fn(params, x0, fires, k_roll, n_steps, target):
         x, _ = rollout(params, x0, k_roll, steps, cfg.model, record=(), remat=cfg.remat, active_steps=n_steps,
                        fast=fast, fire_rate=None if hyper is None else hyper.fire_rate, fires=fires)
-        return jnp.mean(per_sample_loss(x, target)), x
+        return jnp.mean(per_sample_losses(cfg.loss, x, target)), x
 
     if split is None:
         (loss, x), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, x0, None, k_roll, n_steps, target)

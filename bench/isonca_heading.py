@@ -21,10 +21,13 @@ same key; a permutation test, ``axis_agreement``).
 """
 
 import argparse
+import io
 import json
 import sys
 import time
+from pathlib import Path
 
+import imageio.v3 as iio
 import jax
 import numpy as np
 
@@ -32,20 +35,24 @@ import nca
 from analysis.representation.axes import body_frame
 from analysis.representation.axis_null import holm
 from analysis.representation.pose import axis_agreement, match_pose, rayleigh
+from analysis.plots import rgba_on_white
 from analysis.stats import bootstrap_ci, proportion_ci
+from nca.checkpoint import atomic_write_bytes
 from nca.formats.isonca import body_center, hex_to_square
+from nca.render import to_uint8, upscale
 from nca.rng import stream
 
 
-def poses_of(model, n: int, steps: int, every: int, size: int, key) -> list[list[tuple]]:
+def poses_of(model, n: int, steps: int, every: int, size: int, key) -> tuple[list[list[tuple]], np.ndarray]:
     """[n][steps // every] (angle_deg, mirrored, iou, axis_deg, elongation) of ``n`` replicates
     grown on ``size``: the pose that best matches the target, and the body's long axis (mod 180,
-    from its second moments, ``analysis.representation.axes.body_frame``) with its elongation."""
+    from its second moments, ``analysis.representation.axes.body_frame``) with its elongation;
+    and the final bodies as drawn, [n, h, w, 3] RGB on white."""
     hexagonal = model.model_config.topology == "hex"
     target = (nca.load_target("lizard") if hexagonal else model.target_image())[..., 3]
     _, traj = nca.grow(model, steps, key, size=size, every=every, batch=n)
     states = np.asarray(traj.states)  # [T, n, H, W, C]
-    poses = []
+    poses, finals = [], []
     for i in range(n):
         row = []
         for st in states[:, i]:
@@ -57,9 +64,21 @@ def poses_of(model, n: int, steps: int, every: int, size: int, key) -> list[list
             frame = body_frame(img[..., 3])
             row.append((p.angle_deg, p.mirrored, p.iou, frame.axis_deg, frame.elongation))
         poses.append(row)
+        finals.append(rgba_on_white(img))
         print(f"{model.name} replicate {i}: final angle {row[-1][0]:.0f} mirrored {row[-1][1]} "
               f"iou {row[-1][2]:.3f}", file=sys.stderr)
-    return poses
+    return poses, np.stack(finals)
+
+
+def write_figure(path: str, finals: list[np.ndarray], columns: int = 8, scale: int = 3) -> None:
+    """One row per model, one column per replicate (the same fire masks down a column)."""
+    rows = []
+    for f in finals:
+        tiles = [np.pad(upscale(to_uint8(t), scale), ((2, 2), (2, 2), (0, 0)), constant_values=255) for t in f[:columns]]
+        rows.append(np.concatenate(tiles, axis=1))
+    buf = io.BytesIO()
+    iio.imwrite(buf, np.concatenate(rows, axis=0), extension=".png")
+    atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def summary(poses, steps: int, every: int, lattice: int, seed: int) -> dict:
@@ -115,15 +134,17 @@ def main():
     ap.add_argument("--every", type=int, default=100)
     ap.add_argument("--size", type=int, default=None, help="grid (default: 96 for the hex demo, else the training grid)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--figure", default=None, help="PNG of the final bodies: a row per model, a column per replicate")
     a = ap.parse_args()
     t0 = time.process_time()
-    per_model = {}
+    per_model, finals = {}, []
     for spec in a.models:
         model = nca.load_model(spec)
         hexagonal = model.model_config.topology == "hex"
         size = a.size or (96 if hexagonal else model.grid_size)
         # every model grows from the same key: what differs between models is the model
-        poses = poses_of(model, a.n, a.steps, a.every, size, stream(jax.random.key(a.seed), "heading"))
+        poses, final = poses_of(model, a.n, a.steps, a.every, size, stream(jax.random.key(a.seed), "heading"))
+        finals.append(final)
         per_model[spec] = {"size": size, **summary(poses, a.steps, a.every, 6 if hexagonal else 4, a.seed)}
     out = {"n": a.n, "steps": a.steps, "every": a.every, "seed": a.seed, "models": per_model}
     if len(a.models) == 1:  # the one-model layout of earlier rounds
@@ -142,6 +163,8 @@ def main():
                 np.array([m["final_axis_deg"] for m in per_model.values()]), np.random.default_rng(a.seed)),
             "per_model_axis_rayleigh_p": axis_ps, "per_model_axis_rayleigh_p_holm": holm(axis_ps).tolist(),
         }
+    if a.figure:
+        write_figure(a.figure, finals)
     out["cpu_s"] = time.process_time() - t0
     print(json.dumps(out))
 

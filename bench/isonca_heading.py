@@ -12,7 +12,8 @@ interval), and when the direction is settled (the first recorded step after whic
 stays within 15 degrees of the final one; bootstrap interval of the median over keys); and
 the same for the body's long axis (mod 180, from the second moments of its alpha), which is
 defined for a body that is elongated but not yet target-shaped, with its elongation. Given several models (independently trained: the claim is then about models), also their
-mean directions' Rayleigh test over models, Holm over the per-model tests, and whether the
+mean directions' Rayleigh test over models (independent only with ``--independent-masks``),
+Holm over the per-model tests, and whether the
 models choose the same axis when they draw the same fire masks (every model grows from the
 same key; a permutation test, ``axis_agreement``).
 
@@ -134,19 +135,25 @@ def main():
     ap.add_argument("--every", type=int, default=100)
     ap.add_argument("--size", type=int, default=None, help="grid (default: 96 for the hex demo, else the training grid)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--independent-masks", action="store_true",
+                    help="model k draws its own fire masks (fold_in(key, k)) instead of every model the same: "
+                         "the axis agreement's negative control, and independent draws for the direction tests")
     ap.add_argument("--figure", default=None, help="PNG of the final bodies: a row per model, a column per replicate")
     a = ap.parse_args()
     t0 = time.process_time()
     per_model, finals = {}, []
-    for spec in a.models:
+    for k, spec in enumerate(a.models):
         model = nca.load_model(spec)
         hexagonal = model.model_config.topology == "hex"
         size = a.size or (96 if hexagonal else model.grid_size)
-        # every model grows from the same key: what differs between models is the model
-        poses, final = poses_of(model, a.n, a.steps, a.every, size, stream(jax.random.key(a.seed), "heading"))
+        # by default every model grows from the same key: what differs between models is the model
+        key = stream(jax.random.key(a.seed), "heading")
+        poses, final = poses_of(model, a.n, a.steps, a.every, size,
+                                jax.random.fold_in(key, k) if a.independent_masks else key)
         finals.append(final)
         per_model[spec] = {"size": size, **summary(poses, a.steps, a.every, 6 if hexagonal else 4, a.seed)}
-    out = {"n": a.n, "steps": a.steps, "every": a.every, "seed": a.seed, "models": per_model}
+    out = {"n": a.n, "steps": a.steps, "every": a.every, "seed": a.seed, "independent_masks": a.independent_masks,
+           "models": per_model}
     if len(a.models) == 1:  # the one-model layout of earlier rounds
         out = {"n": a.n, "steps": a.steps, "every": a.every, "size": per_model[a.models[0]]["size"], "seed": a.seed,
                **per_model[a.models[0]]}
@@ -154,14 +161,16 @@ def main():
         means = np.array([m["mean_angle_deg"] for m in per_model.values()])
         R, p = rayleigh(means)
         axis_ps = [m["axis_rayleigh_p"] for m in per_model.values()]
+        lattice_ps = [m["axis_rayleigh_lattice_p"] for m in per_model.values()]
         ps = [m["rayleigh_p"] for m in per_model.values()]
         out["across_models"] = {
             "n_models": len(means), "mean_angle_deg": means.tolist(), "rayleigh_R": R, "rayleigh_p": p,
             "per_model_rayleigh_p": ps, "per_model_rayleigh_p_holm": holm(ps).tolist(),
             "mirrored_fraction": [m["mirrored"]["mean"] for m in per_model.values()],
-            "same_masks_axis_agreement": axis_agreement(
+            "axis_agreement": axis_agreement(
                 np.array([m["final_axis_deg"] for m in per_model.values()]), np.random.default_rng(a.seed)),
             "per_model_axis_rayleigh_p": axis_ps, "per_model_axis_rayleigh_p_holm": holm(axis_ps).tolist(),
+            "per_model_axis_lattice_p": lattice_ps, "per_model_axis_lattice_p_holm": holm(lattice_ps).tolist(),
         }
     if a.figure:
         write_figure(a.figure, finals)

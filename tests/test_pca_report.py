@@ -196,3 +196,22 @@ def test_a_radial_kind_is_printed_with_the_radial_tests_missing_certification():
     assert any("radial test NOT certified" in line for line in R.summary_lines(result("radial")))
     assert not any("NOT certified" in line for line in R.summary_lines(result("none")))
     assert "NOT certified" in R._conventions()["calibration"]
+
+
+def test_a_model_folder_whose_name_is_not_its_path_gets_its_report_and_viewer(script, tmp_path):
+    # A params-only folder keeps the name it was saved with (e.g. an import's own name); the
+    # report's writer reloaded the model by that name for the viewer and failed at the end.
+    import dataclasses
+
+    import nca
+
+    folder = tmp_path / "folder"
+    nca.save_model(dataclasses.replace(nca.load_model("distill:lizard/persistent"), name="my lizard, imported"),
+                   folder)
+    out = tmp_path / "rep"
+    argv = [str(folder), "--out", str(out), "--steps", "30", "--at", "30", "--every", "15", "--regrow", "0",
+            "--rotations", "", "--compare", "", "--components", "2", "--replicates", "1", "--surrogates", "59",
+            "--bootstrap", "10", "--quiet"]
+    assert script["main"](argv) == 0
+    assert json.loads((out / "report.json").read_text())["model"] == "my lizard, imported"
+    assert (out / "viewer.html").is_file() and "href='viewer.html'" in (out / "index.html").read_text()

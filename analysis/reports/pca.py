@@ -646,7 +646,8 @@ def write(result: PCAReportResult, out: Path, viewer: bool = True) -> None:
 
         from analysis.viewer import ViewerSettings, write_viewer
 
-        model = nca.load_model(rep["model"])
+        # the spec the report was run on: a model folder's display name need not be loadable
+        model = nca.load_model(rep["settings"]["model"])
         # the WebGL viewer runs the article's architecture only: a variant's page has no viewer
         viewer = model.model_config.is_article
         if viewer:

@@ -3,8 +3,8 @@
 ``"l2"``: the mean squared error of RGBA against the target (Mordvintsev et al., Distill 2020),
 in one fixed orientation.
 
-``"rotation"`` and ``"rotation-reflection"``: the invariant loss of "Isotropic Neural Cellular
-Automata" (Mordvintsev, Randazzo & Niklasson, 2022,
+``"rotation"`` and ``"rotation-reflection"``: the invariant loss of "Growing Isotropic Neural Cellular
+Automata" (Mordvintsev, Randazzo & Fouts, ALIFE 2022, arXiv 2205.01681;
 https://google-research.github.io/self-organising-systems/isonca/). A rotation-invariant rule
 started from one symmetric cell cannot grow the body in a pose chosen in advance: the fire
 noise chooses it (docs/importing.md measures this on the article's demo model), so the loss
@@ -40,6 +40,7 @@ LOSSES = ("l2", "rotation", "rotation-reflection")
 
 
 def check_loss(name: str) -> str:
+    """``name`` if it is one of ``LOSSES``, else one NCAError naming them."""
     if name not in LOSSES:
         raise NCAError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
     return name
@@ -116,8 +117,6 @@ def rotation_losses(x: Array, target: Array, reflection: bool) -> Array:
 def per_sample_losses(kind: str, x: Array, target: Array) -> Array:
     """The training loss ``kind`` (``LOSSES``) of each sample. x: [B, H, W, C], target:
     [H, W, 4] -> [B]; the invariant losses take the smallest over rotations (and reflections)."""
-    if kind == "l2":
+    if check_loss(kind) == "l2":
         return l2_losses(x, target)
-    if kind in ("rotation", "rotation-reflection"):
-        return jnp.min(rotation_losses(x, target, reflection=kind == "rotation-reflection"), axis=-1)
-    raise NCAError(f"unknown loss {kind!r}; choose one of {', '.join(LOSSES)}")
+    return jnp.min(rotation_losses(x, target, reflection=kind == "rotation-reflection"), axis=-1)

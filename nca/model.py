@@ -46,7 +46,7 @@ RECORDABLE = ("state", "perception", "hidden", "update", "fire", "alive")
 
 # Perception kinds: the filters each channel is read with, in feature (band) order. "sobel"
 # is the article's [identity, d/dx, d/dy]; "laplacian" is the isotropic NCA's rotation-
-# invariant [identity, Laplacian] (Mordvintsev, Niklasson & Randazzo 2022, "Isotropic NCA");
+# invariant [identity, Laplacian] (Mordvintsev, Randazzo & Fouts 2022, "Growing Isotropic NCA", arXiv 2205.01681);
 # "sobel+laplacian" the texture NCA's [identity, d/dx, d/dy, Laplacian] (Niklasson et al.,
 # Distill 2021, "Self-Organising Textures"). The steerable NCAs (Randazzo, Mordvintsev &
 # Fouts 2023, "Growing Steerable Neural Cellular Automata", arXiv 2302.10197) read

@@ -1,5 +1,5 @@
-"""The isotropic NCA demo's model file (Mordvintsev, Randazzo & Niklasson 2022, "Isotropic
-Neural Cellular Automata"; demo: isonca/demo/ in google-research/self-organising-systems).
+"""The isotropic NCA demo's model file (Mordvintsev, Randazzo & Fouts 2022, "Growing Isotropic
+Neural Cellular Automata", arXiv 2205.01681; demo: isonca/demo/ in google-research/self-organising-systems).
 
 File: ``{"w1": {"shape": [hidden, 2C], "data64": ...}, "b1": {"shape": [hidden]},
 "w2": {"shape": [hidden, C]}}``, each ``data64`` the base64 of little-endian float32 in

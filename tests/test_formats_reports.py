@@ -86,7 +86,7 @@ def test_texture_models_are_refused_by_the_body_reports_and_the_viewer_in_one_li
         pca_report.preflight(pca_report.PCAReportSettings(model="texture:dots"))
     with pytest.raises(NCAError, match="grows a texture, not a body"):
         K.run([nca.load_model("texture:dots")], K.KnockoutSettings(size=16))
-    with pytest.raises(NCAError, match="the viewer runs the article's perception"):
+    with pytest.raises(NCAError, match="the viewer runs the article's architecture only.*perception='sobel.laplacian'"):
         write_viewer(nca.load_model("texture:dots"), tmp_path / "v.html")
 
 

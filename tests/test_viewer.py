@@ -109,6 +109,12 @@ def test_nonstandard_architecture_exports_and_oversized_one_is_refused(tmp_path)
     wrong = nca.LoadedModel("bad", cfg, init_params(jax.random.key(0), ModelConfig()), None, grid_size=16)
     with pytest.raises(NCAError, match="do not match its architecture"):
         V.payload(wrong, V.ViewerSettings(steps=4))
+    # A variant with the article's parameter shapes (circular padding, no alive masking) would
+    # run as the article's CA in the page, silently wrong: refused, naming what differs.
+    for variant, named in ((ModelConfig(padding="circular"), "padding='circular'"), (ModelConfig(life="none"), "life='none'")):
+        same_shapes = nca.LoadedModel("variant", variant, init_params(jax.random.key(0), variant), None, grid_size=16)
+        with pytest.raises(NCAError, match=f"the viewer runs the article's architecture only.*{named}"):
+            V.payload(same_shapes, V.ViewerSettings(steps=4))
 
 
 def test_notebook_view_is_an_iframe_holding_the_whole_page(page):

@@ -33,7 +33,7 @@ import jax
 import numpy as np
 
 import nca
-from analysis.representation.axes import body_frame
+from analysis.representation.axes import axis_angle_between, body_frame, wrap180
 from analysis.representation.axis_null import holm
 from analysis.representation.pose import axis_agreement, match_pose, rayleigh
 from analysis.plots import rgba_on_white
@@ -96,12 +96,12 @@ def summary(poses, steps: int, every: int, lattice: int, seed: int) -> dict:
 
     def settled(row):  # the pose: within 15 degrees of the final one, same handedness
         ang = np.array([x[0] for x in row])
-        d = np.abs((ang - ang[-1] + 180) % 360 - 180)
+        d = np.abs(wrap180(ang - ang[-1]))
         return first_settled((d <= 15) & np.array([x[1] == row[-1][1] for x in row]))
 
     def axis_settled(row):  # the long axis: within 15 degrees (mod 180) of the final one
         ax = np.array([x[3] for x in row])
-        return first_settled(np.abs((ax - ax[-1] + 90) % 180 - 90) <= 15)
+        return first_settled(axis_angle_between(ax, ax[-1]) <= 15)
 
     settle = np.array([settled(r) for r in poses], float)
     axes = np.array([r[-1][3] for r in poses])

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from analysis.representation.axes import axis_angle_between
+
 
 @dataclass(frozen=True)
 class Pose:
@@ -74,7 +76,7 @@ def axis_agreement(axes_deg, rng: np.random.Generator, draws: int = 9999) -> dic
     i, j = np.triu_indices(axes.shape[0], 1)
 
     def mean_diff(a):
-        return float(np.abs((a[i] - a[j] + 90) % 180 - 90).mean())
+        return float(axis_angle_between(a[i], a[j]).mean())
 
     observed = mean_diff(axes)
     null = np.array([mean_diff(rng.permuted(axes, axis=1)) for _ in range(draws)])

@@ -24,6 +24,7 @@ rows, H, +y *down* as stored). ``Sobel-x`` is d/dx, ``Sobel-y`` is d/dy in those
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable, Mapping, NamedTuple
@@ -62,6 +63,9 @@ PERCEPTIONS = {
     "steerable-gradient": ("identity", "laplacian", "px", "py"),
 }
 STEERABLE = ("steerable-angle", "steerable-gradient")
+# The ModelConfig fields that change the step itself: any of them away from its default (the
+# article's) makes a variant (``ModelConfig.is_article`` False, ``variant_fields`` names them).
+STEP_VARIANT_FIELDS = ("perception", "padding", "life", "topology", "clamp", "saturation")
 # "zeros": cells outside the grid read 0 (the article); "circular": the grid is a torus
 # (the texture NCAs).
 PADDINGS = ("zeros", "circular")
@@ -150,12 +154,18 @@ class ModelConfig:
         return self.kernels * self.channels
 
     @property
+    def variant_fields(self) -> dict:
+        """{field: value} of the fields in ``STEP_VARIANT_FIELDS`` that differ from the
+        article's (their defaults): empty for the article's step."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name in STEP_VARIANT_FIELDS and getattr(self, f.name) != f.default}
+
+    @property
     def is_article(self) -> bool:
         """The article's architecture (any width, angle, fire rate): the fast path's domain.
         A variant (other perception, circular padding, no alive masking) runs the reference
         step."""
-        return (self.perception == "sobel" and self.padding == "zeros" and self.life == "pre-post"
-                and self.topology == "square" and not self.clamp and not self.saturation)
+        return not self.variant_fields
 
     @property
     def hidden_channels(self) -> int:

@@ -67,17 +67,11 @@ def _f32_b64(a) -> str:
     return base64.b64encode(np.ascontiguousarray(np.asarray(a, "<f4")).tobytes()).decode("ascii")
 
 
-# The ModelConfig fields that make a variant (``ModelConfig.is_article``), named when refused.
-ARCHITECTURE_FIELDS = ("perception", "padding", "life", "topology", "clamp", "saturation")
-
-
 def check_exportable(model: LoadedModel, size: int) -> None:
     """Refuse, with one clear line, what the page cannot run interactively."""
     cfg = model.model_config
     if not cfg.is_article:  # the page's shader is the article's step: a variant would run wrongly
-        article = type(cfg)()
-        differs = ", ".join(f"{f}={getattr(cfg, f)!r}" for f in ARCHITECTURE_FIELDS
-                            if getattr(cfg, f) != getattr(article, f))
+        differs = ", ".join(f"{k}={v!r}" for k, v in cfg.variant_fields.items())
         raise NCAError(f"the viewer runs the article's architecture only (Sobel perception, zero padding, "
                        f"alive masking, square grid); {model.name} has {differs}")
     if not 4 <= cfg.channels <= MAX_CHANNELS:
